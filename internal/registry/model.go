@@ -1,0 +1,153 @@
+// Package registry stores gateways and webhook registrations in the registry
+// table, and the path items that ingest reads in a single GetItem.
+package registry
+
+import (
+	"regexp"
+	"time"
+)
+
+// Item kinds, stored in the "kind" attribute and indexed by schema.IndexByKind.
+const (
+	KindGateway = "GATEWAY"
+	KindWebhook = "WEBHOOK"
+	KindPath    = "PATH"
+)
+
+// Key prefixes of the registry table's partition key.
+const (
+	gatewayPrefix = "GATEWAY#"
+	webhookPrefix = "WEBHOOK#"
+	pathPrefix    = "PATH#"
+)
+
+// GatewayKey, WebhookKey and PathKey build partition keys.
+func GatewayKey(id string) string { return gatewayPrefix + id }
+func WebhookKey(id string) string { return webhookPrefix + id }
+func PathKey(path string) string  { return pathPrefix + path }
+
+// Source and event types a webhook can have.
+const (
+	SourceServiceNow = "servicenow"
+
+	TableIncident      = "incident"
+	TableChangeRequest = "change_request"
+)
+
+// EventTypes are the ServiceNow tables snowgate handles.
+var EventTypes = []string{TableIncident, TableChangeRequest}
+
+// Auth modes of a gateway's ServiceNow credentials.
+const (
+	AuthBasic                  = "basic"
+	AuthOAuthClientCredentials = "oauth-client-credentials"
+	AuthOAuthPassword          = "oauth-password"
+)
+
+// Signing modes of a webhook.
+const (
+	// SigningSecret: a static shared secret in X-Webhook-Secret, stored as a hash.
+	SigningSecret = "secret"
+	// SigningHMAC: Standard Webhooks HMAC-SHA256 signatures; the key lives in
+	// Secrets Manager.
+	SigningHMAC = "hmac"
+)
+
+// DefaultDedupWindowMinutes applies when a gateway does not set one; -1 disables.
+const DefaultDedupWindowMinutes = 30
+
+var (
+	gatewayIDPattern = regexp.MustCompile(`^gtw_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	webhookIDPattern = regexp.MustCompile(`^whk_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	pathPattern      = regexp.MustCompile(`^[0-9a-f]{24}$`)
+)
+
+// ValidGatewayID, ValidWebhookID and ValidPath check identifier shapes.
+func ValidGatewayID(id string) bool { return gatewayIDPattern.MatchString(id) }
+func ValidWebhookID(id string) bool { return webhookIDPattern.MatchString(id) }
+func ValidPath(p string) bool       { return pathPattern.MatchString(p) }
+
+// Gateway is a ServiceNow instance and how its records are handled.
+type Gateway struct {
+	ID          string `dynamodbav:"id" json:"id"`
+	Name        string `dynamodbav:"name" json:"name"`
+	Type        string `dynamodbav:"type" json:"type"` // always "servicenow" for now
+	Description string `dynamodbav:"description,omitempty" json:"description,omitempty"`
+	Active      bool   `dynamodbav:"active" json:"active"`
+	InstanceURL string `dynamodbav:"instance_url" json:"instance_url"`
+	Auth        string `dynamodbav:"auth" json:"auth"`
+	Username    string `dynamodbav:"username,omitempty" json:"username,omitempty"`
+	ClientID    string `dynamodbav:"client_id,omitempty" json:"client_id,omitempty"`
+	// CredentialsSecretARN points at a Secrets Manager secret holding
+	// Credentials as JSON; the password or client secret is never in the table.
+	CredentialsSecretARN  string    `dynamodbav:"credentials_secret_arn" json:"credentials_secret_arn"`
+	AssignmentGroupFilter string    `dynamodbav:"assignment_group_filter,omitempty" json:"assignment_group_filter,omitempty"`
+	EnvironmentFilter     string    `dynamodbav:"environment_filter,omitempty" json:"environment_filter,omitempty"`
+	DedupWindowMinutes    int       `dynamodbav:"dedup_window_minutes" json:"dedup_window_minutes"`
+	EscalationGroup       string    `dynamodbav:"escalation_group,omitempty" json:"escalation_group,omitempty"`
+	WriteBack             bool      `dynamodbav:"write_back" json:"write_back"`
+	CreatedAt             time.Time `dynamodbav:"created_at" json:"created_at"`
+	UpdatedAt             time.Time `dynamodbav:"updated_at" json:"updated_at"`
+}
+
+// Credentials is the JSON document stored in a gateway's secret.
+type Credentials struct {
+	Auth         string `json:"auth"`
+	Username     string `json:"username,omitempty"`
+	Password     string `json:"password,omitempty"`
+	ClientID     string `json:"client_id,omitempty"`
+	ClientSecret string `json:"client_secret,omitempty"`
+}
+
+// SecretHash is a hash of a webhook's static secret, valid until Expires
+// (zero: no expiry). During a rotation the previous hash stays valid until
+// its grace period ends.
+type SecretHash struct {
+	// SHA256 is the hex SHA-256 of the secret. The secret is 32 random bytes,
+	// so a fast hash is safe and keeps verification in microseconds.
+	SHA256  string    `dynamodbav:"sha256" json:"-"`
+	Expires time.Time `dynamodbav:"expires,omitempty" json:"expires,omitempty"`
+}
+
+// Webhook is one registration: a URL path ServiceNow posts to.
+type Webhook struct {
+	ID          string `dynamodbav:"id" json:"id"`
+	Name        string `dynamodbav:"name" json:"name"`
+	SourceType  string `dynamodbav:"source_type" json:"source_type"`
+	EventType   string `dynamodbav:"event_type" json:"event_type"` // the ServiceNow table
+	GatewayID   string `dynamodbav:"gateway_id" json:"gateway_id"`
+	Description string `dynamodbav:"description,omitempty" json:"description,omitempty"`
+	Path        string `dynamodbav:"path" json:"path"`
+	Active      bool   `dynamodbav:"active" json:"active"`
+	Signing     string `dynamodbav:"signing" json:"signing"`
+	// SecretHashes are the accepted static secrets (signing "secret").
+	SecretHashes []SecretHash `dynamodbav:"secret_hashes,omitempty" json:"-"`
+	// SigningKeys point at the Secrets Manager secrets holding HMAC
+	// keys (signing "hmac"); the first is current, the rest are in grace.
+	SigningKeys []SigningKeyRef `dynamodbav:"signing_keys,omitempty" json:"-"`
+	CreatedAt   time.Time       `dynamodbav:"created_at" json:"created_at"`
+	UpdatedAt   time.Time       `dynamodbav:"updated_at" json:"updated_at"`
+}
+
+// SigningKeyRef names an HMAC key in Secrets Manager, valid until Expires
+// (zero: no expiry).
+type SigningKeyRef struct {
+	SecretARN string    `dynamodbav:"secret_arn" json:"-"`
+	Expires   time.Time `dynamodbav:"expires,omitempty" json:"expires,omitempty"`
+}
+
+// Route is the path item: everything ingest needs to accept or reject a
+// request, in one GetItem. It is written in the same transaction as its
+// webhook, and rewritten whenever the webhook or its gateway changes
+// (activation, rotation), so ingest never reads the gateway item.
+type Route struct {
+	Path         string          `dynamodbav:"path"`
+	WebhookID    string          `dynamodbav:"webhook_id"`
+	GatewayID    string          `dynamodbav:"gateway_id"`
+	Table        string          `dynamodbav:"table"`
+	Active       bool            `dynamodbav:"active"` // webhook active AND gateway active
+	Signing      string          `dynamodbav:"signing"`
+	SecretHashes []SecretHash    `dynamodbav:"secret_hashes,omitempty"`
+	SigningKeys  []SigningKeyRef `dynamodbav:"signing_keys,omitempty"`
+	UpdatedAt    time.Time       `dynamodbav:"updated_at"`
+}

@@ -1,0 +1,146 @@
+// Package schema defines snowgate's DynamoDB tables and SQS queues once, as
+// plain data. Local provisioning (make dev), the test harness and the CDK
+// stack all build from these definitions, and a test checks the synthesized
+// template against them, so the three can never drift apart.
+//
+// The package has no dependencies so that the CDK module can import it.
+package schema
+
+import "time"
+
+// KeyType is a DynamoDB scalar attribute type.
+type KeyType string
+
+// The attribute types snowgate keys use.
+const (
+	String KeyType = "S"
+	Number KeyType = "N"
+)
+
+// Key is one attribute of a key schema.
+type Key struct {
+	Name string
+	Type KeyType
+}
+
+// Index is a global secondary index projecting all attributes.
+type Index struct {
+	Name         string
+	PartitionKey Key
+	SortKey      *Key
+}
+
+// Table is a DynamoDB table in on-demand mode.
+type Table struct {
+	// ID names the table in code, in CDK logical ids and in environment variables.
+	ID           string
+	PartitionKey Key
+	SortKey      *Key
+	Indexes      []Index
+	// TTLAttribute, when set, holds an epoch-seconds expiry.
+	TTLAttribute string
+}
+
+// Attribute names shared by items and indexes.
+const (
+	AttrPK        = "pk"
+	AttrKind      = "kind"
+	AttrGSI1PK    = "gsi1pk"
+	AttrGSI1SK    = "gsi1sk"
+	AttrDuePK     = "due_pk"
+	AttrDueAt     = "due_at"
+	AttrExpiresAt = "expires_at"
+)
+
+// Index names.
+const (
+	// IndexByKind lists registry items of one kind (gateways, webhooks) in id order.
+	IndexByKind = "by_kind"
+	// IndexByGateway lists a gateway's tickets by last update time.
+	IndexByGateway = "by_gateway"
+	// IndexDue lists deferred tickets by the time they become due (sparse).
+	IndexDue = "due"
+)
+
+// Registry holds gateways, webhooks and the path items ingest reads.
+var Registry = Table{
+	ID:           "Registry",
+	PartitionKey: Key{AttrPK, String},
+	Indexes: []Index{
+		{Name: IndexByKind, PartitionKey: Key{AttrKind, String}, SortKey: &Key{AttrPK, String}},
+	},
+}
+
+// State holds tickets, watermarks and dedup fingerprints.
+var State = Table{
+	ID:           "State",
+	PartitionKey: Key{AttrPK, String},
+	Indexes: []Index{
+		{Name: IndexByGateway, PartitionKey: Key{AttrGSI1PK, String}, SortKey: &Key{AttrGSI1SK, String}},
+		{Name: IndexDue, PartitionKey: Key{AttrDuePK, String}, SortKey: &Key{AttrDueAt, String}},
+	},
+	TTLAttribute: AttrExpiresAt,
+}
+
+// Tables lists every table.
+var Tables = []Table{Registry, State}
+
+// Queue is an SQS standard queue with a dead-letter queue.
+type Queue struct {
+	ID string
+	// VisibilityTimeout must be at least six times the consumer's timeout.
+	VisibilityTimeout time.Duration
+	Retention         time.Duration
+	// MaxReceiveCount is how many receives before a message moves to the DLQ.
+	MaxReceiveCount int
+	DLQRetention    time.Duration
+}
+
+// DLQID names the queue's dead-letter queue.
+func (q Queue) DLQID() string { return q.ID + "DLQ" }
+
+// ProcessorTimeout is the processor function's timeout; the intake queue's
+// visibility timeout is derived from it as AWS recommends (6x).
+const ProcessorTimeout = 30 * time.Second
+
+// Intake carries sys_ids from ingest and the reconciler to the processor.
+var Intake = Queue{
+	ID:                "Intake",
+	VisibilityTimeout: 6 * ProcessorTimeout,
+	Retention:         4 * 24 * time.Hour,
+	MaxReceiveCount:   5,
+	DLQRetention:      14 * 24 * time.Hour,
+}
+
+// Dispatch carries job requests to the automation engine.
+var Dispatch = Queue{
+	ID:                "Dispatch",
+	VisibilityTimeout: 5 * time.Minute,
+	Retention:         4 * 24 * time.Hour,
+	MaxReceiveCount:   5,
+	DLQRetention:      14 * 24 * time.Hour,
+}
+
+// Queues lists every queue.
+var Queues = []Queue{Intake, Dispatch}
+
+// Environment variables carrying generated resource names to every program.
+const (
+	EnvRegistryTable    = "SNOWGATE_REGISTRY_TABLE"
+	EnvStateTable       = "SNOWGATE_STATE_TABLE"
+	EnvIntakeQueueURL   = "SNOWGATE_INTAKE_QUEUE_URL"
+	EnvIntakeDLQURL     = "SNOWGATE_INTAKE_DLQ_URL"
+	EnvDispatchQueueURL = "SNOWGATE_DISPATCH_QUEUE_URL"
+	EnvDispatchDLQURL   = "SNOWGATE_DISPATCH_DLQ_URL"
+	EnvAPIURL           = "SNOWGATE_API_URL"
+	EnvStack            = "SNOWGATE_STACK"
+	// EnvSecretPrefix is the Secrets Manager name prefix for gateway
+	// credentials and signing keys; IAM grants are scoped to it.
+	EnvSecretPrefix = "SNOWGATE_SECRET_PREFIX"
+)
+
+// DefaultStackName is the CloudFormation stack the CLI reads outputs from.
+const DefaultStackName = "snowgate"
+
+// DefaultSecretPrefix prefixes every secret snowgate creates.
+const DefaultSecretPrefix = "snowgate/"
