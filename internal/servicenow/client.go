@@ -1,0 +1,432 @@
+// Package servicenow is a client for the subset of the ServiceNow Table API
+// snowgate uses: fetch one record, query records page by page, insert and
+// update records and add work notes. It authenticates with basic auth or
+// OAuth (client credentials or password grant), retries what may clear
+// (429, 5xx, connection failures) within the caller's context deadline and
+// honours ServiceNow's rate-limit headers.
+//
+// Values are raw (sysparm_display_value=false,
+// sysparm_exclude_reference_link=true), so a Record is a map of strings;
+// Incident and ChangeRequest are typed views over one.
+package servicenow
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults of a Client; see the matching options.
+const (
+	DefaultMaxAttempts      = 4
+	DefaultBackoffBase      = 200 * time.Millisecond
+	DefaultBackoffMax       = 10 * time.Second
+	DefaultMaxResponseBytes = 32 << 20
+	DefaultUserAgent        = "snowgate"
+	// maxErrorBodyBytes bounds what is read of an error response: only
+	// error.message and error.detail are kept.
+	maxErrorBodyBytes = 64 << 10
+)
+
+// Client calls one ServiceNow instance. It is safe for concurrent use; make
+// one per instance and reuse it, so that connections and the OAuth token
+// are reused.
+type Client struct {
+	base     *url.URL // instance URL without a trailing slash
+	tokenURL string
+	auth     authSession
+	mode     string
+
+	hc           *http.Client
+	maxAttempts  int
+	backoffBase  time.Duration
+	backoffMax   time.Duration
+	maxBody      int64
+	userAgent    string
+	insecureHTTP bool
+	now          func() time.Time
+	sleep        func(context.Context, time.Duration) error
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient makes the client send its requests through hc. The client
+// uses a copy of hc without a cookie jar (ServiceNow serialises the
+// requests of one session, so a shared session cookie would make
+// concurrent calls queue behind each other) and that does not follow
+// redirects (an instance redirects to a login page, not to an API answer).
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithMaxAttempts sets how many times one call is tried, the first attempt
+// included (1 disables retries).
+func WithMaxAttempts(n int) Option {
+	return func(c *Client) { c.maxAttempts = max(1, n) }
+}
+
+// WithBackoff sets the retry backoff: a jittered exponential wait starting
+// at base and capped at max. max also caps the wait the client accepts from
+// Retry-After or X-RateLimit-Reset: when ServiceNow asks for a longer one,
+// the call fails at once with an *Error whose RetryAfter says how long, so
+// the caller can schedule the retry instead of blocking.
+func WithBackoff(base, max time.Duration) Option {
+	return func(c *Client) {
+		if base > 0 {
+			c.backoffBase = base
+		}
+		if max >= c.backoffBase {
+			c.backoffMax = max
+		}
+	}
+}
+
+// WithUserAgent sets the User-Agent header, which shows in the instance's
+// transaction log.
+func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+
+// WithMaxResponseBytes bounds the size of a response body the client reads;
+// a larger one fails with ErrBadResponse.
+func WithMaxResponseBytes(n int64) Option {
+	return func(c *Client) {
+		if n > 0 {
+			c.maxBody = n
+		}
+	}
+}
+
+// WithClock sets the clock used for token expiry and for Retry-After dates.
+func WithClock(now func() time.Time) Option { return func(c *Client) { c.now = now } }
+
+// WithInsecureHTTP allows a plain http instance URL on a host that is not
+// loopback. Without it such a URL is refused, since the credentials would
+// travel in clear text.
+func WithInsecureHTTP() Option { return func(c *Client) { c.insecureHTTP = true } }
+
+// sharedTransport is the default transport of every Client in the process,
+// so that clients of the same instance share idle connections. Timeouts are
+// left to the caller's context, except for connection setup.
+var sharedTransport = sync.OnceValue(func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 256
+	// The processor fetches up to 10 records of one instance at a time,
+	// and a reconciler may run beside it.
+	t.MaxIdleConnsPerHost = 32
+	t.IdleConnTimeout = 90 * time.Second
+	t.TLSHandshakeTimeout = 10 * time.Second
+	t.ExpectContinueTimeout = time.Second
+	return t
+})
+
+// New returns a client of the instance at instanceURL (such as
+// https://example.service-now.com) authenticating with auth.
+func New(instanceURL string, auth Auth, opts ...Option) (*Client, error) {
+	if auth == nil {
+		return nil, errors.New("servicenow client: no auth")
+	}
+	u, err := url.Parse(strings.TrimRight(instanceURL, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("servicenow client: instance URL: %w", err)
+	}
+	c := &Client{
+		base:        u,
+		mode:        auth.Mode(),
+		hc:          &http.Client{Transport: sharedTransport()},
+		maxAttempts: DefaultMaxAttempts,
+		backoffBase: DefaultBackoffBase,
+		backoffMax:  DefaultBackoffMax,
+		maxBody:     DefaultMaxResponseBytes,
+		userAgent:   DefaultUserAgent,
+		now:         time.Now,
+		sleep:       sleep,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	if err := c.checkBase(); err != nil {
+		return nil, fmt.Errorf("servicenow client: instance URL %q: %w", instanceURL, err)
+	}
+	hc := *c.hc
+	hc.Jar = nil
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.hc = &hc
+	c.tokenURL = c.base.String() + "/oauth_token.do"
+	c.auth = auth.session(c)
+	return c, nil
+}
+
+func (c *Client) checkBase() error {
+	u := c.base
+	switch {
+	case u.Scheme != "https" && u.Scheme != "http":
+		return errors.New("scheme must be https")
+	case u.Host == "":
+		return errors.New("no host")
+	case u.User != nil:
+		// Credentials belong in the Auth; in the URL they would end up in
+		// every error message.
+		return errors.New("credentials in the URL")
+	case u.RawQuery != "" || u.Fragment != "":
+		return errors.New("query or fragment in the URL")
+	case u.Scheme == "http" && !c.insecureHTTP && !isLoopback(u.Hostname()):
+		return errors.New("plain http to a host that is not loopback")
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// InstanceURL returns the instance URL the client calls.
+func (c *Client) InstanceURL() string { return c.base.String() }
+
+// AuthMode returns the registry.Auth* name of the client's authentication.
+func (c *Client) AuthMode() string { return c.mode }
+
+// request is one logical call, sent as many times as retries need.
+type request struct {
+	method      string
+	url         string
+	body        []byte
+	contentType string
+	// authorize: add the client's credentials (the token request itself
+	// carries them in its body).
+	authorize bool
+	// idempotent: a failure after the request may have been processed can
+	// be retried. When false, only answers that say the request was not
+	// processed (429, 503) are retried.
+	idempotent bool
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do sends r, retrying what may clear, and returns the 2xx response. calls,
+// when not nil, counts the HTTP requests sent.
+func (c *Client) do(ctx context.Context, r request, calls *int) (response, error) {
+	refreshed := false
+	for attempt := 1; ; attempt++ {
+		res, credential, err := c.send(ctx, r, calls)
+		if err == nil {
+			return res, nil
+		}
+		if ctx.Err() != nil {
+			return response{}, err
+		}
+		var wait time.Duration
+		var se *Error
+		var te *transportError
+		var tk *tokenError
+		switch {
+		case errors.As(err, &tk):
+			// The token request has had its own retries.
+			return response{}, err
+		case errors.As(err, &se):
+			if se.Status == http.StatusUnauthorized && r.authorize && !refreshed && c.auth.invalidate(credential) {
+				// An expired or revoked token: fetch a new one and try
+				// again, once, without counting it as an attempt.
+				refreshed = true
+				attempt--
+				continue
+			}
+			if !retryableStatus(se.Status) {
+				return response{}, err
+			}
+			throttled := se.Status == http.StatusTooManyRequests || se.Status == http.StatusServiceUnavailable
+			if !r.idempotent && !throttled {
+				return response{}, err
+			}
+			if throttled && se.RetryAfter > 0 {
+				if se.RetryAfter > c.backoffMax {
+					return response{}, err
+				}
+				wait = se.RetryAfter
+			} else {
+				wait = c.backoff(attempt)
+			}
+		case errors.As(err, &te):
+			if !r.idempotent || !IsRetryable(err) {
+				return response{}, err
+			}
+			wait = c.backoff(attempt)
+		default:
+			return response{}, err
+		}
+		if attempt >= c.maxAttempts {
+			return response{}, err
+		}
+		// Sleeping past the deadline would only turn a retryable answer
+		// into a timeout: hand the answer back now.
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+			return response{}, err
+		}
+		if serr := c.sleep(ctx, wait); serr != nil {
+			return response{}, fmt.Errorf("%w (waiting to retry after: %w)", serr, err)
+		}
+	}
+}
+
+// send makes one HTTP request and reads its answer. A non-2xx answer is an
+// *Error; a failure to send or read is a *transportError. credential
+// identifies the credentials used, for a refresh after a 401; it is kept
+// out of the Error so that no formatting of an error can show a token.
+func (c *Client) send(ctx context.Context, r request, calls *int) (res response, credential string, err error) {
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, r.url, body)
+	if err != nil {
+		return response{}, "", fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	if r.contentType != "" {
+		req.Header.Set("Content-Type", r.contentType)
+	}
+	if r.authorize {
+		if credential, err = c.auth.authorize(ctx, req); err != nil {
+			return response{}, "", &tokenError{err}
+		}
+	}
+	if calls != nil {
+		*calls++
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return response{}, credential, ctx.Err()
+		}
+		return response{}, credential, &transportError{err}
+	}
+	defer resp.Body.Close()
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	limit := c.maxBody
+	if !ok {
+		limit = maxErrorBodyBytes
+	}
+	b, err := readBody(resp.Body, limit, resp.ContentLength)
+	if err != nil {
+		if ctx.Err() != nil {
+			return response{}, credential, ctx.Err()
+		}
+		if ok || !errors.Is(err, ErrBadResponse) {
+			return response{}, credential, err
+		}
+		// An oversized error body: the status is what matters.
+	}
+	if !ok {
+		return response{}, credential, errorFrom(resp, b, c.now())
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}, credential, nil
+}
+
+// readBody reads at most limit bytes; a longer body is ErrBadResponse.
+func readBody(r io.Reader, limit, hint int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if hint > 0 && hint <= limit {
+		buf.Grow(int(hint) + bytes.MinRead)
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, &transportError{fmt.Errorf("read response: %w", err)}
+	}
+	if n > limit {
+		return buf.Bytes()[:limit], fmt.Errorf("%w: body larger than %d bytes", ErrBadResponse, limit)
+	}
+	return buf.Bytes(), nil
+}
+
+// errorFrom builds the Error of a non-2xx response. It understands the
+// Table API's {"error":{"message","detail"}} and OAuth's
+// {"error","error_description"}.
+func errorFrom(resp *http.Response, body []byte, now time.Time) *Error {
+	e := &Error{Status: resp.StatusCode}
+	var doc struct {
+		Error            json.RawMessage `json:"error"`
+		ErrorDescription string          `json:"error_description"`
+	}
+	if json.Unmarshal(body, &doc) == nil && len(doc.Error) > 0 {
+		var table struct{ Message, Detail string }
+		var oauth string
+		if json.Unmarshal(doc.Error, &table) == nil {
+			e.Message, e.Detail = table.Message, table.Detail
+		} else if json.Unmarshal(doc.Error, &oauth) == nil {
+			e.Message, e.Detail = oauth, doc.ErrorDescription
+		}
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		e.RetryAfter = retryAfter(resp.Header, now)
+	}
+	return e
+}
+
+// retryAfter reads how long the server asked to wait: Retry-After in
+// seconds or as an HTTP date, else X-RateLimit-Reset in epoch seconds
+// (ServiceNow's rate limit rules). Zero when neither says.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+			if secs > 0 && secs < 1<<31 {
+				return time.Duration(secs) * time.Second
+			}
+			return 0
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			return max(0, t.Sub(now))
+		}
+	}
+	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
+		if epoch, err := strconv.ParseInt(v, 10, 64); err == nil && epoch > 0 && epoch < 1<<40 {
+			return max(0, time.Unix(epoch, 0).Sub(now))
+		}
+	}
+	return 0
+}
+
+// backoff is the wait before retry number attempt (1 for the first):
+// exponential from backoffBase, capped at backoffMax, with the upper half
+// jittered so that clients failing together do not retry together.
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.backoffMax
+	if attempt-1 < 32 {
+		d = min(c.backoffMax, c.backoffBase<<(attempt-1))
+	}
+	if d <= 0 {
+		return 0
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
