@@ -1,0 +1,164 @@
+package snowsim
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Faults are failures injected into requests. Rates are probabilities in
+// [0, 1] drawn from a generator seeded with Seed, so a sequential test sees
+// the same faults on every run (Seed 0 picks a random seed).
+type Faults struct {
+	Seed int64
+	// Latency delays every request before it is handled.
+	Latency time.Duration
+	// ErrorRate answers with ErrorStatus (default 500) and ServiceNow's
+	// error body.
+	ErrorRate   float64
+	ErrorStatus int
+	// Status429Rate answers 429 with Retry-After: RetryAfter (default 1s).
+	Status429Rate float64
+	RetryAfter    time.Duration
+	// DropRate closes the connection without a response.
+	DropRate float64
+	// RateLimitPerMinute answers 429 once this many requests have been
+	// served in the current minute of the sim clock (0: no limit).
+	RateLimitPerMinute int
+	// Hidden records ("table/sys_id") read as 404 and are trimmed from query
+	// results after the page is cut, as ServiceNow's ACLs do: a page may be
+	// shorter than sysparm_limit while a next link still exists.
+	Hidden map[string]bool
+	// DuplicateRate makes a Business Rule run its script twice.
+	DuplicateRate float64
+}
+
+type faultState struct {
+	f           Faults
+	rng         *rand.Rand
+	windowStart time.Time
+	windowCount int
+}
+
+func (fs *faultState) reset(f Faults) {
+	seed := uint64(f.Seed)
+	if f.Seed == 0 {
+		seed = rand.Uint64()
+	}
+	fs.f = f
+	fs.rng = rand.New(rand.NewPCG(seed, seed^0x5eed))
+	fs.windowStart = time.Time{}
+	fs.windowCount = 0
+}
+
+// roll draws against rate; it draws even for rate 0 only when rate > 0, so
+// adding a fault type does not shift the sequence of the others.
+func (fs *faultState) roll(rate float64) bool {
+	return rate > 0 && fs.rng.Float64() < rate
+}
+
+// SetFaults replaces the injected faults (the zero Faults turns them off)
+// and restarts their random sequence and rate-limit window.
+func (s *Sim) SetFaults(f Faults) {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	s.faults.reset(f)
+}
+
+func (s *Sim) hidden(table, sysID string) bool {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	return s.faults.f.Hidden[table+"/"+sysID]
+}
+
+func (s *Sim) duplicateRule() bool {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	return s.faults.roll(s.faults.f.DuplicateRate)
+}
+
+type faultAction int
+
+const (
+	faultNone faultAction = iota
+	faultDrop
+	fault429
+	faultRateLimit
+	faultError
+)
+
+// decideFault picks this request's fault under the lock, so the draws keep
+// their order; the slow parts (sleeping, writing) happen outside it.
+func (s *Sim) decideFault() (faultAction, Faults, time.Time) {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	fs := &s.faults
+	f := fs.f
+	now := s.clock()
+	if f.RateLimitPerMinute > 0 {
+		window := now.Truncate(time.Minute)
+		if !window.Equal(fs.windowStart) {
+			fs.windowStart, fs.windowCount = window, 0
+		}
+		if fs.windowCount >= f.RateLimitPerMinute {
+			return faultRateLimit, f, window.Add(time.Minute)
+		}
+		fs.windowCount++
+	}
+	switch {
+	case fs.roll(f.DropRate):
+		return faultDrop, f, now
+	case fs.roll(f.Status429Rate):
+		return fault429, f, now
+	case fs.roll(f.ErrorRate):
+		return faultError, f, now
+	}
+	return faultNone, f, now
+}
+
+// injectFault applies a fault to the request; it reports whether the
+// request was answered (or dropped) and must not be handled.
+func (s *Sim) injectFault(w *statusWriter, r *http.Request) bool {
+	action, f, reset := s.decideFault()
+	if f.Latency > 0 {
+		t := time.NewTimer(f.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+		}
+	}
+	switch action {
+	case faultDrop:
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			_ = conn.Close()
+			return true
+		}
+		// HTTP/2 cannot be hijacked: the closest is a gateway failure.
+		writeError(w, http.StatusBadGateway, "Connection dropped", nil)
+	case fault429:
+		retry := f.RetryAfter
+		if retry <= 0 {
+			retry = time.Second
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
+		writeError(w, http.StatusTooManyRequests, "Too Many Requests", "The instance is throttling requests")
+	case faultRateLimit:
+		secs := int(reset.Sub(s.clock()).Round(time.Second) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		w.Header().Set("X-RateLimit-Limit", strconv.Itoa(f.RateLimitPerMinute))
+		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
+		writeError(w, http.StatusTooManyRequests, "Rate limit exceeded", "Too many requests for the rate limit rule")
+	case faultError:
+		status := f.ErrorStatus
+		if status == 0 {
+			status = http.StatusInternalServerError
+		}
+		writeError(w, status, "Internal server error", "Injected failure")
+	default:
+		return false
+	}
+	return true
+}

@@ -1,0 +1,329 @@
+package snowsim
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrBadQuery is returned for an encoded query the simulator cannot parse.
+var ErrBadQuery = errors.New("invalid encoded query")
+
+// timeLayout is how ServiceNow writes date-times in the Table API (UTC when
+// sysparm_display_value=false).
+const timeLayout = "2006-01-02 15:04:05"
+
+// Operators of an encoded query condition, longest first so that "!=" is
+// not read as "=" and "NOT LIKE" not as "LIKE".
+var operators = []string{
+	"ISNOTEMPTY", "STARTSWITH", "ISEMPTY", "ENDSWITH", "NOT LIKE", "NOTLIKE",
+	"BETWEEN", "NOT IN", "NOTIN", "LIKE", "IN", "!=", ">=", "<=", "=", ">", "<",
+}
+
+// canonicalOp folds spelling variants onto one operator.
+var canonicalOp = map[string]string{"NOTLIKE": "NOT LIKE", "NOTIN": "NOT IN"}
+
+// condition is one field/operator/value term.
+type condition struct {
+	field string
+	op    string
+	value string
+}
+
+// orderKey is one ORDERBY or ORDERBYDESC term.
+type orderKey struct {
+	field string
+	desc  bool
+}
+
+// query is a parsed encoded query: alternatives separated by ^NQ, each an
+// AND of OR-groups (ServiceNow binds ^OR tighter than ^), plus sort keys.
+type query struct {
+	alternatives [][][]condition
+	order        []orderKey
+}
+
+// parseQuery parses a ServiceNow encoded query such as
+// "active=true^priority<=2^ORurgency=1^ORDERBYDESCsys_updated_on".
+func parseQuery(s string) (*query, error) {
+	q := &query{}
+	if strings.TrimSpace(s) == "" {
+		return q, nil
+	}
+	for _, alt := range strings.Split(s, "^NQ") {
+		var groups [][]condition
+		for _, term := range strings.Split(alt, "^") {
+			switch {
+			case term == "" || term == "EQ":
+				continue
+			case strings.HasPrefix(term, "ORDERBYDESC"):
+				q.order = append(q.order, orderKey{field: strings.TrimPrefix(term, "ORDERBYDESC"), desc: true})
+				continue
+			case strings.HasPrefix(term, "ORDERBY"):
+				q.order = append(q.order, orderKey{field: strings.TrimPrefix(term, "ORDERBY")})
+				continue
+			}
+			or := strings.HasPrefix(term, "OR")
+			c, err := parseCondition(strings.TrimPrefix(term, "OR"))
+			if err != nil {
+				return nil, err
+			}
+			if or && len(groups) > 0 {
+				groups[len(groups)-1] = append(groups[len(groups)-1], c)
+			} else {
+				groups = append(groups, []condition{c})
+			}
+		}
+		if len(groups) > 0 {
+			q.alternatives = append(q.alternatives, groups)
+		}
+	}
+	return q, nil
+}
+
+// parseCondition splits "fieldOPvalue". Field names are lower case
+// (dot-walks included), operators upper case or symbols, which is what makes
+// "assignment_group.nameINNetwork,Database" unambiguous.
+func parseCondition(term string) (condition, error) {
+	i := 0
+	for i < len(term) && isFieldChar(term[i]) {
+		i++
+	}
+	field, rest := term[:i], term[i:]
+	if field == "" {
+		return condition{}, fmt.Errorf("%w: term %q has no field", ErrBadQuery, term)
+	}
+	for _, op := range operators {
+		if v, ok := strings.CutPrefix(rest, op); ok {
+			if c, ok := canonicalOp[op]; ok {
+				op = c
+			}
+			return condition{field: field, op: op, value: normaliseValue(v)}, nil
+		}
+	}
+	return condition{}, fmt.Errorf("%w: term %q has no operator", ErrBadQuery, term)
+}
+
+func isFieldChar(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '_' || b == '.'
+}
+
+// dateGenerate matches the form list filters and clients use for dates:
+// javascript:gs.dateGenerate('2026-01-02','12:00:00').
+var dateGenerate = regexp.MustCompile(`javascript:gs\.dateGenerate\('([0-9-]+)','([0-9:]+)'\)`)
+
+func normaliseValue(v string) string {
+	return dateGenerate.ReplaceAllString(v, "$1 $2")
+}
+
+// match reports whether a record, read through get (which resolves
+// dot-walked fields), satisfies the query.
+func (q *query) match(get func(field string) string) bool {
+	if len(q.alternatives) == 0 {
+		return true
+	}
+	for _, groups := range q.alternatives {
+		if matchAll(groups, get) {
+			return true
+		}
+	}
+	return false
+}
+
+func matchAll(groups [][]condition, get func(string) string) bool {
+	for _, group := range groups {
+		ok := false
+		for _, c := range group {
+			if c.match(get(c.field)) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// fieldKind is how a field's values compare.
+type fieldKind int
+
+const (
+	kindString fieldKind = iota
+	kindNumber
+	kindDate
+)
+
+var fieldKinds = map[string]fieldKind{
+	"priority": kindNumber, "state": kindNumber, "impact": kindNumber, "urgency": kindNumber,
+	"risk": kindNumber, "sys_mod_count": kindNumber, "reassignment_count": kindNumber,
+	"sys_created_on": kindDate, "sys_updated_on": kindDate, "opened_at": kindDate,
+	"closed_at": kindDate, "resolved_at": kindDate, "start_date": kindDate,
+	"end_date": kindDate, "due_date": kindDate,
+}
+
+func kindOf(field string) fieldKind {
+	if i := strings.LastIndexByte(field, '.'); i >= 0 {
+		field = field[i+1:]
+	}
+	return fieldKinds[field]
+}
+
+func (c condition) match(v string) bool {
+	kind := kindOf(c.field)
+	switch c.op {
+	case "=":
+		return equal(kind, v, c.value)
+	case "!=":
+		return !equal(kind, v, c.value)
+	case ">", ">=", "<", "<=":
+		n, ok := compare(kind, v, c.value)
+		if !ok {
+			return false
+		}
+		switch c.op {
+		case ">":
+			return n > 0
+		case ">=":
+			return n >= 0
+		case "<":
+			return n < 0
+		default:
+			return n <= 0
+		}
+	case "IN", "NOT IN":
+		in := false
+		for _, want := range strings.Split(c.value, ",") {
+			if equal(kind, v, want) {
+				in = true
+				break
+			}
+		}
+		return in == (c.op == "IN")
+	case "LIKE":
+		return strings.Contains(strings.ToLower(v), strings.ToLower(c.value))
+	case "NOT LIKE":
+		return !strings.Contains(strings.ToLower(v), strings.ToLower(c.value))
+	case "STARTSWITH":
+		return strings.HasPrefix(strings.ToLower(v), strings.ToLower(c.value))
+	case "ENDSWITH":
+		return strings.HasSuffix(strings.ToLower(v), strings.ToLower(c.value))
+	case "ISEMPTY":
+		return v == ""
+	case "ISNOTEMPTY":
+		return v != ""
+	case "BETWEEN":
+		lo, hi, ok := strings.Cut(c.value, "@")
+		if !ok {
+			return false
+		}
+		a, ok1 := compare(kind, v, lo)
+		b, ok2 := compare(kind, v, hi)
+		return ok1 && ok2 && a >= 0 && b <= 0
+	}
+	return false
+}
+
+// equal compares like the instance database does: numbers by value, strings
+// case-insensitively.
+func equal(kind fieldKind, a, b string) bool {
+	if kind != kindString {
+		if n, ok := compare(kind, a, b); ok {
+			return n == 0
+		}
+	}
+	return strings.EqualFold(a, b)
+}
+
+// compare orders two values of a field; ok is false when either does not
+// parse as the field's type (an empty number or date matches no range).
+func compare(kind fieldKind, a, b string) (int, bool) {
+	switch kind {
+	case kindNumber:
+		x, err1 := strconv.ParseFloat(a, 64)
+		y, err2 := strconv.ParseFloat(b, 64)
+		if err1 != nil || err2 != nil {
+			return 0, false
+		}
+		return cmpOrdered(x, y), true
+	case kindDate:
+		x, ok1 := parseDate(a)
+		y, ok2 := parseDate(b)
+		if !ok1 || !ok2 {
+			return 0, false
+		}
+		return x.Compare(y), true
+	}
+	return strings.Compare(strings.ToLower(a), strings.ToLower(b)), true
+}
+
+func cmpOrdered(x, y float64) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return 0
+}
+
+func parseDate(s string) (time.Time, bool) {
+	for _, layout := range []string{timeLayout, "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// sortRows orders rows by the query's ORDERBY keys; rows equal on every key
+// keep their insertion order. get reads field f of row i.
+func (q *query) sortRows(n int, swap func(i, j int), get func(i int, f string) string) {
+	if len(q.order) == 0 {
+		return
+	}
+	sort.Stable(rowSorter{n: n, swap: swap, less: func(i, j int) bool {
+		for _, k := range q.order {
+			c := sortCompare(kindOf(k.field), get(i, k.field), get(j, k.field))
+			if c != 0 {
+				if k.desc {
+					return c > 0
+				}
+				return c < 0
+			}
+		}
+		return false
+	}})
+}
+
+type rowSorter struct {
+	n    int
+	swap func(i, j int)
+	less func(i, j int) bool
+}
+
+func (r rowSorter) Len() int           { return r.n }
+func (r rowSorter) Swap(i, j int)      { r.swap(i, j) }
+func (r rowSorter) Less(i, j int) bool { return r.less(i, j) }
+
+// sortCompare puts empty values first (as the database sorts NULLs), then
+// typed values, then falls back to text.
+func sortCompare(kind fieldKind, a, b string) int {
+	switch {
+	case a == b:
+		return 0
+	case a == "":
+		return -1
+	case b == "":
+		return 1
+	}
+	if n, ok := compare(kind, a, b); ok {
+		return n
+	}
+	return strings.Compare(strings.ToLower(a), strings.ToLower(b))
+}

@@ -1,0 +1,311 @@
+// Package snowsim is an in-memory ServiceNow instance for tests and local
+// runs. It speaks the Table API subset snowgate uses (records, encoded
+// queries, Link pagination, basic and OAuth auth, ServiceNow's JSON error
+// shapes), takes inserts and updates through that API as a real instance
+// does, injects faults on demand (latency, 429, 5xx, dropped connections,
+// rate limits, ACL-hidden records) and runs Business Rule scripts in a
+// JavaScript engine with the Glide shims webhook scripts use, so the script
+// handed to users is exercised end to end.
+package snowsim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// DefaultPageLimit is ServiceNow's default sysparm_limit.
+const DefaultPageLimit = 10000
+
+// DefaultTokenTTL is the lifetime of an OAuth access token, as on a
+// ServiceNow instance out of the box.
+const DefaultTokenTTL = 30 * time.Minute
+
+// Sim is a simulated ServiceNow instance. It is an http.Handler and safe
+// for concurrent use.
+type Sim struct {
+	clock     func() time.Time
+	logger    *slog.Logger
+	pageLimit int
+	mux       *http.ServeMux
+	client    *http.Client
+
+	mu     sync.RWMutex // tables and rules
+	tables map[string]*table
+	rules  []*compiledRule
+
+	auth authState
+
+	propMu     sync.RWMutex
+	properties map[string]string
+
+	faultMu sync.Mutex
+	faults  faultState
+
+	outMu    sync.Mutex
+	outbound bool
+	inflight int
+	idle     chan struct{} // closed when inflight drops to zero
+
+	statsMu sync.Mutex
+	stats   Stats
+}
+
+// Option configures a Sim.
+type Option func(*Sim)
+
+// WithClock sets the clock for sys_created_on/sys_updated_on, token expiry,
+// rate-limit windows and GlideDateTime (default time.Now).
+func WithClock(now func() time.Time) Option { return func(s *Sim) { s.clock = now } }
+
+// WithUser adds a user accepted by basic auth and the OAuth password grant.
+// A Sim with no user and no OAuth client accepts unauthenticated requests.
+func WithUser(user, pass string) Option {
+	return func(s *Sim) { s.auth.users[user] = pass }
+}
+
+// WithOAuthClient adds an OAuth application registry entry.
+func WithOAuthClient(id, secret string) Option {
+	return func(s *Sim) { s.auth.clients[id] = secret }
+}
+
+// WithTokenTTL sets the access token lifetime (default DefaultTokenTTL).
+func WithTokenTTL(d time.Duration) Option { return func(s *Sim) { s.auth.ttl = d } }
+
+// WithLogger sets where Business Rule logs (gs.info...) and script errors go
+// (default: discarded).
+func WithLogger(l *slog.Logger) Option { return func(s *Sim) { s.logger = l } }
+
+// WithPageLimit caps sysparm_limit and is the limit when none is given
+// (default DefaultPageLimit).
+func WithPageLimit(n int) Option {
+	return func(s *Sim) {
+		if n > 0 {
+			s.pageLimit = n
+		}
+	}
+}
+
+// WithHTTPClient sets the client RESTMessageV2 uses for outbound calls.
+func WithHTTPClient(c *http.Client) Option { return func(s *Sim) { s.client = c } }
+
+// WithProperty sets a system property read by gs.getProperty.
+func WithProperty(name, value string) Option {
+	return func(s *Sim) { s.properties[name] = value }
+}
+
+// New returns a Sim with empty incident, change_request and sys_user_group
+// tables and outbound HTTP switched on.
+func New(opts ...Option) *Sim {
+	s := &Sim{
+		clock:      time.Now,
+		logger:     slog.New(slog.DiscardHandler),
+		pageLimit:  DefaultPageLimit,
+		client:     &http.Client{},
+		tables:     newTables(),
+		auth:       newAuthState(),
+		properties: map[string]string{},
+		outbound:   true,
+		stats:      newStats(),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.faults.reset(Faults{})
+	s.mux = s.routes()
+	return s
+}
+
+// SetProperty sets a system property read by gs.getProperty.
+func (s *Sim) SetProperty(name, value string) {
+	s.propMu.Lock()
+	defer s.propMu.Unlock()
+	s.properties[name] = value
+}
+
+func (s *Sim) property(name string) (string, bool) {
+	s.propMu.RLock()
+	defer s.propMu.RUnlock()
+	v, ok := s.properties[name]
+	return v, ok
+}
+
+// SetOutbound switches outbound HTTP (RESTMessageV2) on or off. Off, every
+// call fails as an unreachable endpoint would: webhooks are lost while
+// Business Rules keep running.
+func (s *Sim) SetOutbound(enabled bool) {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	s.outbound = enabled
+}
+
+func (s *Sim) outboundEnabled() bool {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	return s.outbound
+}
+
+// startAsync and endAsync track RESTMessageV2.executeAsync calls in flight.
+func (s *Sim) startAsync() {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	if s.inflight == 0 {
+		s.idle = make(chan struct{})
+	}
+	s.inflight++
+}
+
+func (s *Sim) endAsync() {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	s.inflight--
+	if s.inflight == 0 {
+		close(s.idle)
+	}
+}
+
+// WaitOutbound waits until no executeAsync call is in flight, or ctx ends.
+func (s *Sim) WaitOutbound(ctx context.Context) error {
+	for {
+		s.outMu.Lock()
+		if s.inflight == 0 {
+			s.outMu.Unlock()
+			return nil
+		}
+		idle := s.idle
+		s.outMu.Unlock()
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for outbound calls: %w", ctx.Err())
+		}
+	}
+}
+
+// Records returns a snapshot of a table's records in insertion order
+// (nil for an unknown table). Journal fields read as "", as in the API.
+func (s *Sim) Records(table string) []map[string]string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t, ok := s.tables[table]
+	if !ok {
+		return nil
+	}
+	out := make([]map[string]string, 0, len(t.rows))
+	for _, r := range t.rows {
+		out = append(out, maps.Clone(r.fields))
+	}
+	return out
+}
+
+// Record returns a snapshot of one record.
+func (s *Sim) Record(table, sysID string) (map[string]string, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t, ok := s.tables[table]
+	if !ok {
+		return nil, false
+	}
+	r := t.byID[sysID]
+	if r == nil {
+		return nil, false
+	}
+	return maps.Clone(r.fields), true
+}
+
+// WorkNotes returns the work notes journaled on a record, oldest first.
+func (s *Sim) WorkNotes(table, sysID string) []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t, ok := s.tables[table]
+	if !ok || t.byID[sysID] == nil {
+		return nil
+	}
+	return slices.Clone(t.byID[sysID].journal["work_notes"])
+}
+
+// Insert adds a record as a POST to the Table API does, firing Business
+// Rules; it returns the record written.
+func (s *Sim) Insert(table string, fields map[string]string) (map[string]string, error) {
+	s.mu.Lock()
+	c, err := s.insertLocked(table, fields, "admin", false)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	s.fireRules(c, "admin")
+	return c.after, nil
+}
+
+// Update changes a record as a PATCH to the Table API does, firing Business
+// Rules when something changed; it returns the record after the update.
+func (s *Sim) Update(table, sysID string, fields map[string]string) (map[string]string, error) {
+	s.mu.Lock()
+	c, err := s.updateLocked(table, sysID, fields, "admin")
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	s.fireRules(c, "admin")
+	return c.after, nil
+}
+
+// Seed loads records from a JSON fixture
+// {"incident":[{...}],"change_request":[...],"sys_user_group":[...]}.
+// Values may be strings, numbers or booleans. Groups load first so records
+// can name their assignment_group. No Business Rule fires.
+func (s *Sim) Seed(r io.Reader) error {
+	var fx map[string][]map[string]any
+	if err := json.NewDecoder(r).Decode(&fx); err != nil {
+		return fmt.Errorf("decode fixture: %w", err)
+	}
+	names := slices.Sorted(maps.Keys(fx))
+	// sys_user_group sorts last; references need it first.
+	if i := slices.Index(names, TableUserGroup); i >= 0 {
+		names = append([]string{TableUserGroup}, slices.Delete(names, i, i+1)...)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range names {
+		for i, raw := range fx[name] {
+			in, err := stringFields(raw)
+			if err != nil {
+				return fmt.Errorf("fixture %s[%d]: %w", name, i, err)
+			}
+			if _, err := s.insertLocked(name, in, "admin", true); err != nil {
+				return fmt.Errorf("fixture %s[%d]: %w", name, i, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Server is a Sim listening on a TCP address.
+type Server struct {
+	URL string
+	Sim *Sim
+	srv *http.Server
+}
+
+// Start serves a new Sim on addr ("127.0.0.1:0" picks a free port).
+func Start(addr string, opts ...Option) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	sim := New(opts...)
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }() // returns ErrServerClosed on Close
+	return &Server{URL: "http://" + ln.Addr().String(), Sim: sim, srv: srv}, nil
+}
+
+// Close stops the server and closes its connections.
+func (s *Server) Close() { _ = s.srv.Close() }
