@@ -1,0 +1,81 @@
+package snowsim_test
+
+import (
+	"net/url"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestQueryOperators(t *testing.T) {
+	_, srv := start(t)
+	tests := []struct {
+		name  string
+		query string
+		want  []string // numbers, in the order returned
+	}{
+		{"empty query", "", []string{"INC0010001", "INC0010002", "INC0010003", "INC0010004"}},
+		{"string equals, case-insensitive", "short_description=database SLOW", []string{"INC0010002"}},
+		{"string not equals", "u_environment!=production", []string{"INC0010002", "INC0010003"}},
+		{"string greater", "short_description>Printer jammed", []string{"INC0010001", "INC0010003"}},
+		{"string less or equal", "short_description<=Database slow", []string{"INC0010002"}},
+		{"string IN", "u_environmentINstaging,qa", []string{"INC0010002"}},
+		{"string LIKE", "short_descriptionLIKErouter", []string{"INC0010001", "INC0010003"}},
+		{"string NOT LIKE", "short_descriptionNOT LIKErouter", []string{"INC0010002", "INC0010004"}},
+		{"string STARTSWITH", "short_descriptionSTARTSWITHrouter", []string{"INC0010001", "INC0010003"}},
+		{"string ENDSWITH", "short_descriptionENDSWITHjammed", []string{"INC0010004"}},
+		{"ISEMPTY", "u_environmentISEMPTY", []string{"INC0010003"}},
+		{"number equals", "priority=1", []string{"INC0010001"}},
+		{"number not equals", "priority!=1", []string{"INC0010002", "INC0010003", "INC0010004"}},
+		// Numeric, not text: "100" > "12" > "3" > "0".
+		{"number greater or equal", "sys_mod_count>=12", []string{"INC0010002", "INC0010004"}},
+		{"number greater", "sys_mod_count>3", []string{"INC0010002", "INC0010004"}},
+		{"number less", "sys_mod_count<12", []string{"INC0010001", "INC0010003"}},
+		{"number less or equal", "sys_mod_count<=3", []string{"INC0010001", "INC0010003"}},
+		{"number IN", "priorityIN1,5", []string{"INC0010001", "INC0010004"}},
+		{"date equals", "sys_updated_on=2026-03-01 10:00:00", []string{"INC0010001", "INC0010003"}},
+		{"date not equals", "sys_updated_on!=2026-03-01 10:00:00", []string{"INC0010002", "INC0010004"}},
+		{"date greater", "sys_updated_on>2026-03-01 10:00:00", []string{"INC0010002"}},
+		{"date greater or equal", "sys_updated_on>=2026-03-01 10:00:00", []string{"INC0010001", "INC0010002", "INC0010003"}},
+		{"date less", "sys_updated_on<2026-03-01 10:00:00", []string{"INC0010004"}},
+		{"date less or equal", "sys_updated_on<=2026-03-01 10:00:00", []string{"INC0010001", "INC0010003", "INC0010004"}},
+		{"date by dateGenerate", "sys_updated_on>=javascript:gs.dateGenerate('2026-03-02','00:00:00')", []string{"INC0010002"}},
+		{"date BETWEEN", "sys_created_onBETWEENjavascript:gs.dateGenerate('2026-02-28','00:00:00')@javascript:gs.dateGenerate('2026-03-01','08:30:00')", []string{"INC0010002", "INC0010004"}},
+		{"active", "active=true", []string{"INC0010001", "INC0010002", "INC0010004"}},
+		{"AND", "active=true^priority<=3", []string{"INC0010001", "INC0010002"}},
+		{"OR", "priority=1^ORpriority=5", []string{"INC0010001", "INC0010004"}},
+		// ^OR binds tighter than ^: (priority=1 OR priority=2) AND active=true.
+		{"OR then AND", "priority=1^ORpriority=2^active=true", []string{"INC0010001"}},
+		{"NQ", "priority=1^NQstate=7", []string{"INC0010001", "INC0010003"}},
+		{"dot-walk IN", "assignment_group.nameINNetwork,Database", []string{"INC0010001", "INC0010002", "INC0010003"}},
+		{"dot-walk equals", "assignment_group.name=Service Desk", []string{"INC0010004"}},
+		{"gateway scope", "active=true^assignment_group.nameINNetwork^u_environmentINproduction", []string{"INC0010001"}},
+		{"ORDERBY two keys", "ORDERBYsys_updated_on^ORDERBYsys_id", []string{"INC0010004", "INC0010003", "INC0010001", "INC0010002"}},
+		{"ORDERBYDESC two keys", "ORDERBYDESCsys_updated_on^ORDERBYDESCsys_id", []string{"INC0010002", "INC0010001", "INC0010003", "INC0010004"}},
+		{"ORDERBY number", "ORDERBYDESCsys_mod_count", []string{"INC0010004", "INC0010002", "INC0010003", "INC0010001"}},
+		{"ORDERBY with filter", "active=true^ORDERBYpriority", []string{"INC0010001", "INC0010002", "INC0010004"}},
+		{"ORDERBY then EQ", "sys_updated_on>=2026-03-01 00:00:00^ORDERBYsys_updated_on^ORDERBYsys_id^EQ", []string{"INC0010003", "INC0010001", "INC0010002"}},
+		{"invalid query returns no rows", "^^nooperator", []string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			u := srv.URL + "/api/now/table/incident?sysparm_query=" + url.QueryEscape(tc.query)
+			r := call(t, "GET", u, nil)
+			if r.Status != 200 {
+				t.Fatalf("GET %q: status %d, body %v", tc.query, r.Status, r.Body)
+			}
+			if diff := cmp.Diff(tc.want, r.column(t, "number")); diff != "" {
+				t.Errorf("query %q (-want +got):\n%s", tc.query, diff)
+			}
+		})
+	}
+}
+
+func TestQueryChangeRequestDates(t *testing.T) {
+	_, srv := start(t)
+	q := "approval=approved^stateIN-2,-1^start_date<=2026-03-05 22:00:00^end_date>2026-03-05 23:00:00"
+	r := call(t, "GET", srv.URL+"/api/now/table/change_request?sysparm_query="+url.QueryEscape(q), nil)
+	if diff := cmp.Diff([]string{"CHG0030001"}, r.column(t, "number")); diff != "" {
+		t.Errorf("query %q (-want +got):\n%s", q, diff)
+	}
+}
