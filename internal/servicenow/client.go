@@ -136,7 +136,8 @@ func New(instanceURL string, auth Auth, opts ...Option) (*Client, error) {
 	}
 	u, err := url.Parse(strings.TrimRight(instanceURL, "/"))
 	if err != nil {
-		return nil, fmt.Errorf("servicenow client: instance URL: %w", err)
+		// url.Error quotes the URL, which may hold credentials.
+		return nil, errors.New("servicenow client: instance URL does not parse")
 	}
 	c := &Client{
 		base:        u,
@@ -154,7 +155,7 @@ func New(instanceURL string, auth Auth, opts ...Option) (*Client, error) {
 		o(c)
 	}
 	if err := c.checkBase(); err != nil {
-		return nil, fmt.Errorf("servicenow client: instance URL %q: %w", instanceURL, err)
+		return nil, fmt.Errorf("servicenow client: instance URL %q: %w", u.Redacted(), err)
 	}
 	hc := *c.hc
 	hc.Jar = nil

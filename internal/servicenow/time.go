@@ -46,6 +46,11 @@ func (t Time) String() string {
 	return t.UTC().Format(TimeLayout)
 }
 
+// Equal reports whether t and u are the same instant. Its Time argument
+// (the embedded time.Time's Equal takes a time.Time) lets go-cmp compare
+// values that hold a Time.
+func (t Time) Equal(u Time) bool { return t.Time.Equal(u.Time) }
+
 // MarshalText implements encoding.TextMarshaler.
 func (t Time) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
 
