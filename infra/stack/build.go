@@ -1,0 +1,38 @@
+package stack
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// Config names a deployment.
+type Config struct {
+	// Name is the service stack's name; the data stack is Name + DataSuffix.
+	Name string
+	Env  *awscdk.Environment
+	// AssetDir holds <function>.zip for every function.
+	AssetDir   string
+	AlarmEmail string
+}
+
+// DataSuffix turns the service stack's name into the data stack's.
+const DataSuffix = "-data"
+
+// Build adds both stacks to scope (the app), tagged app=snowgate.
+func Build(scope constructs.Construct, c Config) (*Data, *Service) {
+	data := NewData(scope, c.Name+DataSuffix, &DataProps{StackProps: awscdk.StackProps{Env: c.Env}})
+	svc := NewService(scope, c.Name, &ServiceProps{
+		StackProps: awscdk.StackProps{Env: c.Env},
+		Data:       data,
+		AssetDir:   c.AssetDir,
+		AlarmEmail: c.AlarmEmail,
+	})
+	for _, s := range []awscdk.Stack{data.Stack, svc.Stack} {
+		// CloudFormation takes no tags on a dashboard.
+		awscdk.Tags_Of(s).Add(jsii.String("app"), jsii.String("snowgate"), &awscdk.TagProps{
+			ExcludeResourceTypes: jsii.Strings("AWS::CloudWatch::Dashboard"),
+		})
+	}
+	return data, svc
+}

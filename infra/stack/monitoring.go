@@ -1,0 +1,187 @@
+package stack
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/snowgate/snowgate/internal/schema"
+)
+
+// Metrics the functions emit as CloudWatch EMF log lines.
+const (
+	MetricNamespace = "snowgate"
+	// MetricReconcileLag is the reconciler's lag: now minus the oldest
+	// watermark it holds. The alarm reads the aggregated series, the one
+	// with no dimensions, statistic Maximum.
+	MetricReconcileLag = "ReconcileLagSeconds"
+	// ReconcileLagThreshold is how far behind the reconciler may fall.
+	ReconcileLagThreshold = 10 * time.Minute
+	// Ingest5xxPercent is the share of 5xx responses that raises the alarm.
+	Ingest5xxPercent = 5
+)
+
+// Outcomes are the processor's outcome metrics, one per ticket status.
+var Outcomes = []string{"accepted", "stale", "unchanged", "out_of_scope", "deduplicated", "deferred", "expired", "failed"}
+
+// Alarm construct ids; the tests look them up.
+const (
+	AlarmProcessorErrors  = "ProcessorErrors"
+	AlarmReconcilerErrors = "ReconcilerErrors"
+	AlarmIngest5xxRate    = "Ingest5xxRate"
+	AlarmReconcileLag     = "ReconcileLag"
+)
+
+// AlarmDLQ is the construct id of the alarm on a queue's dead-letter queue.
+func AlarmDLQ(q schema.Queue) string { return q.DLQID() + "Messages" }
+
+func newMonitoring(s awscdk.Stack, svc *Service, d *Data, email string) awssns.Topic {
+	topic := awssns.NewTopic(s, jsii.String("Alarms"), &awssns.TopicProps{
+		// No EnforceSSL: its topic policy would replace the default one
+		// that lets CloudWatch alarms in this account publish.
+		DisplayName: jsii.String("snowgate alarms"),
+	})
+	if email != "" {
+		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(email), nil))
+	}
+	notify := awscloudwatchactions.NewSnsAction(topic)
+	alarm := func(id, description string, props *awscloudwatch.AlarmProps) {
+		props.AlarmDescription = jsii.String(description)
+		if props.TreatMissingData == "" {
+			props.TreatMissingData = awscloudwatch.TreatMissingData_NOT_BREACHING
+		}
+		a := awscloudwatch.NewAlarm(s, jsii.String(id), props)
+		a.AddAlarmAction(notify)
+		a.AddOkAction(notify)
+	}
+	minute := awscdk.Duration_Minutes(jsii.Number(1))
+	fiveMinutes := awscdk.Duration_Minutes(jsii.Number(5))
+	processor, reconciler := svc.Functions[Processor], svc.Functions[Reconciler]
+
+	for _, q := range schema.Queues {
+		alarm(AlarmDLQ(q), fmt.Sprintf("messages in the %s dead-letter queue: they failed %d times; inspect, fix, redrive", q.ID, q.MaxReceiveCount), &awscloudwatch.AlarmProps{
+			Metric: d.DLQs[q.ID].MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{
+				Statistic: jsii.String("Maximum"), Period: minute,
+			}),
+			Threshold:          jsii.Number(1),
+			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+			EvaluationPeriods:  jsii.Number(1),
+		})
+	}
+	alarm(AlarmProcessorErrors, "the processor function failed (an invocation error, not a single failed message)", &awscloudwatch.AlarmProps{
+		Metric:             processor.MetricErrors(&awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: fiveMinutes}),
+		Threshold:          jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(1),
+	})
+	alarm(AlarmReconcilerErrors, "the reconciler failed for ten minutes: missed webhooks are not being caught", &awscloudwatch.AlarmProps{
+		Metric:             reconciler.MetricErrors(&awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: fiveMinutes}),
+		Threshold:          jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(2),
+		DatapointsToAlarm:  jsii.Number(2),
+	})
+	alarm(AlarmIngest5xxRate, fmt.Sprintf("more than %d%% of ingest requests answered 5xx for ten minutes", Ingest5xxPercent), &awscloudwatch.AlarmProps{
+		Metric: awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+			Expression: jsii.String("IF(requests > 0, 100 * errors / requests, 0)"),
+			Label:      jsii.String("ingest 5xx %"),
+			Period:     fiveMinutes,
+			UsingMetrics: &map[string]awscloudwatch.IMetric{
+				"errors":   svc.API.MetricServerError(&awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: fiveMinutes}),
+				"requests": svc.API.MetricCount(&awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: fiveMinutes}),
+			},
+		}),
+		Threshold:          jsii.Number(Ingest5xxPercent),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(2),
+		DatapointsToAlarm:  jsii.Number(2),
+	})
+	lag := awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+		Namespace:  jsii.String(MetricNamespace),
+		MetricName: jsii.String(MetricReconcileLag),
+		Statistic:  jsii.String("Maximum"),
+		Period:     fiveMinutes,
+		Label:      jsii.String("reconcile lag (s)"),
+	})
+	alarm(AlarmReconcileLag, fmt.Sprintf("the reconciler is more than %s behind ServiceNow", ReconcileLagThreshold), &awscloudwatch.AlarmProps{
+		Metric:             lag,
+		Threshold:          jsii.Number(ReconcileLagThreshold.Seconds()),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(1),
+	})
+
+	newDashboard(s, svc, d, lag)
+	return topic
+}
+
+func newDashboard(s awscdk.Stack, svc *Service, d *Data, lag awscloudwatch.IMetric) {
+	minute := awscdk.Duration_Minutes(jsii.Number(1))
+	sum := &awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: minute}
+	stat := func(st, label string) *awscloudwatch.MetricOptions {
+		return &awscloudwatch.MetricOptions{Statistic: jsii.String(st), Period: minute, Label: jsii.String(label)}
+	}
+	graph := func(title string, left ...awscloudwatch.IMetric) awscloudwatch.IWidget {
+		return awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
+			Title: jsii.String(title), Width: jsii.Number(8), Height: jsii.Number(6), Left: &left,
+		})
+	}
+	api := svc.API
+	// Outcomes are found with SEARCH so the widget shows them whatever
+	// dimensions the processor attaches (per gateway, per function, none).
+	outcomeNames := make([]string, len(Outcomes))
+	for i, o := range Outcomes {
+		outcomeNames[i] = fmt.Sprintf("MetricName=%q", o)
+	}
+	outcomes := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+		Expression: jsii.String(fmt.Sprintf(`SEARCH('{%s} %s', 'Sum', 60)`, MetricNamespace, strings.Join(outcomeNames, " OR "))),
+		Label:      jsii.String(""),
+		Period:     minute,
+	})
+	var depth, age []awscloudwatch.IMetric
+	for _, q := range schema.Queues {
+		depth = append(depth,
+			d.Queues[q.ID].MetricApproximateNumberOfMessagesVisible(stat("Maximum", q.ID)),
+			d.DLQs[q.ID].MetricApproximateNumberOfMessagesVisible(stat("Maximum", q.DLQID())))
+		age = append(age, d.Queues[q.ID].MetricApproximateAgeOfOldestMessage(stat("Maximum", q.ID)))
+	}
+	awscloudwatch.NewDashboard(s, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
+		Widgets: &[]*[]awscloudwatch.IWidget{
+			{
+				graph("Ingest requests per minute",
+					api.MetricCount(sum), api.MetricClientError(sum), api.MetricServerError(sum)),
+				graph("Ingest latency (ms)",
+					api.MetricLatency(stat("p50", "p50")), api.MetricLatency(stat("p99", "p99")),
+					api.MetricIntegrationLatency(stat("p99", "integration p99"))),
+				graph("Outcomes per minute", outcomes),
+			},
+			{
+				graph("Queue depth (messages)", depth...),
+				graph("Oldest message age (s)", age...),
+				awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
+					Title: jsii.String("Reconciliation lag (s)"), Width: jsii.Number(8), Height: jsii.Number(6),
+					Left: &[]awscloudwatch.IMetric{lag},
+					LeftAnnotations: &[]*awscloudwatch.HorizontalAnnotation{{
+						Value: jsii.Number(ReconcileLagThreshold.Seconds()), Label: jsii.String("alarm"),
+					}},
+				}),
+			},
+			{
+				graph("Processor", svc.Functions[Processor].MetricInvocations(sum),
+					svc.Functions[Processor].MetricErrors(sum), svc.Functions[Processor].MetricThrottles(sum)),
+				graph("Reconciler", svc.Functions[Reconciler].MetricInvocations(sum),
+					svc.Functions[Reconciler].MetricErrors(sum)),
+				graph("Function duration p99 (ms)",
+					svc.Functions[Ingest].MetricDuration(stat("p99", Ingest)),
+					svc.Functions[Processor].MetricDuration(stat("p99", Processor)),
+					svc.Functions[Reconciler].MetricDuration(stat("p99", Reconciler))),
+			},
+		},
+	})
+}

@@ -1,0 +1,288 @@
+package stack
+
+import (
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2integrations"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/snowgate/snowgate/internal/schema"
+)
+
+// Function names: the directories under functions/ and the bundles
+// make build writes (<AssetDir>/<name>.zip holding a bootstrap binary).
+const (
+	Ingest     = "ingest"
+	Processor  = "processor"
+	Reconciler = "reconciler"
+)
+
+// Functions lists every function in build order.
+var Functions = []string{Ingest, Processor, Reconciler}
+
+// IngestRoute is the only route of the HTTP API.
+const IngestRoute = "/api/webhooks/ingest/{path}"
+
+// Settings chosen on purpose; the tests pin them.
+const (
+	// ingest does one cached GetItem, a hash compare and one SendMessage:
+	// little memory, and a timeout well under the HTTP API's 30 s limit.
+	IngestMemoryMB = 256
+	IngestTimeout  = 10 * time.Second
+	// processor makes several ServiceNow calls per message in a batch of 10;
+	// more memory buys more CPU for JSON and TLS.
+	ProcessorMemoryMB = 512
+	// reconciler pages through ServiceNow per gateway and table; it must end
+	// well before the next two-minute tick.
+	ReconcilerMemoryMB = 256
+	ReconcilerTimeout  = 90 * time.Second
+
+	// SQS event source of the processor.
+	ProcessorBatchSize      = 10
+	ProcessorBatchingWindow = 1 * time.Second
+	// ProcessorMaxConcurrency caps the pollers so a burst cannot exhaust
+	// ServiceNow's API rate limit or the account's concurrency.
+	ProcessorMaxConcurrency = 10
+
+	// ReconcileSchedule is the reconciler's EventBridge schedule.
+	ReconcileSchedule = 2 * time.Minute
+
+	// Stage throttling of the HTTP API (all routes).
+	ThrottleRateLimit  = 100
+	ThrottleBurstLimit = 200
+
+	LogRetention = awslogs.RetentionDays_ONE_MONTH
+)
+
+// ServiceProps configures the service stack.
+type ServiceProps struct {
+	awscdk.StackProps
+	// Data is the stack holding the tables and queues.
+	Data *Data
+	// AssetDir holds <function>.zip for every function (make build's output).
+	AssetDir string
+	// SecretPrefix scopes Secrets Manager access; default schema.DefaultSecretPrefix.
+	SecretPrefix string
+	// AlarmEmail, when set, subscribes this address to the alarm topic.
+	AlarmEmail string
+}
+
+// Service is the stateless stack: it can be destroyed and redeployed
+// without losing data.
+type Service struct {
+	awscdk.Stack
+	Functions  map[string]awslambda.Function
+	API        awsapigatewayv2.HttpApi
+	AlarmTopic awssns.Topic
+}
+
+// NewService builds the service stack on top of the data stack.
+func NewService(scope constructs.Construct, id string, props *ServiceProps) *Service {
+	sprops := props.StackProps
+	if sprops.Description == nil {
+		sprops.Description = jsii.String("snowgate service: ingest API, processor, reconciler, alarms")
+	}
+	prefix := props.SecretPrefix
+	if prefix == "" {
+		prefix = schema.DefaultSecretPrefix
+	}
+	s := awscdk.NewStack(scope, &id, &sprops)
+	svc := &Service{Stack: s, Functions: map[string]awslambda.Function{}}
+	d := props.Data
+
+	registry := d.Tables[schema.Registry.ID]
+	state := d.Tables[schema.State.ID]
+	intake, intakeDLQ := d.Queues[schema.Intake.ID], d.DLQs[schema.Intake.ID]
+	dispatch, dispatchDLQ := d.Queues[schema.Dispatch.ID], d.DLQs[schema.Dispatch.ID]
+
+	// Every function gets every name: config parsing stays uniform and a
+	// function that does not use one simply ignores it.
+	env := map[string]*string{
+		schema.EnvRegistryTable:    registry.TableName(),
+		schema.EnvStateTable:       state.TableName(),
+		schema.EnvIntakeQueueURL:   intake.QueueUrl(),
+		schema.EnvIntakeDLQURL:     intakeDLQ.QueueUrl(),
+		schema.EnvDispatchQueueURL: dispatch.QueueUrl(),
+		schema.EnvDispatchDLQURL:   dispatchDLQ.QueueUrl(),
+		schema.EnvSecretPrefix:     jsii.String(prefix),
+	}
+
+	newFn := func(name string, memoryMB int, timeout time.Duration, reserved *float64, description string) awslambda.Function {
+		logs := awslogs.NewLogGroup(s, jsii.String(name+"Logs"), &awslogs.LogGroupProps{
+			Retention:     LogRetention,
+			RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+		})
+		// An own role instead of AWSLambdaBasicExecutionRole, whose logs
+		// actions apply to every log group in the account.
+		role := awsiam.NewRole(s, jsii.String(name+"Role"), &awsiam.RoleProps{
+			AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+			Description: jsii.String("snowgate " + name + " function"),
+		})
+		logs.GrantWrite(role)
+		fn := awslambda.NewFunction(s, jsii.String(name), &awslambda.FunctionProps{
+			Role:                         role,
+			Description:                  jsii.String(description),
+			Runtime:                      awslambda.Runtime_PROVIDED_AL2023(),
+			Architecture:                 awslambda.Architecture_ARM_64(),
+			Handler:                      jsii.String("bootstrap"),
+			Code:                         awslambda.Code_FromAsset(jsii.String(filepath.Join(props.AssetDir, name+".zip")), nil),
+			MemorySize:                   jsii.Number(memoryMB),
+			Timeout:                      seconds(timeout),
+			Environment:                  &env,
+			LogGroup:                     logs,
+			ReservedConcurrentExecutions: reserved,
+		})
+		svc.Functions[name] = fn
+		return fn
+	}
+	secretsRead := awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions: jsii.Strings("secretsmanager:GetSecretValue"),
+		// Only the gateway credential secrets and signing keys the CLI
+		// creates; the "*" covers the random suffix Secrets Manager appends.
+		Resources: jsii.Strings(*s.FormatArn(&awscdk.ArnComponents{
+			Service:      jsii.String("secretsmanager"),
+			Resource:     jsii.String("secret"),
+			ResourceName: jsii.String(prefix + "*"),
+			ArnFormat:    awscdk.ArnFormat_COLON_RESOURCE_NAME,
+		})),
+	})
+
+	// ingest: verify and enqueue.
+	ingest := newFn(Ingest, IngestMemoryMB, IngestTimeout, nil, "snowgate ingest: verifies a ServiceNow webhook and enqueues it")
+	registry.Grant(ingest, jsii.String("dynamodb:GetItem"))
+	intake.GrantSendMessages(ingest)
+	ingest.AddToRolePolicy(secretsRead)
+
+	// processor: the gateway pipeline, fed by the intake queue.
+	processor := newFn(Processor, ProcessorMemoryMB, schema.ProcessorTimeout, nil, "snowgate processor: runs the gateway pipeline for each intake message")
+	registry.Grant(processor, jsii.String("dynamodb:GetItem"), jsii.String("dynamodb:Query"))
+	grantStateReadWrite(state, processor)
+	dispatch.GrantSendMessages(processor)
+	processor.AddToRolePolicy(secretsRead)
+	processor.AddEventSource(awslambdaeventsources.NewSqsEventSource(intake, &awslambdaeventsources.SqsEventSourceProps{
+		BatchSize:               jsii.Number(ProcessorBatchSize),
+		MaxBatchingWindow:       seconds(ProcessorBatchingWindow),
+		ReportBatchItemFailures: jsii.Bool(true),
+		MaxConcurrency:          jsii.Number(ProcessorMaxConcurrency),
+	}))
+
+	// reconciler: catches changes whose webhook never arrived. One at a
+	// time: two overlapping runs would only duplicate ServiceNow queries.
+	reconciler := newFn(Reconciler, ReconcilerMemoryMB, ReconcilerTimeout, jsii.Number(1), "snowgate reconciler: finds changes missed by webhooks and re-enqueues due changes")
+	registry.Grant(reconciler, jsii.String("dynamodb:GetItem"), jsii.String("dynamodb:Query"))
+	grantStateReadWrite(state, reconciler)
+	intake.GrantSendMessages(reconciler)
+	reconciler.AddToRolePolicy(secretsRead)
+	// A missed tick is made up by the next one two minutes later: no retries,
+	// and an event older than the schedule is dropped.
+	reconciler.ConfigureAsyncInvoke(&awslambda.EventInvokeConfigOptions{
+		MaxEventAge:   seconds(ReconcileSchedule),
+		RetryAttempts: jsii.Number(0),
+	})
+	awsevents.NewRule(s, jsii.String("ReconcileSchedule"), &awsevents.RuleProps{
+		Description: jsii.String("runs the snowgate reconciler"),
+		Schedule:    awsevents.Schedule_Rate(awscdk.Duration_Minutes(jsii.Number(ReconcileSchedule.Minutes()))),
+		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(reconciler, &awseventstargets.LambdaFunctionProps{
+			RetryAttempts: jsii.Number(0),
+			MaxEventAge:   seconds(ReconcileSchedule),
+		})},
+	})
+
+	svc.API = newAPI(s, ingest)
+	svc.AlarmTopic = newMonitoring(s, svc, d, props.AlarmEmail)
+
+	outputs := []struct{ key, value, description string }{
+		{schema.OutputAPIURL, *svc.API.ApiEndpoint(), "base URL of the ingest API (webhook URLs are <ApiUrl>/api/webhooks/ingest/<path>)"},
+		{schema.OutputRegistryTable, *registry.TableName(), "registry table"},
+		{schema.OutputStateTable, *state.TableName(), "state table"},
+		{schema.OutputIntakeQueueURL, *intake.QueueUrl(), "intake queue"},
+		{schema.OutputIntakeDLQURL, *intakeDLQ.QueueUrl(), "intake dead-letter queue"},
+		{schema.OutputDispatchQueueURL, *dispatch.QueueUrl(), "dispatch queue (the automation engine consumes it)"},
+		{schema.OutputDispatchDLQURL, *dispatchDLQ.QueueUrl(), "dispatch dead-letter queue"},
+		{schema.OutputSecretPrefix, prefix, "Secrets Manager name prefix the functions may read"},
+		{OutputAlarmTopicARN, *svc.AlarmTopic.TopicArn(), "SNS topic the alarms publish to"},
+	}
+	for _, o := range outputs {
+		awscdk.NewCfnOutput(s, jsii.String(o.key), &awscdk.CfnOutputProps{
+			Value:       jsii.String(o.value),
+			Description: jsii.String(o.description),
+		})
+	}
+	return svc
+}
+
+// OutputAlarmTopicARN is an output of the service stack beyond schema's keys.
+const OutputAlarmTopicARN = "AlarmTopicArn"
+
+// stateActions are what the processor and reconciler do on the state table:
+// conditional writes, transactions (which need the per-item actions) and
+// index queries. No Scan, no DeleteItem: expiry is left to TTL.
+var stateActions = []string{
+	"dynamodb:GetItem",
+	"dynamodb:BatchGetItem",
+	"dynamodb:Query",
+	"dynamodb:PutItem",
+	"dynamodb:UpdateItem",
+	"dynamodb:ConditionCheckItem",
+}
+
+func grantStateReadWrite(state interface {
+	Grant(grantee awsiam.IGrantable, actions ...*string) awsiam.Grant
+}, fn awsiam.IGrantable) {
+	state.Grant(fn, *jsii.Strings(stateActions...)...)
+}
+
+func newAPI(s awscdk.Stack, ingest awslambda.IFunction) awsapigatewayv2.HttpApi {
+	api := awsapigatewayv2.NewHttpApi(s, jsii.String("Api"), &awsapigatewayv2.HttpApiProps{
+		ApiName:            jsii.String(*s.StackName() + "-ingest"),
+		Description:        jsii.String("snowgate ingest API: ServiceNow Business Rules post here"),
+		CreateDefaultStage: jsii.Bool(false),
+	})
+	api.AddRoutes(&awsapigatewayv2.AddRoutesOptions{
+		Path:        jsii.String(IngestRoute),
+		Methods:     &[]awsapigatewayv2.HttpMethod{awsapigatewayv2.HttpMethod_POST},
+		Integration: awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("Ingest"), ingest, nil),
+	})
+	stage := api.AddStage(jsii.String("DefaultStage"), &awsapigatewayv2.HttpStageOptions{
+		StageName:  jsii.String("$default"),
+		AutoDeploy: jsii.Bool(true),
+		Throttle: &awsapigatewayv2.ThrottleSettings{
+			RateLimit:  jsii.Number(ThrottleRateLimit),
+			BurstLimit: jsii.Number(ThrottleBurstLimit),
+		},
+	})
+	accessLogs := awslogs.NewLogGroup(s, jsii.String("ApiAccessLogs"), &awslogs.LogGroupProps{
+		Retention:     LogRetention,
+		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+	})
+	// The L2 stage takes access log settings only as a jsii interface a Go
+	// struct cannot implement, so they are set on the CloudFormation
+	// resource. The format leaves out $context.path: a webhook's path is
+	// part of its address and does not belong in logs.
+	stage.Node().DefaultChild().(awsapigatewayv2.CfnStage).SetAccessLogSettings(&awsapigatewayv2.CfnStage_AccessLogSettingsProperty{
+		DestinationArn: accessLogs.LogGroupArn(),
+		Format:         jsii.String(accessLogFormat),
+	})
+	return api
+}
+
+const accessLogFormat = `{"requestId":"$context.requestId","ip":"$context.identity.sourceIp",` +
+	`"requestTime":"$context.requestTime","routeKey":"$context.routeKey","status":"$context.status",` +
+	`"protocol":"$context.protocol","responseLength":"$context.responseLength",` +
+	`"latency":"$context.responseLatency","integrationLatency":"$context.integrationLatency",` +
+	`"integrationError":"$context.integrationErrorMessage","userAgent":"$context.identity.userAgent"}`
+
+func seconds(d time.Duration) awscdk.Duration {
+	return awscdk.Duration_Seconds(jsii.Number(d.Seconds()))
+}
