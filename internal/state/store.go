@@ -1,0 +1,620 @@
+// Package state keeps what the processor decided about each ServiceNow
+// record in the state table: ticket items (TICKET#gtw#table#sys_id) and
+// dedup fingerprints (FP#gtw#fingerprint, expiring by TTL). The reconciler
+// keeps its watermarks in the same table through the same Store.
+//
+// Every write that decides something is conditional, so that concurrent
+// processors (webhook duplicates, reconciliation overlap, SQS redelivery)
+// agree on one winner:
+//
+//   - Claim takes a version of a record for processing. It succeeds only
+//     when no live claim exists and the version is new and different
+//     (sys_mod_count higher and content hash different), or the same or a
+//     newer version of a claim that was released or has expired, or a
+//     deferred ticket that is now due. Otherwise it reports ErrStale,
+//     ErrUnchanged (recording the new sys_mod_count) or ErrBusy.
+//   - Finish and Release only apply while the caller still holds the claim.
+//
+// Deferred tickets carry due_pk = "DUE#"+gateway id and due_at (UTC,
+// second precision, fixed width so that it sorts), which puts them in the
+// sparse schema.IndexDue; DueTickets reads a gateway's due tickets from it.
+// One partition per gateway keeps the reconciler's per-gateway loop to one
+// Query. Tickets list by gateway through schema.IndexByGateway with
+// gsi1pk = "GW#"+gateway id and gsi1sk = the update time (RFC 3339, fixed
+// nanoseconds).
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/snowgate/snowgate/internal/schema"
+)
+
+// Outcome errors of Claim.
+var (
+	// ErrStale: this version (or a newer one) was already processed or is
+	// being processed right now.
+	ErrStale = errors.New("stale version")
+	// ErrUnchanged: a newer version whose mirrored fields did not change.
+	ErrUnchanged = errors.New("mirrored fields unchanged")
+	// ErrBusy: another processor holds a live claim on an older version;
+	// retry after it finished.
+	ErrBusy = errors.New("record is being processed")
+)
+
+var (
+	// ErrNotFound is returned for an unknown ticket.
+	ErrNotFound = errors.New("ticket not found")
+	// ErrClaimLost: the claim expired and another processor took over.
+	ErrClaimLost = errors.New("claim lost")
+)
+
+const (
+	ticketPrefix      = "TICKET#"
+	fingerprintPrefix = "FP#"
+	gatewayIndexPK    = "GW#"
+	duePrefix         = "DUE#"
+	// dueLayout sorts lexicographically in time order.
+	dueLayout = "2006-01-02T15:04:05Z"
+	// updatedLayout is RFC 3339 with fixed-width nanoseconds, so it sorts.
+	updatedLayout = "2006-01-02T15:04:05.000000000Z"
+)
+
+// Store reads and writes the state table.
+type Store struct {
+	db    *dynamodb.Client
+	table string
+	now   func() time.Time
+}
+
+// New returns a Store over the named state table.
+func New(db *dynamodb.Client, table string) *Store {
+	return &Store{db: db, table: table, now: time.Now}
+}
+
+// WithClock returns a copy of the Store that reads the time from now; for
+// tests that need a deferred ticket to fall due.
+func (s *Store) WithClock(now func() time.Time) *Store {
+	c := *s
+	c.now = now
+	return &c
+}
+
+// Claim is a request to take one version of a record for processing.
+type Claim struct {
+	Key
+	Mirror       Mirror
+	SysModCount  int
+	SysUpdatedOn string
+	Source       string
+	WebhookID    string
+	// Token identifies the claimant; Finish and Release must present it.
+	Token string
+	// Lease is how long the claim holds if the claimant vanishes. It must
+	// be shorter than the intake queue's visibility timeout, so that the
+	// redelivered message finds it expired.
+	Lease time.Duration
+}
+
+// Claim takes c's version for processing and returns the ticket as it was
+// before (zero Ticket when new). It returns ErrStale, ErrUnchanged or
+// ErrBusy when this version must not be processed.
+func (s *Store) Claim(ctx context.Context, c Claim) (Ticket, error) {
+	hash := c.Mirror.Hash()
+	// A lost race on the follow-up write (unchanged) restarts the decision;
+	// it settles within a few rounds because each round sees a newer item.
+	for range 3 {
+		prev, err := s.tryClaim(ctx, c, hash)
+		if err == nil {
+			return prev, nil
+		}
+		var cf *ddbtypes.ConditionalCheckFailedException
+		if !errors.As(err, &cf) {
+			return Ticket{}, fmt.Errorf("claim %s: %w", c.PK(), err)
+		}
+		cur, err := s.get(ctx, c.Key, true)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return Ticket{}, err
+		}
+		now := s.now()
+		switch {
+		case cur.ClaimExpires >= now.UnixMilli() && cur.SysModCount < c.SysModCount:
+			return cur, ErrBusy
+		case cur.ClaimExpires >= now.UnixMilli() || cur.SysModCount >= c.SysModCount:
+			return cur, s.note(ctx, c.Key, OutcomeStale)
+		case cur.ContentHash == hash:
+			err := s.markUnchanged(ctx, c, hash)
+			if err == nil {
+				return cur, ErrUnchanged
+			}
+			if !errors.As(err, &cf) {
+				return Ticket{}, err
+			}
+		}
+	}
+	return Ticket{}, fmt.Errorf("claim %s: %w", c.PK(), ErrBusy)
+}
+
+func (s *Store) tryClaim(ctx context.Context, c Claim, hash string) (Ticket, error) {
+	now := s.now()
+	u := newUpdate()
+	u.setMirror(c.Mirror)
+	u.set("gateway_id", str(c.GatewayID))
+	u.set("table", str(c.Table))
+	u.set("sys_id", str(c.SysID))
+	u.set("sys_mod_count", num(c.SysModCount))
+	u.set("sys_updated_on", str(c.SysUpdatedOn))
+	u.set("content_hash", str(hash))
+	u.set("status", str(StatusProcessing))
+	u.set("reason", str(""))
+	u.set("claim_token", str(c.Token))
+	u.set("claim_expires", num64(now.Add(c.Lease).UnixMilli()))
+	u.setExpr("attempts", "if_not_exists(#attempts, :zero) + :one")
+	u.setExpr("first_seen_at", "if_not_exists(#first_seen_at, :now)")
+	u.set("source", str(c.Source))
+	if c.WebhookID != "" {
+		u.set("webhook_id", str(c.WebhookID))
+	}
+	u.touch(c.GatewayID, now)
+	u.values[":zero"] = num(0)
+	u.values[":one"] = num(1)
+	u.values[":v"] = num(c.SysModCount)
+	u.values[":h"] = str(hash)
+	u.values[":nowms"] = num64(now.UnixMilli())
+	u.values[":deferred"] = str(StatusDeferred)
+	u.values[":nowdue"] = str(now.UTC().Format(dueLayout))
+	u.names["#due_at"] = "due_at"
+	u.cond = "(attribute_not_exists(#claim_expires) OR #claim_expires < :nowms) AND (" +
+		"attribute_not_exists(#sys_mod_count)" +
+		" OR (#sys_mod_count < :v AND #content_hash <> :h)" +
+		" OR (#sys_mod_count <= :v AND attribute_exists(#claim_expires))" +
+		" OR (#sys_mod_count <= :v AND #status = :deferred AND #due_at <= :nowdue))"
+	out, err := s.db.UpdateItem(ctx, u.input(s.table, c.Key.PK(), ddbtypes.ReturnValueAllOld))
+	if err != nil {
+		return Ticket{}, err
+	}
+	var prev Ticket
+	if len(out.Attributes) > 0 {
+		if err := attributevalue.UnmarshalMap(out.Attributes, &prev); err != nil {
+			return Ticket{}, fmt.Errorf("decode ticket %s: %w", c.PK(), err)
+		}
+	}
+	return prev, nil
+}
+
+// markUnchanged records a newer version with the same content, so that an
+// older delivery arriving later is stale.
+func (s *Store) markUnchanged(ctx context.Context, c Claim, hash string) error {
+	now := s.now()
+	u := newUpdate()
+	u.set("sys_mod_count", num(c.SysModCount))
+	u.set("sys_updated_on", str(c.SysUpdatedOn))
+	u.set("last_outcome", str(OutcomeUnchanged))
+	u.set("last_outcome_at", timeAV(now))
+	u.touch(c.GatewayID, now)
+	u.values[":v"] = num(c.SysModCount)
+	u.values[":h"] = str(hash)
+	u.names["#content_hash"] = "content_hash"
+	u.names["#claim_expires"] = "claim_expires"
+	u.cond = "#sys_mod_count < :v AND #content_hash = :h AND attribute_not_exists(#claim_expires)"
+	if _, err := s.db.UpdateItem(ctx, u.input(s.table, c.PK(), ddbtypes.ReturnValueNone)); err != nil {
+		return fmt.Errorf("record unchanged %s: %w", c.PK(), err)
+	}
+	return nil
+}
+
+// note records an outcome that changes nothing else.
+func (s *Store) note(ctx context.Context, k Key, outcome string) error {
+	now := s.now()
+	u := newUpdate()
+	u.set("last_outcome", str(outcome))
+	u.set("last_outcome_at", timeAV(now))
+	u.names["#pk"] = schema.AttrPK
+	u.cond = "attribute_exists(#pk)"
+	_, err := s.db.UpdateItem(ctx, u.input(s.table, k.PK(), ddbtypes.ReturnValueNone))
+	var cf *ddbtypes.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &cf) {
+		return fmt.Errorf("record %s on %s: %w", outcome, k.PK(), err)
+	}
+	if outcome == OutcomeStale {
+		return ErrStale
+	}
+	return nil
+}
+
+// Result is the decision on a claimed version.
+type Result struct {
+	Status            string
+	Reason            string
+	JobID             string // accepted only
+	Fingerprint       string
+	DuplicateOf       string
+	DuplicateOfNumber string
+	Due               time.Time // deferred only
+	WriteBack         string
+}
+
+// Finish stores the decision on a claimed version and releases the claim.
+// ErrClaimLost means the claim expired and another processor took over.
+func (s *Store) Finish(ctx context.Context, k Key, token string, r Result) error {
+	now := s.now()
+	u := newUpdate()
+	u.set("status", str(r.Status))
+	u.set("reason", str(r.Reason))
+	u.set("last_outcome", str(r.Status))
+	u.set("last_outcome_at", timeAV(now))
+	u.set("processed_at", timeAV(now))
+	u.touch(k.GatewayID, now)
+	if r.JobID != "" {
+		u.set("job_id", str(r.JobID))
+	}
+	if r.Fingerprint != "" {
+		u.set("fingerprint", str(r.Fingerprint))
+	}
+	if r.DuplicateOf != "" {
+		u.set("duplicate_of", str(r.DuplicateOf))
+		u.set("duplicate_of_number", str(r.DuplicateOfNumber))
+	} else {
+		u.remove("duplicate_of", "duplicate_of_number")
+	}
+	if r.WriteBack != "" {
+		u.set("write_back", str(r.WriteBack))
+	}
+	if r.Status == StatusDeferred {
+		u.set(schema.AttrDuePK, str(duePrefix+k.GatewayID))
+		u.set(schema.AttrDueAt, str(r.Due.UTC().Format(dueLayout)))
+	} else {
+		u.remove(schema.AttrDuePK, schema.AttrDueAt)
+	}
+	u.remove("claim_token", "claim_expires", "last_error")
+	u.values[":token"] = str(token)
+	u.names["#claim_token"] = "claim_token"
+	u.cond = "#claim_token = :token"
+	return s.ifClaimed(ctx, k, "finish", u)
+}
+
+// Release gives a claimed version back after a transient failure: the
+// ticket says retrying, and the redelivered message can claim it at once.
+func (s *Store) Release(ctx context.Context, k Key, token, reason string) error {
+	now := s.now()
+	u := newUpdate()
+	u.set("status", str(StatusRetrying))
+	u.set("reason", str(reason))
+	u.set("last_error", str(reason))
+	u.set("last_outcome", str(StatusRetrying))
+	u.set("last_outcome_at", timeAV(now))
+	u.set("claim_expires", num(0))
+	u.touch(k.GatewayID, now)
+	u.values[":token"] = str(token)
+	u.names["#claim_token"] = "claim_token"
+	u.cond = "#claim_token = :token"
+	return s.ifClaimed(ctx, k, "release", u)
+}
+
+func (s *Store) ifClaimed(ctx context.Context, k Key, op string, u *update) error {
+	_, err := s.db.UpdateItem(ctx, u.input(s.table, k.PK(), ddbtypes.ReturnValueNone))
+	var cf *ddbtypes.ConditionalCheckFailedException
+	if errors.As(err, &cf) {
+		return fmt.Errorf("%s %s: %w", op, k.PK(), ErrClaimLost)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", op, k.PK(), err)
+	}
+	return nil
+}
+
+// RecordFailure stores a failure that happened before a version could be
+// claimed (the record could not be fetched, the gateway is unknown). A
+// permanent failure sets the status to failed; a transient one leaves the
+// status of a known ticket alone and marks a new one retrying.
+func (s *Store) RecordFailure(ctx context.Context, k Key, reason string, permanent bool, source string) error {
+	now := s.now()
+	u := newUpdate()
+	u.set("gateway_id", str(k.GatewayID))
+	u.set("table", str(k.Table))
+	u.set("sys_id", str(k.SysID))
+	u.set("last_error", str(reason))
+	u.set("last_outcome", str(StatusFailed))
+	u.set("last_outcome_at", timeAV(now))
+	u.set("source", str(source))
+	u.setExpr("attempts", "if_not_exists(#attempts, :zero) + :one")
+	u.setExpr("first_seen_at", "if_not_exists(#first_seen_at, :now)")
+	u.values[":zero"] = num(0)
+	u.values[":one"] = num(1)
+	if permanent {
+		u.set("status", str(StatusFailed))
+		u.set("reason", str(reason))
+	} else {
+		u.setExpr("status", "if_not_exists(#status, :retrying)")
+		u.setExpr("reason", "if_not_exists(#reason, :reason)")
+		u.values[":retrying"] = str(StatusRetrying)
+		u.values[":reason"] = str(reason)
+	}
+	u.touch(k.GatewayID, now)
+	if _, err := s.db.UpdateItem(ctx, u.input(s.table, k.PK(), ddbtypes.ReturnValueNone)); err != nil {
+		return fmt.Errorf("record failure on %s: %w", k.PK(), err)
+	}
+	return nil
+}
+
+// Get returns one ticket, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, k Key) (Ticket, error) { return s.get(ctx, k, false) }
+
+func (s *Store) get(ctx context.Context, k Key, consistent bool) (Ticket, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.table),
+		Key:            pkKey(k.PK()),
+		ConsistentRead: aws.Bool(consistent),
+	})
+	if err != nil {
+		return Ticket{}, fmt.Errorf("get ticket %s: %w", k.PK(), err)
+	}
+	if out.Item == nil {
+		return Ticket{}, fmt.Errorf("ticket %s: %w", k.PK(), ErrNotFound)
+	}
+	var t Ticket
+	if err := attributevalue.UnmarshalMap(out.Item, &t); err != nil {
+		return Ticket{}, fmt.Errorf("decode ticket %s: %w", k.PK(), err)
+	}
+	return t, nil
+}
+
+// ListOptions select tickets of one gateway.
+type ListOptions struct {
+	GatewayID string
+	// Status keeps only tickets with this status; empty keeps all.
+	Status string
+	// Since keeps tickets updated at or after it; zero keeps all.
+	Since time.Time
+	// Limit caps the result; zero means no cap.
+	Limit int
+}
+
+// List returns a gateway's tickets, most recently updated first.
+func (s *Store) List(ctx context.Context, o ListOptions) ([]Ticket, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		IndexName:                 aws.String(schema.IndexByGateway),
+		KeyConditionExpression:    aws.String("#pk = :pk AND #sk >= :since"),
+		ExpressionAttributeNames:  map[string]string{"#pk": schema.AttrGSI1PK, "#sk": schema.AttrGSI1SK},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":pk": str(gatewayIndexPK + o.GatewayID), ":since": str(o.Since.UTC().Format(updatedLayout))},
+		ScanIndexForward:          aws.Bool(false),
+	}
+	if o.Status != "" {
+		in.FilterExpression = aws.String("#status = :status")
+		in.ExpressionAttributeNames["#status"] = "status"
+		in.ExpressionAttributeValues[":status"] = str(o.Status)
+	}
+	tickets, err := s.query(ctx, in, o.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("list tickets of %s: %w", o.GatewayID, err)
+	}
+	// Index order is update order; sort again in case an emulator does not
+	// honour ScanIndexForward on an index.
+	sort.SliceStable(tickets, func(i, j int) bool { return tickets[i].UpdatedAt.After(tickets[j].UpdatedAt) })
+	return tickets, nil
+}
+
+// DueTickets returns the gateway's deferred tickets due at or before now,
+// the earliest first.
+func (s *Store) DueTickets(ctx context.Context, gatewayID string, now time.Time) ([]Ticket, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		IndexName:                 aws.String(schema.IndexDue),
+		KeyConditionExpression:    aws.String("#pk = :pk AND #due <= :now"),
+		ExpressionAttributeNames:  map[string]string{"#pk": schema.AttrDuePK, "#due": schema.AttrDueAt},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":pk": str(duePrefix + gatewayID), ":now": str(now.UTC().Format(dueLayout))},
+	}
+	tickets, err := s.query(ctx, in, 0)
+	if err != nil {
+		return nil, fmt.Errorf("due tickets of %s: %w", gatewayID, err)
+	}
+	sort.SliceStable(tickets, func(i, j int) bool { return tickets[i].DueAt < tickets[j].DueAt })
+	return tickets, nil
+}
+
+func (s *Store) query(ctx context.Context, in *dynamodb.QueryInput, limit int) ([]Ticket, error) {
+	var tickets []Ticket
+	p := dynamodb.NewQueryPaginator(s.db, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var ts []Ticket
+		if err := attributevalue.UnmarshalListOfMaps(page.Items, &ts); err != nil {
+			return nil, fmt.Errorf("decode tickets: %w", err)
+		}
+		tickets = append(tickets, ts...)
+		if limit > 0 && len(tickets) >= limit {
+			return tickets[:limit], nil
+		}
+	}
+	return tickets, nil
+}
+
+// First names the ticket that first had a fingerprint within its window.
+type First struct {
+	Table  string `dynamodbav:"table"`
+	SysID  string `dynamodbav:"sys_id"`
+	Number string `dynamodbav:"number"`
+}
+
+// ClaimFingerprint registers owner as the first ticket with fingerprint fp
+// for window, unless another ticket registered it within its window: then
+// it returns that ticket and true. The item expires by TTL; the condition
+// also checks the expiry, because TTL deletion lags.
+func (s *Store) ClaimFingerprint(ctx context.Context, gatewayID, fp string, owner First, window time.Duration) (First, bool, error) {
+	now := s.now()
+	pk := fingerprintPrefix + gatewayID + "#" + fp
+	item := map[string]ddbtypes.AttributeValue{
+		schema.AttrPK:        str(pk),
+		"gateway_id":         str(gatewayID),
+		"fingerprint":        str(fp),
+		"table":              str(owner.Table),
+		"sys_id":             str(owner.SysID),
+		"number":             str(owner.Number),
+		"created_at":         timeAV(now),
+		schema.AttrExpiresAt: num64(now.Add(window).Unix()),
+	}
+	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 aws.String(s.table),
+		Item:                      item,
+		ConditionExpression:       aws.String("attribute_not_exists(#pk) OR #exp < :now"),
+		ExpressionAttributeNames:  map[string]string{"#pk": schema.AttrPK, "#exp": schema.AttrExpiresAt},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":now": num64(now.Unix())},
+	})
+	var cf *ddbtypes.ConditionalCheckFailedException
+	if err == nil {
+		return owner, false, nil
+	}
+	if !errors.As(err, &cf) {
+		return First{}, false, fmt.Errorf("claim fingerprint %s: %w", pk, err)
+	}
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: pkKey(pk), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return First{}, false, fmt.Errorf("get fingerprint %s: %w", pk, err)
+	}
+	var first First
+	if err := attributevalue.UnmarshalMap(out.Item, &first); err != nil {
+		return First{}, false, fmt.Errorf("decode fingerprint %s: %w", pk, err)
+	}
+	if first.SysID == "" || (first.Table == owner.Table && first.SysID == owner.SysID) {
+		// Expired and deleted in between, or our own earlier version.
+		return owner, false, nil
+	}
+	return first, true, nil
+}
+
+// update builds an UpdateItem expression with placeholder names for
+// every attribute, since many of ours (status, table, state...) are
+// DynamoDB reserved words.
+type update struct {
+	sets    []string
+	removes []string
+	names   map[string]string
+	values  map[string]ddbtypes.AttributeValue
+	cond    string
+}
+
+func newUpdate() *update {
+	return &update{names: map[string]string{}, values: map[string]ddbtypes.AttributeValue{}}
+}
+
+func (u *update) set(attr string, v ddbtypes.AttributeValue) {
+	n := "#" + attr
+	u.names[n] = attr
+	u.values[":"+attr] = v
+	u.sets = append(u.sets, n+" = :"+attr)
+}
+
+func (u *update) setExpr(attr, expr string) {
+	u.names["#"+attr] = attr
+	u.sets = append(u.sets, "#"+attr+" = "+expr)
+}
+
+func (u *update) remove(attrs ...string) {
+	for _, a := range attrs {
+		u.names["#"+a] = a
+		u.removes = append(u.removes, "#"+a)
+	}
+}
+
+func (u *update) setMirror(m Mirror) {
+	av, _ := attributevalue.MarshalMap(m) // strings and a bool always marshal
+	keys := make([]string, 0, len(av))
+	for k := range av {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		u.set(k, av[k])
+	}
+}
+
+// touch moves the ticket to the top of its gateway's list.
+func (u *update) touch(gatewayID string, now time.Time) {
+	u.set("updated_at", timeAV(now))
+	u.set(schema.AttrGSI1PK, str(gatewayIndexPK+gatewayID))
+	u.set(schema.AttrGSI1SK, str(now.UTC().Format(updatedLayout)))
+	u.values[":now"] = timeAV(now)
+}
+
+func (u *update) input(table, pk string, rv ddbtypes.ReturnValue) *dynamodb.UpdateItemInput {
+	expr := "SET " + strings.Join(u.sets, ", ")
+	if len(u.removes) > 0 {
+		expr += " REMOVE " + strings.Join(u.removes, ", ")
+	}
+	// Names used only in the condition must be declared too; names used
+	// nowhere must not be.
+	used := expr + " " + u.cond
+	names := map[string]string{}
+	for k, v := range u.names {
+		if containsName(used, k) {
+			names[k] = v
+		}
+	}
+	values := map[string]ddbtypes.AttributeValue{}
+	for k, v := range u.values {
+		if containsName(used, k) {
+			values[k] = v
+		}
+	}
+	in := &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(table),
+		Key:                       pkKey(pk),
+		UpdateExpression:          aws.String(expr),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+		ReturnValues:              rv,
+	}
+	if u.cond != "" {
+		in.ConditionExpression = aws.String(u.cond)
+	}
+	return in
+}
+
+// containsName reports whether the placeholder occurs in expr as a whole
+// token (":now" must not match ":nowms").
+func containsName(expr, name string) bool {
+	for i := 0; ; {
+		j := strings.Index(expr[i:], name)
+		if j < 0 {
+			return false
+		}
+		end := i + j + len(name)
+		if end == len(expr) || !isNameChar(expr[end]) {
+			return true
+		}
+		i = end
+	}
+}
+
+func isNameChar(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+func pkKey(pk string) map[string]ddbtypes.AttributeValue {
+	return map[string]ddbtypes.AttributeValue{schema.AttrPK: str(pk)}
+}
+
+func str(s string) ddbtypes.AttributeValue { return &ddbtypes.AttributeValueMemberS{Value: s} }
+func num(n int) ddbtypes.AttributeValue    { return num64(int64(n)) }
+func num64(n int64) ddbtypes.AttributeValue {
+	return &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+func timeAV(t time.Time) ddbtypes.AttributeValue { return str(t.UTC().Format(time.RFC3339Nano)) }

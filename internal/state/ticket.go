@@ -1,0 +1,120 @@
+package state
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+)
+
+// Ticket statuses: the decision taken on the record's current content.
+const (
+	// StatusProcessing: a processor claimed this version and has not
+	// finished; if its claim expired it crashed, and a redelivery takes over.
+	StatusProcessing = "processing"
+	// StatusRetrying: a transient failure; the intake message is retried.
+	StatusRetrying     = "retrying"
+	StatusAccepted     = "accepted"
+	StatusOutOfScope   = "out_of_scope"
+	StatusDeduplicated = "deduplicated"
+	StatusDeferred     = "deferred"
+	StatusExpired      = "expired"
+	// StatusFailed: a permanent failure (record not found, unknown gateway
+	// or table); the message is not retried.
+	StatusFailed = "failed"
+)
+
+// Outcomes of a delivery that leave the status alone: the decision on the
+// content stands, only LastOutcome records them.
+const (
+	OutcomeStale     = "stale"
+	OutcomeUnchanged = "unchanged"
+)
+
+// Key identifies a ticket: one ServiceNow record as seen by one gateway.
+type Key struct {
+	GatewayID string
+	Table     string
+	SysID     string
+}
+
+// PK is the ticket item's partition key.
+func (k Key) PK() string { return ticketPrefix + k.GatewayID + "#" + k.Table + "#" + k.SysID }
+
+// Mirror is the part of a ServiceNow record snowgate acts on. Its hash
+// decides whether a new version is a change worth acting on; sys_mod_count
+// and sys_updated_on are deliberately outside it, so that an update that
+// touches none of these fields (our own work note) is "unchanged".
+type Mirror struct {
+	Number              string `dynamodbav:"number" json:"number"`
+	State               string `dynamodbav:"state" json:"state"`
+	Priority            string `dynamodbav:"priority" json:"priority"`
+	ShortDescription    string `dynamodbav:"short_description" json:"short_description"`
+	Description         string `dynamodbav:"description" json:"description"`
+	AssignmentGroup     string `dynamodbav:"assignment_group" json:"assignment_group"`
+	AssignmentGroupName string `dynamodbav:"assignment_group_name" json:"assignment_group_name"`
+	Environment         string `dynamodbav:"environment" json:"environment"`
+	ConfigurationItem   string `dynamodbav:"configuration_item" json:"configuration_item"`
+	Active              bool   `dynamodbav:"active" json:"active"`
+	// Change requests only.
+	Type      string `dynamodbav:"type" json:"type"`
+	Approval  string `dynamodbav:"approval" json:"approval"`
+	StartDate string `dynamodbav:"start_date" json:"start_date"`
+	EndDate   string `dynamodbav:"end_date" json:"end_date"`
+}
+
+// Hash is a stable digest of the mirrored fields.
+func (m Mirror) Hash() string {
+	b, _ := json.Marshal(m) // a struct of strings and a bool always encodes
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+// Ticket is the state item of one record: its mirror, the last version
+// processed and what happened to it.
+type Ticket struct {
+	GatewayID string `dynamodbav:"gateway_id"`
+	Table     string `dynamodbav:"table"`
+	SysID     string `dynamodbav:"sys_id"`
+	Mirror
+	// SysModCount is the last version seen (processed, or recorded as
+	// unchanged); meaningful only when ContentHash is set.
+	SysModCount  int    `dynamodbav:"sys_mod_count"`
+	SysUpdatedOn string `dynamodbav:"sys_updated_on"`
+	ContentHash  string `dynamodbav:"content_hash"`
+
+	Status string `dynamodbav:"status"`
+	Reason string `dynamodbav:"reason"`
+	// JobID is the last job dispatched for this record.
+	JobID             string `dynamodbav:"job_id,omitempty"`
+	Fingerprint       string `dynamodbav:"fingerprint,omitempty"`
+	DuplicateOf       string `dynamodbav:"duplicate_of,omitempty"` // sys_id of the first ticket
+	DuplicateOfNumber string `dynamodbav:"duplicate_of_number,omitempty"`
+	// DueAt is set while deferred: when the change request's window opens.
+	DueAt string `dynamodbav:"due_at,omitempty"`
+	// WriteBack says what happened to the work note: "done", "off" or the error.
+	WriteBack string `dynamodbav:"write_back,omitempty"`
+
+	ClaimToken   string `dynamodbav:"claim_token,omitempty"`
+	ClaimExpires int64  `dynamodbav:"claim_expires,omitempty"` // Unix ms; 0 = released
+
+	// Attempts counts processing attempts: claims and failures.
+	Attempts      int       `dynamodbav:"attempts"`
+	Source        string    `dynamodbav:"source,omitempty"`
+	WebhookID     string    `dynamodbav:"webhook_id,omitempty"`
+	LastOutcome   string    `dynamodbav:"last_outcome"`
+	LastOutcomeAt time.Time `dynamodbav:"last_outcome_at"`
+	LastError     string    `dynamodbav:"last_error,omitempty"`
+	FirstSeenAt   time.Time `dynamodbav:"first_seen_at"`
+	ProcessedAt   time.Time `dynamodbav:"processed_at,omitempty"`
+	UpdatedAt     time.Time `dynamodbav:"updated_at"`
+}
+
+// Key returns the ticket's key.
+func (t Ticket) Key() Key { return Key{GatewayID: t.GatewayID, Table: t.Table, SysID: t.SysID} }
+
+// Due parses DueAt; zero when the ticket is not deferred.
+func (t Ticket) Due() time.Time {
+	d, _ := time.Parse(dueLayout, t.DueAt)
+	return d
+}
