@@ -437,5 +437,3 @@ func TestConcurrentWritesKeepRoutesConsistent(t *testing.T) {
 		}
 	}
 }
-
-
