@@ -51,7 +51,9 @@ func (e *Error) Error() string {
 }
 
 // Is makes a 404 match ErrNotFound.
-func (e *Error) Is(target error) bool { return target == ErrNotFound && e.Status == http.StatusNotFound }
+func (e *Error) Is(target error) bool {
+	return target == ErrNotFound && e.Status == http.StatusNotFound
+}
 
 // retryableStatus: rate limiting and server-side failures may clear; 501
 // (a method the instance does not implement) will not.
