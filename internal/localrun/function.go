@@ -1,0 +1,145 @@
+package localrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+)
+
+// Function is one Lambda function as make dev runs it: registered in the
+// emulator under Name and served by the bootstrap binary at Bootstrap.
+type Function struct {
+	// Name is the function name in the emulator, e.g. "snowgate-dev-ingest".
+	Name string
+	// Bootstrap is the path of a host-architecture build of the function.
+	Bootstrap string
+	// Timeout is the function's timeout (Lambda's default, 3s, when zero).
+	Timeout time.Duration
+	// Env is the function's configuration, as CDK would set it.
+	Env map[string]string
+}
+
+// Supervisor runs function bootstraps against the emulator's Runtime API,
+// as the Lambda service runs them in their execution environments.
+type Supervisor struct {
+	Emulator *Emulator
+	// Region and Endpoint are given to the functions as AWS_REGION and
+	// AWS_ENDPOINT_URL. Endpoint defaults to the emulator's URL.
+	Region   string
+	Endpoint string
+	Logs     *Logs
+	Log      *slog.Logger
+	// Backoff is the first delay before restarting a bootstrap that exited;
+	// it doubles up to MaxBackoff while the process keeps dying quickly.
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+}
+
+// Env is the complete environment of the function's process: what the
+// Lambda service sets in provided.al2023, dummy credentials for the emulator,
+// and the function's own configuration. Nothing leaks in from the parent's
+// environment (no AWS_PROFILE, no real credentials).
+func (s *Supervisor) Env(fn Function) []string {
+	timeout := fn.Timeout
+	if timeout <= 0 {
+		timeout = 3 * time.Second
+	}
+	endpoint := s.Endpoint
+	if endpoint == "" {
+		endpoint = s.Emulator.URL
+	}
+	env := map[string]string{
+		"PATH":                            "/usr/local/bin:/usr/bin:/bin",
+		"TZ":                              ":UTC",
+		"LANG":                            "en_US.UTF-8",
+		"_HANDLER":                        "bootstrap",
+		"LAMBDA_TASK_ROOT":                filepath.Dir(fn.Bootstrap),
+		"AWS_LAMBDA_RUNTIME_API":          s.Emulator.RuntimeAPI(fn.Name),
+		"AWS_LAMBDA_FUNCTION_NAME":        fn.Name,
+		"AWS_LAMBDA_FUNCTION_VERSION":     "$LATEST",
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+		"AWS_LAMBDA_LOG_GROUP_NAME":       "/aws/lambda/" + fn.Name,
+		"AWS_LAMBDA_FUNCTION_TIMEOUT":     fmt.Sprint(int(timeout / time.Second)),
+		"AWS_REGION":                      s.Region,
+		"AWS_DEFAULT_REGION":              s.Region,
+		"AWS_ENDPOINT_URL":                endpoint,
+		"AWS_ACCESS_KEY_ID":               "test",
+		"AWS_SECRET_ACCESS_KEY":           "test",
+		"AWS_SESSION_TOKEN":               "test",
+	}
+	for k, v := range fn.Env {
+		env[k] = v
+	}
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Run starts the function's bootstrap and starts it again whenever it exits,
+// until ctx is done; then it stops the process and returns nil. It fails
+// only when the bootstrap cannot be started at all.
+func (s *Supervisor) Run(ctx context.Context, fn Function) error {
+	if _, err := os.Stat(fn.Bootstrap); err != nil {
+		return fmt.Errorf("bootstrap of %s: %w", fn.Name, err)
+	}
+	backoff, maxBackoff := s.Backoff, s.MaxBackoff
+	if backoff <= 0 {
+		backoff = 200 * time.Millisecond
+	}
+	if maxBackoff < backoff {
+		maxBackoff = 10 * time.Second
+	}
+	delay := backoff
+	for {
+		started := time.Now()
+		err := s.runOnce(ctx, fn)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			return fmt.Errorf("run %s: %w", fn.Name, err)
+		}
+		// A process that lived a while crashed on a request, not at start:
+		// restart it promptly, as Lambda starts a fresh environment.
+		if time.Since(started) > 10*delay {
+			delay = backoff
+		}
+		s.Log.Warn("function process exited; restarting", "function", fn.Name,
+			"error", err, "restart_in", delay.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, maxBackoff)
+	}
+}
+
+func (s *Supervisor) runOnce(ctx context.Context, fn Function) error {
+	out := s.Logs.Writer(fn.Name)
+	defer out.Close()
+	cmd := exec.CommandContext(ctx, fn.Bootstrap)
+	cmd.Dir = filepath.Dir(fn.Bootstrap)
+	cmd.Env = s.Env(fn)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = procAttr()
+	// Lambda gives a runtime SIGTERM before it reclaims the environment.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 2 * time.Second
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", fn.Bootstrap, err)
+	}
+	s.Log.Info("function process started", "function", fn.Name, "pid", cmd.Process.Pid)
+	return cmd.Wait()
+}
