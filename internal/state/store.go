@@ -133,6 +133,13 @@ func (s *Store) Claim(ctx context.Context, c Claim) (Ticket, error) {
 		now := s.now()
 		switch {
 		case cur.ClaimExpires >= now.UnixMilli() && cur.SysModCount < c.SysModCount:
+			if cur.ContentHash == hash {
+				// The claimant is deciding on this very content (this is,
+				// typically, the echo of its own work note). Should it
+				// crash, its redelivered message fetches this version and
+				// takes the claim over, so nothing is lost.
+				return cur, s.note(ctx, c.Key, OutcomeUnchanged)
+			}
 			return cur, ErrBusy
 		case cur.ClaimExpires >= now.UnixMilli() || cur.SysModCount >= c.SysModCount:
 			return cur, s.note(ctx, c.Key, OutcomeStale)
@@ -233,11 +240,13 @@ func (s *Store) note(ctx context.Context, k Key, outcome string) error {
 	if outcome == OutcomeStale {
 		return ErrStale
 	}
-	return nil
+	return ErrUnchanged
 }
 
 // Result is the decision on a claimed version.
 type Result struct {
+	// Version is the claimed sys_mod_count.
+	Version           int
 	Status            string
 	Reason            string
 	JobID             string // accepted only
@@ -258,6 +267,7 @@ func (s *Store) Finish(ctx context.Context, k Key, token string, r Result) error
 	u.set("last_outcome", str(r.Status))
 	u.set("last_outcome_at", timeAV(now))
 	u.set("processed_at", timeAV(now))
+	u.set("decided_version", num(r.Version))
 	u.touch(k.GatewayID, now)
 	if r.JobID != "" {
 		u.set("job_id", str(r.JobID))

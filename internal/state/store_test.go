@@ -44,7 +44,7 @@ func TestClaimSequence(t *testing.T) {
 	s := newStore(t).WithClock(clk.now)
 	finish := func(c state.Claim) {
 		t.Helper()
-		if err := s.Finish(ctx, c.Key, c.Token, state.Result{Status: state.StatusAccepted, JobID: "job"}); err != nil {
+		if err := s.Finish(ctx, c.Key, c.Token, state.Result{Version: c.SysModCount, Status: state.StatusAccepted, JobID: "job"}); err != nil {
 			t.Fatalf("Finish: %v", err)
 		}
 	}
@@ -60,6 +60,7 @@ func TestClaimSequence(t *testing.T) {
 		{name: "new record is claimed", claim: claim("a", 3, "disk full")},
 		{name: "same version while claimed is stale", claim: claim("a", 3, "disk full"), wantErr: state.ErrStale},
 		{name: "newer version while an older one is claimed is busy", claim: claim("a", 4, "disk full!"), wantErr: state.ErrBusy},
+		{name: "newer version with the claimed content while claimed is unchanged", claim: claim("a", 4, "disk full"), wantErr: state.ErrUnchanged},
 		{name: "expired claim of the same version is taken over", advance: 2 * time.Minute, claim: claim("a", 3, "disk full"), finish: true},
 		{name: "processed version is stale", claim: claim("a", 3, "disk full"), wantErr: state.ErrStale},
 		{name: "older version is stale", claim: claim("a", 2, "disk"), wantErr: state.ErrStale},
@@ -87,11 +88,12 @@ func TestClaimSequence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	six := 6
 	want := state.Ticket{
 		GatewayID: gtw, Table: "incident", SysID: "a",
 		Mirror:      state.Mirror{Number: "INC001", State: "1", ShortDescription: "disk full again", Active: true},
 		SysModCount: 6, SysUpdatedOn: "2026-01-01 10:00:00", ContentHash: claim("a", 6, "disk full again").Mirror.Hash(),
-		Status: state.StatusAccepted, JobID: "job", Attempts: 4, Source: "webhook", LastOutcome: state.StatusAccepted,
+		DecidedVersion: &six, Status: state.StatusAccepted, JobID: "job", Attempts: 4, Source: "webhook", LastOutcome: state.StatusAccepted,
 	}
 	opts := cmp.FilterPath(func(p cmp.Path) bool {
 		switch p.Last().String() {

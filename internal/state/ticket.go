@@ -82,6 +82,10 @@ type Ticket struct {
 	SysModCount  int    `dynamodbav:"sys_mod_count"`
 	SysUpdatedOn string `dynamodbav:"sys_updated_on"`
 	ContentHash  string `dynamodbav:"content_hash"`
+	// DecidedVersion is the sys_mod_count of the last finished decision;
+	// nil until one finished. A job's id derives from it and the content
+	// hash, so that every retry of one pending decision has the same id.
+	DecidedVersion *int `dynamodbav:"decided_version,omitempty"`
 
 	Status string `dynamodbav:"status"`
 	Reason string `dynamodbav:"reason"`
