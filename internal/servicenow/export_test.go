@@ -10,6 +10,3 @@ import (
 func WithSleep(f func(context.Context, time.Duration) error) Option {
 	return func(c *Client) { c.sleep = f }
 }
-
-// NextLink exposes the Link header parser.
-var NextLink = nextLink

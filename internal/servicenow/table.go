@@ -89,7 +89,10 @@ func (c *Client) Query(ctx context.Context, table string, q Query, page func([]R
 	// needed: paging follows the Link header.
 	v.Set("sysparm_no_count", "true")
 	next := c.base.String() + "/api/now/table/" + table + "?" + v.Encode()
+	// A next link to a page already read would loop forever.
+	visited := map[string]bool{}
 	for {
+		visited[pageKey(next)] = true
 		res, err := c.do(ctx, request{method: http.MethodGet, url: next, authorize: true, idempotent: true}, &stats.Calls)
 		if err != nil {
 			return stats, fmt.Errorf("query %s: page %d: %w", table, stats.Pages+1, err)
@@ -111,8 +114,8 @@ func (c *Client) Query(ctx context.Context, table string, q Query, page func([]R
 		if err != nil {
 			return stats, fmt.Errorf("query %s: page %d: %w", table, stats.Pages, err)
 		}
-		if u == next {
-			return stats, fmt.Errorf("query %s: page %d: %w: next page link points at the same page", table, stats.Pages, ErrBadResponse)
+		if visited[pageKey(u)] {
+			return stats, fmt.Errorf("query %s: page %d: %w: next page link points at a page already read", table, stats.Pages, ErrBadResponse)
 		}
 		next = u
 	}
@@ -235,6 +238,20 @@ func (c *Client) follow(current, link string) (string, error) {
 	}
 	u.User, u.Fragment = nil, ""
 	return u.String(), nil
+}
+
+// pageKey identifies a page by its path and parameters, in a canonical
+// order, with the implicit sysparm_offset=0 spelled out.
+func pageKey(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	q := p.Query()
+	if q.Get("sysparm_offset") == "" {
+		q.Set("sysparm_offset", "0")
+	}
+	return p.Path + "?" + q.Encode()
 }
 
 // nextLink finds the rel="next" target of the Link headers, as ServiceNow
