@@ -1,0 +1,288 @@
+package businessrule_test
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/dop251/goja"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/snowgate/snowgate/internal/businessrule"
+	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/webhook"
+)
+
+// shim is the smallest ServiceNow server-side environment the script needs.
+// Requests are recorded in `sent` instead of being sent; GlideDateTime is
+// frozen at `nowMillis`; generateMac is the real HMAC, from Go.
+const shim = `
+var sent = [];
+var errors = [];
+var guids = 0;
+var gs = {
+	generateGUID: function () { guids++; return 'a1b2c3d4e5f60718293a4b5c6d7e8f9' + guids; },
+	error: function (msg) { errors.push(String(msg)); }
+};
+var sn_ws = {
+	RESTMessageV2: function () {
+		var m = { headers: {} };
+		this.setEndpoint = function (u) { m.url = u; };
+		this.setHttpMethod = function (v) { m.method = v; };
+		this.setRequestHeader = function (k, v) { m.headers[k] = String(v); };
+		this.setRequestBody = function (b) { m.body = b; };
+		this.setHttpTimeout = function (ms) { m.timeout = ms; };
+		this.execute = function () { throw new Error('execute() blocks the transaction; use executeAsync()'); };
+		this.executeAsync = function () {
+			if (failSend) { throw new Error('connection refused'); }
+			sent.push(m);
+		};
+	}
+};
+function GlideDateTime() { this.getNumericValue = function () { return nowMillis; }; }
+function GlideCertificateEncryption() {
+	this.generateMac = function (key, alg, data) { return goMac(key, alg, data); };
+}
+function record(fields, op) {
+	return {
+		getUniqueValue: function () { return fields.sys_id; },
+		getTableName: function () { return fields.sys_class_name; },
+		getValue: function (f) { return fields[f] === undefined ? null : fields[f]; },
+		operation: function () { return op; }
+	};
+}
+`
+
+type request struct {
+	URL     string            `json:"url"`
+	Method  string            `json:"method"`
+	Headers map[string]string `json:"headers"`
+	Body    string            `json:"body"`
+	Timeout int               `json:"timeout"`
+}
+
+type run struct {
+	sent   []request
+	errors []string
+}
+
+// execute runs a rule's script for one record the way ServiceNow does:
+// `current` and `previous` in scope, the script evaluated as is.
+func execute(t *testing.T, r businessrule.Rule, fields map[string]string, op string, failSend bool) run {
+	t.Helper()
+	vm := goja.New()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(vm.Set("nowMillis", int64(1767225600123)))
+	must(vm.Set("failSend", failSend))
+	must(vm.Set("goMac", func(key, alg, data string) (string, error) {
+		if alg != "HmacSHA256" {
+			return "", errors.New("unsupported algorithm " + alg)
+		}
+		raw, err := base64.StdEncoding.DecodeString(key)
+		if err != nil {
+			return "", err
+		}
+		m := hmac.New(sha256.New, raw)
+		m.Write([]byte(data))
+		return base64.StdEncoding.EncodeToString(m.Sum(nil)), nil
+	}))
+	_, err := vm.RunString(shim)
+	must(err)
+	must(vm.Set("fields", fields))
+	_, err = vm.RunString("var current = record(fields, " + quote(op) + "); var previous = null;")
+	must(err)
+	if _, err := vm.RunScript("business_rule.js", r.Script); err != nil {
+		t.Fatalf("script failed: %v\n%s", err, r.Script)
+	}
+	out, err := vm.RunString("JSON.stringify({sent: sent, errors: errors})")
+	must(err)
+	var res struct {
+		Sent   []request `json:"sent"`
+		Errors []string  `json:"errors"`
+	}
+	must(json.Unmarshal([]byte(out.String()), &res))
+	return run{sent: res.Sent, errors: res.Errors}
+}
+
+func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+var incident = map[string]string{
+	"sys_id":         "9d385017c611228701d22104cc95c371",
+	"sys_class_name": "incident",
+	"number":         "INC0010001",
+	"sys_mod_count":  "4",
+}
+
+const ingestURL = "https://abc123.execute-api.eu-west-1.amazonaws.com/api/webhooks/ingest/0123456789abcdef01234567"
+
+func TestScriptPostsWithStaticSecret(t *testing.T) {
+	secret, _ := webhook.NewSecret()
+	rule, err := businessrule.Render(businessrule.Params{
+		WebhookID: "whk_1", WebhookName: "incidents", Table: registry.TableIncident,
+		URL: ingestURL, Signing: registry.SigningSecret, Secret: secret, Condition: "active=true",
+	})
+	if err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	got := execute(t, rule, incident, "update", false)
+	if len(got.sent) != 1 || len(got.errors) != 0 {
+		t.Fatalf("sent %d requests, errors %q; want 1 request, no errors", len(got.sent), got.errors)
+	}
+	want := request{
+		URL: ingestURL, Method: "POST", Timeout: businessrule.HTTPTimeoutMillis,
+		Headers: map[string]string{"Content-Type": "application/json", "X-Webhook-Secret": secret},
+		Body:    `{"sys_id":"9d385017c611228701d22104cc95c371","table":"incident","number":"INC0010001","sys_mod_count":4,"operation":"update"}`,
+	}
+	if diff := cmp.Diff(want, got.sent[0]); diff != "" {
+		t.Errorf("request mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestScriptSignsWithHMAC(t *testing.T) {
+	key := webhook.NewSigningKey()
+	rule, err := businessrule.Render(businessrule.Params{
+		WebhookID: "whk_2", Table: registry.TableChangeRequest, URL: ingestURL,
+		Signing: registry.SigningHMAC, Secret: key, Condition: "active=true",
+	})
+	if err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	change := map[string]string{"sys_id": "c0ffee", "sys_class_name": "change_request", "number": "CHG0030001", "sys_mod_count": "0"}
+	got := execute(t, rule, change, "insert", false)
+	if len(got.sent) != 1 {
+		t.Fatalf("sent %d requests (errors %q), want 1", len(got.sent), got.errors)
+	}
+	req := got.sent[0]
+	if _, ok := req.Headers["X-Webhook-Secret"]; ok {
+		t.Error("hmac request carries X-Webhook-Secret")
+	}
+	if ts := req.Headers["webhook-timestamp"]; ts != "1767225600" {
+		t.Errorf("webhook-timestamp = %q, want 1767225600 (unix seconds)", ts)
+	}
+	if id := req.Headers["webhook-id"]; !strings.HasPrefix(id, "msg_") || len(id) < 20 {
+		t.Errorf("webhook-id = %q, want msg_<guid>", id)
+	}
+	raw, err := webhook.DecodeSigningKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSig := webhook.Sign(raw, req.Headers["webhook-id"], req.Headers["webhook-timestamp"], []byte(req.Body))
+	if req.Headers["webhook-signature"] != wantSig {
+		t.Errorf("webhook-signature = %q, want %q", req.Headers["webhook-signature"], wantSig)
+	}
+	var body map[string]any
+	if err := json.Unmarshal([]byte(req.Body), &body); err != nil {
+		t.Fatalf("body %q: %v", req.Body, err)
+	}
+	wantBody := map[string]any{"sys_id": "c0ffee", "table": "change_request", "number": "CHG0030001", "sys_mod_count": float64(0), "operation": "insert"}
+	if diff := cmp.Diff(wantBody, body); diff != "" {
+		t.Errorf("body mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestScriptLogsSendFailure(t *testing.T) {
+	secret, _ := webhook.NewSecret()
+	rule, err := businessrule.Render(businessrule.Params{
+		WebhookID: "whk_3", Table: registry.TableIncident, URL: ingestURL, Signing: registry.SigningSecret, Secret: secret,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := execute(t, rule, incident, "insert", true)
+	if len(got.errors) != 1 || !strings.Contains(got.errors[0], "whk_3") || !strings.Contains(got.errors[0], "connection refused") {
+		t.Errorf("errors = %q, want one naming the webhook and the cause", got.errors)
+	}
+	if strings.Contains(strings.Join(got.errors, ""), secret) {
+		t.Error("the logged error contains the secret")
+	}
+}
+
+func TestRenderRejects(t *testing.T) {
+	secret, _ := webhook.NewSecret()
+	ok := businessrule.Params{Table: registry.TableIncident, URL: ingestURL, Signing: registry.SigningSecret, Secret: secret}
+	tests := []struct {
+		name   string
+		change func(*businessrule.Params)
+	}{
+		{"unknown table", func(p *businessrule.Params) { p.Table = "problem" }},
+		{"relative URL", func(p *businessrule.Params) { p.URL = "/api/webhooks/ingest/x" }},
+		{"no secret", func(p *businessrule.Params) { p.Secret = "" }},
+		{"unknown signing", func(p *businessrule.Params) { p.Signing = "jwt" }},
+		{"hmac with a plain secret", func(p *businessrule.Params) { p.Signing = registry.SigningHMAC }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := ok
+			tc.change(&p)
+			if _, err := businessrule.Render(p); !errors.Is(err, businessrule.ErrInvalid) {
+				t.Errorf("Render() = %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+// TestSecretCannotBreakOut checks that values are embedded as literals: a
+// secret full of quotes and script still arrives byte for byte.
+func TestSecretCannotBreakOut(t *testing.T) {
+	secret := `a'b"c\d</script>` + "\u2028e"
+	rule, err := businessrule.Render(businessrule.Params{Table: registry.TableIncident, URL: ingestURL, Signing: registry.SigningSecret, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := execute(t, rule, incident, "insert", false)
+	if len(got.sent) != 1 || got.sent[0].Headers["X-Webhook-Secret"] != secret {
+		t.Fatalf("sent %+v, want the secret unchanged", got.sent)
+	}
+}
+
+func TestText(t *testing.T) {
+	rule, err := businessrule.Render(businessrule.Params{
+		WebhookID: "whk_1", WebhookName: "changes", Table: registry.TableChangeRequest, URL: ingestURL,
+		Signing: registry.SigningSecret, Secret: "s3cret",
+		Condition: registry.Gateway{AssignmentGroupFilter: "Network,DB", EnvironmentFilter: "prod"}.ScopeQuery(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := rule.Text()
+	for _, want := range []string{
+		"--- ServiceNow Business Rule configuration ---\n",
+		"  Table:            change_request [change_request]\n",
+		"  When:             after\n",
+		"  Insert:           true\n",
+		"  Update:           true\n",
+		"  Filter Conditions: active=true^assignment_group.nameINNetwork,DB^u_environmentINprod\n",
+		"(Active is true AND Assignment group.Name is one of Network, DB AND Environment is one of prod)\n",
+		"--- Script (paste into Advanced tab) ---\n(function executeRule(current, previous",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("Text() lacks %q; got:\n%s", want, text)
+		}
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	tests := []struct{ query, want string }{
+		{"", "all records"},
+		{"active=true", "Active is true"},
+		{"priority=1^ORpriority=2", "Priority is 1 OR Priority is 2"},
+		{"u_environmentNOT INdev,test", "Environment is not one of dev, test"},
+		{"short_descriptionLIKEdisk^state!=7", "Short description contains disk AND State is not 7"},
+		{"active=true^NQpriority<=2", "Active is true OR (Priority is at most 2)"},
+		{"weird", "weird"},
+	}
+	for _, tc := range tests {
+		if got := businessrule.Describe(tc.query); got != tc.want {
+			t.Errorf("Describe(%q) = %q, want %q", tc.query, got, tc.want)
+		}
+	}
+}

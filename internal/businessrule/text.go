@@ -1,0 +1,119 @@
+package businessrule
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Text is the block printed for an administrator: the form settings, then
+// the script to paste into the Advanced tab.
+func (r Rule) Text() string {
+	var b strings.Builder
+	line := func(label string, value any) { fmt.Fprintf(&b, "  %-17s %v\n", label+":", value) }
+	b.WriteString("--- ServiceNow Business Rule configuration ---\n")
+	line("Name", r.Name)
+	line("Table", fmt.Sprintf("%s [%s]", r.Table, r.Table))
+	line("Active", r.Active)
+	line("Advanced", r.Advanced)
+	line("When", r.When)
+	line("Order", r.Order)
+	line("Insert", r.Insert)
+	line("Update", r.Update)
+	line("Filter Conditions", r.Condition)
+	fmt.Fprintf(&b, "  %-17s (%s)\n", "", r.ConditionText)
+	b.WriteString("--- Script (paste into Advanced tab) ---\n")
+	b.WriteString(r.Script)
+	return b.String()
+}
+
+// operators of encoded queries, longest first so that a prefix never wins.
+var operators = []struct{ op, words string }{
+	{"NOT LIKE", "does not contain"},
+	{"ISNOTEMPTY", "is not empty"},
+	{"STARTSWITH", "starts with"},
+	{"ENDSWITH", "ends with"},
+	{"ISEMPTY", "is empty"},
+	{"NOT IN", "is not one of"},
+	{"LIKE", "contains"},
+	{"IN", "is one of"},
+	{"!=", "is not"},
+	{">=", "is at least"},
+	{"<=", "is at most"},
+	{"=", "is"},
+	{">", "is more than"},
+	{"<", "is less than"},
+}
+
+// Describe renders an encoded query the way ServiceNow's condition builder
+// reads it, e.g. "active=true^u_environmentINprod,test" becomes
+// "Active is true AND Environment is one of prod, test". Terms it does not
+// understand are shown as they are.
+func Describe(query string) string {
+	if query == "" {
+		return "all records"
+	}
+	var out []string
+	for i, q := range strings.Split(query, "^NQ") {
+		var terms []string
+		for j, t := range strings.Split(q, "^") {
+			join := " AND "
+			if rest, ok := strings.CutPrefix(t, "OR"); ok && j > 0 && !startsWithOperator(rest) {
+				t, join = rest, " OR "
+			}
+			if j > 0 {
+				terms = append(terms, join)
+			}
+			terms = append(terms, describeTerm(t))
+		}
+		s := strings.Join(terms, "")
+		if i > 0 {
+			s = "OR (" + s + ")"
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, " ")
+}
+
+func startsWithOperator(s string) bool {
+	for _, o := range operators {
+		if strings.HasPrefix(s, o.op) {
+			return true
+		}
+	}
+	return false
+}
+
+func describeTerm(t string) string {
+	end := strings.IndexFunc(t, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '.')
+	})
+	if end <= 0 {
+		return t
+	}
+	field, rest := t[:end], t[end:]
+	for _, o := range operators {
+		value, ok := strings.CutPrefix(rest, o.op)
+		if !ok {
+			continue
+		}
+		if strings.HasSuffix(o.op, "IN") {
+			value = strings.Join(strings.Split(value, ","), ", ")
+		}
+		return strings.TrimSpace(fieldLabel(field) + " " + o.words + " " + value)
+	}
+	return t
+}
+
+// fieldLabel turns a column name into its usual label: assignment_group.name
+// becomes "Assignment group.Name", u_environment "Environment".
+func fieldLabel(field string) string {
+	parts := strings.Split(field, ".")
+	for i, p := range parts {
+		p = strings.ReplaceAll(strings.TrimPrefix(p, "u_"), "_", " ")
+		if p != "" {
+			p = strings.ToUpper(p[:1]) + p[1:]
+		}
+		parts[i] = p
+	}
+	return strings.Join(parts, ".")
+}
