@@ -33,8 +33,7 @@ func (s *Sim) routes() *http.ServeMux {
 
 // ServeHTTP serves the Table API and the OAuth token endpoint.
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	sw := &statusWriter{ResponseWriter: w}
-	defer func() { s.count(func(st *Stats) { st.Requests[RequestKey{r.Method, sw.status}]++ }) }()
+	sw := &statusWriter{ResponseWriter: w, sim: s, method: r.Method}
 	if s.injectFault(sw, r) {
 		return
 	}

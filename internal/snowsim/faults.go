@@ -133,6 +133,7 @@ func (s *Sim) injectFault(w *statusWriter, r *http.Request) bool {
 	case faultDrop:
 		conn, _, err := http.NewResponseController(w).Hijack()
 		if err == nil {
+			w.record(0)
 			_ = conn.Close()
 			return true
 		}

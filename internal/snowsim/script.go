@@ -22,9 +22,9 @@ import (
 )
 
 const (
-	// scriptTimeout interrupts a Business Rule stuck in JavaScript (a loop);
-	// blocking HTTP calls are bounded by their own timeout instead.
-	scriptTimeout = 30 * time.Second
+	// DefaultScriptTimeout interrupts a Business Rule stuck in JavaScript (a
+	// loop); blocking HTTP calls are bounded by their own timeout instead.
+	DefaultScriptTimeout = 30 * time.Second
 	// defaultHTTPTimeout applies when a script sets no setHttpTimeout.
 	defaultHTTPTimeout = 60 * time.Second
 	maxResponseBody    = 1 << 20
@@ -49,7 +49,7 @@ func (s *Sim) runScript(r *compiledRule, c change, user string) (err error) {
 	if err := e.install(c); err != nil {
 		return fmt.Errorf("install shims: %w", err)
 	}
-	timer := time.AfterFunc(scriptTimeout, func() { vm.Interrupt("script timed out") })
+	timer := time.AfterFunc(s.scriptTimeout, func() { vm.Interrupt("script timed out") })
 	defer timer.Stop()
 	if _, err := vm.RunProgram(r.prog); err != nil {
 		return fmt.Errorf("run script: %w", err)

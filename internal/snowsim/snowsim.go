@@ -37,6 +37,8 @@ type Sim struct {
 	pageLimit int
 	mux       *http.ServeMux
 	client    *http.Client
+	// scriptTimeout bounds the JavaScript part of a Business Rule run.
+	scriptTimeout time.Duration
 
 	mu     sync.RWMutex // tables and rules
 	tables map[string]*table
@@ -97,6 +99,10 @@ func WithPageLimit(n int) Option {
 // WithHTTPClient sets the client RESTMessageV2 uses for outbound calls.
 func WithHTTPClient(c *http.Client) Option { return func(s *Sim) { s.client = c } }
 
+// WithScriptTimeout bounds how long a Business Rule script may run
+// JavaScript before it is interrupted (default DefaultScriptTimeout).
+func WithScriptTimeout(d time.Duration) Option { return func(s *Sim) { s.scriptTimeout = d } }
+
 // WithProperty sets a system property read by gs.getProperty.
 func WithProperty(name, value string) Option {
 	return func(s *Sim) { s.properties[name] = value }
@@ -106,15 +112,16 @@ func WithProperty(name, value string) Option {
 // tables and outbound HTTP switched on.
 func New(opts ...Option) *Sim {
 	s := &Sim{
-		clock:      time.Now,
-		logger:     slog.New(slog.DiscardHandler),
-		pageLimit:  DefaultPageLimit,
-		client:     &http.Client{},
-		tables:     newTables(),
-		auth:       newAuthState(),
-		properties: map[string]string{},
-		outbound:   true,
-		stats:      newStats(),
+		clock:         time.Now,
+		logger:        slog.New(slog.DiscardHandler),
+		pageLimit:     DefaultPageLimit,
+		client:        &http.Client{},
+		scriptTimeout: DefaultScriptTimeout,
+		tables:        newTables(),
+		auth:          newAuthState(),
+		properties:    map[string]string{},
+		outbound:      true,
+		stats:         newStats(),
 	}
 	for _, o := range opts {
 		o(s)

@@ -47,23 +47,33 @@ func (s *Sim) count(f func(*Stats)) {
 	f(&s.stats)
 }
 
-// statusWriter records the status a handler wrote.
+// statusWriter counts a response by method and status as its header is
+// written, before the client can see it, so Stats never lag behind what a
+// client observed.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	sim      *Sim
+	method   string
+	status   int
+	recorded bool
+}
+
+// record counts the request once; status 0 is a dropped connection.
+func (w *statusWriter) record(status int) {
+	if w.recorded {
+		return
+	}
+	w.recorded, w.status = true, status
+	w.sim.count(func(st *Stats) { st.Requests[RequestKey{w.method, status}]++ })
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
+	w.record(code)
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
+	w.record(http.StatusOK)
 	return w.ResponseWriter.Write(b)
 }
 
