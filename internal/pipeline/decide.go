@@ -1,0 +1,194 @@
+package pipeline
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/google/uuid"
+
+	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/servicenow"
+	"github.com/snowgate/snowgate/internal/state"
+)
+
+// Change request states and approval the pipeline acts on.
+const (
+	changeStateScheduled = "-2"
+	changeStateImplement = "-1"
+	approvalApproved     = "approved"
+)
+
+// version is a fetched record: its mirror and, for change requests, its
+// window.
+type version struct {
+	mirror       state.Mirror
+	sysModCount  int
+	sysUpdatedOn string
+	start, end   time.Time
+}
+
+// mirror reads a fetched record. An error means the record lacks what
+// idempotency needs (servicenow.ErrInvalidRecord).
+func mirror(table string, r servicenow.Record) (version, error) {
+	if table == registry.TableChangeRequest {
+		c, err := servicenow.ChangeRequestFrom(r)
+		if err != nil {
+			return version{}, err
+		}
+		return version{
+			mirror: state.Mirror{
+				Number: c.Number, State: c.State, Priority: c.Priority,
+				ShortDescription: c.ShortDescription, Description: c.Description,
+				AssignmentGroup: c.AssignmentGroup, AssignmentGroupName: c.AssignmentGroupName,
+				Environment: c.Environment, ConfigurationItem: c.ConfigurationItem, Active: c.Active,
+				Type: c.Type, Approval: c.Approval, StartDate: c.StartDate.String(), EndDate: c.EndDate.String(),
+			},
+			sysModCount: c.SysModCount, sysUpdatedOn: c.SysUpdatedOn.String(),
+			start: c.StartDate.Time, end: c.EndDate.Time,
+		}, nil
+	}
+	i, err := servicenow.IncidentFrom(r)
+	if err != nil {
+		return version{}, err
+	}
+	return version{
+		mirror: state.Mirror{
+			Number: i.Number, State: i.State, Priority: i.Priority,
+			ShortDescription: i.ShortDescription, Description: i.Description,
+			AssignmentGroup: i.AssignmentGroup, AssignmentGroupName: i.AssignmentGroupName,
+			Environment: i.Environment, ConfigurationItem: i.ConfigurationItem, Active: i.Active,
+		},
+		sysModCount: i.SysModCount, sysUpdatedOn: i.SysUpdatedOn.String(),
+	}, nil
+}
+
+// scope applies the gateway's filters and the change window. It returns
+// the status and reason of a record the pipeline does not dispatch, or ""
+// for one it does; due is set for deferred.
+func scope(g registry.Gateway, table string, v version, now time.Time) (status, reason string, due time.Time) {
+	m := v.mirror
+	switch {
+	case !g.Active:
+		return state.StatusOutOfScope, "gateway inactive", time.Time{}
+	case !m.Active:
+		return state.StatusOutOfScope, "record inactive", time.Time{}
+	}
+	if groups := g.AssignmentGroups(); len(groups) > 0 && !containsFold(groups, m.AssignmentGroupName) {
+		return state.StatusOutOfScope, fmt.Sprintf("assignment group %q not in the gateway's filter", m.AssignmentGroupName), time.Time{}
+	}
+	if envs := g.Environments(); len(envs) > 0 && !containsFold(envs, m.Environment) {
+		return state.StatusOutOfScope, fmt.Sprintf("environment %q not in the gateway's filter", m.Environment), time.Time{}
+	}
+	if table != registry.TableChangeRequest {
+		return "", "", time.Time{}
+	}
+	switch {
+	case m.Approval != approvalApproved:
+		return state.StatusOutOfScope, fmt.Sprintf("change not approved (approval %q)", m.Approval), time.Time{}
+	case m.State != changeStateScheduled && m.State != changeStateImplement:
+		return state.StatusOutOfScope, fmt.Sprintf("change state %s is neither Scheduled (-2) nor Implement (-1)", m.State), time.Time{}
+	case !v.end.IsZero() && now.After(v.end):
+		return state.StatusExpired, "change window ended at " + m.EndDate + " UTC", time.Time{}
+	case !v.start.IsZero() && now.Before(v.start):
+		return state.StatusDeferred, "change window opens at " + m.StartDate + " UTC", v.start
+	}
+	return "", "", time.Time{}
+}
+
+func containsFold(list []string, v string) bool {
+	return slices.ContainsFunc(list, func(s string) bool { return strings.EqualFold(s, v) })
+}
+
+// dedupWindow is the gateway's dedup window; zero when disabled. A gateway
+// stored without one (0) gets the default.
+func dedupWindow(g registry.Gateway) time.Duration {
+	switch m := g.DedupWindowMinutes; {
+	case m < 0:
+		return 0
+	case m == 0:
+		return registry.DefaultDedupWindowMinutes * time.Minute
+	default:
+		return time.Duration(m) * time.Minute
+	}
+}
+
+// fingerprint identifies "the same problem": the short description with
+// case, punctuation and spacing normalised, plus the configuration item.
+// It is "" when there is no description to compare.
+func fingerprint(m state.Mirror) string {
+	var b strings.Builder
+	space := false
+	for _, r := range strings.ToLower(m.ShortDescription) {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			if space && b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			space = false
+			b.WriteRune(r)
+			continue
+		}
+		space = true
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(b.String() + "\x00" + m.ConfigurationItem))
+	return hex.EncodeToString(sum[:16])
+}
+
+// jobNamespace scopes job ids (UUID v5).
+var jobNamespace = uuid.MustParse("6f1d7b1e-8c1a-4f4e-9a57-2b0f3c5d9e10")
+
+// jobID is stable for one pending decision: the record, the last decided
+// version and the content being decided. A redelivery after a crash
+// therefore sends the same id, and the engine drops it.
+func jobID(k state.Key, prev state.Ticket, contentHash string) string {
+	decided := "none"
+	if prev.DecidedVersion != nil {
+		decided = fmt.Sprint(*prev.DecidedVersion)
+	}
+	return uuid.NewSHA1(jobNamespace, []byte(strings.Join([]string{k.GatewayID, k.Table, k.SysID, decided, contentHash}, "\n"))).String()
+}
+
+// dispatchReason says why a job is requested: a new record, the mirrored
+// fields that changed, or a deferred change whose window opened.
+func dispatchReason(prev state.Ticket, m state.Mirror) string {
+	if prev.ContentHash == "" {
+		return "new record"
+	}
+	if prev.Status == state.StatusDeferred && prev.ContentHash == m.Hash() {
+		return "change window opened"
+	}
+	p := prev.Mirror
+	var changed []string
+	for _, f := range []struct {
+		name string
+		a, b string
+	}{
+		{"state", p.State, m.State},
+		{"priority", p.Priority, m.Priority},
+		{"short_description", p.ShortDescription, m.ShortDescription},
+		{"description", p.Description, m.Description},
+		{"assignment_group", p.AssignmentGroup, m.AssignmentGroup},
+		{"environment", p.Environment, m.Environment},
+		{"cmdb_ci", p.ConfigurationItem, m.ConfigurationItem},
+		{"active", fmt.Sprint(p.Active), fmt.Sprint(m.Active)},
+		{"type", p.Type, m.Type},
+		{"approval", p.Approval, m.Approval},
+		{"start_date", p.StartDate, m.StartDate},
+		{"end_date", p.EndDate, m.EndDate},
+	} {
+		if f.a != f.b {
+			changed = append(changed, f.name)
+		}
+	}
+	if len(changed) == 0 {
+		return "retry of an unfinished decision"
+	}
+	return "updated: " + strings.Join(changed, ", ")
+}

@@ -1,0 +1,107 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/snowgate/snowgate/internal/metrics"
+	"github.com/snowgate/snowgate/internal/state"
+)
+
+// metricStatuses are the per-batch counters, always all written (zeros
+// included) so that alarms see a value rather than missing data.
+var metricStatuses = []string{
+	state.StatusAccepted, StatusStale, StatusUnchanged, state.StatusOutOfScope,
+	state.StatusDeduplicated, state.StatusDeferred, state.StatusExpired, StatusFailed,
+}
+
+// Handle processes an SQS batch: every message concurrently (ServiceNow
+// calls bounded per instance), each to its own outcome. Messages to retry
+// are returned as batch item failures; the error is always nil, so one bad
+// message never fails the batch.
+func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	outcomes := make([]Outcome, len(ev.Records))
+	var wg sync.WaitGroup
+	for i, rec := range ev.Records {
+		wg.Go(func() { outcomes[i] = p.safeProcess(ctx, rec) })
+	}
+	wg.Wait()
+
+	requestID := ""
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		requestID = lc.AwsRequestID
+	}
+	var resp events.SQSEventResponse
+	counts := map[string]float64{}
+	var latencies []float64
+	for i, o := range outcomes {
+		if o.Retry {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: o.MessageID})
+		}
+		counts[o.Status]++
+		if o.Fetched {
+			latencies = append(latencies, float64(o.FetchLatency.Microseconds())/1000)
+		}
+		p.logOutcome(ctx, requestID, ev.Records[i], o)
+	}
+	if p.cfg.Metrics != nil {
+		ms := make([]metrics.Metric, 0, len(metricStatuses)+1)
+		for _, s := range metricStatuses {
+			ms = append(ms, metrics.Metric{Name: s, Unit: metrics.Count, Values: []float64{counts[s]}})
+		}
+		ms = append(ms, metrics.Metric{Name: "FetchLatency", Unit: metrics.Milliseconds, Values: latencies})
+		if err := p.cfg.Metrics.Put(map[string]string{"function": "processor"}, map[string]string{"request_id": requestID}, ms...); err != nil {
+			p.log.ErrorContext(ctx, "write metrics", "err", err)
+		}
+	}
+	return resp, nil
+}
+
+// safeProcess turns a panic, which would fail the whole batch, into a
+// retry of its message.
+func (p *Processor) safeProcess(ctx context.Context, rec events.SQSMessage) (o Outcome) {
+	defer func() {
+		if r := recover(); r != nil {
+			o = Outcome{MessageID: rec.MessageId, Status: StatusFailed, Reason: "internal error, will retry", Retry: true, Err: fmt.Errorf("panic: %v", r)}
+		}
+	}()
+	return p.process(ctx, rec)
+}
+
+// logOutcome writes the one line per message.
+func (p *Processor) logOutcome(ctx context.Context, requestID string, rec events.SQSMessage, o Outcome) {
+	attrs := []slog.Attr{
+		slog.String("request_id", requestID),
+		slog.String("message_id", o.MessageID),
+		slog.String("receive_count", rec.Attributes["ApproximateReceiveCount"]),
+		slog.String("gateway_id", o.Key.GatewayID),
+		slog.String("table", o.Key.Table),
+		slog.String("sys_id", o.Key.SysID),
+		slog.String("number", o.Number),
+		slog.Int("sys_mod_count", o.Version),
+		slog.String("source", o.Source),
+		slog.String("status", o.Status),
+		slog.String("reason", o.Reason),
+		slog.Bool("retry", o.Retry),
+	}
+	if o.JobID != "" {
+		attrs = append(attrs, slog.String("job_id", o.JobID))
+	}
+	if o.Fetched {
+		attrs = append(attrs, slog.Float64("servicenow_ms", float64(o.FetchLatency.Microseconds())/1000))
+	}
+	level := slog.LevelInfo
+	if o.Err != nil {
+		attrs = append(attrs, slog.String("err", o.Err.Error()))
+		level = slog.LevelWarn
+	}
+	if o.Poison || (o.Status == StatusFailed && !o.Retry) {
+		level = slog.LevelError
+	}
+	p.log.LogAttrs(ctx, level, "message processed", attrs...)
+}

@@ -1,0 +1,234 @@
+// Package pipeline is the processor: it takes intake messages (a gateway, a
+// table and a sys_id), fetches the record from ServiceNow and runs it
+// through its gateway's pipeline: fetch → mirror → idempotency → scope →
+// dedup window → dispatch → write-back. Every outcome is stored on the
+// ticket item (package state).
+//
+// # Exactly-once dispatch
+//
+// A record version is dispatched at most once per content change, and a
+// change is never lost:
+//
+//   - The processor always fetches the record and works on what it reads,
+//     so a late or duplicated message can only repeat work on the current
+//     version, never resurrect an old one.
+//   - Before deciding, it claims the version with one conditional write on
+//     the ticket (state.Store.Claim): only a higher sys_mod_count with a new
+//     content hash, or a claim that was released or has expired, can be
+//     claimed. Concurrent deliveries of one record (webhook duplicates,
+//     reconciliation overlap, SQS redelivery) see stale or unchanged; only
+//     the claimant goes on. A new version whose mirrored fields equal the
+//     last ones (our own work note's echo) is unchanged.
+//   - The claimant dispatches, writes the work note, then stores the
+//     decision and releases the claim in one conditional write. A transient
+//     failure releases the claim at once and fails the message, so SQS
+//     redelivers it and the redelivery claims again.
+//   - A crash after the claim leaves it to expire (Config.Lease, shorter
+//     than the intake queue's visibility timeout): the redelivered message
+//     takes it over. If the crash came after the dispatch, the job is sent
+//     again with the same job id, which is derived from the record, the
+//     last decided version and the content hash, so the engine drops it.
+//     That is the one place where a duplicate can reach the dispatch queue;
+//     it always carries an id the engine has seen.
+//
+// # Failures
+//
+// A transient failure (ServiceNow 429/5xx/timeouts, credentials that do not
+// work, DynamoDB or SQS errors, a claim held by another processor) fails
+// only its message: the batch response lists it, SQS retries it, and after
+// the intake queue's maximum receives it moves to the dead-letter queue. A
+// permanent failure (404 from ServiceNow, an unknown gateway or table, a
+// record without the fields idempotency needs) is stored on the ticket as
+// failed and the message is done. A message that is not an intake message
+// (bad JSON) is logged and reported as failed on every receive, so the
+// queue's redrive policy moves it, unchanged and with its original
+// attributes, to the dead-letter queue after the maximum receives; it never
+// holds up the rest of the batch. Sending it to the DLQ directly would save
+// those receives, at the price of a second path into the DLQ with its own
+// permission and failure mode.
+package pipeline
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/snowgate/snowgate/internal/metrics"
+	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/schema"
+	"github.com/snowgate/snowgate/internal/servicenow"
+	"github.com/snowgate/snowgate/internal/state"
+)
+
+// Gateways reads gateways from the registry.
+type Gateways interface {
+	Gateway(ctx context.Context, id string) (registry.Gateway, error)
+}
+
+// Tickets is the ticket store.
+type Tickets interface {
+	Claim(ctx context.Context, c state.Claim) (state.Ticket, error)
+	Finish(ctx context.Context, k state.Key, token string, r state.Result) error
+	Release(ctx context.Context, k state.Key, token, reason string) error
+	RecordFailure(ctx context.Context, k state.Key, reason string, permanent bool, source string) error
+	ClaimFingerprint(ctx context.Context, gatewayID, fp string, owner state.First, window time.Duration) (state.First, bool, error)
+}
+
+// Dispatcher puts job requests on the dispatch queue.
+type Dispatcher interface {
+	SendJSON(ctx context.Context, body any, attrs map[string]string) error
+}
+
+// Instance is a ServiceNow instance as the pipeline uses it.
+type Instance interface {
+	Get(ctx context.Context, table, sysID string, fields ...string) (servicenow.Record, error)
+	AddWorkNote(ctx context.Context, table, sysID, note string) error
+}
+
+// Connector gives the Instance of a gateway, with its credentials.
+type Connector interface {
+	Connect(ctx context.Context, g registry.Gateway) (Instance, error)
+	// Reset forgets the gateway's cached client and credentials after an
+	// authentication failure, in case they were rotated.
+	Reset(g registry.Gateway)
+}
+
+var (
+	_ Tickets    = (*state.Store)(nil)
+	_ Gateways   = (*registry.Store)(nil)
+	_ Instance   = (*servicenow.Client)(nil)
+	_ Connector  = (*Connections)(nil)
+	_ Dispatcher = dispatcherFunc(nil)
+)
+
+type dispatcherFunc func(ctx context.Context, body any, attrs map[string]string) error
+
+func (f dispatcherFunc) SendJSON(ctx context.Context, body any, attrs map[string]string) error {
+	return f(ctx, body, attrs)
+}
+
+// Deps are the pipeline's collaborators.
+type Deps struct {
+	Gateways   Gateways
+	Tickets    Tickets
+	Dispatch   Dispatcher
+	ServiceNow Connector
+}
+
+// Config tunes the pipeline; zero values take the defaults.
+type Config struct {
+	// Lease is how long a claim holds if its processor vanishes. It must be
+	// longer than one invocation and shorter than the intake queue's
+	// visibility timeout. Default 2 × schema.ProcessorTimeout.
+	Lease time.Duration
+	// FetchConcurrency bounds the ServiceNow calls in flight per instance.
+	// Default 5.
+	FetchConcurrency int
+	// GatewayTTL is how long a gateway read from the registry is reused.
+	// Default 30s.
+	GatewayTTL time.Duration
+	// Reserve is the time kept before the invocation deadline to record
+	// outcomes: ServiceNow calls get a deadline that much earlier. Default 3s.
+	Reserve time.Duration
+	Logger  *slog.Logger
+	// Metrics receives one EMF line per batch; nil writes none.
+	Metrics *metrics.Emitter
+	Now     func() time.Time
+}
+
+// Defaults of Config.
+const (
+	DefaultLease            = 2 * schema.ProcessorTimeout
+	DefaultFetchConcurrency = 5
+	DefaultGatewayTTL       = 30 * time.Second
+	DefaultReserve          = 3 * time.Second
+)
+
+// Processor runs intake messages through the gateway pipeline. It is safe
+// for concurrent use and meant to live across invocations.
+type Processor struct {
+	deps Deps
+	cfg  Config
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	gateways map[string]cachedGateway
+	limits   map[string]chan struct{} // per instance URL
+}
+
+type cachedGateway struct {
+	g  registry.Gateway
+	at time.Time
+}
+
+// New returns a Processor.
+func New(deps Deps, cfg Config) *Processor {
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.FetchConcurrency <= 0 {
+		cfg.FetchConcurrency = DefaultFetchConcurrency
+	}
+	if cfg.GatewayTTL <= 0 {
+		cfg.GatewayTTL = DefaultGatewayTTL
+	}
+	if cfg.Reserve <= 0 {
+		cfg.Reserve = DefaultReserve
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Processor{
+		deps: deps, cfg: cfg, log: cfg.Logger,
+		gateways: map[string]cachedGateway{},
+		limits:   map[string]chan struct{}{},
+	}
+}
+
+// gateway reads a gateway, reusing a recent read: a batch usually holds
+// messages of one gateway, and warm invocations follow each other.
+func (p *Processor) gateway(ctx context.Context, id string) (registry.Gateway, error) {
+	now := p.cfg.Now()
+	p.mu.Lock()
+	c, ok := p.gateways[id]
+	p.mu.Unlock()
+	if ok && now.Sub(c.at) < p.cfg.GatewayTTL {
+		return c.g, nil
+	}
+	g, err := p.deps.Gateways.Gateway(ctx, id)
+	if err != nil {
+		return registry.Gateway{}, err
+	}
+	p.mu.Lock()
+	p.gateways[id] = cachedGateway{g: g, at: now}
+	p.mu.Unlock()
+	return g, nil
+}
+
+// limit returns the semaphore of an instance.
+func (p *Processor) limit(instanceURL string) chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l, ok := p.limits[instanceURL]
+	if !ok {
+		l = make(chan struct{}, p.cfg.FetchConcurrency)
+		p.limits[instanceURL] = l
+	}
+	return l
+}
+
+// call runs one ServiceNow call within the instance's concurrency bound.
+func (p *Processor) call(ctx context.Context, g registry.Gateway, f func() error) error {
+	l := p.limit(g.InstanceURL)
+	select {
+	case l <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-l }()
+	return f()
+}
