@@ -1,0 +1,443 @@
+// Package reconcile finds the ServiceNow changes whose webhook never
+// arrived and puts them on the intake queue, the same message ingest would
+// have sent. ServiceNow does not retry a failed webhook, so this is what
+// makes "never lose a change" true.
+//
+// For every active gateway and every table it has an active webhook for,
+// a run asks the instance for the records updated since the watermark
+// (minus an overlap), in (sys_updated_on, sys_id) order, within the
+// gateway's scope, reading only sys_id, sys_updated_on and sys_mod_count.
+// Records whose sys_mod_count the ticket store already holds are skipped;
+// the rest are enqueued in batches of ten. After each page is enqueued the
+// watermark moves to that page's last record, with a conditional write that
+// never moves it backwards. The cost of a run is therefore one ServiceNow
+// call per page of changed records and one BatchGetItem per 100 of them:
+// it grows with the number of changes, not with the size of the table.
+//
+// Why the overlap: ServiceNow stamps sys_updated_on in whole seconds and a
+// record's transaction may commit after a later-stamped one was read, and
+// instance nodes' clocks may differ. Reading again from watermark − overlap
+// catches those; what was already processed is skipped by the version
+// check, so the overlap costs reads, not duplicates.
+//
+// Why the query has no active=true: the gateway's scope (ScopeQuery, the
+// Business Rule's filter) requires active records, but a record closed
+// after it was processed, or closed while its webhook was lost, would then
+// never be read again and the closure would be missed. The reconciler keeps
+// the assignment group and environment conditions (so it does not read the
+// whole table) and leaves the active check to the processor, which records
+// an inactive record as out_of_scope.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/snowgate/snowgate/internal/metrics"
+	"github.com/snowgate/snowgate/internal/queue"
+	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/servicenow"
+	"github.com/snowgate/snowgate/internal/state"
+	"github.com/snowgate/snowgate/internal/watermark"
+)
+
+// Querier is what the reconciler needs of a ServiceNow client.
+type Querier interface {
+	Query(ctx context.Context, table string, q servicenow.Query, page func([]servicenow.Record) error) (servicenow.QueryStats, error)
+}
+
+// Connector gives the ServiceNow client of a gateway.
+type Connector interface {
+	Connect(ctx context.Context, gw registry.Gateway) (Querier, error)
+}
+
+// Registry lists gateways and their webhooks.
+type Registry interface {
+	Gateways(ctx context.Context) ([]registry.Gateway, error)
+	Webhooks(ctx context.Context, gatewayID string) ([]registry.Webhook, error)
+}
+
+// Tickets is what the reconciler reads of the ticket store.
+type Tickets interface {
+	Versions(ctx context.Context, gatewayID, table string, sysIDs []string) (map[string]int, error)
+	DueTickets(ctx context.Context, gatewayID string, now time.Time) ([]state.Ticket, error)
+}
+
+// Watermarks stores each gateway × table's progress.
+type Watermarks interface {
+	Get(ctx context.Context, gatewayID, table string) (watermark.Mark, error)
+	Advance(ctx context.Context, gatewayID, table string, p watermark.Position) error
+	MarkSynced(ctx context.Context, gatewayID, table string, at time.Time) error
+}
+
+// Sender puts intake messages on the intake queue.
+type Sender interface {
+	SendBatch(ctx context.Context, msgs []queue.IntakeMessage) error
+}
+
+// Metrics writes metric lines (CloudWatch EMF in a function).
+type Metrics interface {
+	Put(dimensions, properties map[string]string, ms ...metrics.Metric) error
+}
+
+var (
+	_ Registry   = (*registry.Store)(nil)
+	_ Tickets    = (*state.Store)(nil)
+	_ Watermarks = (*watermark.Store)(nil)
+	_ Sender     = (*queue.Sender)(nil)
+	_ Querier    = (*servicenow.Client)(nil)
+	_ Metrics    = (*metrics.Emitter)(nil)
+)
+
+// Defaults of Config.
+const (
+	DefaultOverlap        = 2 * time.Minute
+	DefaultPageSize       = 1000
+	DefaultDeadlineMargin = 10 * time.Second
+	DefaultGatewayTimeout = 60 * time.Second
+	DefaultConcurrency    = 4
+)
+
+// Fields are the only fields the reconciler reads: enough to decide.
+var Fields = []string{servicenow.FieldSysID, servicenow.FieldSysUpdatedOn, servicenow.FieldSysModCount}
+
+// Config tunes the reconciler; zero values take the defaults.
+type Config struct {
+	// Overlap is how far before the watermark each run starts reading.
+	Overlap time.Duration
+	// PageSize is the sysparm_limit of each query.
+	PageSize int
+	// DeadlineMargin: paging stops this long before the context's deadline
+	// (the function's timeout), leaving time to write results.
+	DeadlineMargin time.Duration
+	// GatewayTimeout bounds the time one gateway may take in a run, so a
+	// slow instance does not hold a worker that others are waiting for.
+	// Paging stops at it; the next run continues from the watermark.
+	GatewayTimeout time.Duration
+	// Concurrency is how many gateways are reconciled at once.
+	Concurrency int
+}
+
+func (c Config) withDefaults() Config {
+	if c.Overlap <= 0 {
+		c.Overlap = DefaultOverlap
+	}
+	if c.PageSize <= 0 {
+		c.PageSize = DefaultPageSize
+	}
+	if c.DeadlineMargin <= 0 {
+		c.DeadlineMargin = DefaultDeadlineMargin
+	}
+	if c.GatewayTimeout <= 0 {
+		c.GatewayTimeout = DefaultGatewayTimeout
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	return c
+}
+
+// Deps are the reconciler's collaborators. Metrics may be nil.
+type Deps struct {
+	Registry   Registry
+	Tickets    Tickets
+	Watermarks Watermarks
+	Intake     Sender
+	Connector  Connector
+	Metrics    Metrics
+	Logger     *slog.Logger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Reconciler runs reconciliation passes. It is safe for concurrent use,
+// though a deployment runs one pass at a time.
+type Reconciler struct {
+	d   Deps
+	cfg Config
+}
+
+// New returns a Reconciler.
+func New(d Deps, cfg Config) *Reconciler {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Reconciler{d: d, cfg: cfg.withDefaults()}
+}
+
+// Options narrow a run; the zero value is the scheduled run.
+type Options struct {
+	// GatewayID limits the run to one gateway.
+	GatewayID string
+	// Table limits the run to one table (a webhook's event type).
+	Table string
+	// Since, when set, reads from now − Since instead of from the
+	// watermark: a backfill. It moves the watermark only when it started
+	// at or before where the scheduled run would have, so a short backfill
+	// cannot make the scheduled run skip a gap.
+	Since time.Duration
+	// Progress, when set, is called after every page and when a gateway ×
+	// table finishes, with the result so far. Calls may come from several
+	// goroutines at once.
+	Progress func(Result)
+}
+
+// Stop reasons of a Result.
+const (
+	// StoppedDeadline: paging stopped before the function's deadline or
+	// the gateway's time budget; the next run continues from the watermark.
+	StoppedDeadline = "deadline"
+	// StoppedError: a call failed; Err says which.
+	StoppedError = "error"
+)
+
+// Result is what one gateway × table pass did.
+type Result struct {
+	GatewayID string
+	Table     string
+	// From is the sys_updated_on the pass started reading at.
+	From time.Time
+	// Position is the last record handled (zero if none).
+	Position watermark.Position
+	// Scanned records were read; Enqueued went on the intake queue;
+	// Skipped were already processed at that version (or already enqueued
+	// by this pass).
+	Scanned, Enqueued, Skipped int
+	// Pages and Calls are ServiceNow pages read and HTTP calls made.
+	Pages, Calls int
+	// Done: the pass read every change there was.
+	Done bool
+	// Stopped says why a pass that is not Done ended early.
+	Stopped string
+	// Lag is how far behind the pass left this gateway × table: zero when
+	// Done, else now − the latest of the last synced run and the last
+	// record handled.
+	Lag      time.Duration
+	Duration time.Duration
+	Err      error
+}
+
+// Due is what re-enqueueing one gateway's due change requests did.
+type Due struct {
+	GatewayID string
+	Enqueued  int
+	Err       error
+}
+
+// Report is a whole run.
+type Report struct {
+	Results []Result
+	Due     []Due
+	// Gateways is how many gateways the run looked at.
+	Gateways int
+}
+
+// Failed counts the passes that ended on an error.
+func (r Report) Failed() int {
+	n := 0
+	for _, res := range r.Results {
+		if res.Err != nil {
+			n++
+		}
+	}
+	for _, d := range r.Due {
+		if d.Err != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Totals sums the results.
+func (r Report) Totals() Result {
+	var t Result
+	for _, res := range r.Results {
+		t.Scanned += res.Scanned
+		t.Enqueued += res.Enqueued
+		t.Skipped += res.Skipped
+		t.Pages += res.Pages
+		t.Calls += res.Calls
+		t.Lag = max(t.Lag, res.Lag)
+	}
+	return t
+}
+
+// ErrUnknownGateway is returned when Options.GatewayID names no gateway.
+var ErrUnknownGateway = errors.New("unknown gateway")
+
+// Run reconciles every active gateway (or the one Options names). A failing
+// or slow gateway does not stop the others: its error is in its Result and
+// in the log line, and Run still returns nil. Run fails only when it cannot
+// list the gateways.
+func (r *Reconciler) Run(ctx context.Context, o Options) (Report, error) {
+	start := r.d.Now()
+	gws, err := r.d.Registry.Gateways(ctx)
+	if err != nil {
+		return Report{}, fmt.Errorf("reconcile: %w", err)
+	}
+	gws = slices.DeleteFunc(gws, func(g registry.Gateway) bool {
+		return !g.Active || o.GatewayID != "" && g.ID != o.GatewayID
+	})
+	if o.GatewayID != "" && len(gws) == 0 {
+		return Report{}, fmt.Errorf("reconcile gateway %s: %w (or inactive)", o.GatewayID, ErrUnknownGateway)
+	}
+	// Run every gateway in a fresh order each time, so that when a run ends
+	// at its deadline it is not always the same gateways that waited.
+	rotate(gws, int(start.Unix()/60))
+
+	var (
+		mu  sync.Mutex
+		rep = Report{Gateways: len(gws)}
+		sem = make(chan struct{}, r.cfg.Concurrency)
+		wg  sync.WaitGroup
+	)
+	for _, gw := range gws {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			results, due := r.gateway(ctx, gw, o)
+			mu.Lock()
+			rep.Results = append(rep.Results, results...)
+			if due != nil {
+				rep.Due = append(rep.Due, *due)
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	slices.SortFunc(rep.Results, func(a, b Result) int {
+		return strings.Compare(a.GatewayID+"#"+a.Table, b.GatewayID+"#"+b.Table)
+	})
+	slices.SortFunc(rep.Due, func(a, b Due) int { return strings.Compare(a.GatewayID, b.GatewayID) })
+	r.logRun(rep, r.d.Now().Sub(start))
+	return rep, nil
+}
+
+func rotate[T any](s []T, n int) {
+	if len(s) > 1 {
+		n %= len(s)
+		slices.Reverse(s[:n])
+		slices.Reverse(s[n:])
+		slices.Reverse(s)
+	}
+}
+
+// gateway reconciles one gateway's tables, then re-enqueues its due change
+// requests.
+func (r *Reconciler) gateway(ctx context.Context, gw registry.Gateway, o Options) ([]Result, *Due) {
+	started := r.d.Now()
+	stopAt := started.Add(r.cfg.GatewayTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Add(-r.cfg.DeadlineMargin).Before(stopAt) {
+		stopAt = dl.Add(-r.cfg.DeadlineMargin)
+	}
+	// Calls in flight at stopAt may finish within half the margin; after
+	// that they are cut, so the function always has time to report.
+	ctx, cancel := context.WithDeadline(ctx, stopAt.Add(r.cfg.DeadlineMargin/2))
+	defer cancel()
+
+	tables, err := r.tables(ctx, gw.ID, o.Table)
+	if err != nil {
+		res := Result{GatewayID: gw.ID, Table: o.Table, Stopped: StoppedError, Err: err}
+		r.report(res)
+		return []Result{res}, nil
+	}
+	var results []Result
+	var q Querier
+	if len(tables) > 0 {
+		q, err = r.d.Connector.Connect(ctx, gw)
+	}
+	for _, t := range tables {
+		var res Result
+		if err != nil {
+			res = Result{GatewayID: gw.ID, Table: t.name, Stopped: StoppedError, Err: fmt.Errorf("connect: %w", err)}
+			res.Lag = r.storedLag(ctx, gw.ID, t)
+		} else {
+			res = r.table(ctx, q, gw, t, o, stopAt)
+		}
+		r.report(res)
+		if o.Progress != nil {
+			o.Progress(res)
+		}
+		results = append(results, res)
+	}
+	if o.Table != "" && o.Table != registry.TableChangeRequest {
+		return results, nil
+	}
+	due := r.due(ctx, gw.ID)
+	return results, &due
+}
+
+// tableSpec is a table a gateway has an active webhook for, and when the
+// first of them was created: where the first run starts.
+type tableSpec struct {
+	name      string
+	createdAt time.Time
+	webhookID string
+}
+
+func (r *Reconciler) tables(ctx context.Context, gatewayID, only string) ([]tableSpec, error) {
+	hooks, err := r.d.Registry.Webhooks(ctx, gatewayID)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]tableSpec{}
+	for _, w := range hooks {
+		if !w.Active || w.GatewayID != gatewayID || only != "" && w.EventType != only {
+			continue
+		}
+		t, ok := byName[w.EventType]
+		if !ok || w.CreatedAt.Before(t.createdAt) {
+			byName[w.EventType] = tableSpec{name: w.EventType, createdAt: w.CreatedAt, webhookID: w.ID}
+		}
+	}
+	out := make([]tableSpec, 0, len(byName))
+	for _, t := range byName {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b tableSpec) int { return strings.Compare(a.name, b.name) })
+	return out, nil
+}
+
+// due re-enqueues the gateway's deferred change requests whose start time
+// has come. The ticket stays deferred until the processor claims the due
+// version, so a run that fails here is repeated by the next one.
+func (r *Reconciler) due(ctx context.Context, gatewayID string) Due {
+	d := Due{GatewayID: gatewayID}
+	now := r.d.Now()
+	tickets, err := r.d.Tickets.DueTickets(ctx, gatewayID, now)
+	if err != nil {
+		d.Err = err
+		r.reportDue(d)
+		return d
+	}
+	msgs := make([]queue.IntakeMessage, 0, len(tickets))
+	for _, t := range tickets {
+		msgs = append(msgs, queue.IntakeMessage{
+			GatewayID:  gatewayID,
+			WebhookID:  t.WebhookID,
+			Table:      t.Table,
+			SysID:      t.SysID,
+			Source:     queue.SourceDeferred,
+			ReceivedAt: now.UTC(),
+			Number:     t.Number,
+		})
+	}
+	if len(msgs) > 0 {
+		if err := r.d.Intake.SendBatch(ctx, msgs); err != nil {
+			d.Err = fmt.Errorf("enqueue due change requests: %w", err)
+		} else {
+			d.Enqueued = len(msgs)
+		}
+	}
+	r.reportDue(d)
+	return d
+}

@@ -1,0 +1,126 @@
+package reconcile
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/snowgate/snowgate/internal/metrics"
+)
+
+// Metric names, namespace metrics.Namespace. The CDK alarm watches
+// MetricLag without dimensions (the worst gateway × table of the run).
+const (
+	MetricScanned  = "ReconcileRecordsScanned"
+	MetricEnqueued = "ReconcileRecordsEnqueued"
+	MetricSkipped  = "ReconcileRecordsSkipped"
+	MetricPages    = "ReconcilePages"
+	MetricCalls    = "ReconcileServiceNowCalls"
+	MetricErrors   = "ReconcileErrors"
+	MetricLag      = "ReconcileLagSeconds"
+	MetricDue      = "ReconcileDueEnqueued"
+)
+
+const seconds = "Seconds"
+
+// storedLag is the lag of a gateway × table that could not be read at all:
+// time since the last synced run or the last record handled.
+func (r *Reconciler) storedLag(ctx context.Context, gatewayID string, t tableSpec) time.Duration {
+	latest := t.createdAt
+	if m, err := r.d.Watermarks.Get(ctx, gatewayID, t.name); err == nil {
+		if m.SyncedAt.After(latest) {
+			latest = m.SyncedAt
+		}
+		if m.Position.UpdatedOn.After(latest) {
+			latest = m.Position.UpdatedOn
+		}
+	}
+	return max(r.d.Now().Sub(latest), 0)
+}
+
+// report writes one result's log line and metrics. This is where a pass's
+// error is logged; Run does not return it.
+func (r *Reconciler) report(res Result) {
+	attrs := []any{
+		slog.String("gateway_id", res.GatewayID),
+		slog.String("table", res.Table),
+		slog.Time("from", res.From),
+		slog.Int("scanned", res.Scanned),
+		slog.Int("enqueued", res.Enqueued),
+		slog.Int("skipped", res.Skipped),
+		slog.Int("pages", res.Pages),
+		slog.Int("calls", res.Calls),
+		slog.Bool("done", res.Done),
+		slog.Float64("lag_seconds", res.Lag.Seconds()),
+		slog.Int64("duration_ms", res.Duration.Milliseconds()),
+	}
+	if !res.Position.IsZero() {
+		attrs = append(attrs, slog.String("watermark", res.Position.String()))
+	}
+	if res.Stopped != "" {
+		attrs = append(attrs, slog.String("stopped", res.Stopped))
+	}
+	level := slog.LevelInfo
+	if res.Err != nil {
+		level = slog.LevelError
+		attrs = append(attrs, slog.String("error", res.Err.Error()))
+	}
+	r.d.Logger.Log(context.Background(), level, "reconciled", attrs...)
+
+	if r.d.Metrics == nil {
+		return
+	}
+	errs := 0.0
+	if res.Err != nil {
+		errs = 1
+	}
+	dims := map[string]string{"Gateway": res.GatewayID, "Table": res.Table}
+	r.put(dims,
+		metrics.Metric{Name: MetricScanned, Unit: metrics.Count, Values: []float64{float64(res.Scanned)}},
+		metrics.Metric{Name: MetricEnqueued, Unit: metrics.Count, Values: []float64{float64(res.Enqueued)}},
+		metrics.Metric{Name: MetricSkipped, Unit: metrics.Count, Values: []float64{float64(res.Skipped)}},
+		metrics.Metric{Name: MetricPages, Unit: metrics.Count, Values: []float64{float64(res.Pages)}},
+		metrics.Metric{Name: MetricCalls, Unit: metrics.Count, Values: []float64{float64(res.Calls)}},
+		metrics.Metric{Name: MetricErrors, Unit: metrics.Count, Values: []float64{errs}},
+		metrics.Metric{Name: MetricLag, Unit: seconds, Values: []float64{res.Lag.Seconds()}},
+	)
+	// The same lag without dimensions: one alarm covers every gateway.
+	r.put(nil, metrics.Metric{Name: MetricLag, Unit: seconds, Values: []float64{res.Lag.Seconds()}})
+}
+
+func (r *Reconciler) reportDue(d Due) {
+	attrs := []any{slog.String("gateway_id", d.GatewayID), slog.Int("enqueued", d.Enqueued)}
+	level := slog.LevelInfo
+	if d.Err != nil {
+		level = slog.LevelError
+		attrs = append(attrs, slog.String("error", d.Err.Error()))
+	}
+	r.d.Logger.Log(context.Background(), level, "due change requests", attrs...)
+	if r.d.Metrics != nil {
+		r.put(map[string]string{"Gateway": d.GatewayID},
+			metrics.Metric{Name: MetricDue, Unit: metrics.Count, Values: []float64{float64(d.Enqueued)}})
+	}
+}
+
+func (r *Reconciler) logRun(rep Report, d time.Duration) {
+	t := rep.Totals()
+	r.d.Logger.Info("reconcile run",
+		slog.Int("gateways", rep.Gateways),
+		slog.Int("tables", len(rep.Results)),
+		slog.Int("scanned", t.Scanned),
+		slog.Int("enqueued", t.Enqueued),
+		slog.Int("skipped", t.Skipped),
+		slog.Int("pages", t.Pages),
+		slog.Int("calls", t.Calls),
+		slog.Int("failed", rep.Failed()),
+		slog.Float64("max_lag_seconds", t.Lag.Seconds()),
+		slog.Int64("duration_ms", d.Milliseconds()),
+	)
+}
+
+func (r *Reconciler) put(dims map[string]string, ms ...metrics.Metric) {
+	if err := r.d.Metrics.Put(dims, nil, ms...); err != nil {
+		// Metrics are best effort; a lost line must not fail the run.
+		r.d.Logger.Warn("write metrics", slog.String("error", err.Error()))
+	}
+}
