@@ -108,7 +108,6 @@ func newMonitoring(s awscdk.Stack, svc *Service, d *Data, email string) awssns.T
 		MetricName: jsii.String(MetricReconcileLag),
 		Statistic:  jsii.String("Maximum"),
 		Period:     fiveMinutes,
-		Label:      jsii.String("reconcile lag (s)"),
 	})
 	alarm(AlarmReconcileLag, fmt.Sprintf("the reconciler is more than %s behind ServiceNow", ReconcileLagThreshold), &awscloudwatch.AlarmProps{
 		Metric:             lag,
@@ -117,7 +116,7 @@ func newMonitoring(s awscdk.Stack, svc *Service, d *Data, email string) awssns.T
 		EvaluationPeriods:  jsii.Number(1),
 	})
 
-	newDashboard(s, svc, d, lag)
+	newDashboard(s, svc, d, lag.With(&awscloudwatch.MetricOptions{Label: jsii.String("reconcile lag (s)")}))
 	return topic
 }
 
