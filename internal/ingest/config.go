@@ -1,0 +1,62 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/snowgate/snowgate/internal/schema"
+)
+
+// EnvCacheTTL optionally sets how long a looked-up route is reused, as a Go
+// duration ("5s"); "0" turns the cache off.
+const EnvCacheTTL = "SNOWGATE_INGEST_CACHE_TTL"
+
+// DefaultCacheTTL bounds how long a deleted or deactivated webhook may still
+// be accepted by a warm function, and how many lookups a burst saves.
+const DefaultCacheTTL = 5 * time.Second
+
+// MaxCacheTTL is the longest TTL the configuration accepts: the cache is
+// for bursts, not a second registry.
+const MaxCacheTTL = time.Minute
+
+// Config is the function's configuration, read once at cold start.
+type Config struct {
+	RegistryTable  string
+	IntakeQueueURL string
+	// CacheTTL is the route cache lifetime; negative disables the cache.
+	CacheTTL time.Duration
+}
+
+// ConfigFromEnv reads the configuration through getenv (os.Getenv in main).
+// Every missing or malformed setting is named in the error.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		RegistryTable:  strings.TrimSpace(getenv(schema.EnvRegistryTable)),
+		IntakeQueueURL: strings.TrimSpace(getenv(schema.EnvIntakeQueueURL)),
+		CacheTTL:       DefaultCacheTTL,
+	}
+	var errs []error
+	if c.RegistryTable == "" {
+		errs = append(errs, fmt.Errorf("%s is not set", schema.EnvRegistryTable))
+	}
+	if c.IntakeQueueURL == "" {
+		errs = append(errs, fmt.Errorf("%s is not set", schema.EnvIntakeQueueURL))
+	}
+	if v := strings.TrimSpace(getenv(EnvCacheTTL)); v != "" {
+		ttl, err := time.ParseDuration(v)
+		switch {
+		case err != nil || ttl < 0 || ttl > MaxCacheTTL:
+			errs = append(errs, fmt.Errorf("%s=%q: want a duration from 0 to %s", EnvCacheTTL, v, MaxCacheTTL))
+		case ttl == 0:
+			c.CacheTTL = -1
+		default:
+			c.CacheTTL = ttl
+		}
+	}
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("ingest configuration: %w", errors.Join(errs...))
+	}
+	return c, nil
+}

@@ -1,0 +1,428 @@
+// Package ingest is the public edge of snowgate: it accepts a ServiceNow
+// webhook (POST /api/webhooks/ingest/{path}), verifies it against the
+// registration for that path, validates the body and puts one message on
+// the intake queue.
+//
+// It fails closed. Every authentication failure (unknown path, inactive
+// webhook or gateway, missing or wrong secret or signature, a registration
+// that cannot be verified) gets the very same 401 response, so the edge is
+// no oracle for which paths exist. Cheap checks run before expensive ones:
+// no table read for a malformed path, no key fetch for a stale or unsigned
+// request, no body parse before the caller is authenticated.
+//
+// The core is Handle(ctx, Request) Response; ServeHTTP and HandleAPIGateway
+// adapt it to net/http and to API Gateway HTTP API (payload 2.0) events.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/snowgate/snowgate/internal/queue"
+	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/secrets"
+	"github.com/snowgate/snowgate/internal/webhook"
+)
+
+// MaxBody is the largest body accepted (16 KiB): a Business Rule sends a
+// sys_id and a few hints, never the record.
+const MaxBody = 16 << 10
+
+// DefaultCacheSize bounds the route cache.
+const DefaultCacheSize = 1024
+
+// PathPrefix is the URL prefix of the ingest route; the webhook path follows.
+const PathPrefix = "/api/webhooks/ingest/"
+
+// Routes looks up the registration for a webhook path; an unknown path is
+// registry.ErrNotFound.
+type Routes interface {
+	Route(ctx context.Context, path string) (registry.Route, error)
+}
+
+// Secrets returns a secret's value (an HMAC signing key); a missing secret
+// is secrets.ErrNotFound.
+type Secrets interface {
+	Get(ctx context.Context, arn string) (string, error)
+}
+
+// Enqueuer puts an intake message on the intake queue.
+type Enqueuer interface {
+	Send(ctx context.Context, m queue.IntakeMessage) error
+}
+
+var (
+	_ Routes   = (*registry.Store)(nil)
+	_ Secrets  = (*secrets.Store)(nil)
+	_ Enqueuer = (*queue.Sender)(nil)
+)
+
+// Options tune a Handler; the zero value is the production setting.
+type Options struct {
+	// CacheTTL is how long a route is reused: 0 means DefaultCacheTTL,
+	// negative disables the cache.
+	CacheTTL time.Duration
+	// CacheSize bounds the cache; 0 means DefaultCacheSize.
+	CacheSize int
+	// Tolerance is the accepted clock skew of a signed request's timestamp;
+	// 0 means webhook.DefaultTolerance.
+	Tolerance time.Duration
+	// Logger receives one line per request; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler verifies webhooks and enqueues them. It is safe for concurrent use.
+type Handler struct {
+	routes    Routes
+	secrets   Secrets
+	queue     Enqueuer
+	cache     *routeCache
+	tolerance time.Duration
+	log       *slog.Logger
+	now       func() time.Time
+}
+
+// New returns a Handler reading routes, signing keys and writing to q.
+func New(routes Routes, keys Secrets, q Enqueuer, opts Options) *Handler {
+	if opts.CacheTTL == 0 {
+		opts.CacheTTL = DefaultCacheTTL
+	}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = DefaultCacheSize
+	}
+	if opts.Tolerance == 0 {
+		opts.Tolerance = webhook.DefaultTolerance
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Handler{
+		routes:    routes,
+		secrets:   keys,
+		queue:     q,
+		cache:     newRouteCache(opts.CacheTTL, opts.CacheSize),
+		tolerance: opts.Tolerance,
+		log:       opts.Logger,
+		now:       opts.Now,
+	}
+}
+
+// Request is what the handler needs of an HTTP request, whatever carried it.
+type Request struct {
+	Method string
+	// Path is the {path} part of the URL.
+	Path        string
+	ContentType string
+	// ContentLength is the body size when known in advance, else -1.
+	ContentLength int64
+	// Secret is the X-Webhook-Secret header.
+	Secret string
+	// Signed holds the Standard Webhooks headers (signing "hmac").
+	Signed webhook.SignedHeaders
+	Body   io.Reader
+	// RequestID identifies the invocation in logs, the message and the
+	// response (the Lambda request id); EdgeRequestID is API Gateway's.
+	RequestID     string
+	EdgeRequestID string
+}
+
+// Response is the answer; Header is shared between responses and must not
+// be modified.
+type Response struct {
+	Status int
+	Header map[string]string
+	Body   []byte
+}
+
+// Header names the handler reads, in canonical form.
+const (
+	HeaderSecret           = "X-Webhook-Secret"
+	HeaderWebhookID        = "Webhook-Id"
+	HeaderWebhookTimestamp = "Webhook-Timestamp"
+	HeaderWebhookSignature = "Webhook-Signature"
+)
+
+// Outcomes, as logged.
+const (
+	outcomeAccepted     = "accepted"
+	outcomeUnauthorized = "unauthorized"
+	outcomeBadRequest   = "bad_request"
+	outcomeTooLarge     = "too_large"
+	outcomeBadMethod    = "method_not_allowed"
+	outcomeBadType      = "unsupported_media_type"
+	outcomeUnavailable  = "unavailable"
+)
+
+// result is what one request came to, for the log line.
+type result struct {
+	outcome string
+	reason  string
+	route   *route
+	sysID   string
+	err     error
+}
+
+// Handle serves one request and logs one line about it. It never panics on
+// malformed input and never returns 202 for a message that was not enqueued.
+func (h *Handler) Handle(ctx context.Context, req Request) Response {
+	start := h.now()
+	resp, res := h.handle(ctx, req, start)
+	h.logResult(ctx, req, resp, res, start)
+	return resp
+}
+
+func (h *Handler) handle(ctx context.Context, req Request, now time.Time) (Response, result) {
+	if req.Method != http.MethodPost {
+		return respMethod, result{outcome: outcomeBadMethod}
+	}
+	if !isJSON(req.ContentType) {
+		return respMediaType, result{outcome: outcomeBadType}
+	}
+	// A declared size is known before anything else, for every path alike.
+	if req.ContentLength > MaxBody {
+		return respTooLarge, result{outcome: outcomeTooLarge}
+	}
+	if !registry.ValidPath(req.Path) {
+		return unauthorized("malformed_path", nil)
+	}
+
+	rt, err := h.route(ctx, req.Path, now)
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		return unauthorized("unknown_path", nil)
+	case err != nil:
+		return unavailable(err, nil)
+	}
+	if reason := rt.usable(); reason != "" {
+		return unauthorized(reason, rt)
+	}
+
+	buf := bodyPool.Get().(*[]byte)
+	defer bodyPool.Put(buf)
+	var body []byte
+
+	switch rt.signing {
+	case registry.SigningSecret:
+		var accepted [4]webhook.Digest
+		if err := webhook.VerifySecret(req.Secret, rt.digestsAt(now, accepted[:0])); err != nil {
+			return unauthorized("bad_secret", rt)
+		}
+		if body, err = readBody(req.Body, *buf); err != nil {
+			return bodyError(err, rt)
+		}
+	case registry.SigningHMAC:
+		if err := webhook.CheckTimestamp(req.Signed, now, h.tolerance); err != nil {
+			return unauthorized(reasonOf(err), rt)
+		}
+		if body, err = readBody(req.Body, *buf); err != nil {
+			// The signature covers the whole body: one we will not read
+			// cannot be authenticated, and saying "too large" here would
+			// tell an unauthenticated caller that the path exists.
+			return unauthorized("unverifiable_body", rt)
+		}
+		keys, reason, err := h.signingKeys(ctx, rt, now)
+		if err != nil {
+			return unavailable(err, rt)
+		}
+		if len(keys) == 0 {
+			return unauthorized(reason, rt)
+		}
+		if err := webhook.VerifySignature(keys, req.Signed, body, now, h.tolerance); err != nil {
+			return unauthorized(reasonOf(err), rt)
+		}
+	default:
+		return unauthorized("unknown_signing_mode", rt) // never accept what we cannot verify
+	}
+
+	p, errResp := parsePayload(body)
+	if errResp != nil {
+		return *errResp, result{outcome: outcomeBadRequest, reason: string(errResp.Body), route: rt}
+	}
+	msg := queue.IntakeMessage{
+		GatewayID:   rt.gatewayID,
+		WebhookID:   rt.webhookID,
+		Table:       rt.table, // the registration decides the table, not the body
+		SysID:       p.SysID,
+		Source:      queue.SourceWebhook,
+		ReceivedAt:  now.UTC(),
+		RequestID:   req.RequestID,
+		Number:      p.Number,
+		SysModCount: p.SysModCount.ptr(),
+		Operation:   p.Operation,
+	}
+	if err := h.queue.Send(ctx, msg); err != nil {
+		return unavailable(err, rt)
+	}
+	return accepted(req.RequestID), result{outcome: outcomeAccepted, route: rt, sysID: p.SysID}
+}
+
+// route returns the compiled registration for a path, from the cache when fresh.
+func (h *Handler) route(ctx context.Context, path string, now time.Time) (*route, error) {
+	if rt, ok := h.cache.get(path, now); ok {
+		return rt, nil
+	}
+	r, err := h.routes.Route(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	rt := compile(r)
+	h.cache.put(path, rt, now)
+	return rt, nil
+}
+
+// signingKeys fetches the route's unexpired HMAC keys. A key that is gone
+// from Secrets Manager or malformed is skipped (and named in reason when no
+// key is left); any other error is returned, since we cannot verify now.
+func (h *Handler) signingKeys(ctx context.Context, rt *route, now time.Time) ([][]byte, string, error) {
+	var keys [][]byte
+	reason := "no_signing_key"
+	for _, ref := range rt.keys {
+		if !ref.Expires.IsZero() && !now.Before(ref.Expires) {
+			continue
+		}
+		v, err := h.secrets.Get(ctx, ref.SecretARN)
+		if errors.Is(err, secrets.ErrNotFound) {
+			reason = "signing_key_not_found"
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		k, err := webhook.DecodeSigningKey(v)
+		if err != nil {
+			reason = "malformed_signing_key"
+			continue
+		}
+		keys = append(keys, k)
+	}
+	return keys, reason, nil
+}
+
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, webhook.ErrNoSignature):
+		return "no_signature"
+	case errors.Is(err, webhook.ErrTimestamp):
+		return "timestamp_out_of_tolerance"
+	default:
+		return "bad_signature"
+	}
+}
+
+func (h *Handler) logResult(ctx context.Context, req Request, resp Response, res result, start time.Time) {
+	level := slog.LevelInfo
+	switch res.outcome {
+	case outcomeUnauthorized:
+		level = slog.LevelWarn
+	case outcomeUnavailable:
+		level = slog.LevelError
+	}
+	if !h.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs,
+		slog.String("request_id", req.RequestID),
+		slog.String("outcome", res.outcome),
+		slog.Int("status", resp.Status),
+		slog.Float64("latency_ms", float64(h.now().Sub(start).Microseconds())/1000),
+	)
+	if req.EdgeRequestID != "" {
+		attrs = append(attrs, slog.String("api_request_id", req.EdgeRequestID))
+	}
+	if res.reason != "" {
+		attrs = append(attrs, slog.String("reason", res.reason))
+	}
+	if res.route != nil {
+		attrs = append(attrs, slog.String("webhook_id", res.route.webhookID), slog.String("gateway_id", res.route.gatewayID))
+	} else if registry.ValidPath(req.Path) {
+		// Only a well-formed path is logged: anything else is attacker text.
+		attrs = append(attrs, slog.String("path", req.Path))
+	}
+	if res.sysID != "" {
+		attrs = append(attrs, slog.String("table", res.route.table), slog.String("sys_id", res.sysID))
+	}
+	if res.err != nil {
+		attrs = append(attrs, slog.String("error", res.err.Error()))
+	}
+	h.log.LogAttrs(ctx, level, "ingest", attrs...)
+}
+
+// isJSON accepts application/json with optional parameters (charset).
+func isJSON(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "application/json")
+}
+
+var bodyPool = sync.Pool{New: func() any {
+	b := make([]byte, MaxBody+1)
+	return &b
+}}
+
+var errTooLarge = errors.New("body too large")
+
+// readBody reads at most MaxBody bytes into buf (MaxBody+1 long); a longer
+// body is errTooLarge, and is never read further.
+func readBody(r io.Reader, buf []byte) ([]byte, error) {
+	if r == nil {
+		return buf[:0], nil
+	}
+	n, err := io.ReadFull(r, buf)
+	switch {
+	case err == nil:
+		return nil, errTooLarge
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return buf[:n], nil
+	default:
+		return nil, err
+	}
+}
+
+func bodyError(err error, rt *route) (Response, result) {
+	if errors.Is(err, errTooLarge) {
+		return respTooLarge, result{outcome: outcomeTooLarge, route: rt}
+	}
+	return respUnreadable, result{outcome: outcomeBadRequest, reason: "unreadable_body", route: rt, err: err}
+}
+
+func unauthorized(reason string, rt *route) (Response, result) {
+	return respUnauthorized, result{outcome: outcomeUnauthorized, reason: reason, route: rt}
+}
+
+func unavailable(err error, rt *route) (Response, result) {
+	return respUnavailable, result{outcome: outcomeUnavailable, route: rt, err: err}
+}
+
+// Fixed responses. Every auth failure is respUnauthorized, byte for byte.
+var (
+	jsonHeader       = map[string]string{"Content-Type": "application/json"}
+	respUnauthorized = Response{http.StatusUnauthorized, jsonHeader, []byte(`{"error":"unauthorized"}`)}
+	respMethod       = Response{http.StatusMethodNotAllowed, map[string]string{"Content-Type": "application/json", "Allow": http.MethodPost}, []byte(`{"error":"method not allowed"}`)}
+	respMediaType    = Response{http.StatusUnsupportedMediaType, jsonHeader, []byte(`{"error":"content type must be application/json"}`)}
+	respTooLarge     = Response{http.StatusRequestEntityTooLarge, jsonHeader, []byte(`{"error":"body larger than 16 KiB"}`)}
+	respUnreadable   = Response{http.StatusBadRequest, jsonHeader, []byte(`{"error":"body could not be read"}`)}
+	respUnavailable  = Response{http.StatusServiceUnavailable, map[string]string{"Content-Type": "application/json", "Retry-After": "1"}, []byte(`{"error":"temporarily unavailable, retry"}`)}
+)
+
+func accepted(requestID string) Response {
+	b, err := json.Marshal(struct {
+		Status    string `json:"status"`
+		RequestID string `json:"request_id"`
+	}{"accepted", requestID})
+	if err != nil { // cannot happen for two strings; stay well-formed anyway
+		b = []byte(`{"status":"accepted"}`)
+	}
+	return Response{http.StatusAccepted, jsonHeader, b}
+}
