@@ -196,8 +196,7 @@ func (s *Sim) handleList(w http.ResponseWriter, r *http.Request, _ string) {
 				rows = append(rows, rec)
 			}
 		}
-		q.sortRows(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] },
-			func(i int, f string) string { return s.getterLocked(rows[i].fields)(f) })
+		sortRows(q, rows, func(r *record, f string) string { return s.getterLocked(r.fields)(f) })
 	}
 	total := len(rows)
 	page := rows[min(offset, total):min(offset+limit, total)]

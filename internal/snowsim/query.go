@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -252,6 +252,10 @@ func compare(kind fieldKind, a, b string) (int, bool) {
 		}
 		return cmpOrdered(x, y), true
 	case kindDate:
+		if len(a) == len(b) && (len(a) == len(timeLayout) || len(a) == len("2006-01-02")) && a[4] == '-' && b[4] == '-' {
+			// Same fixed-width layout: text order is time order.
+			return strings.Compare(a, b), true
+		}
 		x, ok1 := parseDate(a)
 		y, ok2 := parseDate(b)
 		if !ok1 || !ok2 {
@@ -259,7 +263,28 @@ func compare(kind fieldKind, a, b string) (int, bool) {
 		}
 		return x.Compare(y), true
 	}
-	return strings.Compare(strings.ToLower(a), strings.ToLower(b)), true
+	return compareFold(a, b), true
+}
+
+// compareFold orders strings case-insensitively without allocating for
+// ASCII, the common case for field values.
+func compareFold(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		x, y := a[i], b[i]
+		if x >= 0x80 || y >= 0x80 {
+			return strings.Compare(strings.ToLower(a[i:]), strings.ToLower(b[i:]))
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return int(x) - int(y)
+		}
+	}
+	return len(a) - len(b)
 }
 
 func cmpOrdered(x, y float64) int {
@@ -282,34 +307,45 @@ func parseDate(s string) (time.Time, bool) {
 }
 
 // sortRows orders rows by the query's ORDERBY keys; rows equal on every key
-// keep their insertion order. get reads field f of row i.
-func (q *query) sortRows(n int, swap func(i, j int), get func(i int, f string) string) {
+// keep their insertion order. get reads field f of a row; keys are read
+// once per row, not once per comparison.
+func sortRows[T any](q *query, rows []T, get func(row T, f string) string) {
 	if len(q.order) == 0 {
 		return
 	}
-	sort.Stable(rowSorter{n: n, swap: swap, less: func(i, j int) bool {
-		for _, k := range q.order {
-			c := sortCompare(kindOf(k.field), get(i, k.field), get(j, k.field))
-			if c != 0 {
+	type keyed struct {
+		row  T
+		pos  int
+		keys []string
+	}
+	ks := make([]keyed, len(rows))
+	for i, r := range rows {
+		ks[i] = keyed{row: r, pos: i, keys: make([]string, len(q.order))}
+		for j, k := range q.order {
+			ks[i].keys[j] = get(r, k.field)
+		}
+	}
+	kinds := make([]fieldKind, len(q.order))
+	for j, k := range q.order {
+		kinds[j] = kindOf(k.field)
+	}
+	// The position tiebreak makes the order total, so the faster unstable
+	// sort gives the stable result.
+	slices.SortFunc(ks, func(a, b keyed) int {
+		for j, k := range q.order {
+			if c := sortCompare(kinds[j], a.keys[j], b.keys[j]); c != 0 {
 				if k.desc {
-					return c > 0
+					return -c
 				}
-				return c < 0
+				return c
 			}
 		}
-		return false
-	}})
+		return a.pos - b.pos
+	})
+	for i := range ks {
+		rows[i] = ks[i].row
+	}
 }
-
-type rowSorter struct {
-	n    int
-	swap func(i, j int)
-	less func(i, j int) bool
-}
-
-func (r rowSorter) Len() int           { return r.n }
-func (r rowSorter) Swap(i, j int)      { r.swap(i, j) }
-func (r rowSorter) Less(i, j int) bool { return r.less(i, j) }
 
 // sortCompare puts empty values first (as the database sorts NULLs), then
 // typed values, then falls back to text.
@@ -325,5 +361,5 @@ func sortCompare(kind fieldKind, a, b string) int {
 	if n, ok := compare(kind, a, b); ok {
 		return n
 	}
-	return strings.Compare(strings.ToLower(a), strings.ToLower(b))
+	return compareFold(a, b)
 }
