@@ -1,0 +1,249 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/snowgate/snowgate/internal/awstest"
+	"github.com/snowgate/snowgate/internal/metrics"
+	"github.com/snowgate/snowgate/internal/pipeline"
+	"github.com/snowgate/snowgate/internal/provision"
+	"github.com/snowgate/snowgate/internal/queue"
+	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/schema"
+	"github.com/snowgate/snowgate/internal/secrets"
+	"github.com/snowgate/snowgate/internal/servicenow"
+	"github.com/snowgate/snowgate/internal/snowsim"
+	"github.com/snowgate/snowgate/internal/state"
+)
+
+func TestMain(m *testing.M) { awstest.Main(m) }
+
+const (
+	gatewayID = "gtw_11111111-1111-4111-8111-111111111111"
+	snowUser  = "svc_snowgate"
+	snowPass  = "s3cret-pass"
+)
+
+// env is one test's world: emulator resources, a ServiceNow simulator, a
+// gateway registered for it and a Processor wired as in the function.
+type env struct {
+	t       testing.TB
+	res     provision.Resources
+	ddb     *dynamodb.Client
+	sqs     *sqs.Client
+	secrets *secrets.Store
+	sim     *snowsim.Server
+	tickets *state.Store
+	p       *pipeline.Processor
+	logs    *syncBuffer
+	emf     *syncBuffer
+	arn     string
+	cfg     pipeline.Config
+	deps    pipeline.Deps
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newEnv(t testing.TB, cfg pipeline.Config) *env {
+	t.Helper()
+	awsCfg := awstest.Config(t)
+	e := &env{
+		t:       t,
+		res:     awstest.Resources(t),
+		ddb:     dynamodb.NewFromConfig(awsCfg),
+		sqs:     sqs.NewFromConfig(awsCfg),
+		secrets: secrets.New(secretsmanager.NewFromConfig(awsCfg)),
+		logs:    &syncBuffer{},
+		emf:     &syncBuffer{},
+	}
+	sim, err := snowsim.Start("127.0.0.1:0", snowsim.WithUser(snowUser, snowPass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Close)
+	e.sim = sim
+	e.seed(`{"sys_user_group": [
+		{"sys_id": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01", "name": "Network"},
+		{"sys_id": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa02", "name": "Database"}]}`)
+
+	ctx := context.Background()
+	creds, _ := json.Marshal(registry.Credentials{Auth: registry.AuthBasic, Username: snowUser, Password: snowPass})
+	e.arn, err = e.secrets.Create(ctx, awstest.UniqueName("snowgate-test/creds-"), string(creds), "test gateway credentials")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.secrets.Delete(context.Background(), e.arn) })
+	e.putGateway(registry.Gateway{ID: gatewayID, Name: "ops", Active: true, WriteBack: true})
+
+	e.tickets = state.New(e.ddb, e.res.StateTable)
+	cfg.Logger = slog.New(slog.NewJSONHandler(e.logs, nil))
+	cfg.Metrics = metrics.New(e.emf)
+	e.cfg = cfg
+	e.deps = pipeline.Deps{
+		Gateways: registry.New(e.ddb, e.res.RegistryTable),
+		Tickets:  e.tickets,
+		Dispatch: queue.NewSender(e.sqs, e.res.DispatchQueueURL),
+		// Quick retries keep failing cases short.
+		ServiceNow: pipeline.NewConnections(e.secrets, servicenow.WithMaxAttempts(2), servicenow.WithBackoff(10*time.Millisecond, 2*time.Second)),
+	}
+	e.p = pipeline.New(e.deps, cfg)
+	return e
+}
+
+// putGateway writes a gateway fixture straight into the registry table,
+// pointed at the simulator with the test credentials unless set.
+func (e *env) putGateway(g registry.Gateway) {
+	e.t.Helper()
+	g.Type = registry.SourceServiceNow
+	g.Auth = registry.AuthBasic
+	if g.InstanceURL == "" {
+		g.InstanceURL = e.sim.URL
+	}
+	if g.CredentialsSecretARN == "" {
+		g.CredentialsSecretARN = e.arn
+	}
+	g.UpdatedAt = time.Now().UTC()
+	item, err := attributevalue.MarshalMap(g)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	item[schema.AttrPK] = &ddbtypes.AttributeValueMemberS{Value: registry.GatewayKey(g.ID)}
+	item[schema.AttrKind] = &ddbtypes.AttributeValueMemberS{Value: registry.KindGateway}
+	if _, err := e.ddb.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(e.res.RegistryTable), Item: item}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) seed(fixture string) {
+	e.t.Helper()
+	if err := e.sim.Sim.Seed(strings.NewReader(fixture)); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// insert creates a record through the simulator and returns its sys_id.
+func (e *env) insert(table string, fields map[string]string) string {
+	e.t.Helper()
+	rec, err := e.sim.Sim.Insert(table, fields)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return rec["sys_id"]
+}
+
+var msgSeq atomic.Int64
+
+// message is an SQS record carrying an intake message for a record.
+func message(gateway, table, sysID string) events.SQSMessage {
+	body, _ := json.Marshal(queue.IntakeMessage{
+		GatewayID: gateway, Table: table, SysID: sysID,
+		Source: queue.SourceWebhook, ReceivedAt: time.Now().UTC(),
+	})
+	return events.SQSMessage{
+		MessageId:  fmt.Sprintf("msg-%d", msgSeq.Add(1)),
+		Body:       string(body),
+		Attributes: map[string]string{"ApproximateReceiveCount": "1"},
+		EventSource: "aws:sqs",
+	}
+}
+
+// invoke runs a batch through the handler the way the Lambda runtime does
+// and returns the ids of the messages reported as failed.
+func (e *env) invoke(ctx context.Context, msgs ...events.SQSMessage) []string {
+	e.t.Helper()
+	payload, err := json.Marshal(events.SQSEvent{Records: msgs})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.invokeJSON(ctx, payload)
+}
+
+func (e *env) invokeJSON(ctx context.Context, payload []byte) []string {
+	e.t.Helper()
+	out, err := lambda.NewHandler(e.p.Handle).Invoke(ctx, payload)
+	if err != nil {
+		e.t.Fatalf("Invoke: %v", err)
+	}
+	var resp events.SQSEventResponse
+	if err := json.Unmarshal(out, &resp); err != nil {
+		e.t.Fatalf("decode response %s: %v", out, err)
+	}
+	ids := []string{}
+	for _, f := range resp.BatchItemFailures {
+		ids = append(ids, f.ItemIdentifier)
+	}
+	return ids
+}
+
+func (e *env) ticket(table, sysID string) state.Ticket {
+	e.t.Helper()
+	tk, err := e.tickets.Get(context.Background(), state.Key{GatewayID: gatewayID, Table: table, SysID: sysID})
+	if err != nil {
+		e.t.Fatalf("ticket %s/%s: %v", table, sysID, err)
+	}
+	return tk
+}
+
+// jobs drains the dispatch queue.
+func (e *env) jobs() []queue.JobRequest {
+	e.t.Helper()
+	var jobs []queue.JobRequest
+	for empty := 0; empty < 2; {
+		out, err := e.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+			QueueUrl: aws.String(e.res.DispatchQueueURL), MaxNumberOfMessages: 10,
+		})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			empty++
+			continue
+		}
+		for _, m := range out.Messages {
+			var j queue.JobRequest
+			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &j); err != nil {
+				e.t.Fatalf("dispatch message %q: %v", aws.ToString(m.Body), err)
+			}
+			jobs = append(jobs, j)
+			if _, err := e.sqs.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{
+				QueueUrl: aws.String(e.res.DispatchQueueURL), ReceiptHandle: m.ReceiptHandle,
+			}); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+	}
+	return jobs
+}

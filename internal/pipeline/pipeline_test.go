@@ -1,0 +1,400 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/snowgate/snowgate/internal/pipeline"
+	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/snowsim"
+	"github.com/snowgate/snowgate/internal/state"
+)
+
+func snTime(d time.Duration) string { return time.Now().Add(d).UTC().Format("2006-01-02 15:04:05") }
+
+func incident(desc string) map[string]string {
+	return map[string]string{
+		"short_description": desc, "priority": "2", "state": "2",
+		"assignment_group": "Network", "u_environment": "production", "cmdb_ci": "ci-router-1",
+	}
+}
+
+func change(approval, st, start, end string) map[string]string {
+	return map[string]string{
+		"short_description": "Firmware upgrade", "type": "normal", "approval": approval, "state": st,
+		"start_date": start, "end_date": end, "assignment_group": "Network", "u_environment": "production",
+	}
+}
+
+// TestStatuses runs one record through the pipeline per case and checks the
+// ticket, the dispatch queue and the batch response.
+func TestStatuses(t *testing.T) {
+	tests := []struct {
+		name    string
+		gateway *registry.Gateway // nil: the default active gateway with write-back
+		table   string
+		fields  map[string]string
+		// before runs first, given the record's sys_id (other records, an
+		// earlier delivery).
+		before      func(e *env, sysID string)
+		hidden      bool
+		toGateway   string // message's gateway id when not the default
+		wantStatus  string
+		wantOutcome string // the ticket's last outcome, when it differs from the status
+		wantReason  string // substring
+		wantJobs    int
+		wantFailed  bool // reported as a batch item failure
+		wantNotes   int
+	}{
+		{name: "accepted incident", table: "incident", fields: incident("Router down"),
+			wantStatus: state.StatusAccepted, wantReason: "new record", wantJobs: 1, wantNotes: 1},
+		{name: "accepted without write-back", gateway: &registry.Gateway{Active: true}, table: "incident", fields: incident("Router down"),
+			wantStatus: state.StatusAccepted, wantJobs: 1},
+		{name: "inactive gateway", gateway: &registry.Gateway{Active: false}, table: "incident", fields: incident("Router down"),
+			wantStatus: state.StatusOutOfScope, wantReason: "gateway inactive"},
+		{name: "inactive record", table: "incident", fields: map[string]string{"short_description": "old", "active": "false"},
+			wantStatus: state.StatusOutOfScope, wantReason: "record inactive"},
+		{name: "assignment group filter", gateway: &registry.Gateway{Active: true, AssignmentGroupFilter: "Database, Storage"}, table: "incident", fields: incident("Router down"),
+			wantStatus: state.StatusOutOfScope, wantReason: `assignment group "Network"`},
+		{name: "assignment group filter matches", gateway: &registry.Gateway{Active: true, AssignmentGroupFilter: "Database,network"}, table: "incident", fields: incident("Router down"),
+			wantStatus: state.StatusAccepted, wantJobs: 1},
+		{name: "environment filter", gateway: &registry.Gateway{Active: true, EnvironmentFilter: "staging"}, table: "incident", fields: incident("Router down"),
+			wantStatus: state.StatusOutOfScope, wantReason: `environment "production"`},
+		{name: "change in its window", table: "change_request", fields: change("approved", "-1", snTime(-time.Hour), snTime(time.Hour)),
+			wantStatus: state.StatusAccepted, wantJobs: 1, wantNotes: 1},
+		{name: "change before its window", table: "change_request", fields: change("approved", "-2", snTime(2*time.Hour), snTime(4*time.Hour)),
+			wantStatus: state.StatusDeferred, wantReason: "change window opens"},
+		{name: "change after its window", table: "change_request", fields: change("approved", "-1", snTime(-4*time.Hour), snTime(-2*time.Hour)),
+			wantStatus: state.StatusExpired, wantReason: "change window ended"},
+		{name: "change not approved", table: "change_request", fields: change("requested", "-2", snTime(time.Hour), snTime(2*time.Hour)),
+			wantStatus: state.StatusOutOfScope, wantReason: "not approved"},
+		{name: "change in another state", table: "change_request", fields: change("approved", "-5", "", ""),
+			wantStatus: state.StatusOutOfScope, wantReason: "neither Scheduled"},
+		// Without write-back, so that the record stays at the version processed.
+		{name: "duplicate delivery is stale", gateway: &registry.Gateway{Active: true}, table: "incident", fields: incident("Router down"),
+			before: func(e *env, sysID string) {
+				if failed := e.invoke(context.Background(), message(gatewayID, "incident", sysID)); len(failed) != 0 {
+					e.t.Fatalf("first delivery failed: %v", failed)
+				}
+			},
+			wantStatus: state.StatusAccepted, wantOutcome: state.OutcomeStale, wantJobs: 1},
+		{name: "write-back echo is unchanged", table: "incident", fields: incident("Router down"),
+			before: func(e *env, sysID string) {
+				e.invoke(context.Background(), message(gatewayID, "incident", sysID))
+				if got := e.ticket("incident", sysID).SysModCount; got != 0 {
+					e.t.Fatalf("first version %d, want 0", got)
+				}
+			},
+			wantStatus: state.StatusAccepted, wantOutcome: state.OutcomeUnchanged, wantJobs: 1, wantNotes: 1},
+		{name: "duplicate incident within the window", table: "incident", fields: incident("Router  DOWN!"),
+			before: func(e *env, _ string) {
+				first := e.insert("incident", incident("router down"))
+				e.invoke(context.Background(), message(gatewayID, "incident", first))
+			},
+			wantStatus: state.StatusDeduplicated, wantReason: "same short description and CI as INC", wantJobs: 1},
+		{name: "dedup window off", gateway: &registry.Gateway{Active: true, DedupWindowMinutes: -1}, table: "incident", fields: incident("router down"),
+			before: func(e *env, _ string) {
+				e.invoke(context.Background(), message(gatewayID, "incident", e.insert("incident", incident("router down"))))
+			},
+			wantStatus: state.StatusAccepted, wantJobs: 2},
+		{name: "record hidden or deleted", table: "incident", fields: incident("secret"), hidden: true,
+			wantStatus: state.StatusFailed, wantReason: "not found in ServiceNow"},
+		{name: "unknown gateway", table: "incident", fields: incident("x"), toGateway: "gtw_22222222-2222-4222-8222-222222222222",
+			wantStatus: state.StatusFailed, wantReason: "unknown gateway"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, pipeline.Config{})
+			if tt.gateway != nil {
+				g := *tt.gateway
+				g.ID, g.Name = gatewayID, "ops"
+				e.putGateway(g)
+			}
+			sysID := e.insert(tt.table, tt.fields)
+			if tt.before != nil {
+				tt.before(e, sysID)
+			}
+			if tt.hidden {
+				e.sim.Sim.SetFaults(snowsim.Faults{Hidden: map[string]bool{tt.table + "/" + sysID: true}})
+			}
+			gw := gatewayID
+			if tt.toGateway != "" {
+				gw = tt.toGateway
+			}
+			msg := message(gw, tt.table, sysID)
+			failed := e.invoke(context.Background(), msg)
+			if got := len(failed) != 0; got != tt.wantFailed {
+				t.Errorf("batch failures %v, want failed=%v", failed, tt.wantFailed)
+			}
+			tk, err := e.tickets.Get(context.Background(), state.Key{GatewayID: gw, Table: tt.table, SysID: sysID})
+			if err != nil {
+				t.Fatalf("ticket: %v", err)
+			}
+			wantOutcome := tt.wantOutcome
+			if wantOutcome == "" {
+				wantOutcome = tt.wantStatus
+			}
+			if tk.Status != tt.wantStatus || tk.LastOutcome != wantOutcome || !strings.Contains(tk.Reason, tt.wantReason) {
+				t.Errorf("ticket status %q outcome %q reason %q; want %q, %q, reason containing %q",
+					tk.Status, tk.LastOutcome, tk.Reason, tt.wantStatus, wantOutcome, tt.wantReason)
+			}
+			jobs := e.jobs()
+			if len(jobs) != tt.wantJobs {
+				t.Errorf("dispatched %d jobs, want %d", len(jobs), tt.wantJobs)
+			}
+			if notes := e.sim.Sim.WorkNotes(tt.table, sysID); len(notes) != tt.wantNotes {
+				t.Errorf("work notes %q, want %d", notes, tt.wantNotes)
+			}
+			if tt.wantStatus == state.StatusDeferred {
+				due, err := e.tickets.DueTickets(context.Background(), gatewayID, time.Now().Add(3*time.Hour))
+				if err != nil || len(due) != 1 || due[0].SysID != sysID {
+					t.Errorf("DueTickets = %v, %v; want the deferred ticket", due, err)
+				}
+			}
+			if t.Failed() {
+				t.Logf("logs:\n%s", e.logs.String())
+			}
+		})
+	}
+}
+
+// TestAcceptedJobAndTicket checks the job request and the ticket of an
+// accepted incident field by field, and the echo of the work note.
+func TestAcceptedJobAndTicket(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, pipeline.Config{})
+	sysID := e.insert("incident", incident("Router down"))
+	if failed := e.invoke(ctx, message(gatewayID, "incident", sysID)); len(failed) != 0 {
+		t.Fatalf("failed: %v", failed)
+	}
+	jobs := e.jobs()
+	if len(jobs) != 1 {
+		t.Fatalf("dispatched %d jobs, want 1", len(jobs))
+	}
+	j := jobs[0]
+	tk := e.ticket("incident", sysID)
+	if j.JobID == "" || j.JobID != tk.JobID {
+		t.Errorf("job id %q, ticket job id %q: want equal and set", j.JobID, tk.JobID)
+	}
+	got := []string{j.GatewayID, j.GatewayName, j.Table, j.SysID, j.Ticket.Number, j.Ticket.ShortDescription, j.Ticket.AssignmentGroupName, j.Ticket.Environment, j.Ticket.ConfigurationItem, j.Reason}
+	want := []string{gatewayID, "ops", "incident", sysID, tk.Number, "Router down", "Network", "production", "ci-router-1", "new record"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("job request (-want +got):\n%s", diff)
+	}
+	notes := e.sim.Sim.WorkNotes("incident", sysID)
+	if len(notes) != 1 || !strings.Contains(notes[0], `"ops"`) || !strings.Contains(notes[0], j.JobID) {
+		t.Errorf("work notes %q, want one naming the gateway and job %s", notes, j.JobID)
+	}
+	if tk.WriteBack != "done" {
+		t.Errorf("ticket write_back %q, want done", tk.WriteBack)
+	}
+
+	// The note bumped sys_mod_count; its echo is unchanged and recorded.
+	e.invoke(ctx, message(gatewayID, "incident", sysID))
+	tk = e.ticket("incident", sysID)
+	if tk.Status != state.StatusAccepted || tk.LastOutcome != state.OutcomeUnchanged || tk.SysModCount != 1 {
+		t.Errorf("after echo: status %q outcome %q sys_mod_count %d; want accepted, unchanged, 1", tk.Status, tk.LastOutcome, tk.SysModCount)
+	}
+	// A real change is dispatched again, with what changed.
+	if _, err := e.sim.Sim.Update("incident", sysID, map[string]string{"priority": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	e.invoke(ctx, message(gatewayID, "incident", sysID))
+	jobs = e.jobs()
+	if len(jobs) != 1 || jobs[0].Reason != "updated: priority" || jobs[0].JobID == j.JobID {
+		t.Errorf("after a priority change: jobs %+v, want one with reason %q and a new id", jobs, "updated: priority")
+	}
+	if !strings.Contains(e.emf.String(), `"accepted":1`) {
+		t.Errorf("no EMF line with accepted=1 in %s", e.emf.String())
+	}
+}
+
+// TestConcurrentDeliveriesDispatchOnce delivers one record five times at
+// once, in separate invocations as concurrent Lambda instances would.
+func TestConcurrentDeliveriesDispatchOnce(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, pipeline.Config{})
+	sysID := e.insert("incident", incident("Disk full"))
+	// Separate processors: separate Lambda instances share nothing but AWS.
+	var wg sync.WaitGroup
+	failures := make([][]string, 5)
+	for i := range 5 {
+		p := pipeline.New(e.deps, e.cfg)
+		wg.Go(func() {
+			e := *e
+			e.p = p
+			failures[i] = e.invoke(ctx, message(gatewayID, "incident", sysID))
+		})
+	}
+	wg.Wait()
+	for i, f := range failures {
+		if len(f) != 0 {
+			t.Errorf("invocation %d failed messages %v", i, f)
+		}
+	}
+	if jobs := e.jobs(); len(jobs) != 1 {
+		t.Errorf("dispatched %d jobs, want 1", len(jobs))
+	}
+	if notes := e.sim.Sim.WorkNotes("incident", sysID); len(notes) != 1 {
+		t.Errorf("work notes %q, want 1", notes)
+	}
+}
+
+// TestMixedBatch: one batch with an accepted record, a poison message, a
+// record on a failing instance and a deleted record returns exactly the
+// retryable ones.
+func TestMixedBatch(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, pipeline.Config{})
+	broken, err := snowsim.Start("127.0.0.1:0", snowsim.WithUser(snowUser, snowPass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(broken.Close)
+	brokenGW := "gtw_33333333-3333-4333-8333-333333333333"
+	e.putGateway(registry.Gateway{ID: brokenGW, Name: "broken", Active: true, InstanceURL: broken.URL})
+	rec, err := broken.Sim.Insert("incident", incident("unreachable"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken.Sim.SetFaults(snowsim.Faults{ErrorRate: 1, ErrorStatus: 503})
+
+	ok := message(gatewayID, "incident", e.insert("incident", incident("ok")))
+	gone := message(gatewayID, "incident", "0123456789abcdef0123456789abcdef")
+	poison := message(gatewayID, "incident", "x")
+	poison.Body = `{"gateway_id": 42`
+	transient := message(brokenGW, "incident", rec["sys_id"])
+
+	failed := e.invoke(ctx, ok, poison, transient, gone)
+	if diff := cmp.Diff([]string{poison.MessageId, transient.MessageId}, failed); diff != "" {
+		t.Errorf("batch item failures (-want +got):\n%s", diff)
+	}
+	if jobs := e.jobs(); len(jobs) != 1 {
+		t.Errorf("dispatched %d jobs, want 1", len(jobs))
+	}
+	tk, err := e.tickets.Get(ctx, state.Key{GatewayID: brokenGW, Table: "incident", SysID: rec["sys_id"]})
+	if err != nil || tk.Status != state.StatusRetrying || !strings.Contains(tk.LastError, "503") {
+		t.Errorf("ticket of the failing instance: %+v, %v; want retrying with the 503", tk, err)
+	}
+	if g := e.ticket("incident", "0123456789abcdef0123456789abcdef"); g.Status != state.StatusFailed {
+		t.Errorf("deleted record's ticket status %q, want failed", g.Status)
+	}
+	logLines := strings.Count(e.logs.String(), `"msg":"message processed"`)
+	if logLines != 4 {
+		t.Errorf("%d log lines for 4 messages, want 4:\n%s", logLines, e.logs.String())
+	}
+
+	// The instance recovers: the redelivery goes through.
+	broken.Sim.SetFaults(snowsim.Faults{})
+	if failed := e.invoke(ctx, transient); len(failed) != 0 {
+		t.Errorf("redelivery failed: %v", failed)
+	}
+	if jobs := e.jobs(); len(jobs) != 1 {
+		t.Errorf("redelivery dispatched %d jobs, want 1", len(jobs))
+	}
+}
+
+// TestRateLimited: a 429 with Retry-After is waited out within the
+// invocation, or reported as a batch failure when it does not fit.
+func TestRateLimited(t *testing.T) {
+	tests := []struct {
+		name       string
+		retryAfter time.Duration
+		deadline   time.Duration
+		wantFailed bool
+	}{
+		{name: "retry fits the deadline", retryAfter: time.Second, deadline: 10 * time.Second},
+		{name: "retry beyond the deadline", retryAfter: 8 * time.Second, deadline: 5 * time.Second, wantFailed: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, pipeline.Config{Reserve: time.Second})
+			sysID := e.insert("incident", incident("throttled"))
+			// The first request is throttled, later ones pass.
+			e.sim.Sim.SetFaults(snowsim.Faults{RateLimitPerMinute: 0, Status429Rate: 1, RetryAfter: tt.retryAfter})
+			go func() {
+				time.Sleep(200 * time.Millisecond)
+				e.sim.Sim.SetFaults(snowsim.Faults{})
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), tt.deadline)
+			defer cancel()
+			start := time.Now()
+			failed := e.invoke(ctx, message(gatewayID, "incident", sysID))
+			if got := len(failed) != 0; got != tt.wantFailed {
+				t.Errorf("failed %v, want failed=%v; logs:\n%s", failed, tt.wantFailed, e.logs.String())
+			}
+			if elapsed := time.Since(start); elapsed > tt.deadline {
+				t.Errorf("invocation took %s, beyond its %s deadline", elapsed, tt.deadline)
+			}
+			if !tt.wantFailed {
+				if tk := e.ticket("incident", sysID); tk.Status != state.StatusAccepted {
+					t.Errorf("ticket status %q, want accepted", tk.Status)
+				}
+			}
+		})
+	}
+}
+
+// TestSQSEventFixture feeds a recorded SQS event: a webhook message, its
+// duplicate and a message that is not JSON.
+func TestSQSEventFixture(t *testing.T) {
+	e := newEnv(t, pipeline.Config{})
+	e.seed(`{"incident": [{"sys_id": "9d385017c611228701d22104cc95c371", "number": "INC0010042",
+		"short_description": "VPN unreachable", "state": "2", "assignment_group": "Network",
+		"u_environment": "production", "sys_mod_count": "4", "sys_updated_on": "2026-03-01 10:00:00"}]}`)
+	payload, err := os.ReadFile("testdata/sqs_event.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := e.invokeJSON(context.Background(), payload)
+	if diff := cmp.Diff([]string{"c80e8021-a70a-42c7-a470-796e1186f753"}, failed); diff != "" {
+		t.Errorf("batch item failures (-want +got):\n%s", diff)
+	}
+	if jobs := e.jobs(); len(jobs) != 1 || jobs[0].Number != "INC0010042" || jobs[0].SysModCount != 4 {
+		t.Errorf("jobs %+v, want one for INC0010042 version 4", jobs)
+	}
+	if tk := e.ticket("incident", "9d385017c611228701d22104cc95c371"); tk.Status != state.StatusAccepted {
+		t.Errorf("ticket status %q, want accepted", tk.Status)
+	}
+}
+
+// TestCrashAfterClaim: a processor that claimed and vanished leaves a
+// processing ticket; the redelivery after the lease takes it over and
+// dispatches with the job id the crashed one would have used.
+func TestCrashAfterClaim(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, pipeline.Config{})
+	sysID := e.insert("incident", incident("Crash"))
+	rec, _ := e.sim.Sim.Record("incident", sysID)
+	m := state.Mirror{Number: rec["number"], State: "2", Priority: "2", ShortDescription: "Crash",
+		AssignmentGroup: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01", AssignmentGroupName: "Network", Environment: "production",
+		ConfigurationItem: "ci-router-1", Active: true}
+	crashed := state.Claim{Key: state.Key{GatewayID: gatewayID, Table: "incident", SysID: sysID}, Mirror: m,
+		SysUpdatedOn: rec["sys_updated_on"], Token: "crashed", Lease: 50 * time.Millisecond}
+	if _, err := e.tickets.Claim(ctx, crashed); err != nil {
+		t.Fatal(err)
+	}
+	// While the lease holds, a delivery is stale.
+	crashed.Token, crashed.Lease = "other", time.Minute
+	if _, err := e.tickets.Claim(ctx, crashed); !errors.Is(err, state.ErrStale) {
+		t.Fatalf("claim under a live lease = %v, want ErrStale", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if failed := e.invoke(ctx, message(gatewayID, "incident", sysID)); len(failed) != 0 {
+		t.Fatalf("redelivery failed: %v\n%s", failed, e.logs.String())
+	}
+	jobs := e.jobs()
+	if len(jobs) != 1 {
+		t.Fatalf("dispatched %d jobs, want 1", len(jobs))
+	}
+	if tk := e.ticket("incident", sysID); tk.Status != state.StatusAccepted || tk.JobID != jobs[0].JobID {
+		t.Errorf("ticket %q job %q, want accepted with job %q", tk.Status, tk.JobID, jobs[0].JobID)
+	}
+}
