@@ -122,4 +122,3 @@ func decodedLen(s string) int64 {
 	}
 	return n
 }
-
