@@ -1,13 +1,15 @@
 package snowsim
 
 import (
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"time"
 )
 
-// Faults are failures injected into requests. Rates are probabilities in
+// Faults are failures injected into requests, the OAuth token endpoint
+// included. Rates are probabilities in
 // [0, 1] drawn from a generator seeded with Seed, so a sequential test sees
 // the same faults on every run (Seed 0 picks a random seed).
 type Faults struct {
@@ -46,6 +48,7 @@ func (fs *faultState) reset(f Faults) {
 	if f.Seed == 0 {
 		seed = rand.Uint64()
 	}
+	f.Hidden = maps.Clone(f.Hidden) // the caller may keep editing its map
 	fs.f = f
 	fs.rng = rand.New(rand.NewPCG(seed, seed^0x5eed))
 	fs.windowStart = time.Time{}
