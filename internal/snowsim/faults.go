@@ -55,8 +55,8 @@ func (fs *faultState) reset(f Faults) {
 	fs.windowCount = 0
 }
 
-// roll draws against rate; it draws even for rate 0 only when rate > 0, so
-// adding a fault type does not shift the sequence of the others.
+// roll draws against rate. It draws only for a rate above 0, so fault
+// types left unset do not shift the sequence of the others.
 func (fs *faultState) roll(rate float64) bool {
 	return rate > 0 && fs.rng.Float64() < rate
 }
