@@ -334,8 +334,8 @@ func rotate[T any](s []T, n int) {
 // gateway reconciles one gateway's tables, then re-enqueues its due change
 // requests.
 func (r *Reconciler) gateway(ctx context.Context, gw registry.Gateway, o Options) ([]Result, *Due) {
-	started := r.d.Now()
-	stopAt := started.Add(r.cfg.GatewayTimeout)
+	// Budgets are real elapsed time, whatever clock Deps.Now reads.
+	stopAt := time.Now().Add(r.cfg.GatewayTimeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Add(-r.cfg.DeadlineMargin).Before(stopAt) {
 		stopAt = dl.Add(-r.cfg.DeadlineMargin)
 	}

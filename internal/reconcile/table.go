@@ -50,6 +50,7 @@ type pass struct {
 	o       Options
 	stopAt  time.Time
 	advance bool // whether this pass may move the watermark
+	stored  watermark.Position
 	// last is the last record handled; records at or before it that a
 	// query returns again are skipped without a lookup.
 	last    watermark.Position
@@ -89,6 +90,7 @@ func (r *Reconciler) table(ctx context.Context, q Querier, gw registry.Gateway, 
 	scheduled = scheduled.Add(-r.cfg.Overlap)
 	from := scheduled
 	p.advance = true
+	p.stored = mark.Position
 	if o.Since > 0 {
 		from = started.Add(-o.Since)
 		p.advance = !from.After(scheduled)
@@ -140,6 +142,10 @@ func (r *Reconciler) table(ctx context.Context, q Querier, gw registry.Gateway, 
 	return p.res
 }
 
+// beyond reports whether the pass has handled a record past the watermark
+// it started from.
+func (p *pass) beyond() bool { return p.hasLast && p.last.Compare(p.stored) > 0 }
+
 // record is the part of a ServiceNow record the pass decides on.
 type record struct {
 	pos     watermark.Position
@@ -189,7 +195,10 @@ func (p *pass) page(ctx context.Context, cursor time.Time, recs []servicenow.Rec
 	if p.o.Progress != nil {
 		p.o.Progress(p.res)
 	}
-	if !p.r.d.Now().Before(p.stopAt) {
+	// The budget applies only once this pass has gone past the stored
+	// watermark: a run must make progress, or a window of overlap holding
+	// more records than one run can read would be read again forever.
+	if p.beyond() && !time.Now().Before(p.stopAt) {
 		return errDeadline
 	}
 	if p.hasLast && p.last.UpdatedOn.After(cursor) {

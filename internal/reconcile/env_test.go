@@ -1,0 +1,373 @@
+package reconcile_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/snowgate/snowgate/internal/awstest"
+	"github.com/snowgate/snowgate/internal/metrics"
+	"github.com/snowgate/snowgate/internal/pipeline"
+	"github.com/snowgate/snowgate/internal/provision"
+	"github.com/snowgate/snowgate/internal/queue"
+	"github.com/snowgate/snowgate/internal/reconcile"
+	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/schema"
+	"github.com/snowgate/snowgate/internal/secrets"
+	"github.com/snowgate/snowgate/internal/servicenow"
+	"github.com/snowgate/snowgate/internal/snowsim"
+	"github.com/snowgate/snowgate/internal/state"
+	"github.com/snowgate/snowgate/internal/watermark"
+)
+
+func TestMain(m *testing.M) { awstest.Main(m) }
+
+const (
+	gatewayID = "gtw_00000000-0000-4000-8000-000000000001"
+	webhookID = "whk_00000000-0000-4000-8000-000000000001"
+	snowUser  = "integration"
+	snowPass  = "s3cret"
+)
+
+// clock is a settable time source shared by the simulator (sys_updated_on)
+// and the reconciler (timestamps, lag).
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// env is one test's world: emulated AWS resources, a simulated instance
+// behind an httptest server (whose handler a test may wrap), a reconciler
+// and the real processor.
+type env struct {
+	t       testing.TB
+	res     provision.Resources
+	ddb     *dynamodb.Client
+	sqs     *sqs.Client
+	secrets *secrets.Store
+	arn     string
+	clk     *clock
+	sim     *snowsim.Sim
+	srv     *httptest.Server
+	// wrap, when set, sees every request before the simulator does.
+	wrap    func(w http.ResponseWriter, r *http.Request, next http.Handler)
+	tickets *state.Store
+	marks   *watermark.Store
+	logs    bytes.Buffer
+	emf     syncBuffer
+	proc    *pipeline.Processor
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type envOptions struct {
+	// skew is how far the instance's clock is behind ours.
+	skew time.Duration
+	// groups filters the gateway by assignment group.
+	groups string
+}
+
+func newEnv(t testing.TB, o envOptions) *env {
+	t.Helper()
+	cfg := awstest.Config(t)
+	e := &env{
+		t:       t,
+		res:     awstest.Resources(t),
+		ddb:     dynamodb.NewFromConfig(cfg),
+		sqs:     sqs.NewFromConfig(cfg),
+		secrets: secrets.New(secretsmanager.NewFromConfig(cfg)),
+		clk:     &clock{t: time.Now().UTC().Truncate(time.Second)},
+	}
+	e.sim = snowsim.New(snowsim.WithUser(snowUser, snowPass),
+		snowsim.WithClock(func() time.Time { return e.clk.now().Add(-o.skew) }))
+	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e.wrap != nil {
+			e.wrap(w, r, e.sim)
+			return
+		}
+		e.sim.ServeHTTP(w, r)
+	}))
+	t.Cleanup(e.srv.Close)
+	if err := e.sim.Seed(strings.NewReader(`{"sys_user_group": [
+		{"sys_id": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01", "name": "Network"},
+		{"sys_id": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa02", "name": "Database"}]}`)); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := context.Background()
+	creds, _ := json.Marshal(registry.Credentials{Auth: registry.AuthBasic, Username: snowUser, Password: snowPass})
+	var err error
+	e.arn, err = e.secrets.Create(ctx, awstest.UniqueName("snowgate-test/creds-"), string(creds), "test gateway credentials")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.secrets.Delete(context.Background(), e.arn) })
+	// Read once so that concurrent readers hit the cache: the embedded
+	// emulator's GetSecretValue is not safe for concurrent calls.
+	if _, err := e.secrets.Get(ctx, e.arn); err != nil {
+		t.Fatal(err)
+	}
+
+	e.putItem(registry.GatewayKey(gatewayID), registry.KindGateway, registry.Gateway{
+		ID: gatewayID, Name: "ops", Type: registry.SourceServiceNow, Active: true,
+		InstanceURL: e.srv.URL, Auth: registry.AuthBasic, CredentialsSecretARN: e.arn,
+		AssignmentGroupFilter: o.groups, DedupWindowMinutes: -1,
+		CreatedAt: e.clk.now(), UpdatedAt: e.clk.now(),
+	})
+	e.putWebhook(webhookID, registry.TableIncident, e.clk.now())
+
+	e.tickets = state.New(e.ddb, e.res.StateTable)
+	e.marks = watermark.New(e.ddb, e.res.StateTable)
+	e.proc = pipeline.New(pipeline.Deps{
+		Gateways:   registry.New(e.ddb, e.res.RegistryTable),
+		Tickets:    e.tickets,
+		Dispatch:   queue.NewSender(e.sqs, e.res.DispatchQueueURL),
+		ServiceNow: pipeline.NewConnections(e.secrets, servicenow.WithMaxAttempts(2), servicenow.WithBackoff(5*time.Millisecond, 50*time.Millisecond)),
+	}, pipeline.Config{Logger: slog.New(slog.DiscardHandler)})
+	return e
+}
+
+func (e *env) putItem(pk, kind string, v any) {
+	e.t.Helper()
+	item, err := attributevalue.MarshalMap(v)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	item[schema.AttrPK] = &ddbtypes.AttributeValueMemberS{Value: pk}
+	item[schema.AttrKind] = &ddbtypes.AttributeValueMemberS{Value: kind}
+	if _, err := e.ddb.PutItem(context.Background(), &dynamodb.PutItemInput{
+		TableName: aws.String(e.res.RegistryTable), Item: item,
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) putWebhook(id, table string, created time.Time) {
+	e.t.Helper()
+	e.putItem(registry.WebhookKey(id), registry.KindWebhook, registry.Webhook{
+		ID: id, Name: table, SourceType: registry.SourceServiceNow, EventType: table,
+		GatewayID: gatewayID, Path: strings.Repeat("a", 23) + id[len(id)-1:], Active: true,
+		Signing: registry.SigningSecret, CreatedAt: created, UpdatedAt: created,
+	})
+}
+
+// reconciler builds a reconciler over the env with cfg.
+func (e *env) reconciler(cfg reconcile.Config) *reconcile.Reconciler {
+	return reconcile.New(reconcile.Deps{
+		Registry:   registry.New(e.ddb, e.res.RegistryTable),
+		Tickets:    e.tickets,
+		Watermarks: e.marks,
+		Intake:     queue.NewSender(e.sqs, e.res.IntakeQueueURL),
+		Connector: reconcile.NewConnector(e.secrets,
+			servicenow.WithMaxAttempts(2), servicenow.WithBackoff(5*time.Millisecond, 50*time.Millisecond)),
+		Metrics: metrics.New(&e.emf),
+		Logger:  slog.New(slog.NewJSONHandler(&e.logs, nil)),
+		Now:     e.clk.now,
+	}, cfg)
+}
+
+// run runs a reconciliation pass and returns the result of the incident table.
+func (e *env) run(r *reconcile.Reconciler, o reconcile.Options) reconcile.Result {
+	e.t.Helper()
+	rep, err := r.Run(context.Background(), o)
+	if err != nil {
+		e.t.Fatalf("Run: %v", err)
+	}
+	for _, res := range rep.Results {
+		if res.Table == registry.TableIncident {
+			return res
+		}
+	}
+	e.t.Fatalf("Run: no incident result in %+v", rep)
+	return reconcile.Result{}
+}
+
+// insert creates an incident and returns its sys_id.
+func (e *env) insert(fields map[string]string) string {
+	e.t.Helper()
+	rec, err := e.sim.Insert(registry.TableIncident, fields)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return rec["sys_id"]
+}
+
+func (e *env) update(sysID string, fields map[string]string) {
+	e.t.Helper()
+	if _, err := e.sim.Update(registry.TableIncident, sysID, fields); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// version is a record's current sys_mod_count on the instance.
+func (e *env) version(sysID string) int {
+	e.t.Helper()
+	rec, ok := e.sim.Record(registry.TableIncident, sysID)
+	if !ok {
+		e.t.Fatalf("no record %s", sysID)
+	}
+	v, _ := strconv.Atoi(rec["sys_mod_count"])
+	return v
+}
+
+// drain receives and deletes every message on the intake queue.
+func (e *env) drain() []queue.IntakeMessage {
+	e.t.Helper()
+	var msgs []queue.IntakeMessage
+	for empty := 0; empty < 2; {
+		out, err := e.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+			QueueUrl: aws.String(e.res.IntakeQueueURL), MaxNumberOfMessages: 10,
+		})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			empty++
+			continue
+		}
+		for _, m := range out.Messages {
+			var im queue.IntakeMessage
+			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &im); err != nil {
+				e.t.Fatalf("intake body %s: %v", aws.ToString(m.Body), err)
+			}
+			msgs = append(msgs, im)
+			if _, err := e.sqs.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{
+				QueueUrl: aws.String(e.res.IntakeQueueURL), ReceiptHandle: m.ReceiptHandle,
+			}); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+	}
+	return msgs
+}
+
+// process runs messages through the real processor's Lambda handler, in
+// batches of ten as the SQS event source would, and fails on any batch
+// item failure.
+func (e *env) process(msgs []queue.IntakeMessage) {
+	e.t.Helper()
+	for start := 0; start < len(msgs); start += 10 {
+		var ev events.SQSEvent
+		for i, m := range msgs[start:min(start+10, len(msgs))] {
+			body, _ := json.Marshal(m)
+			ev.Records = append(ev.Records, events.SQSMessage{
+				MessageId: fmt.Sprintf("m-%d", start+i), Body: string(body), EventSource: "aws:sqs",
+				Attributes: map[string]string{"ApproximateReceiveCount": "1"},
+			})
+		}
+		resp, err := e.proc.Handle(context.Background(), ev)
+		if err != nil {
+			e.t.Fatalf("process: %v", err)
+		}
+		if len(resp.BatchItemFailures) > 0 {
+			e.t.Fatalf("process: batch item failures %v", resp.BatchItemFailures)
+		}
+	}
+}
+
+// jobs drains the dispatch queue.
+func (e *env) jobs() []queue.JobRequest {
+	e.t.Helper()
+	var jobs []queue.JobRequest
+	for empty := 0; empty < 2; {
+		out, err := e.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+			QueueUrl: aws.String(e.res.DispatchQueueURL), MaxNumberOfMessages: 10,
+		})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			empty++
+			continue
+		}
+		for _, m := range out.Messages {
+			var j queue.JobRequest
+			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &j); err != nil {
+				e.t.Fatal(err)
+			}
+			jobs = append(jobs, j)
+			_, _ = e.sqs.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{
+				QueueUrl: aws.String(e.res.DispatchQueueURL), ReceiptHandle: m.ReceiptHandle,
+			})
+		}
+	}
+	return jobs
+}
+
+func (e *env) ticket(sysID string) (state.Ticket, error) {
+	return e.tickets.Get(context.Background(), state.Key{GatewayID: gatewayID, Table: registry.TableIncident, SysID: sysID})
+}
+
+func (e *env) mark() watermark.Mark {
+	e.t.Helper()
+	m, err := e.marks.Get(context.Background(), gatewayID, registry.TableIncident)
+	if err != nil {
+		e.t.Fatalf("watermark: %v", err)
+	}
+	return m
+}
+
+// bySysID counts messages per sys_id and fails on a sys_id enqueued twice
+// at the same version.
+func bySysID(t testing.TB, msgs []queue.IntakeMessage) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	versions := map[string]bool{}
+	for _, m := range msgs {
+		v := -1
+		if m.SysModCount != nil {
+			v = *m.SysModCount
+		}
+		k := fmt.Sprintf("%s@%d", m.SysID, v)
+		if versions[k] {
+			t.Errorf("%s enqueued twice", k)
+		}
+		versions[k] = true
+		seen[m.SysID]++
+	}
+	return seen
+}
