@@ -26,11 +26,6 @@ var fx struct {
 }
 
 func TestMain(m *testing.M) {
-	// Node 20 still runs the jsii kernel fine; its end-of-life banner
-	// (the value lists the silenced major versions) is noise in test output.
-	if os.Getenv("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION") == "" {
-		os.Setenv("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-	}
 	// kumo has no CloudFormation: the deploy test needs moto (or an
 	// endpoint such as LocalStack), so use moto when nothing is chosen.
 	if os.Getenv(awstest.EnvEmulator) == "" {
