@@ -173,9 +173,9 @@ func message(gateway, table, sysID string) events.SQSMessage {
 		Source: queue.SourceWebhook, ReceivedAt: time.Now().UTC(),
 	})
 	return events.SQSMessage{
-		MessageId:  fmt.Sprintf("msg-%d", msgSeq.Add(1)),
-		Body:       string(body),
-		Attributes: map[string]string{"ApproximateReceiveCount": "1"},
+		MessageId:   fmt.Sprintf("msg-%d", msgSeq.Add(1)),
+		Body:        string(body),
+		Attributes:  map[string]string{"ApproximateReceiveCount": "1"},
 		EventSource: "aws:sqs",
 	}
 }
