@@ -28,6 +28,26 @@ build: ## build the CLI (bin/2501) and the Lambda bundles (build/<fn>/bootstrap 
 	done
 	@ls -l $(BUILD)/*.zip
 
+.PHONY: build-local
+build-local: ## host-platform builds for make dev: bin/2501, bin/snowgate-dev, build/local/<fn>/bootstrap
+	@if [ -f cli/main.go ]; then $(GO) build -o $(BIN)/2501 ./cli; else echo "cli: no main yet, skipped"; fi
+	$(GO) build -o $(BIN)/snowgate-dev ./cmd/snowgate-dev
+	@for fn in $(FUNCTIONS); do \
+	  if [ -f functions/$$fn/main.go ]; then \
+	    mkdir -p $(BUILD)/local/$$fn && \
+	    CGO_ENABLED=0 $(GO) build -tags lambda.norpc -o $(BUILD)/local/$$fn/bootstrap ./functions/$$fn || exit 1; \
+	  else echo "functions/$$fn: no main yet, skipped"; fi; \
+	done
+
+.PHONY: dev
+dev: build-local ## run the whole system locally (no AWS, no Docker); writes .snowgate/env; Ctrl-C stops it
+	$(BIN)/snowgate-dev $(DEV_FLAGS)
+
+.PHONY: demo
+demo: ## while make dev runs: create and update records in the ServiceNow simulator and show the outcome
+	@$(GO) build -o $(BIN)/snowgate-dev ./cmd/snowgate-dev
+	$(BIN)/snowgate-dev demo
+
 .PHONY: test
 test: ## run every test with -race: on kumo, then again on moto when moto_server is installed
 	$(GO) test -race ./...

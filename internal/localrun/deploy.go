@@ -38,6 +38,7 @@ func Register(ctx context.Context, lc *lambda.Client, fn Function) (string, erro
 		Handler:       aws.String("bootstrap"),
 		Role:          aws.String(localRole),
 		Timeout:       aws.Int32(timeout),
+		MemorySize:    aws.Int32(int32(memoryMB(fn))),
 		Environment:   env,
 		Code:          &lambdatypes.FunctionCode{ZipFile: emptyZip()},
 	})
@@ -47,6 +48,7 @@ func Register(ctx context.Context, lc *lambda.Client, fn Function) (string, erro
 		upd, err := lc.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{
 			FunctionName: aws.String(fn.Name),
 			Timeout:      aws.Int32(timeout),
+			MemorySize:   aws.Int32(int32(memoryMB(fn))),
 			Environment:  env,
 		})
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -21,16 +20,16 @@ type Front struct {
 	srv *http.Server
 }
 
-// StartFront listens on addr ("127.0.0.1:0" for any free port) and forwards
+// StartFront listens on addr (empty or "127.0.0.1:0" for any free loopback port) and forwards
 // every request to the emulator at emulatorURL as a call of API apiID.
 func StartFront(addr, emulatorURL, apiID string) (*Front, error) {
 	target, err := url.Parse(emulatorURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse emulator URL %q: %w", emulatorURL, err)
 	}
-	l, err := net.Listen("tcp", addr)
+	l, err := listen(addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen for the HTTP API on %s: %w", addr, err)
+		return nil, fmt.Errorf("HTTP API front: %w", err)
 	}
 	host := apiID + ".execute-api.localhost"
 	proxy := &httputil.ReverseProxy{

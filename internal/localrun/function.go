@@ -22,6 +22,9 @@ type Function struct {
 	Bootstrap string
 	// Timeout is the function's timeout (Lambda's default, 3s, when zero).
 	Timeout time.Duration
+	// MemoryMB is the configured memory size (128 when zero); the local
+	// process is not limited, the function only sees the setting.
+	MemoryMB int
 	// Env is the function's configuration, as CDK would set it.
 	Env map[string]string
 }
@@ -64,7 +67,7 @@ func (s *Supervisor) Env(fn Function) []string {
 		"AWS_LAMBDA_RUNTIME_API":          s.Emulator.RuntimeAPI(fn.Name),
 		"AWS_LAMBDA_FUNCTION_NAME":        fn.Name,
 		"AWS_LAMBDA_FUNCTION_VERSION":     "$LATEST",
-		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": fmt.Sprint(memoryMB(fn)),
 		"AWS_LAMBDA_LOG_GROUP_NAME":       "/aws/lambda/" + fn.Name,
 		"AWS_LAMBDA_FUNCTION_TIMEOUT":     fmt.Sprint(int(timeout / time.Second)),
 		"AWS_REGION":                      s.Region,
@@ -89,6 +92,11 @@ func (s *Supervisor) Env(fn Function) []string {
 // until ctx is done; then it stops the process and returns nil. It fails
 // only when the bootstrap cannot be started at all.
 func (s *Supervisor) Run(ctx context.Context, fn Function) error {
+	abs, err := filepath.Abs(fn.Bootstrap)
+	if err != nil {
+		return fmt.Errorf("bootstrap of %s: %w", fn.Name, err)
+	}
+	fn.Bootstrap = abs
 	if _, err := os.Stat(fn.Bootstrap); err != nil {
 		return fmt.Errorf("bootstrap of %s: %w", fn.Name, err)
 	}
@@ -142,4 +150,11 @@ func (s *Supervisor) runOnce(ctx context.Context, fn Function) error {
 	}
 	s.Log.Info("function process started", "function", fn.Name, "pid", cmd.Process.Pid)
 	return cmd.Wait()
+}
+
+func memoryMB(fn Function) int {
+	if fn.MemoryMB <= 0 {
+		return 128
+	}
+	return fn.MemoryMB
 }

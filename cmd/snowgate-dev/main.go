@@ -1,0 +1,89 @@
+// Command snowgate-dev runs snowgate on one machine without AWS or Docker
+// (make dev), and makes demo changes in its ServiceNow simulator (make demo,
+// "snowgate-dev demo").
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/snowgate/snowgate/internal/awsconfig"
+	"github.com/snowgate/snowgate/internal/localrun"
+)
+
+// emulatorPort is LocalStack's port, which tools expect an emulator on;
+// another free port is used when it is taken.
+const emulatorPort = 4566
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "snowgate-dev:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	fs := flag.NewFlagSet("snowgate-dev", flag.ExitOnError)
+	envFile := fs.String("env-file", ".snowgate/env", "where to write the environment for other terminals")
+	buildDir := fs.String("build", "build/local", "host builds of the functions: <dir>/<function>/bootstrap")
+	prefix := fs.String("prefix", "snowgate-dev-", "name prefix of tables, queues and functions")
+	apiAddr := fs.String("api-addr", "127.0.0.1:0", "loopback address of the HTTP API")
+	simAddr := fs.String("snowsim-addr", "127.0.0.1:0", "loopback address of the ServiceNow simulator")
+	interval := fs.Duration("reconcile-every", localrun.DefaultInterval, "the reconciler's schedule")
+	outbound := fs.Bool("outbound", true, "let the simulator's Business Rules call the webhooks (false: only the reconciler finds changes)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: snowgate-dev [flags]     run the system (make dev)\n       snowgate-dev demo [-env-file f]   make demo changes (make demo)\n\n")
+		fs.PrintDefaults()
+	}
+	args := os.Args[1:]
+	demo := len(args) > 0 && args[0] == "demo"
+	if demo {
+		args = args[1:]
+	}
+	_ = fs.Parse(args)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if demo {
+		env, err := localrun.ReadEnvFile(*envFile)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		return localrun.Demo(ctx, env, os.Stdout)
+	}
+
+	endpoint := os.Getenv("AWS_ENDPOINT_URL")
+	if endpoint == "" {
+		if err := localrun.ExecWithSelfAddr(emulatorPort); err != nil {
+			return err
+		}
+	}
+	human := term.IsTerminal(int(os.Stdout.Fd()))
+	err := localrun.Dev(ctx, localrun.DevConfig{
+		Endpoint: endpoint, Region: regionOr(os.Getenv("AWS_REGION")), Prefix: *prefix,
+		BuildDir: *buildDir, EnvFile: *envFile, APIAddr: *apiAddr, SimAddr: *simAddr,
+		Interval: *interval, Outbound: *outbound,
+		Out: os.Stdout, Logs: localrun.NewLogs(os.Stdout, human),
+	})
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func regionOr(r string) string {
+	if r == "" {
+		return awsconfig.LocalRegion
+	}
+	return r
+}

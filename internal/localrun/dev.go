@@ -1,0 +1,348 @@
+package localrun
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/snowgate/snowgate/internal/awsconfig"
+	"github.com/snowgate/snowgate/internal/provision"
+	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/schema"
+	"github.com/snowgate/snowgate/internal/secrets"
+	"github.com/snowgate/snowgate/internal/snowsim"
+)
+
+// Function names, as in the CDK stack (infra/stack).
+const (
+	Ingest     = "ingest"
+	Processor  = "processor"
+	Reconciler = "reconciler"
+)
+
+// functionSettings mirror the CDK stack's (infra/stack/service.go): a
+// separate Go module that this one cannot import.
+var functionSettings = []struct {
+	name     string
+	timeout  time.Duration
+	memoryMB int
+}{
+	{Ingest, 10 * time.Second, 256},
+	{Processor, schema.ProcessorTimeout, 512},
+	{Reconciler, 90 * time.Second, 256},
+}
+
+// The processor's SQS event source, as in the CDK stack.
+const (
+	processorBatchSize = 10
+	processorWindow    = time.Second
+)
+
+// Environment variables make dev adds for the CLI and make demo.
+const (
+	EnvSimURL      = "SNOWGATE_SNOWSIM_URL"
+	EnvSimUser     = "SNOWGATE_SNOWSIM_USER"
+	EnvSimPassword = "SNOWGATE_SNOWSIM_PASSWORD"
+)
+
+// DevConfig configures Dev.
+type DevConfig struct {
+	// Endpoint is an external emulator (moto, LocalStack). Empty runs the
+	// embedded kumo; the program must have called ExecWithSelfAddr.
+	Endpoint string
+	Region   string
+	// Prefix names the tables, queues and functions ("snowgate-dev-").
+	Prefix string
+	// BuildDir holds the host builds, <function>/bootstrap.
+	BuildDir string
+	// EnvFile is where the export lines go (".snowgate/env").
+	EnvFile string
+	// APIAddr and SimAddr are the loopback listen addresses of the HTTP API
+	// front and the ServiceNow simulator ("127.0.0.1:0": any free port).
+	APIAddr string
+	SimAddr string
+	// Interval is the reconciler's schedule (DefaultInterval when zero).
+	Interval time.Duration
+	// Outbound starts the simulator with outbound calls (webhooks) on.
+	Outbound bool
+
+	// Out gets the summary and the hints; Logs every program's log lines.
+	Out  io.Writer
+	Logs *Logs
+}
+
+// Dev runs the whole system on this machine until ctx is done, then stops
+// every process it started and removes the env file.
+func Dev(ctx context.Context, c DevConfig) (err error) {
+	d := &dev{c: c, log: slog.New(slog.NewJSONHandler(c.Logs.Writer("dev"), nil))}
+	defer d.close()
+	if err := d.start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	d.log.Info("stopping")
+	return nil
+}
+
+type dev struct {
+	c       DevConfig
+	log     *slog.Logger
+	closers []func()
+	wg      sync.WaitGroup
+	cancel  context.CancelFunc
+
+	endpoint string
+	emu      *Emulator
+	res      provision.Resources
+	apiURL   string
+	sim      *snowsim.Sim
+	simURL   string
+	simUser  string
+	simPass  string
+	demo     demoRegistry
+	running  []string
+}
+
+func (d *dev) onClose(f func()) { d.closers = append(d.closers, f) }
+
+func (d *dev) close() {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.wg.Wait()
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+}
+
+func (d *dev) start(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
+	d.cancel = cancel
+	c := d.c
+
+	d.endpoint = c.Endpoint
+	if d.endpoint == "" {
+		emu, err := StartEmulator()
+		if err != nil {
+			return err
+		}
+		d.emu, d.endpoint = emu, emu.URL
+		d.onClose(emu.Close)
+	}
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options{Endpoint: d.endpoint, Region: c.Region, StaticCredentials: true})
+	if err != nil {
+		return err
+	}
+	if d.res, err = provision.Create(ctx, cfg, c.Prefix); err != nil {
+		return fmt.Errorf("provision tables and queues: %w", err)
+	}
+	if err := d.startSim(c); err != nil {
+		return err
+	}
+	if d.emu != nil {
+		if err := d.startFunctions(ctx, cfg); err != nil {
+			return err
+		}
+	}
+	reg := registry.New(dynamodb.NewFromConfig(cfg), d.res.RegistryTable)
+	sec := secrets.New(secretsmanager.NewFromConfig(cfg))
+	if d.demo, err = createDemo(ctx, reg, sec, d.sim, d.simURL, d.simUser, d.simPass, d.apiURL); err != nil {
+		return err
+	}
+	if err := d.writeEnv(cfg.Region); err != nil {
+		return err
+	}
+	d.onClose(d.retireEnv)
+	d.wg.Go(func() { watchWebhooks(ctx, reg, d.demo.webhookIDs(), d.log, d.c.Out, d.simURL) })
+	d.printSummary()
+	return nil
+}
+
+// startSim serves the ServiceNow simulator, seeded with demo records, and
+// its admin endpoints.
+func (d *dev) startSim(c DevConfig) error {
+	d.simUser, d.simPass = "admin", randomHex(8)
+	sim := snowsim.New(
+		snowsim.WithUser(d.simUser, d.simPass),
+		snowsim.WithLogger(slog.New(slog.NewJSONHandler(c.Logs.Writer("snowsim"), nil))),
+	)
+	if err := sim.Seed(bytes.NewReader(snowsim.DemoFixture())); err != nil {
+		return fmt.Errorf("seed the ServiceNow simulator: %w", err)
+	}
+	sim.SetOutbound(c.Outbound)
+	srv, url, err := serve(c.SimAddr, simHandler(sim, d.log))
+	if err != nil {
+		return fmt.Errorf("start the ServiceNow simulator: %w", err)
+	}
+	d.onClose(func() { shutdown(srv) })
+	d.sim, d.simURL = sim, url
+	return nil
+}
+
+// startFunctions registers the three functions and the HTTP API in the
+// emulator, starts the bootstraps that are built, the front, the SQS event
+// source and the schedule.
+func (d *dev) startFunctions(ctx context.Context, cfg aws.Config) error {
+	lc := lambda.NewFromConfig(cfg)
+	env := d.res.Env()
+	env[schema.EnvSecretPrefix] = schema.DefaultSecretPrefix
+	sup := &Supervisor{Emulator: d.emu, Region: cfg.Region, Logs: d.c.Logs, Log: d.log}
+	arns := map[string]string{}
+	var running []string
+	for _, s := range functionSettings {
+		fn := Function{
+			Name:      d.c.Prefix + s.name,
+			Bootstrap: filepath.Join(d.c.BuildDir, s.name, "bootstrap"),
+			Timeout:   s.timeout,
+			MemoryMB:  s.memoryMB,
+			Env:       env,
+		}
+		arn, err := Register(ctx, lc, fn)
+		if err != nil {
+			return err
+		}
+		arns[s.name] = arn
+		if _, err := os.Stat(fn.Bootstrap); err != nil {
+			d.log.Warn("function not built: registered but not running; invocations of it fail",
+				"function", fn.Name, "bootstrap", fn.Bootstrap, "hint", "make build-local")
+			continue
+		}
+		running = append(running, s.name)
+		d.wg.Go(func() {
+			if err := sup.Run(ctx, fn); err != nil {
+				d.log.Error("function stopped", "function", fn.Name, "error", err)
+			}
+		})
+	}
+	apiID, err := CreateHTTPAPI(ctx, apigatewayv2.NewFromConfig(cfg), d.c.Prefix+"api", IngestRoute, arns[Ingest])
+	if err != nil {
+		return err
+	}
+	front, err := StartFront(d.c.APIAddr, d.emu.URL, apiID)
+	if err != nil {
+		return err
+	}
+	d.onClose(front.Close)
+	d.apiURL = front.URL
+
+	// The drivers start once the functions poll, so the first batch or
+	// tick does not fail on a function still starting.
+	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, name := range running {
+		if err := d.emu.WaitPolling(wait, d.c.Prefix+name); err != nil {
+			d.log.Warn("function did not start polling", "function", d.c.Prefix+name, "error", err)
+		}
+	}
+	if slices.Contains(running, Processor) {
+		src := &SQSSource{
+			SQS: sqs.NewFromConfig(cfg), Lambda: lc, Log: d.log,
+			QueueURL: d.res.IntakeQueueURL, Function: d.c.Prefix + Processor, Region: cfg.Region,
+			BatchSize: processorBatchSize, Window: processorWindow,
+		}
+		d.wg.Go(func() {
+			if err := src.Run(ctx); err != nil {
+				d.log.Error("SQS event source stopped", "error", err)
+			}
+		})
+	} else {
+		// Polling for a function that cannot run would only push every
+		// message to the dead-letter queue.
+		d.log.Warn("the intake queue is not polled: the processor is not built")
+	}
+	if slices.Contains(running, Reconciler) {
+		sched := &Schedule{
+			Lambda: lc, Log: d.log, Function: d.c.Prefix + Reconciler,
+			Rule: d.c.Prefix + "reconcile", Region: cfg.Region, Interval: d.c.Interval,
+		}
+		d.wg.Go(func() { _ = sched.Run(ctx) })
+	} else {
+		d.log.Warn("no reconciliation schedule: the reconciler is not built")
+	}
+	d.running = running
+	return nil
+}
+
+// Env returns the variables the env file exports.
+func (d *dev) env(region string) map[string]string {
+	env := d.res.Env()
+	env["AWS_ENDPOINT_URL"] = d.endpoint
+	env["AWS_REGION"] = region
+	env["AWS_ACCESS_KEY_ID"] = "test"
+	env["AWS_SECRET_ACCESS_KEY"] = "test"
+	env[schema.EnvSecretPrefix] = schema.DefaultSecretPrefix
+	env[schema.EnvAPIURL] = d.apiURL
+	env[EnvSimURL] = d.simURL
+	env[EnvSimUser] = d.simUser
+	env[EnvSimPassword] = d.simPass
+	return env
+}
+
+func (d *dev) writeEnv(region string) error {
+	env := d.env(region)
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("# Written by make dev while it runs; removed when it stops.\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(env[k]))
+	}
+	if err := os.MkdirAll(filepath.Dir(d.c.EnvFile), 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(d.c.EnvFile), err)
+	}
+	// It holds the simulator's password: owner only.
+	if err := os.WriteFile(d.c.EnvFile, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", d.c.EnvFile, err)
+	}
+	return nil
+}
+
+// retireEnv removes the env file, so nothing points at the stopped system.
+func (d *dev) retireEnv() {
+	if err := os.Remove(d.c.EnvFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		d.log.Warn("remove env file", "file", d.c.EnvFile, "error", err)
+	}
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func serve(addr string, h http.Handler) (*http.Server, string, error) {
+	l, err := listen(addr)
+	if err != nil {
+		return nil, "", err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	return srv, "http://" + l.Addr().String(), nil
+}
+
+func shutdown(srv *http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		_ = srv.Close()
+	}
+}

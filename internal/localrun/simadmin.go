@@ -1,0 +1,104 @@
+package localrun
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/snowgate/snowgate/internal/snowsim"
+)
+
+// maxRuleBytes bounds a pasted Business Rule.
+const maxRuleBytes = 1 << 20
+
+// simHandler serves the simulator's Table API plus two admin endpoints that
+// only make dev has, for what a ServiceNow administrator does by hand:
+//
+//	POST /sim/outbound?enabled=false          switch outbound calls (webhooks) off or on
+//	POST /sim/business_rules                  add (or replace, by name) a Business Rule
+//
+// A rule is posted either as JSON, the fields of `2501 infra webhook create`'s
+// rule ({"name","table","condition","script","insert","update"}), or as the
+// bare script (any other content type) with ?table=incident and optionally
+// &name= and &condition=; insert and update are on unless set to false.
+func simHandler(sim *snowsim.Sim, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /sim/outbound", func(w http.ResponseWriter, r *http.Request) {
+		on, err := strconv.ParseBool(r.URL.Query().Get("enabled"))
+		if err != nil {
+			http.Error(w, "want ?enabled=true or ?enabled=false", http.StatusBadRequest)
+			return
+		}
+		sim.SetOutbound(on)
+		log.Info("simulator outbound calls switched", "enabled", on)
+		writeAdmin(w, http.StatusOK, map[string]any{"outbound": on})
+	})
+	mux.HandleFunc("POST /sim/business_rules", func(w http.ResponseWriter, r *http.Request) {
+		rule, err := ruleFrom(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := sim.AddBusinessRule(rule); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		log.Info("business rule loaded", "name", rule.Name, "table", rule.Table)
+		writeAdmin(w, http.StatusCreated, map[string]any{"name": rule.Name, "table": rule.Table})
+	})
+	mux.Handle("/", sim)
+	return mux
+}
+
+func ruleFrom(r *http.Request) (snowsim.Rule, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRuleBytes))
+	if err != nil {
+		return snowsim.Rule{}, fmt.Errorf("read rule: %w", err)
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "application/json" {
+		rule := struct {
+			Name      string `json:"name"`
+			Table     string `json:"table"`
+			Condition string `json:"condition"`
+			Script    string `json:"script"`
+			Insert    *bool  `json:"insert"`
+			Update    *bool  `json:"update"`
+		}{}
+		if err := json.Unmarshal(body, &rule); err != nil {
+			return snowsim.Rule{}, fmt.Errorf("decode rule: %w", err)
+		}
+		return snowsim.Rule{
+			Name: orDefault(rule.Name, "pasted: "+rule.Table), Table: rule.Table,
+			Condition: rule.Condition, Script: rule.Script,
+			Insert: rule.Insert == nil || *rule.Insert, Update: rule.Update == nil || *rule.Update,
+		}, nil
+	}
+	q := r.URL.Query()
+	table := q.Get("table")
+	if table == "" {
+		return snowsim.Rule{}, fmt.Errorf("a bare script needs ?table=incident or ?table=change_request")
+	}
+	return snowsim.Rule{
+		Name: orDefault(q.Get("name"), "pasted: "+table), Table: table,
+		Condition: q.Get("condition"), Script: string(body),
+		Insert: q.Get("insert") != "false", Update: q.Get("update") != "false",
+	}, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func writeAdmin(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
