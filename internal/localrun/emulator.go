@@ -11,10 +11,10 @@ package localrun
 
 import (
 	"bytes"
-	"hash/crc32"
-	"io"
 	"context"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
