@@ -1,0 +1,232 @@
+package cli_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/snowgate/snowgate/internal/registry"
+)
+
+func credentials(t *testing.T, h *harness, arn string) registry.Credentials {
+	t.Helper()
+	doc, ok := h.secret(arn)
+	if !ok {
+		t.Fatalf("secret %s does not exist", arn)
+	}
+	var c registry.Credentials
+	if err := json.Unmarshal([]byte(doc), &c); err != nil {
+		t.Fatalf("secret %s is not a credentials document: %v", arn, err)
+	}
+	return c
+}
+
+// rawItem returns a registry item as JSON text, to check what is stored.
+func rawItem(t *testing.T, h *harness, pk string) string {
+	t.Helper()
+	out, err := dynamodb.NewFromConfig(h.cfg).GetItem(context.Background(), &dynamodb.GetItemInput{
+		TableName: aws.String(h.table), Key: map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: pk}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(out.Item)
+	return string(b)
+}
+
+func TestGatewayLifecycle(t *testing.T) {
+	h := newHarness(t)
+
+	out := h.ok("s3cret-pa55\n", "infra", "gateway", "create", "--name", "prod", "--instance-url", "https://acme.service-now.com/",
+		"--auth", "basic", "--username", "svc_snowgate", "--password-stdin", "--assignment-group-filter", "Network,Database",
+		"--environment-filter", "prod", "--dedup-window-minutes", "-1", "--write-back=false", "--description", "main instance")
+	if !strings.HasPrefix(out, "Gateway created!\n") {
+		t.Errorf("create output starts %q, want \"Gateway created!\"", out)
+	}
+	id := field(t, out, "ID")
+	if !registry.ValidGatewayID(id) {
+		t.Fatalf("created id %q is not a gateway id", id)
+	}
+	if strings.Contains(out, "s3cret-pa55") {
+		t.Error("create output shows the password")
+	}
+
+	g, err := h.store().Gateway(context.Background(), id)
+	if err != nil {
+		t.Fatalf("stored gateway: %v", err)
+	}
+	want := registry.Gateway{
+		ID: id, Name: "prod", Type: registry.SourceServiceNow, Description: "main instance", Active: true,
+		InstanceURL: "https://acme.service-now.com", Auth: registry.AuthBasic, Username: "svc_snowgate",
+		CredentialsSecretARN: g.CredentialsSecretARN, AssignmentGroupFilter: "Network,Database", EnvironmentFilter: "prod",
+		DedupWindowMinutes: -1, WriteBack: false, CreatedAt: h.clock(), UpdatedAt: h.clock(),
+	}
+	if diff := cmp.Diff(want, g); diff != "" {
+		t.Errorf("stored gateway (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(registry.Credentials{Auth: registry.AuthBasic, Username: "svc_snowgate", Password: "s3cret-pa55"}, credentials(t, h, g.CredentialsSecretARN)); diff != "" {
+		t.Errorf("credentials secret (-want +got):\n%s", diff)
+	}
+	if names := h.secretNames(); len(names) != 1 || names[0] != h.prefix+"gateways/"+id {
+		t.Errorf("secrets = %q, want [%sgateways/%s]", names, h.prefix, id)
+	}
+	if raw := rawItem(t, h, registry.GatewayKey(id)); strings.Contains(raw, "s3cret-pa55") {
+		t.Error("the registry item contains the password")
+	}
+
+	t.Run("list", func(t *testing.T) {
+		out := h.ok("", "infra", "gateway", "list")
+		if !strings.Contains(out, id) || !strings.Contains(out, "assignment_group.nameINNetwork,Database") {
+			t.Errorf("list lacks the gateway:\n%s", out)
+		}
+		var list []registry.Gateway
+		h.json(&list, "", "infra", "gateway", "list")
+		if diff := cmp.Diff([]registry.Gateway{g}, list); diff != "" {
+			t.Errorf("list --output json (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("show", func(t *testing.T) {
+		out := h.ok("", "infra", "gateway", "show", "--id", id)
+		for _, want := range []string{"Instance URL:", "https://acme.service-now.com", "Dedup window:", "off", "Webhooks:", "none",
+			"(Active is true AND Assignment group.Name is one of Network, Database AND Environment is one of prod)"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("show lacks %q:\n%s", want, out)
+			}
+		}
+		var v struct {
+			registry.Gateway
+			Webhooks []registry.Webhook `json:"webhooks"`
+		}
+		h.json(&v, "", "infra", "gateway", "show", "--id", id)
+		if v.ID != id || v.Webhooks == nil || len(v.Webhooks) != 0 {
+			t.Errorf("show --output json = %+v, want the gateway and an empty webhook list", v)
+		}
+	})
+
+	t.Run("update", func(t *testing.T) {
+		h.advance(1)
+		var got registry.Gateway
+		h.json(&got, "", "infra", "gateway", "update", "--id", id, "--name", "production", "--active=false", "--dedup-window-minutes", "45")
+		if got.Name != "production" || got.Active || got.DedupWindowMinutes != 45 || got.EnvironmentFilter != "prod" || !got.UpdatedAt.Equal(h.clock()) {
+			t.Errorf("updated = %+v, want renamed, inactive, dedup 45, filters kept, updated now", got)
+		}
+		stored, _ := h.store().Gateway(context.Background(), id)
+		if diff := cmp.Diff(got, stored); diff != "" {
+			t.Errorf("stored after update (-output +stored):\n%s", diff)
+		}
+	})
+
+	t.Run("new password", func(t *testing.T) {
+		h.ok("n3w-pa55\n", "infra", "gateway", "update", "--id", id, "--password-stdin")
+		if got := credentials(t, h, g.CredentialsSecretARN); got.Password != "n3w-pa55" || got.Username != "svc_snowgate" {
+			t.Errorf("credentials after update = %+v, want the new password and the same user", got)
+		}
+	})
+
+	t.Run("switch to oauth", func(t *testing.T) {
+		r := h.run("", "infra", "gateway", "update", "--id", id, "--auth", "oauth-client-credentials", "--client-id", "cid")
+		if r.code != 2 || !strings.Contains(r.stderr, "--auth oauth-client-credentials needs --client-secret-stdin") {
+			t.Errorf("switching auth without the new secret: exit %d, %q; want 2 and a request for --client-secret-stdin", r.code, r.stderr)
+		}
+		h.ok("csecret\n", "infra", "gateway", "update", "--id", id, "--auth", "oauth-client-credentials", "--client-id", "cid", "--client-secret-stdin")
+		want := registry.Credentials{Auth: registry.AuthOAuthClientCredentials, ClientID: "cid", ClientSecret: "csecret"}
+		if diff := cmp.Diff(want, credentials(t, h, g.CredentialsSecretARN)); diff != "" {
+			t.Errorf("credentials after switching (-want +got):\n%s", diff)
+		}
+		stored, _ := h.store().Gateway(context.Background(), id)
+		if stored.Auth != registry.AuthOAuthClientCredentials || stored.ClientID != "cid" || stored.Username != "" {
+			t.Errorf("stored auth = %s, client %q, user %q; want oauth-client-credentials, cid, no user", stored.Auth, stored.ClientID, stored.Username)
+		}
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		var res struct {
+			Deleted  string   `json:"deleted"`
+			Webhooks []string `json:"deleted_webhooks"`
+		}
+		h.json(&res, "", "infra", "gateway", "delete", "--id", id)
+		if res.Deleted != id {
+			t.Errorf("delete --output json = %+v", res)
+		}
+		if _, err := h.store().Gateway(context.Background(), id); !errors.Is(err, registry.ErrNotFound) {
+			t.Errorf("gateway after delete: %v, want ErrNotFound", err)
+		}
+		if _, ok := h.secret(g.CredentialsSecretARN); ok {
+			t.Error("the credentials secret survived the gateway")
+		}
+		if out := h.ok("", "infra", "gateway", "list"); !strings.Contains(out, "No gateways") {
+			t.Errorf("list after delete:\n%s", out)
+		}
+	})
+}
+
+func TestGatewayAuthModes(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		name  string
+		stdin string
+		args  []string
+		want  registry.Credentials
+	}{
+		{
+			name: "oauth client credentials", stdin: "client-s3cret\n",
+			args: []string{"--auth", "oauth-client-credentials", "--client-id", "cid", "--client-secret-stdin"},
+			want: registry.Credentials{Auth: registry.AuthOAuthClientCredentials, ClientID: "cid", ClientSecret: "client-s3cret"},
+		},
+		{
+			name: "oauth password: password then client secret", stdin: "pw\r\nclient-s3cret\n",
+			args: []string{"--auth", "oauth-password", "--username", "u", "--client-id", "cid", "--password-stdin", "--client-secret-stdin"},
+			want: registry.Credentials{Auth: registry.AuthOAuthPassword, Username: "u", Password: "pw", ClientID: "cid", ClientSecret: "client-s3cret"},
+		},
+		{
+			name: "basic, password without newline", stdin: "pw",
+			args: []string{"--auth", "basic", "--username", "u", "--password-stdin"},
+			want: registry.Credentials{Auth: registry.AuthBasic, Username: "u", Password: "pw"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var g registry.Gateway
+			h.json(&g, tc.stdin, append([]string{"infra", "gateway", "create", "--name", "n", "--instance-url", "http://127.0.0.1:8080"}, tc.args...)...)
+			if diff := cmp.Diff(tc.want, credentials(t, h, g.CredentialsSecretARN)); diff != "" {
+				t.Errorf("credentials (-want +got):\n%s", diff)
+			}
+			if g.Auth != tc.want.Auth || g.ClientID != tc.want.ClientID || g.Username != tc.want.Username {
+				t.Errorf("gateway auth fields = %s %q %q, want %s %q %q", g.Auth, g.Username, g.ClientID, tc.want.Auth, tc.want.Username, tc.want.ClientID)
+			}
+		})
+	}
+}
+
+func TestGatewayDeleteInUse(t *testing.T) {
+	h := newHarness(t)
+	g := h.gateway("prod")
+	var hook struct {
+		ID   string `json:"id"`
+		Path string `json:"path"`
+	}
+	h.json(&hook, "", "infra", "webhook", "create", "--name", "inc", "--source-type", "servicenow", "--event-type", "incident", "--signing", "hmac")
+
+	r := h.run("", "infra", "gateway", "delete", "--id", g.ID)
+	if r.code != 1 || !strings.Contains(r.stderr, "is used by 1 webhook(s) ("+hook.ID+")") || !strings.Contains(r.stderr, "--force") {
+		t.Fatalf("delete in use: exit %d, %q; want 1 naming the webhook and --force", r.code, r.stderr)
+	}
+	out := h.ok("", "infra", "gateway", "delete", "--id", g.ID, "--force")
+	if !strings.Contains(out, hook.ID) || !strings.Contains(out, "deactivate its Business Rule") {
+		t.Errorf("forced delete output:\n%s", out)
+	}
+	if n := h.items(); n != 0 {
+		t.Errorf("registry holds %d items after the forced delete, want 0", n)
+	}
+	if names := h.secretNames(); len(names) != 0 {
+		t.Errorf("secrets left after the forced delete: %q", names)
+	}
+}
