@@ -340,7 +340,9 @@ func TestStackOutputs(t *testing.T) {
 	if _, err := cf.CreateStack(context.Background(), &cloudformation.CreateStackInput{StackName: aws.String(stack), TemplateBody: aws.String(template)}); err != nil {
 		t.Fatalf("create stack: %v", err)
 	}
-	t.Cleanup(func() { _, _ = cf.DeleteStack(context.Background(), &cloudformation.DeleteStackInput{StackName: aws.String(stack)}) })
+	t.Cleanup(func() {
+		_, _ = cf.DeleteStack(context.Background(), &cloudformation.DeleteStackInput{StackName: aws.String(stack)})
+	})
 	h.env = map[string]string{schema.EnvStack: stack}
 
 	h.gateway("prod")
