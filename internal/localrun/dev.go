@@ -65,9 +65,12 @@ const (
 
 // DevConfig configures Dev.
 type DevConfig struct {
-	// Endpoint is an external emulator (moto, LocalStack). Empty runs the
-	// embedded kumo; the program must have called ExecWithSelfAddr.
+	// Endpoint is an external emulator (moto, LocalStack): no functions
+	// run. Empty runs the embedded kumo; the program must have called
+	// ExecWithSelfAddr.
 	Endpoint string
+	// Emulator, when set, is used instead of starting one (tests).
+	Emulator *Emulator
 	Region   string
 	// Prefix names the tables, queues and functions ("snowgate-dev-").
 	Prefix string
@@ -139,7 +142,9 @@ func (d *dev) start(parent context.Context) error {
 	c := d.c
 
 	d.endpoint = c.Endpoint
-	if d.endpoint == "" {
+	if c.Emulator != nil {
+		d.emu, d.endpoint = c.Emulator, c.Emulator.URL
+	} else if d.endpoint == "" {
 		emu, err := StartEmulator()
 		if err != nil {
 			return err

@@ -128,6 +128,11 @@ func (l *Logs) humanLine(name string, line []byte) []byte {
 	}
 	level, _ := obj["level"].(string)
 	msg, _ := obj["msg"].(string)
+	// CloudWatch embedded metric lines: the values, without the schema.
+	if _, ok := obj["_aws"]; ok && level == "" {
+		delete(obj, "_aws")
+		level, msg = "INFO", "metrics"
+	}
 	delete(obj, "time")
 	delete(obj, "level")
 	delete(obj, "msg")
