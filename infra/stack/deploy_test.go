@@ -26,6 +26,8 @@ import (
 // SNOWGATE_TEST_EMULATOR=endpoint) and yields the tables and queues the
 // schema defines.
 func TestDataStackDeploys(t *testing.T) {
+	// Slow (a Python process, an emulator): overlap with the other tests.
+	t.Parallel()
 	switch awstest.Kind() {
 	case awstest.Moto, awstest.Endpoint:
 	default:
