@@ -1,0 +1,53 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/snowgate/snowgate/internal/schema"
+)
+
+// EnvFetchConcurrency optionally sets Config.FetchConcurrency.
+const EnvFetchConcurrency = "SNOWGATE_FETCH_CONCURRENCY"
+
+// Env is the processor function's configuration, read once at cold start.
+type Env struct {
+	RegistryTable    string
+	StateTable       string
+	DispatchQueueURL string
+	FetchConcurrency int
+}
+
+// EnvFromGetenv reads Env; a missing or malformed setting is an error
+// naming every problem, so the function stops at start with one message.
+func EnvFromGetenv(getenv func(string) string) (Env, error) {
+	e := Env{
+		RegistryTable:    strings.TrimSpace(getenv(schema.EnvRegistryTable)),
+		StateTable:       strings.TrimSpace(getenv(schema.EnvStateTable)),
+		DispatchQueueURL: strings.TrimSpace(getenv(schema.EnvDispatchQueueURL)),
+		FetchConcurrency: DefaultFetchConcurrency,
+	}
+	var errs []error
+	for name, v := range map[string]string{
+		schema.EnvRegistryTable:    e.RegistryTable,
+		schema.EnvStateTable:       e.StateTable,
+		schema.EnvDispatchQueueURL: e.DispatchQueueURL,
+	} {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s is not set", name))
+		}
+	}
+	if v := strings.TrimSpace(getenv(EnvFetchConcurrency)); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			errs = append(errs, fmt.Errorf("%s=%q: want a number from 1 to 100", EnvFetchConcurrency, v))
+		}
+		e.FetchConcurrency = n
+	}
+	if len(errs) > 0 {
+		return Env{}, fmt.Errorf("processor configuration: %w", errors.Join(errs...))
+	}
+	return e, nil
+}

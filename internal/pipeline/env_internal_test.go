@@ -1,0 +1,54 @@
+package pipeline
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/snowgate/snowgate/internal/schema"
+)
+
+func TestEnvFromGetenv(t *testing.T) {
+	full := map[string]string{
+		schema.EnvRegistryTable:    "reg",
+		schema.EnvStateTable:       "state",
+		schema.EnvDispatchQueueURL: "http://q/dispatch",
+	}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{}
+		for a, b := range full {
+			m[a] = b
+		}
+		m[k] = v
+		return m
+	}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    Env
+		wantErr string
+	}{
+		{name: "defaults", env: full, want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", FetchConcurrency: DefaultFetchConcurrency}},
+		{name: "concurrency", env: with(EnvFetchConcurrency, "8"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", FetchConcurrency: 8}},
+		{name: "bad concurrency", env: with(EnvFetchConcurrency, "0"), wantErr: EnvFetchConcurrency},
+		{name: "missing table", env: with(schema.EnvStateTable, ""), wantErr: schema.EnvStateTable + " is not set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := EnvFromGetenv(func(k string) string { return tt.env[k] })
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("EnvFromGetenv = %v, want an error mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("EnvFromGetenv (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
