@@ -81,7 +81,9 @@ func New(db *dynamodb.Client, table string, opts ...Option) *Store {
 // An unknown path is ErrNotFound.
 func (s *Store) Route(ctx context.Context, path string) (Route, error) {
 	var r Route
-	if _, err := s.get(ctx, PathKey(path), &r); err != nil {
+	// Eventually consistent: this is ingest's hot path, and a change reaches
+	// it within a second either way.
+	if _, err := s.read(ctx, PathKey(path), &r, false); err != nil {
 		return Route{}, fmt.Errorf("get route: %w", err)
 	}
 	return r, nil
@@ -536,11 +538,16 @@ func versionCondition(v int64) (*string, map[string]string, map[string]ddbtypes.
 	return aws.String("attribute_exists(#pk) AND #v = :v"), names, map[string]ddbtypes.AttributeValue{":v": number(v)}
 }
 
+// get reads an item consistently: writes read, check and write back.
 func (s *Store) get(ctx context.Context, pk string, out any) (map[string]ddbtypes.AttributeValue, error) {
+	return s.read(ctx, pk, out, true)
+}
+
+func (s *Store) read(ctx context.Context, pk string, out any, consistent bool) (map[string]ddbtypes.AttributeValue, error) {
 	res, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(s.table),
 		Key:            key(pk),
-		ConsistentRead: aws.Bool(true),
+		ConsistentRead: aws.Bool(consistent),
 	})
 	if err != nil {
 		return nil, err
