@@ -123,7 +123,9 @@ type Config struct {
 	// visibility timeout. Default 2 × schema.ProcessorTimeout.
 	Lease time.Duration
 	// FetchConcurrency bounds the ServiceNow calls in flight per instance.
-	// Default 5.
+	// Default 10, a full SQS batch at once: measured, a batch of 10 with
+	// 50 ms fetches takes 85 ms at 10 and 130 ms at 5 (BenchmarkBatch). It
+	// bounds larger batches (batching window) and concurrent work.
 	FetchConcurrency int
 	// GatewayTTL is how long a gateway read from the registry is reused.
 	// Default 30s.
@@ -140,7 +142,7 @@ type Config struct {
 // Defaults of Config.
 const (
 	DefaultLease            = 2 * schema.ProcessorTimeout
-	DefaultFetchConcurrency = 5
+	DefaultFetchConcurrency = 10
 	DefaultGatewayTTL       = 30 * time.Second
 	DefaultReserve          = 3 * time.Second
 )
