@@ -185,6 +185,8 @@ type Options struct {
 	// at or before where the scheduled run would have, so a short backfill
 	// cannot make the scheduled run skip a gap.
 	Since time.Duration
+	// RequestID, when set, is on every log line (the Lambda request id).
+	RequestID string
 	// Progress, when set, is called after every page and when a gateway ×
 	// table finishes, with the result so far. Calls may come from several
 	// goroutines at once.
@@ -280,6 +282,10 @@ var ErrUnknownGateway = errors.New("unknown gateway")
 // list the gateways.
 func (r *Reconciler) Run(ctx context.Context, o Options) (Report, error) {
 	start := r.d.Now()
+	log := r.d.Logger
+	if o.RequestID != "" {
+		log = log.With(slog.String("request_id", o.RequestID))
+	}
 	gws, err := r.d.Registry.Gateways(ctx)
 	if err != nil {
 		return Report{}, fmt.Errorf("reconcile: %w", err)
@@ -304,7 +310,7 @@ func (r *Reconciler) Run(ctx context.Context, o Options) (Report, error) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			results, due := r.gateway(ctx, gw, o)
+			results, due := r.gateway(ctx, log, gw, o)
 			mu.Lock()
 			rep.Results = append(rep.Results, results...)
 			if due != nil {
@@ -318,7 +324,7 @@ func (r *Reconciler) Run(ctx context.Context, o Options) (Report, error) {
 		return strings.Compare(a.GatewayID+"#"+a.Table, b.GatewayID+"#"+b.Table)
 	})
 	slices.SortFunc(rep.Due, func(a, b Due) int { return strings.Compare(a.GatewayID, b.GatewayID) })
-	r.logRun(rep, r.d.Now().Sub(start))
+	r.logRun(log, rep, r.d.Now().Sub(start))
 	return rep, nil
 }
 
@@ -333,7 +339,7 @@ func rotate[T any](s []T, n int) {
 
 // gateway reconciles one gateway's tables, then re-enqueues its due change
 // requests.
-func (r *Reconciler) gateway(ctx context.Context, gw registry.Gateway, o Options) ([]Result, *Due) {
+func (r *Reconciler) gateway(ctx context.Context, log *slog.Logger, gw registry.Gateway, o Options) ([]Result, *Due) {
 	// Budgets are real elapsed time, whatever clock Deps.Now reads.
 	stopAt := time.Now().Add(r.cfg.GatewayTimeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Add(-r.cfg.DeadlineMargin).Before(stopAt) {
@@ -347,7 +353,7 @@ func (r *Reconciler) gateway(ctx context.Context, gw registry.Gateway, o Options
 	tables, err := r.tables(ctx, gw.ID, o.Table)
 	if err != nil {
 		res := Result{GatewayID: gw.ID, Table: o.Table, Stopped: StoppedError, Err: err}
-		r.report(res)
+		r.report(log, res)
 		return []Result{res}, nil
 	}
 	var results []Result
@@ -363,7 +369,7 @@ func (r *Reconciler) gateway(ctx context.Context, gw registry.Gateway, o Options
 		} else {
 			res = r.table(ctx, q, gw, t, o, stopAt)
 		}
-		r.report(res)
+		r.report(log, res)
 		if o.Progress != nil {
 			o.Progress(res)
 		}
@@ -372,7 +378,7 @@ func (r *Reconciler) gateway(ctx context.Context, gw registry.Gateway, o Options
 	if o.Table != "" && o.Table != registry.TableChangeRequest {
 		return results, nil
 	}
-	due := r.due(ctx, gw.ID)
+	due := r.due(ctx, log, gw.ID)
 	return results, &due
 }
 
@@ -410,13 +416,13 @@ func (r *Reconciler) tables(ctx context.Context, gatewayID, only string) ([]tabl
 // due re-enqueues the gateway's deferred change requests whose start time
 // has come. The ticket stays deferred until the processor claims the due
 // version, so a run that fails here is repeated by the next one.
-func (r *Reconciler) due(ctx context.Context, gatewayID string) Due {
+func (r *Reconciler) due(ctx context.Context, log *slog.Logger, gatewayID string) Due {
 	d := Due{GatewayID: gatewayID}
 	now := r.d.Now()
 	tickets, err := r.d.Tickets.DueTickets(ctx, gatewayID, now)
 	if err != nil {
 		d.Err = err
-		r.reportDue(d)
+		r.reportDue(log, d)
 		return d
 	}
 	msgs := make([]queue.IntakeMessage, 0, len(tickets))
@@ -438,6 +444,6 @@ func (r *Reconciler) due(ctx context.Context, gatewayID string) Due {
 			d.Enqueued = len(msgs)
 		}
 	}
-	r.reportDue(d)
+	r.reportDue(log, d)
 	return d
 }

@@ -40,7 +40,7 @@ func (r *Reconciler) storedLag(ctx context.Context, gatewayID string, t tableSpe
 
 // report writes one result's log line and metrics. This is where a pass's
 // error is logged; Run does not return it.
-func (r *Reconciler) report(res Result) {
+func (r *Reconciler) report(log *slog.Logger, res Result) {
 	attrs := []any{
 		slog.String("gateway_id", res.GatewayID),
 		slog.String("table", res.Table),
@@ -65,7 +65,7 @@ func (r *Reconciler) report(res Result) {
 		level = slog.LevelError
 		attrs = append(attrs, slog.String("error", res.Err.Error()))
 	}
-	r.d.Logger.Log(context.Background(), level, "reconciled", attrs...)
+	log.Log(context.Background(), level, "reconciled", attrs...)
 
 	if r.d.Metrics == nil {
 		return
@@ -88,23 +88,23 @@ func (r *Reconciler) report(res Result) {
 	r.put(nil, metrics.Metric{Name: MetricLag, Unit: seconds, Values: []float64{res.Lag.Seconds()}})
 }
 
-func (r *Reconciler) reportDue(d Due) {
+func (r *Reconciler) reportDue(log *slog.Logger, d Due) {
 	attrs := []any{slog.String("gateway_id", d.GatewayID), slog.Int("enqueued", d.Enqueued)}
 	level := slog.LevelInfo
 	if d.Err != nil {
 		level = slog.LevelError
 		attrs = append(attrs, slog.String("error", d.Err.Error()))
 	}
-	r.d.Logger.Log(context.Background(), level, "due change requests", attrs...)
+	log.Log(context.Background(), level, "due change requests", attrs...)
 	if r.d.Metrics != nil {
 		r.put(map[string]string{"Gateway": d.GatewayID},
 			metrics.Metric{Name: MetricDue, Unit: metrics.Count, Values: []float64{float64(d.Enqueued)}})
 	}
 }
 
-func (r *Reconciler) logRun(rep Report, d time.Duration) {
+func (r *Reconciler) logRun(log *slog.Logger, rep Report, d time.Duration) {
 	t := rep.Totals()
-	r.d.Logger.Info("reconcile run",
+	log.Info("reconcile run",
 		slog.Int("gateways", rep.Gateways),
 		slog.Int("tables", len(rep.Results)),
 		slog.Int("scanned", t.Scanned),
