@@ -77,11 +77,13 @@ const Name = "2501"
 
 // Exit codes.
 const (
-	ExitOK      = 0
-	ExitError   = 1
-	ExitUsage   = 2
-	maxWordsCmd = 8
+	ExitOK    = 0
+	ExitError = 1 // the command failed
+	ExitUsage = 2 // the command line is wrong
 )
+
+// maxWordsCmd bounds how many leading words can name a command.
+const maxWordsCmd = 8
 
 // Command is one leaf of the command tree.
 type Command struct {
@@ -219,8 +221,6 @@ func (e Env) runCommand(ctx context.Context, cmd Command, args []string) int {
 	fs := flag.NewFlagSet(cmd.Path, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // Run reports parse errors itself, in one line
 	action := cmd.Flags(fs)
-	own := map[string]bool{}
-	fs.VisitAll(func(f *flag.Flag) { own[f.Name] = true })
 	c := &Call{Env: e, Command: cmd}
 	c.global.register(fs)
 
