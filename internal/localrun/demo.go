@@ -140,11 +140,13 @@ func watchWebhooks(ctx context.Context, reg *registry.Store, known []string, log
 				}
 				seen[w.ID] = true
 				fmt.Fprintf(out, `
-New webhook %s (%s, table %s). To have the simulator call it, load the
-Business Rule script that was printed when it was created:
+New webhook %s (%s, table %s). The simulator calls it once its Business
+Rule is loaded, as an administrator pastes it into ServiceNow. With the JSON
+the CLI printed (--output json) saved as hook.json:
+  curl -X POST '%s/sim/business_rules' -H 'Content-Type: application/json' --data-binary @hook.json
+or with the printed script saved as rule.js:
   curl -X POST '%s/sim/business_rules?table=%s&name=%s' --data-binary @rule.js
-(save the script as rule.js first; the condition field is optional: &condition=...)
-`, w.ID, w.Name, w.EventType, simURL, w.EventType, w.ID)
+`, w.ID, w.Name, w.EventType, simURL, simURL, w.EventType, w.ID)
 			}
 		}
 	}
@@ -181,6 +183,7 @@ func (d *dev) printSummary() {
 	fmt.Fprintf(out, "  source %s\n", d.c.EnvFile)
 	fmt.Fprintf(out, "  make demo                     # create and update incidents and changes in the simulator\n")
 	fmt.Fprintf(out, "  bin/2501 infra ticket list    # what happened to each record\n")
+	fmt.Fprintf(out, "  bin/2501 infra webhook list   # the demo webhooks; create your own with bin/2501 infra webhook create\n")
 	if d.apiURL != "" && len(d.demo.webhooks) > 0 {
 		w := d.demo.webhooks[0]
 		sysID := "<sys_id>"

@@ -76,6 +76,31 @@ func TestDev(t *testing.T) {
 		}
 	}
 
+	rules := []struct {
+		name, query, contentType, body string
+		want                           int
+	}{
+		{"bare script", "?table=incident&name=pasted", "text/plain", "gs.info('hello');", http.StatusCreated},
+		{"JSON rule", "", "application/json", `{"name":"json","table":"change_request","script":"gs.info('x');"}`, http.StatusCreated},
+		{"CLI output", "", "application/json", `{"id":"whk_x","business_rule":{"name":"cli","table":"incident","script":"gs.info('x');"}}`, http.StatusCreated},
+		{"bare script without table", "", "text/plain", "gs.info('hello');", http.StatusBadRequest},
+		{"not JavaScript", "?table=incident", "text/plain", "function (", http.StatusBadRequest},
+		{"unknown table", "", "application/json", `{"table":"problem","script":"gs.info('x');"}`, http.StatusBadRequest},
+	}
+	for _, tt := range rules {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost,
+			env[localrun.EnvSimURL]+"/sim/business_rules"+tt.query, bytes.NewReader([]byte(tt.body)))
+		req.Header.Set("Content-Type", tt.contentType)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("POST /sim/business_rules (%s) = %d, want %d", tt.name, resp.StatusCode, tt.want)
+		}
+	}
+
 	if !slices.Contains(built, localrun.Ingest) || !slices.Contains(built, localrun.Processor) {
 		t.Skip("functions/ingest or functions/processor has no main yet")
 	}

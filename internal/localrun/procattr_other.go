@@ -4,4 +4,6 @@ package localrun
 
 import "syscall"
 
-func procAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{} }
+// procAttr keeps a function process out of the terminal's process group:
+// Ctrl-C reaches make dev, which then stops the functions itself.
+func procAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }

@@ -21,10 +21,11 @@ const maxRuleBytes = 1 << 20
 //	POST /sim/outbound?enabled=false          switch outbound calls (webhooks) off or on
 //	POST /sim/business_rules                  add (or replace, by name) a Business Rule
 //
-// A rule is posted either as JSON, the fields of `2501 infra webhook create`'s
-// rule ({"name","table","condition","script","insert","update"}), or as the
-// bare script (any other content type) with ?table=incident and optionally
-// &name= and &condition=; insert and update are on unless set to false.
+// A rule is posted either as JSON, the output of `2501 infra webhook create
+// --output json` or just its business_rule ({"name","table","condition",
+// "script","insert","update"}), or as the bare script (any other content
+// type) with ?table=incident and optionally &name= and &condition=; insert
+// and update are on unless set to false.
 func simHandler(sim *snowsim.Sim, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /sim/outbound", func(w http.ResponseWriter, r *http.Request) {
@@ -61,21 +62,30 @@ func ruleFrom(r *http.Request) (snowsim.Rule, error) {
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct == "application/json" {
-		rule := struct {
+		type rule struct {
 			Name      string `json:"name"`
 			Table     string `json:"table"`
 			Condition string `json:"condition"`
 			Script    string `json:"script"`
 			Insert    *bool  `json:"insert"`
 			Update    *bool  `json:"update"`
-		}{}
-		if err := json.Unmarshal(body, &rule); err != nil {
+		}
+		// A rule, or the CLI's whole --output json view of a new webhook.
+		var doc struct {
+			rule
+			BusinessRule *rule `json:"business_rule"`
+		}
+		if err := json.Unmarshal(body, &doc); err != nil {
 			return snowsim.Rule{}, fmt.Errorf("decode rule: %w", err)
 		}
+		rl := doc.rule
+		if doc.BusinessRule != nil {
+			rl = *doc.BusinessRule
+		}
 		return snowsim.Rule{
-			Name: orDefault(rule.Name, "pasted: "+rule.Table), Table: rule.Table,
-			Condition: rule.Condition, Script: rule.Script,
-			Insert: rule.Insert == nil || *rule.Insert, Update: rule.Update == nil || *rule.Update,
+			Name: orDefault(rl.Name, "pasted: "+rl.Table), Table: rl.Table,
+			Condition: rl.Condition, Script: rl.Script,
+			Insert: rl.Insert == nil || *rl.Insert, Update: rl.Update == nil || *rl.Update,
 		}, nil
 	}
 	q := r.URL.Query()
