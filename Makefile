@@ -13,6 +13,21 @@ FUNCTIONS     := ingest processor reconciler
 LAMBDA_ENV    := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 LAMBDA_FLAGS  := -trimpath -tags lambda.norpc -ldflags='-s -w'
 FUZZTIME      ?= 60s
+# CDK (infra/, its own Go module). The CLI is pinned by infra/package-lock.json
+# and installed under infra/node_modules. No telemetry, version check, notices
+# or instance-metadata lookups: synth works offline and without credentials.
+STACK         ?= $(or $(SNOWGATE_STACK),snowgate)
+CDK_ENV       := CDK_DISABLE_CLI_TELEMETRY=true CDK_DISABLE_VERSION_CHECK=true AWS_EC2_METADATA_DISABLED=true \
+                 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
+CDK_FLAGS     := --no-version-reporting --no-notices -c stack=$(STACK)
+CDK           := infra/node_modules/.bin/cdk
+CDKLOCAL      := infra/node_modules/.bin/cdklocal
+APPROVAL      ?= broadening
+# LocalStack (Docker): see localstack/docker-compose.yml.
+LOCALSTACK_URL ?= http://localhost.localstack.cloud:4566
+LOCALSTACK_ENV := AWS_ENDPOINT_URL=$(LOCALSTACK_URL) AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+                  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+COMPOSE       ?= docker compose
 
 .PHONY: help
 help: ## list the targets
@@ -55,6 +70,15 @@ test: ## run every test with -race: on kumo, then again on moto when moto_server
 	  echo "--- again on moto (packages that touch AWS)"; \
 	  SNOWGATE_TEST_EMULATOR=moto $(GO) test -race ./...; \
 	else echo "--- moto_server not installed: skipped the moto run"; fi
+	@echo "--- infra (CDK app, its own module): template assertions, cfn-lint, data stack on moto"
+	@command -v cfn-lint >/dev/null 2>&1 || echo "--- cfn-lint not installed (pip install cfn-lint): templates will not be linted"
+	cd infra && JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(GO) test ./...
+	@echo "--- ingest fuzzer, 5s (make fuzz runs it longer)"
+	$(GO) test -run='^$$' -fuzz=FuzzHandle -fuzztime=5s ./internal/ingest/
+
+.PHONY: fuzz
+fuzz: ## fuzz the ingest handler for FUZZTIME (default 60s): never panics, never accepts without a valid secret
+	$(GO) test -run='^$$' -fuzz=FuzzHandle -fuzztime=$(FUZZTIME) ./internal/ingest/
 
 .PHONY: lint
 lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
@@ -64,6 +88,44 @@ lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
 
 $(STATICCHECK):
 	GOBIN=$(abspath $(TOOLS)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+.PHONY: synth
+synth: build $(CDK) ## write the CloudFormation templates to infra/cdk.out (no AWS access needed)
+	cd infra && $(CDK_ENV) ./node_modules/.bin/cdk synth $(CDK_FLAGS) --quiet
+	@ls infra/cdk.out/*.template.json
+
+.PHONY: deploy
+deploy: build $(CDK) ## deploy both stacks to the AWS account in the environment; outputs in .snowgate/outputs.json
+	@mkdir -p .snowgate
+	cd infra && $(CDK_ENV) ./node_modules/.bin/cdk deploy --all $(CDK_FLAGS) --require-approval $(APPROVAL) \
+	  --outputs-file ../.snowgate/outputs.json
+
+.PHONY: destroy
+destroy: build $(CDK) ## remove the service stack; ALL=1 also the data stack (its tables are retained)
+	cd infra && $(CDK_ENV) ./node_modules/.bin/cdk destroy $(CDK_FLAGS) $(STACK) $(if $(ALL),$(STACK)-data)
+
+$(CDK) $(CDKLOCAL): infra/package.json infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund
+	@touch $(CDK) $(CDKLOCAL)
+
+.PHONY: localstack-up
+localstack-up: ## start LocalStack in Docker (needs LOCALSTACK_AUTH_TOKEN)
+	@test -n "$$LOCALSTACK_AUTH_TOKEN" || { echo "LOCALSTACK_AUTH_TOKEN is not set: LocalStack images need one (see README, LocalStack)"; exit 1; }
+	$(COMPOSE) -f localstack/docker-compose.yml up -d --wait
+
+.PHONY: localstack-deploy
+localstack-deploy: build $(CDKLOCAL) ## deploy both stacks into LocalStack with cdklocal; writes .snowgate/localstack.env
+	@mkdir -p .snowgate
+	cd infra && $(CDK_ENV) $(LOCALSTACK_ENV) ./node_modules/.bin/cdklocal bootstrap $(CDK_FLAGS)
+	cd infra && $(CDK_ENV) $(LOCALSTACK_ENV) ./node_modules/.bin/cdklocal deploy --all $(CDK_FLAGS) \
+	  --require-approval never --outputs-file ../.snowgate/localstack-outputs.json
+	cd infra && $(GO) run ./cmd/stackenv -stack $(STACK) $(LOCALSTACK_ENV) SNOWGATE_TEST_EMULATOR=endpoint \
+	  < ../.snowgate/localstack-outputs.json > ../.snowgate/localstack.env
+	@echo "wrote .snowgate/localstack.env: set -a; . .snowgate/localstack.env; set +a"
+
+.PHONY: localstack-down
+localstack-down: ## stop LocalStack and drop its state
+	$(COMPOSE) -f localstack/docker-compose.yml down -v
 
 .PHONY: clean
 clean: ## remove build output

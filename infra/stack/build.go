@@ -21,6 +21,13 @@ const DataSuffix = "-data"
 
 // Build adds both stacks to scope (the app), tagged app=snowgate.
 func Build(scope constructs.Construct, c Config) (*Data, *Service) {
+	// Strong references (CloudFormation exports) keep the data stack from
+	// dropping a table or queue the service stack still uses. Said
+	// explicitly, as CDK asks, and before any construct exists.
+	const refs = "@aws-cdk/core:defaultCrossStackReferences"
+	if scope.Node().TryGetContext(jsii.String(refs)) == nil {
+		scope.Node().SetContext(jsii.String(refs), "strong")
+	}
 	data := NewData(scope, c.Name+DataSuffix, &DataProps{StackProps: awscdk.StackProps{Env: c.Env}})
 	svc := NewService(scope, c.Name, &ServiceProps{
 		StackProps: awscdk.StackProps{Env: c.Env},
