@@ -226,3 +226,33 @@ func post(t *testing.T, url, body string, out any, auth ...string) {
 		}
 	}
 }
+
+// TestDevExternalEndpoint runs make dev against an emulator it did not start
+// (moto, LocalStack): tables, queues, the simulator and the demo registry,
+// no functions.
+func TestDevExternalEndpoint(t *testing.T) {
+	endpoint := awstest.URL(t)
+	envFile := filepath.Join(t.TempDir(), "env")
+	logs := localrun.NewLogs(testWriter{t}, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- localrun.Dev(ctx, localrun.DevConfig{
+			Endpoint: endpoint, Region: awsconfig.LocalRegion, Prefix: awstest.UniqueName("ext") + "-",
+			BuildDir: t.TempDir(), EnvFile: envFile, Out: testWriter{t}, Logs: logs,
+		})
+	}()
+	env := waitEnv(t, envFile, done)
+	if env["AWS_ENDPOINT_URL"] != endpoint || env[schema.EnvAPIURL] != "" || env[localrun.EnvSimURL] == "" {
+		t.Errorf("env file: endpoint %q, API %q, simulator %q; want %q, none, set",
+			env["AWS_ENDPOINT_URL"], env[schema.EnvAPIURL], env[localrun.EnvSimURL], endpoint)
+	}
+	newTicketWatch(t, env) // exactly one demo gateway
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Dev: %v", err)
+	}
+	if _, err := os.Stat(envFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("env file after stop: %v, want it removed", err)
+	}
+}
