@@ -553,6 +553,8 @@ func TestAPIGatewayEvents(t *testing.T) {
 		{"apigw_secret.json", 202, acceptedBody, msg(registry.TableIncident, webhookID, validSysID, hints)},
 		{"apigw_base64.json", 202, acceptedBody, msg(registry.TableIncident, webhookID, validSysID, hints)},
 		{"apigw_stage_rawpath.json", 202, acceptedBody, msg(registry.TableIncident, webhookID, validSysID, hints)},
+		// The emulator's events keep Go's canonical header case.
+		{"apigw_emulator_canonical_headers.json", 202, acceptedBody, msg(registry.TableIncident, webhookID, validSysID, hints)},
 		{"apigw_hmac.json", 202, acceptedBody, msg(registry.TableChangeRequest, hmacWebhook, validSysID, hints)},
 		{"apigw_hmac_tampered.json", 401, unauthorized.Body, nil},
 		{"apigw_wrong_secret.json", 401, unauthorized.Body, nil},
@@ -661,5 +663,32 @@ func TestConfigFromEnv(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRequestIDWithoutLambdaContext: outside Lambda the edge's request id
+// is used, so a response can still be matched to its log line and message.
+func TestRequestIDWithoutLambdaContext(t *testing.T) {
+	e := newEnv(t)
+	e.registrations(t)
+	h := e.handler(t, &clock{t: now}, ingest.Options{})
+	var ev events.APIGatewayV2HTTPRequest
+	payload, err := os.ReadFile(filepath.Join("testdata", "apigw_secret.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := h.HandleAPIGateway(context.Background(), ev)
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("HandleAPIGateway = %d %s, %v; want 202", resp.StatusCode, resp.Body, err)
+	}
+	want := fmt.Sprintf(`{"status":"accepted","request_id":%q}`, ev.RequestContext.RequestID)
+	if resp.Body != want {
+		t.Errorf("body = %s, want %s", resp.Body, want)
+	}
+	if got := e.drain(t); len(got) != 1 || got[0].RequestID != ev.RequestContext.RequestID {
+		t.Errorf("queue = %+v, want one message with request id %s", got, ev.RequestContext.RequestID)
 	}
 }
