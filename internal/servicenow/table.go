@@ -301,6 +301,9 @@ func relIsNext(params string) bool {
 }
 
 func decodeRecord(body []byte) (Record, error) {
+	if r, ok := fastRecord(body); ok {
+		return r, nil
+	}
 	var doc struct {
 		Result Record `json:"result"`
 	}
@@ -320,6 +323,9 @@ func decodeRecord(body []byte) (Record, error) {
 }
 
 func decodeRecords(body []byte) ([]Record, error) {
+	if recs, ok := fastRecords(body); ok {
+		return recs, nil
+	}
 	var doc struct {
 		Result []Record `json:"result"`
 	}
