@@ -60,7 +60,7 @@ type rig struct {
 	log       *slog.Logger
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	if awstest.Kind() != awstest.Kumo {
 		t.Skip("the local runtime needs kumo's Lambda Runtime API and HTTP API")
@@ -89,7 +89,7 @@ func newRig(t *testing.T) *rig {
 }
 
 // testWriter shows the functions' logs in the test output.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
@@ -98,7 +98,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // start registers a fresh function and runs its bootstrap until the test
 // ends; it returns once the bootstrap is polling for work.
-func (r *rig) start(t *testing.T, env map[string]string) localrun.Function {
+func (r *rig) start(t testing.TB, env map[string]string) localrun.Function {
 	t.Helper()
 	fn := localrun.Function{
 		Name:      awstest.UniqueName("echo-"),
@@ -192,6 +192,42 @@ func (r *rig) drain(t *testing.T, url string, want int, timeout time.Duration) [
 		}
 	}
 	return bodies
+}
+
+// BenchmarkHTTPRoute measures one webhook-sized POST through the front, the
+// emulator's HTTP API and Runtime API to a bootstrap and back: the local
+// overhead around a function.
+func BenchmarkHTTPRoute(b *testing.B) {
+	r := newRig(b)
+	r.logs = localrun.NewLogs(io.Discard, false)
+	fn := r.start(b, nil)
+	arn, err := localrun.Register(b.Context(), r.lambda, fn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	apiID, err := localrun.CreateHTTPAPI(b.Context(), apigatewayv2.NewFromConfig(r.cfg), fn.Name, localrun.IngestRoute, arn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	front, err := localrun.StartFront("", r.emu.URL, apiID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer front.Close()
+	url := front.URL + "/api/webhooks/ingest/0123456789abcdef01234567"
+	body := `{"sys_id":"9d385017c611228701d22104cc95c371","table":"incident"}`
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := http.Post(url, "application/json", strings.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
 }
 
 func TestRuntime(t *testing.T) {

@@ -74,14 +74,14 @@ func (l *Logs) line(name string, line []byte) {
 	if len(bytes.TrimSpace(line)) == 0 {
 		return
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	var out []byte
 	if l.human {
 		out = l.humanLine(name, line)
 	} else {
 		out = jsonLine(name, line)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	_, _ = l.w.Write(out)
 }
 
@@ -112,7 +112,8 @@ func jsonLine(name string, line []byte) []byte {
 	return b.Bytes()
 }
 
-// humanLine renders a slog JSON line as "15:04:05.000 name  LEVEL msg k=v".
+// humanLine renders a slog JSON line as "15:04:05.000 name  LEVEL msg k=v";
+// l.mu is held.
 func (l *Logs) humanLine(name string, line []byte) []byte {
 	var obj map[string]any
 	dec := json.NewDecoder(bytes.NewReader(line))
