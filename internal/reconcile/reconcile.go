@@ -210,9 +210,9 @@ type Result struct {
 	From time.Time
 	// Position is the last record handled (zero if none).
 	Position watermark.Position
-	// Scanned records were read; Enqueued went on the intake queue;
-	// Skipped were already processed at that version (or already enqueued
-	// by this pass).
+	// Scanned records were read (a record read again at a re-query's
+	// boundary counts once); Enqueued went on the intake queue; Skipped
+	// were already processed at that version.
 	Scanned, Enqueued, Skipped int
 	// Pages and Calls are ServiceNow pages read and HTTP calls made.
 	Pages, Calls int

@@ -157,21 +157,22 @@ type record struct {
 // record. Its error stops the query: errRequery and errDeadline are signals,
 // anything else a failure.
 func (p *pass) page(ctx context.Context, cursor time.Time, recs []servicenow.Record) error {
-	p.res.Scanned += len(recs)
 	var fresh []record
 	var ids []string
 	var pageLast watermark.Position
 	for _, rec := range recs {
 		r := parse(rec)
+		if !r.pos.UpdatedOn.IsZero() && p.hasLast && r.pos.Compare(p.last) <= 0 {
+			// Read again by a re-query from its second: handled already, and
+			// not counted, so that Scanned = Enqueued + Skipped.
+			continue
+		}
+		p.res.Scanned++
 		if r.pos.SysID == "" {
 			p.res.Skipped++ // nothing to enqueue without a sys_id
 			continue
 		}
 		if !r.pos.UpdatedOn.IsZero() {
-			if p.hasLast && r.pos.Compare(p.last) <= 0 {
-				p.res.Skipped++ // read again after a re-query: handled already
-				continue
-			}
 			if r.pos.Compare(pageLast) > 0 {
 				pageLast = r.pos
 			}
