@@ -94,7 +94,7 @@ type DevConfig struct {
 
 // Dev runs the whole system on this machine until ctx is done, then stops
 // every process it started and removes the env file.
-func Dev(ctx context.Context, c DevConfig) (err error) {
+func Dev(ctx context.Context, c DevConfig) error {
 	d := &dev{c: c, log: slog.New(slog.NewJSONHandler(c.Logs.Writer("dev"), nil))}
 	defer d.close()
 	if err := d.start(ctx); err != nil {

@@ -13,7 +13,8 @@ import (
 
 // Logs merges the log lines of several programs into one stream, each line
 // labelled with the program's name: readable on a terminal, JSON lines (one
-// object per line, with a "function" field) for anything else.
+// object per line, with a "process" field) for anything else. The label has
+// a key of its own because the programs' lines often carry a "function".
 type Logs struct {
 	mu    sync.Mutex
 	w     io.Writer
@@ -93,7 +94,7 @@ func jsonLine(name string, line []byte) []byte {
 		out, _ := json.Marshal(struct {
 			Time     string `json:"time"`
 			Level    string `json:"level"`
-			Function string `json:"function"`
+			Process  string `json:"process"`
 			Msg      string `json:"msg"`
 		}{time.Now().UTC().Format(time.RFC3339Nano), "INFO", name, string(line)})
 		return append(out, '\n')
@@ -102,7 +103,7 @@ func jsonLine(name string, line []byte) []byte {
 	// Keep the program's own bytes (and key order): insert after "{".
 	trimmed := bytes.TrimSpace(line)
 	var b bytes.Buffer
-	b.WriteString(`{"function":`)
+	b.WriteString(`{"process":`)
 	b.Write(fn)
 	if len(obj) > 0 {
 		b.WriteByte(',')

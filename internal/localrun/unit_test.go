@@ -47,14 +47,14 @@ func TestLogsJSON(t *testing.T) {
 		name, in, want string
 	}{
 		{
-			name: "slog line gets the function name",
+			name: "slog line gets the process name",
 			in:   `{"time":"2026-01-01T00:00:00Z","level":"INFO","msg":"accepted"}` + "\n",
-			want: `{"function":"ingest","time":"2026-01-01T00:00:00Z","level":"INFO","msg":"accepted"}` + "\n",
+			want: `{"process":"ingest","time":"2026-01-01T00:00:00Z","level":"INFO","msg":"accepted"}` + "\n",
 		},
 		{
 			name: "lines split across writes are joined",
 			in:   `{"msg":"a"}` + "\n" + `{"msg":"b"}` + "\n",
-			want: `{"function":"ingest","msg":"a"}` + "\n" + `{"function":"ingest","msg":"b"}` + "\n",
+			want: `{"process":"ingest","msg":"a"}` + "\n" + `{"process":"ingest","msg":"b"}` + "\n",
 		},
 		{name: "blank lines are dropped", in: "\n\n", want: ""},
 	}
