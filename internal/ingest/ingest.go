@@ -248,7 +248,7 @@ func (h *Handler) handle(ctx context.Context, req Request, now time.Time) (Respo
 
 	p, errResp := parsePayload(body)
 	if errResp != nil {
-		return *errResp, result{outcome: outcomeBadRequest, reason: string(errResp.Body), route: rt}
+		return *errResp, result{outcome: outcomeBadRequest, reason: "invalid_body", route: rt}
 	}
 	msg := queue.IntakeMessage{
 		GatewayID:   rt.gatewayID,
