@@ -92,10 +92,10 @@ func jsonLine(name string, line []byte) []byte {
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(line, &obj) != nil || obj == nil {
 		out, _ := json.Marshal(struct {
-			Time     string `json:"time"`
-			Level    string `json:"level"`
-			Process  string `json:"process"`
-			Msg      string `json:"msg"`
+			Time    string `json:"time"`
+			Level   string `json:"level"`
+			Process string `json:"process"`
+			Msg     string `json:"msg"`
 		}{time.Now().UTC().Format(time.RFC3339Nano), "INFO", name, string(line)})
 		return append(out, '\n')
 	}
