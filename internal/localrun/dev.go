@@ -95,6 +95,9 @@ type DevConfig struct {
 // Dev runs the whole system on this machine until ctx is done, then stops
 // every process it started and removes the env file.
 func Dev(ctx context.Context, c DevConfig) error {
+	for _, s := range functionSettings {
+		c.Logs.Align(c.Prefix + s.name)
+	}
 	d := &dev{c: c, log: slog.New(slog.NewJSONHandler(c.Logs.Writer("dev"), nil))}
 	defer d.close()
 	if err := d.start(ctx); err != nil {

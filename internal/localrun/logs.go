@@ -27,6 +27,16 @@ func NewLogs(w io.Writer, human bool) *Logs {
 	return &Logs{w: w, human: human, width: 10}
 }
 
+// Align makes room for names in the label column, so that lines line up
+// from the first one on.
+func (l *Logs) Align(names ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, n := range names {
+		l.width = max(l.width, len(n))
+	}
+}
+
 // Writer returns a writer for one program's output; it labels every complete
 // line with name. Close flushes a last unterminated line.
 func (l *Logs) Writer(name string) io.WriteCloser {
