@@ -1,222 +1,250 @@
 package localrun
 
 import (
+	"bufio"
+	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"slices"
+	"net/http"
+	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/snowgate/snowgate/internal/businessrule"
+	"github.com/snowgate/snowgate/internal/awsconfig"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/schema"
-	"github.com/snowgate/snowgate/internal/secrets"
 	"github.com/snowgate/snowgate/internal/snowsim"
-	"github.com/snowgate/snowgate/internal/webhook"
+	"github.com/snowgate/snowgate/internal/state"
 )
 
-// demoRegistry is what make dev registered: a gateway for the simulator and
-// one webhook per table, with the secrets shown once (to the terminal).
-type demoRegistry struct {
-	gateway  registry.Gateway
-	webhooks []demoWebhook
-}
+// ErrNotRunning is returned by Demo when make dev is not running.
+var ErrNotRunning = errors.New("make dev is not running")
 
-type demoWebhook struct {
-	webhook registry.Webhook
-	secret  string
-}
-
-func (r demoRegistry) webhookIDs() []string {
-	ids := make([]string, 0, len(r.webhooks))
-	for _, w := range r.webhooks {
-		ids = append(ids, w.webhook.ID)
+// ReadEnvFile parses the export lines make dev writes.
+func ReadEnvFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w (no %s): start it in another terminal", ErrNotRunning, path)
 	}
-	return ids
-}
-
-// createDemo registers the demo gateway (basic auth against the simulator)
-// and its webhooks, and loads each webhook's Business Rule into the
-// simulator when there is an API for it to call (apiURL).
-func createDemo(ctx context.Context, reg *registry.Store, sec *secrets.Store, sim *snowsim.Sim,
-	simURL, user, pass, apiURL string) (demoRegistry, error) {
-	id := "gtw_" + uuid.NewString()
-	creds := fmt.Sprintf(`{"auth":%q,"username":%q,"password":%q}`, registry.AuthBasic, user, pass)
-	arn, err := sec.Create(ctx, schema.DefaultSecretPrefix+"gateways/"+id, creds,
-		"ServiceNow credentials of the make dev demo gateway")
 	if err != nil {
-		return demoRegistry{}, fmt.Errorf("store demo gateway credentials: %w", err)
+		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	gw, err := reg.CreateGateway(ctx, registry.Gateway{
-		ID: id, Name: "demo", Type: registry.SourceServiceNow,
-		Description: "make dev: the local ServiceNow simulator",
-		Active:      true, InstanceURL: simURL, Auth: registry.AuthBasic, Username: user,
-		CredentialsSecretARN: arn, DedupWindowMinutes: registry.DefaultDedupWindowMinutes, WriteBack: true,
+	defer f.Close()
+	env := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "export ")
+		if !ok {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
+			v = strings.ReplaceAll(v[1:len(v)-1], `'\''`, "'")
+		}
+		env[k] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return env, nil
+}
+
+// demoStep is one change made through the Table API.
+type demoStep struct {
+	what   string
+	table  string
+	update string // "" creates; otherwise the label of the record to update
+	label  string // names the created record for later steps
+	fields map[string]string
+	expect string
+}
+
+// Demo makes a few changes in the simulator through its Table API, as people
+// working in ServiceNow would, waits for snowgate to handle them and prints
+// what happened to each record. env is make dev's env file.
+func Demo(ctx context.Context, env map[string]string, out io.Writer) error {
+	simURL, user, pass := env[EnvSimURL], env[EnvSimUser], env[EnvSimPassword]
+	if simURL == "" {
+		return fmt.Errorf("%w: %s is not set", ErrNotRunning, EnvSimURL)
+	}
+	at := func(d time.Duration) string { return time.Now().UTC().Add(d).Format("2006-01-02 15:04:05") }
+	steps := []demoStep{
+		{what: "create incident", table: registry.TableIncident, label: "checkout", expect: "accepted", fields: map[string]string{
+			"short_description": "Checkout API returns 502 for some requests", "priority": "2", "impact": "2", "urgency": "2",
+			"state": "1", "assignment_group": snowsim.DemoGroupNetwork, "cmdb_ci": "lb-web-01", "u_environment": "production"}},
+		{what: "raise its priority", table: registry.TableIncident, update: "checkout", expect: "accepted", fields: map[string]string{
+			"priority": "1", "impact": "1", "state": "2"}},
+		{what: "create the same incident again", table: registry.TableIncident, label: "duplicate", expect: "deduplicated", fields: map[string]string{
+			"short_description": "Checkout API returns 502 for some requests", "priority": "2", "impact": "2", "urgency": "2",
+			"state": "1", "assignment_group": snowsim.DemoGroupNetwork, "cmdb_ci": "lb-web-01", "u_environment": "production"}},
+		{what: "create a change in its window", table: registry.TableChangeRequest, label: "change-now", expect: "accepted", fields: map[string]string{
+			"short_description": "Restart lb-web-01 with new TLS settings", "type": "normal", "approval": "approved", "state": "-1",
+			"assignment_group": snowsim.DemoGroupNetwork, "cmdb_ci": "lb-web-01", "u_environment": "production",
+			"start_date": at(-10 * time.Minute), "end_date": at(50 * time.Minute)}},
+		{what: "create a change starting in an hour", table: registry.TableChangeRequest, label: "change-later", expect: "deferred", fields: map[string]string{
+			"short_description": "Resize orders-db volume", "type": "standard", "approval": "approved", "state": "-2",
+			"assignment_group": snowsim.DemoGroupDatabase, "cmdb_ci": "orders-db-01", "u_environment": "production",
+			"start_date": at(time.Hour), "end_date": at(2 * time.Hour)}},
+	}
+	sim := &tableClient{base: simURL, user: user, pass: pass}
+	records := map[string]record{}
+	var touched []record
+	fmt.Fprintf(out, "Changes in the ServiceNow simulator (%s):\n", simURL)
+	for _, s := range steps {
+		var rec record
+		var err error
+		if s.update == "" {
+			rec, err = sim.create(ctx, s.table, s.fields)
+		} else {
+			rec, err = sim.update(ctx, s.table, records[s.update].SysID, s.fields)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.what, err)
+		}
+		if s.label != "" {
+			records[s.label] = rec
+		}
+		touched = append(touched, rec)
+		fmt.Fprintf(out, "  %-36s %s %s (expect %s)\n", s.what, rec.Number, rec.SysID, s.expect)
+	}
+	if env[schema.EnvStateTable] == "" {
+		return nil
+	}
+	fmt.Fprintf(out, "\nWaiting for snowgate to process them...\n\n")
+	return printOutcomes(ctx, env, touched, out)
+}
+
+// printOutcomes waits (up to 20s) until every touched record has a final
+// status in the state table, then prints them.
+func printOutcomes(ctx context.Context, env map[string]string, touched []record, out io.Writer) error {
+	cfg, err := awsconfig.Load(ctx, awsconfig.Options{
+		Endpoint: env["AWS_ENDPOINT_URL"], Region: env["AWS_REGION"], StaticCredentials: true,
 	})
 	if err != nil {
-		return demoRegistry{}, fmt.Errorf("create demo gateway: %w", err)
+		return err
 	}
-	demo := demoRegistry{gateway: gw}
-	for _, table := range registry.EventTypes {
-		secret, hash := webhook.NewSecret()
-		w, err := reg.CreateWebhook(ctx, registry.Webhook{
-			ID: "whk_" + uuid.NewString(), Name: "demo-" + strings.ReplaceAll(table, "_", "-"),
-			SourceType: registry.SourceServiceNow, EventType: table, GatewayID: gw.ID,
-			Description: "make dev demo webhook", Path: randomHex(12), Active: true,
-			Signing: registry.SigningSecret, SecretHashes: []registry.SecretHash{{SHA256: hash}},
-		})
-		if err != nil {
-			return demoRegistry{}, fmt.Errorf("create demo webhook for %s: %w", table, err)
-		}
-		demo.webhooks = append(demo.webhooks, demoWebhook{webhook: w, secret: secret})
-		if apiURL == "" {
-			continue
-		}
-		rule, err := businessrule.Render(businessrule.Params{
-			WebhookID: w.ID, WebhookName: w.Name, Table: table,
-			URL:     IngestURL(apiURL, w.Path),
-			Signing: registry.SigningSecret, Secret: secret, Condition: gw.ScopeQuery(),
-		})
-		if err != nil {
-			return demoRegistry{}, fmt.Errorf("render business rule of %s: %w", w.ID, err)
-		}
-		if err := sim.AddBusinessRule(snowsim.Rule{
-			Name: rule.Name, Table: rule.Table, Condition: rule.Condition, Script: rule.Script,
-			Insert: rule.Insert, Update: rule.Update,
-		}); err != nil {
-			return demoRegistry{}, fmt.Errorf("load business rule of %s: %w", w.ID, err)
+	ddb := dynamodb.NewFromConfig(cfg)
+	gws, err := registry.New(ddb, env[schema.EnvRegistryTable]).Gateways(ctx)
+	if err != nil {
+		return fmt.Errorf("list gateways: %w", err)
+	}
+	var gatewayID string
+	for _, g := range gws {
+		if g.InstanceURL == env[EnvSimURL] {
+			gatewayID = g.ID
 		}
 	}
-	return demo, nil
-}
-
-// IngestURL is a webhook's URL under the API's base URL.
-func IngestURL(apiURL, path string) string {
-	return strings.TrimRight(apiURL, "/") + "/api/webhooks/ingest/" + path
-}
-
-// watchWebhooks notices webhooks created while make dev runs (with the CLI)
-// and tells how to load their Business Rule into the simulator. The rule
-// embeds the webhook's secret, which only its creator saw, so make dev
-// cannot load it itself.
-func watchWebhooks(ctx context.Context, reg *registry.Store, known []string, log *slog.Logger, out io.Writer, simURL string) {
-	seen := map[string]bool{}
-	for _, id := range known {
-		seen[id] = true
+	if gatewayID == "" {
+		return fmt.Errorf("no gateway for the simulator at %s", env[EnvSimURL])
 	}
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
+	st := state.New(ddb, env[schema.EnvStateTable])
+	want := map[string]bool{}
+	for _, r := range touched {
+		want[r.SysID] = true
+	}
+	var tickets []state.Ticket
+	deadline := time.Now().Add(20 * time.Second)
 	for {
+		all, err := st.List(ctx, state.ListOptions{GatewayID: gatewayID})
+		if err != nil {
+			return err
+		}
+		tickets = tickets[:0]
+		done := true
+		for _, t := range all {
+			if want[t.SysID] {
+				tickets = append(tickets, t)
+				if t.Status == "" || t.Status == state.StatusProcessing || t.Status == state.StatusRetrying {
+					done = false
+				}
+			}
+		}
+		if (done && len(tickets) == len(uniq(touched))) || time.Now().After(deadline) {
+			break
+		}
 		select {
 		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		gws, err := reg.Gateways(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Warn("list gateways", "error", err)
-			}
-			continue
-		}
-		for _, g := range gws {
-			hooks, err := reg.Webhooks(ctx, g.ID)
-			if err != nil {
-				if ctx.Err() == nil {
-					log.Warn("list webhooks", "gateway", g.ID, "error", err)
-				}
-				continue
-			}
-			for _, w := range hooks {
-				if seen[w.ID] {
-					continue
-				}
-				seen[w.ID] = true
-				fmt.Fprintf(out, `
-New webhook %s (%s, table %s). The simulator calls it once its Business
-Rule is loaded, as an administrator pastes it into ServiceNow. With the JSON
-the CLI printed (--output json) saved as hook.json:
-  curl -X POST '%s/sim/business_rules' -H 'Content-Type: application/json' --data-binary @hook.json
-or with the printed script saved as rule.js:
-  curl -X POST '%s/sim/business_rules?table=%s&name=%s' --data-binary @rule.js
-`, w.ID, w.Name, w.EventType, simURL, simURL, w.EventType, w.ID)
-			}
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NUMBER\tTABLE\tSTATUS\tREASON")
+	for _, t := range tickets {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Number, t.Table, t.Status, t.Reason)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if missing := len(uniq(touched)) - len(tickets); missing > 0 {
+		fmt.Fprintf(out, "\n%d record(s) not seen by snowgate yet: is the simulator's outbound switched off,\n"+
+			"or a function not built (make build-local)? The reconciler catches up within two minutes.\n", missing)
+	}
+	fmt.Fprintf(out, "\nMore: bin/2501 infra ticket list\n")
+	return nil
 }
 
-func (d *dev) printSummary() {
-	out := d.c.Out
-	fmt.Fprintf(out, "\nsnowgate runs locally.\n\n")
-	if d.emu != nil {
-		fmt.Fprintf(out, "  AWS emulator    %s (embedded kumo)\n", d.endpoint)
-		fmt.Fprintf(out, "  HTTP API        %s  (route %s)\n", d.apiURL, IngestRoute)
-		for _, s := range functionSettings {
-			what := map[string]string{
-				Ingest:     "behind the HTTP API",
-				Processor:  "SQS batches from the intake queue",
-				Reconciler: "every " + orInterval(d.c.Interval).String(),
-			}[s.name]
-			if !slices.Contains(d.running, s.name) {
-				what = "NOT BUILT: make build-local once functions/" + s.name + " exists"
-			}
-			fmt.Fprintf(out, "  function        %-26s %s\n", d.c.Prefix+s.name, what)
-		}
-	} else {
-		fmt.Fprintf(out, "  AWS emulator    %s (AWS_ENDPOINT_URL)\n", d.endpoint)
-		fmt.Fprintf(out, "  functions       NOT running: the Lambda Runtime API and HTTP API parts need the\n"+
-			"                  embedded emulator; unset AWS_ENDPOINT_URL for the whole system\n")
+func uniq(recs []record) map[string]bool {
+	m := map[string]bool{}
+	for _, r := range recs {
+		m[r.SysID] = true
 	}
-	fmt.Fprintf(out, "  ServiceNow      %s  (user %s, password in %s)\n", d.simURL, d.simUser, d.c.EnvFile)
-	fmt.Fprintf(out, "  demo gateway    %s\n", d.demo.gateway.ID)
-	for _, w := range d.demo.webhooks {
-		fmt.Fprintf(out, "  webhook         %s  %-14s path %s  secret %s\n", w.webhook.ID, w.webhook.EventType, w.webhook.Path, w.secret)
-	}
-	fmt.Fprintf(out, "\nTry, in another terminal:\n\n")
-	fmt.Fprintf(out, "  source %s\n", d.c.EnvFile)
-	fmt.Fprintf(out, "  make demo                     # create and update incidents and changes in the simulator\n")
-	fmt.Fprintf(out, "  bin/2501 infra ticket list    # what happened to each record\n")
-	fmt.Fprintf(out, "  bin/2501 infra webhook list   # the demo webhooks; create your own with bin/2501 infra webhook create\n")
-	if d.apiURL != "" && len(d.demo.webhooks) > 0 {
-		w := d.demo.webhooks[0]
-		sysID := "<sys_id>"
-		if recs := d.sim.Records(w.webhook.EventType); len(recs) > 0 {
-			sysID = recs[0]["sys_id"]
-		}
-		fmt.Fprintf(out, "  curl -i -X POST %s \\\n      -H 'Content-Type: application/json' -H 'X-Webhook-Secret: %s' \\\n      -d '{\"sys_id\":\"%s\"}'\n",
-			IngestURL(d.apiURL, w.webhook.Path), w.secret, sysID)
-	}
-	fmt.Fprintf(out, "  curl -X POST \"$%s/sim/outbound?enabled=false\"   # lose webhooks; the reconciler catches up\n", EnvSimURL)
-	fmt.Fprintf(out, "\nCtrl-C stops everything.\n\n")
+	return m
 }
 
-func orInterval(d time.Duration) time.Duration {
-	if d <= 0 {
-		return DefaultInterval
-	}
-	return d
+type record struct {
+	SysID  string `json:"sys_id"`
+	Number string `json:"number"`
 }
 
-func listen(addr string) (net.Listener, error) {
-	if addr == "" {
-		addr = selfHost + ":0"
-	}
-	l, err := net.Listen("tcp", addr)
+// tableClient is the little of the Table API the demo needs.
+type tableClient struct {
+	base, user, pass string
+}
+
+func (c *tableClient) create(ctx context.Context, table string, fields map[string]string) (record, error) {
+	return c.do(ctx, http.MethodPost, "/api/now/table/"+table, fields)
+}
+
+func (c *tableClient) update(ctx context.Context, table, sysID string, fields map[string]string) (record, error) {
+	return c.do(ctx, http.MethodPatch, "/api/now/table/"+table+"/"+sysID, fields)
+}
+
+func (c *tableClient) do(ctx context.Context, method, path string, fields map[string]string) (record, error) {
+	body, err := json.Marshal(fields)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		return record{}, fmt.Errorf("encode fields: %w", err)
 	}
-	return l, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return record{}, fmt.Errorf("build request: %w", err)
+	}
+	req.SetBasicAuth(c.user, c.pass)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return record{}, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 != 2 {
+		return record{}, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, raw)
+	}
+	var out struct {
+		Result record `json:"result"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return record{}, fmt.Errorf("decode %s %s: %w", method, path, err)
+	}
+	return out.Result, nil
 }

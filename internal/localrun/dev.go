@@ -95,6 +95,12 @@ type DevConfig struct {
 // Dev runs the whole system on this machine until ctx is done, then stops
 // every process it started and removes the env file.
 func Dev(ctx context.Context, c DevConfig) error {
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	if c.Logs == nil {
+		c.Logs = NewLogs(os.Stderr, false)
+	}
 	for _, s := range functionSettings {
 		c.Logs.Align(c.Prefix + s.name)
 	}

@@ -1,0 +1,222 @@
+package localrun
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/snowgate/snowgate/internal/businessrule"
+	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/schema"
+	"github.com/snowgate/snowgate/internal/secrets"
+	"github.com/snowgate/snowgate/internal/snowsim"
+	"github.com/snowgate/snowgate/internal/webhook"
+)
+
+// demoRegistry is what make dev registered: a gateway for the simulator and
+// one webhook per table, with the secrets shown once (to the terminal).
+type demoRegistry struct {
+	gateway  registry.Gateway
+	webhooks []demoWebhook
+}
+
+type demoWebhook struct {
+	webhook registry.Webhook
+	secret  string
+}
+
+func (r demoRegistry) webhookIDs() []string {
+	ids := make([]string, 0, len(r.webhooks))
+	for _, w := range r.webhooks {
+		ids = append(ids, w.webhook.ID)
+	}
+	return ids
+}
+
+// createDemo registers the demo gateway (basic auth against the simulator)
+// and its webhooks, and loads each webhook's Business Rule into the
+// simulator when there is an API for it to call (apiURL).
+func createDemo(ctx context.Context, reg *registry.Store, sec *secrets.Store, sim *snowsim.Sim,
+	simURL, user, pass, apiURL string) (demoRegistry, error) {
+	id := "gtw_" + uuid.NewString()
+	creds := fmt.Sprintf(`{"auth":%q,"username":%q,"password":%q}`, registry.AuthBasic, user, pass)
+	arn, err := sec.Create(ctx, schema.DefaultSecretPrefix+"gateways/"+id, creds,
+		"ServiceNow credentials of the make dev demo gateway")
+	if err != nil {
+		return demoRegistry{}, fmt.Errorf("store demo gateway credentials: %w", err)
+	}
+	gw, err := reg.CreateGateway(ctx, registry.Gateway{
+		ID: id, Name: "demo", Type: registry.SourceServiceNow,
+		Description: "make dev: the local ServiceNow simulator",
+		Active:      true, InstanceURL: simURL, Auth: registry.AuthBasic, Username: user,
+		CredentialsSecretARN: arn, DedupWindowMinutes: registry.DefaultDedupWindowMinutes, WriteBack: true,
+	})
+	if err != nil {
+		return demoRegistry{}, fmt.Errorf("create demo gateway: %w", err)
+	}
+	demo := demoRegistry{gateway: gw}
+	for _, table := range registry.EventTypes {
+		secret, hash := webhook.NewSecret()
+		w, err := reg.CreateWebhook(ctx, registry.Webhook{
+			ID: "whk_" + uuid.NewString(), Name: "demo-" + strings.ReplaceAll(table, "_", "-"),
+			SourceType: registry.SourceServiceNow, EventType: table, GatewayID: gw.ID,
+			Description: "make dev demo webhook", Path: randomHex(12), Active: true,
+			Signing: registry.SigningSecret, SecretHashes: []registry.SecretHash{{SHA256: hash}},
+		})
+		if err != nil {
+			return demoRegistry{}, fmt.Errorf("create demo webhook for %s: %w", table, err)
+		}
+		demo.webhooks = append(demo.webhooks, demoWebhook{webhook: w, secret: secret})
+		if apiURL == "" {
+			continue
+		}
+		rule, err := businessrule.Render(businessrule.Params{
+			WebhookID: w.ID, WebhookName: w.Name, Table: table,
+			URL:     IngestURL(apiURL, w.Path),
+			Signing: registry.SigningSecret, Secret: secret, Condition: gw.ScopeQuery(),
+		})
+		if err != nil {
+			return demoRegistry{}, fmt.Errorf("render business rule of %s: %w", w.ID, err)
+		}
+		if err := sim.AddBusinessRule(snowsim.Rule{
+			Name: rule.Name, Table: rule.Table, Condition: rule.Condition, Script: rule.Script,
+			Insert: rule.Insert, Update: rule.Update,
+		}); err != nil {
+			return demoRegistry{}, fmt.Errorf("load business rule of %s: %w", w.ID, err)
+		}
+	}
+	return demo, nil
+}
+
+// IngestURL is a webhook's URL under the API's base URL.
+func IngestURL(apiURL, path string) string {
+	return strings.TrimRight(apiURL, "/") + "/api/webhooks/ingest/" + path
+}
+
+// watchWebhooks notices webhooks created while make dev runs (with the CLI)
+// and tells how to load their Business Rule into the simulator. The rule
+// embeds the webhook's secret, which only its creator saw, so make dev
+// cannot load it itself.
+func watchWebhooks(ctx context.Context, reg *registry.Store, known []string, log *slog.Logger, out io.Writer, simURL string) {
+	seen := map[string]bool{}
+	for _, id := range known {
+		seen[id] = true
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		gws, err := reg.Gateways(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("list gateways", "error", err)
+			}
+			continue
+		}
+		for _, g := range gws {
+			hooks, err := reg.Webhooks(ctx, g.ID)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("list webhooks", "gateway", g.ID, "error", err)
+				}
+				continue
+			}
+			for _, w := range hooks {
+				if seen[w.ID] {
+					continue
+				}
+				seen[w.ID] = true
+				fmt.Fprintf(out, `
+New webhook %s (%s, table %s). The simulator calls it once its Business
+Rule is loaded, as an administrator pastes it into ServiceNow. With the JSON
+the CLI printed (--output json) saved as hook.json:
+  curl -X POST '%s/sim/business_rules' -H 'Content-Type: application/json' --data-binary @hook.json
+or with the printed script saved as rule.js:
+  curl -X POST '%s/sim/business_rules?table=%s&name=%s' --data-binary @rule.js
+`, w.ID, w.Name, w.EventType, simURL, simURL, w.EventType, w.ID)
+			}
+		}
+	}
+}
+
+func (d *dev) printSummary() {
+	out := d.c.Out
+	fmt.Fprintf(out, "\nsnowgate runs locally.\n\n")
+	if d.emu != nil {
+		fmt.Fprintf(out, "  AWS emulator    %s (embedded kumo)\n", d.endpoint)
+		fmt.Fprintf(out, "  HTTP API        %s  (route %s)\n", d.apiURL, IngestRoute)
+		for _, s := range functionSettings {
+			what := map[string]string{
+				Ingest:     "behind the HTTP API",
+				Processor:  "SQS batches from the intake queue",
+				Reconciler: "every " + orInterval(d.c.Interval).String(),
+			}[s.name]
+			if !slices.Contains(d.running, s.name) {
+				what = "NOT BUILT: make build-local once functions/" + s.name + " exists"
+			}
+			fmt.Fprintf(out, "  function        %-26s %s\n", d.c.Prefix+s.name, what)
+		}
+	} else {
+		fmt.Fprintf(out, "  AWS emulator    %s (AWS_ENDPOINT_URL)\n", d.endpoint)
+		fmt.Fprintf(out, "  functions       NOT running: the Lambda Runtime API and HTTP API parts need the\n"+
+			"                  embedded emulator; unset AWS_ENDPOINT_URL for the whole system\n")
+	}
+	fmt.Fprintf(out, "  ServiceNow      %s  (user %s, password in %s)\n", d.simURL, d.simUser, d.c.EnvFile)
+	fmt.Fprintf(out, "  demo gateway    %s\n", d.demo.gateway.ID)
+	for _, w := range d.demo.webhooks {
+		fmt.Fprintf(out, "  webhook         %s  %-14s path %s  secret %s\n", w.webhook.ID, w.webhook.EventType, w.webhook.Path, w.secret)
+	}
+	fmt.Fprintf(out, "\nTry, in another terminal:\n\n")
+	fmt.Fprintf(out, "  source %s\n", d.c.EnvFile)
+	fmt.Fprintf(out, "  make demo                     # create and update incidents and changes in the simulator\n")
+	fmt.Fprintf(out, "  bin/2501 infra ticket list    # what happened to each record\n")
+	fmt.Fprintf(out, "  bin/2501 infra webhook list   # the demo webhooks; create your own with bin/2501 infra webhook create\n")
+	if d.apiURL != "" && len(d.demo.webhooks) > 0 {
+		w := d.demo.webhooks[0]
+		sysID := "<sys_id>"
+		if recs := d.sim.Records(w.webhook.EventType); len(recs) > 0 {
+			sysID = recs[0]["sys_id"]
+		}
+		fmt.Fprintf(out, "  curl -i -X POST %s \\\n      -H 'Content-Type: application/json' -H 'X-Webhook-Secret: %s' \\\n      -d '{\"sys_id\":\"%s\"}'\n",
+			IngestURL(d.apiURL, w.webhook.Path), w.secret, sysID)
+	}
+	fmt.Fprintf(out, "  curl -X POST \"$%s/sim/outbound?enabled=false\"   # lose webhooks; the reconciler catches up\n", EnvSimURL)
+	fmt.Fprintf(out, "\nCtrl-C stops everything.\n\n")
+}
+
+func orInterval(d time.Duration) time.Duration {
+	if d <= 0 {
+		return DefaultInterval
+	}
+	return d
+}
+
+func listen(addr string) (net.Listener, error) {
+	if addr == "" {
+		addr = selfHost + ":0"
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
