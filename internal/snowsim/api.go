@@ -152,6 +152,10 @@ func (s *Sim) handleGet(w http.ResponseWriter, r *http.Request, _ string) {
 		writeNoRecord(w)
 		return
 	}
+	if s.failRead(table, id) {
+		writeError(w, http.StatusInternalServerError, "Internal server error", "Injected read failure")
+		return
+	}
 	s.mu.RLock()
 	rec := s.tables[table].byID[id]
 	var out map[string]any

@@ -384,6 +384,9 @@ func (s *Sim) doSend(m outboundRequest, res *outboundResult) error {
 	if !s.outboundEnabled() {
 		return fmt.Errorf("request not sent to %s: %w", u.Host, errOutboundOff)
 	}
+	if s.dropOutbound() {
+		return fmt.Errorf("request to %s failed: %w", u.Host, errOutboundDropped)
+	}
 	if len(m.query) > 0 {
 		q := u.Query()
 		for k, vs := range m.query {

@@ -51,6 +51,7 @@ type Sim struct {
 
 	faultMu sync.Mutex
 	faults  faultState
+	chaos   chaosState // OutboundFaults and ReadFaults
 
 	outMu    sync.Mutex
 	outbound bool
