@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -30,6 +32,7 @@ import (
 	"github.com/sivchari/kumo"
 
 	"github.com/snowgate/snowgate/internal/awsconfig"
+	"github.com/snowgate/snowgate/internal/emulatorfix"
 	"github.com/snowgate/snowgate/internal/provision"
 )
 
@@ -124,7 +127,9 @@ func start() {
 	switch kind {
 	case Kumo:
 		srv := kumo.NewServer()
-		endpoint, stop = srv.URL, srv.Close
+		u, _ := url.Parse(srv.URL)
+		front := httptest.NewServer(emulatorfix.Proxy(u))
+		endpoint, stop = front.URL, func() { front.Close(); srv.Close() }
 	case Moto:
 		endpoint, stop, startErr = startMoto()
 	case Endpoint:

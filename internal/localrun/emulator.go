@@ -10,11 +10,8 @@
 package localrun
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"hash/crc32"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -27,6 +24,8 @@ import (
 	"time"
 
 	"github.com/sivchari/kumo"
+
+	"github.com/snowgate/snowgate/internal/emulatorfix"
 )
 
 // kumo reads these when its packages initialise, before main runs: its HTTP
@@ -147,7 +146,7 @@ func ServeEmulator(target string) (*Emulator, error) {
 			// Virtual-hosted execute-api requests are routed by Host.
 			r.Out.Host = r.In.Host
 		},
-		ModifyResponse: addDynamoDBChecksum,
+		ModifyResponse: emulatorfix.AddDynamoDBChecksum,
 	}
 	e.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -221,22 +220,4 @@ func runtimeNext(path string) (string, bool) {
 	}
 	fn, tail, ok := strings.Cut(rest, "/")
 	return fn, ok && fn != "" && tail == "2018-06-01/runtime/invocation/next"
-}
-
-// addDynamoDBChecksum adds the X-Amz-Crc32 header that DynamoDB sends and
-// kumo does not: without it the SDK checks the body against 0 and logs a
-// "response did not match expected checksum" warning for every call.
-func addDynamoDBChecksum(resp *http.Response) error {
-	if !strings.HasPrefix(resp.Request.Header.Get("X-Amz-Target"), "DynamoDB_") ||
-		resp.Header.Get("X-Amz-Crc32") != "" || resp.Header.Get("Content-Encoding") != "" {
-		return nil
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return fmt.Errorf("read DynamoDB response: %w", err)
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	resp.Header.Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(body)), 10))
-	return nil
 }
