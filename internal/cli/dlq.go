@@ -31,9 +31,10 @@ import (
 // runs out. Each read adds one to a message's ApproximateReceiveCount; a
 // DLQ has no redrive policy of its own, so that moves nothing anywhere.
 //
-// A receive of 0 s visibility would not do: every receive could return the
-// same first ten messages. 1–2 s would: but a slow page then shows old
-// messages again and a listing of a few hundred never ends.
+// A receive with 0 s visibility would not do: every receive could return
+// the same first ten messages. Nor would 1–2 s: pages slower than that
+// bring back messages already listed, and the listing (which stops at a
+// page with nothing new) ends short.
 const (
 	// peekVisibility hides messages while dlq list (or redrive --dry-run)
 	// pages through the queue.
@@ -57,7 +58,7 @@ func init() {
 		Path:  "infra dlq list",
 		Short: "show what sits in a dead-letter queue, leaving it there",
 		Usage: "[--queue intake|dispatch] [--max 50]",
-		Long: "Messages are read and given back at once: they stay in the DLQ and a redrive still finds them.\n" +
+		Long: "Messages are read and given back once the listing is done: they stay in the DLQ and a redrive still finds them.\n" +
 			"While the listing runs (at most " + peekVisibility.String() + " if it is interrupted) they are hidden from other readers.\n" +
 			"RECEIVES is SQS's approximate receive count: the failed deliveries plus one per listing.\n" +
 			"A body that is not JSON is shown as \"unparseable (N bytes)\"; --output json prints every body in full.",
