@@ -1,0 +1,278 @@
+package e2e_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/snowgate/snowgate/internal/awsconfig"
+	"github.com/snowgate/snowgate/internal/awstest"
+	"github.com/snowgate/snowgate/internal/localrun"
+	"github.com/snowgate/snowgate/internal/reconcile"
+	"github.com/snowgate/snowgate/internal/schema"
+	"github.com/snowgate/snowgate/internal/snowsim"
+)
+
+// Variables that point the suite at a deployed system (LocalStack or AWS)
+// instead of starting one. SNOWGATE_E2E_API_URL switches it; the rest are
+// the usual SNOWGATE_* names (as .snowgate/env or stackenv write them) and
+// the SDK's AWS_* settings.
+const (
+	envRemoteAPIURL = "SNOWGATE_E2E_API_URL"
+	// envInstanceURL is the simulator's URL as the deployed functions reach
+	// it, when that differs from SNOWGATE_SNOWSIM_URL (a container network).
+	envInstanceURL = "SNOWGATE_E2E_INSTANCE_URL"
+	// envRemoteWait is added to every wait: a deployed reconciler runs
+	// every two minutes, not every second.
+	envRemoteWait = "SNOWGATE_E2E_WAIT"
+)
+
+func remoteMode() bool { return os.Getenv(envRemoteAPIURL) != "" }
+
+// Settings of the local system that make the suite quick; the code under
+// test is the same as deployed, only these knobs differ.
+const (
+	// reconcileEvery stands for the rate(2 minutes) schedule.
+	reconcileEvery = time.Second
+	// intakeVisibility stands for the intake queue's 180 s, so that a
+	// failed message is redelivered within the test.
+	intakeVisibility = 5 * time.Second
+	batchWindow      = 200 * time.Millisecond
+)
+
+// system is the running snowgate and ServiceNow simulator as the suite
+// sees them: URLs, queues, and the CLI's environment.
+type system struct {
+	cfg         aws.Config
+	sqs         *sqs.Client
+	env         map[string]string // what the CLI reads
+	apiURL      string
+	simURL      string
+	simUser     string
+	simPass     string
+	instanceURL string // the simulator as the functions reach it
+	// sim is the in-process simulator (local mode only), for faults.
+	sim  *snowsim.Sim
+	wait time.Duration // added to every wait
+}
+
+func (s *system) queue(name string) string { return s.env[name] }
+
+// newSystem starts the whole system for this test, or returns the deployed
+// one named by the environment.
+func newSystem(t *testing.T) *system {
+	t.Helper()
+	if remoteMode() {
+		return remoteSystem(t)
+	}
+	if awstest.Kind() != awstest.Kumo {
+		t.Skip("the end-to-end suite needs kumo's Lambda Runtime API and HTTP API (skipped on moto)")
+	}
+	return localSystem(t)
+}
+
+func remoteSystem(t *testing.T) *system {
+	t.Helper()
+	env := map[string]string{}
+	for _, k := range []string{schema.EnvRegistryTable, schema.EnvStateTable, schema.EnvIntakeQueueURL,
+		schema.EnvIntakeDLQURL, schema.EnvDispatchQueueURL, schema.EnvDispatchDLQURL, localrun.EnvSimURL} {
+		if env[k] = os.Getenv(k); env[k] == "" {
+			t.Fatalf("%s is set, so the suite targets a deployed system, but %s is not", envRemoteAPIURL, k)
+		}
+	}
+	env[schema.EnvAPIURL] = os.Getenv(envRemoteAPIURL)
+	env[schema.EnvSecretPrefix] = os.Getenv(schema.EnvSecretPrefix)
+	if env[schema.EnvSecretPrefix] == "" {
+		env[schema.EnvSecretPrefix] = schema.DefaultSecretPrefix
+	}
+	cfg, err := awsconfig.Load(t.Context(), awsconfig.Options{})
+	if err != nil {
+		t.Fatalf("aws config: %v", err)
+	}
+	wait := 5 * time.Minute
+	if v := os.Getenv(envRemoteWait); v != "" {
+		if wait, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("%s=%q: %v", envRemoteWait, v, err)
+		}
+	}
+	s := &system{
+		cfg: cfg, sqs: sqs.NewFromConfig(cfg), env: env, apiURL: env[schema.EnvAPIURL],
+		simURL: env[localrun.EnvSimURL], simUser: os.Getenv(localrun.EnvSimUser), simPass: os.Getenv(localrun.EnvSimPassword),
+		instanceURL: os.Getenv(envInstanceURL), wait: wait,
+	}
+	if s.instanceURL == "" {
+		s.instanceURL = s.simURL
+	}
+	return s
+}
+
+var (
+	emuOnce sync.Once
+	emu     *localrun.Emulator
+	emuErr  error
+)
+
+// localSystem runs what make dev runs, for this test alone: fresh tables
+// and queues, the real bootstraps on the emulator's Runtime API, the HTTP
+// API and its loopback front, the SQS event source and the schedule, and a
+// simulator with groups but no records and no Business Rules.
+func localSystem(t *testing.T) *system {
+	t.Helper()
+	build := bootstraps(t)
+	url := awstest.URL(t)
+	emuOnce.Do(func() { emu, emuErr = localrun.ServeEmulator(url) })
+	if emuErr != nil {
+		t.Fatalf("serve emulator: %v", emuErr)
+	}
+	cfg, err := awsconfig.Load(t.Context(), awsconfig.Options{Endpoint: emu.URL, StaticCredentials: true})
+	if err != nil {
+		t.Fatalf("aws config: %v", err)
+	}
+	res := awstest.Resources(t)
+	sqsc := sqs.NewFromConfig(cfg)
+	if _, err := sqsc.SetQueueAttributes(t.Context(), &sqs.SetQueueAttributesInput{
+		QueueUrl: aws.String(res.IntakeQueueURL),
+		Attributes: map[string]string{
+			string(sqstypes.QueueAttributeNameVisibilityTimeout): strconv.Itoa(int(intakeVisibility / time.Second)),
+		},
+	}); err != nil {
+		t.Fatalf("shorten the intake queue's visibility timeout: %v", err)
+	}
+
+	logs := newLogFile(t)
+	log := slog.New(slog.NewJSONHandler(logs.logs.Writer("e2e"), nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	s := &system{cfg: cfg, sqs: sqsc, simUser: "admin", simPass: awstest.UniqueName("pw-")}
+	s.sim = snowsim.New(snowsim.WithUser(s.simUser, s.simPass),
+		snowsim.WithLogger(slog.New(slog.NewJSONHandler(logs.logs.Writer("snowsim"), nil))))
+	groups, err := os.ReadFile(filepath.Join("testdata", "groups.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.sim.Seed(bytes.NewReader(groups)); err != nil {
+		t.Fatalf("seed simulator: %v", err)
+	}
+	simSrv := httptest.NewServer(localrun.SimHandler(s.sim, log))
+	t.Cleanup(simSrv.Close)
+	s.simURL, s.instanceURL = simSrv.URL, simSrv.URL
+
+	prefix := awstest.UniqueName("e2e") + "-"
+	secretPrefix := awstest.UniqueName("snowgate-e2e-") + "/"
+	fnEnv := res.Env()
+	fnEnv[schema.EnvSecretPrefix] = secretPrefix
+	// Every run reads back this far; the default (2 min) only costs reads,
+	// a shorter one keeps the logs of a failing run readable.
+	fnEnv[reconcile.EnvOverlap] = "10s"
+	lc := lambda.NewFromConfig(cfg)
+	sup := &localrun.Supervisor{Emulator: emu, Region: cfg.Region, Logs: logs.logs, Log: log, Backoff: 50 * time.Millisecond}
+	arns := map[string]string{}
+	for _, name := range functions {
+		fn := localrun.Function{
+			Name: prefix + name, Bootstrap: filepath.Join(build, name, "bootstrap"),
+			Timeout: 30 * time.Second, MemoryMB: 256, Env: fnEnv,
+		}
+		if arns[name], err = localrun.Register(t.Context(), lc, fn); err != nil {
+			t.Fatalf("register %s: %v", name, err)
+		}
+		wg.Go(func() {
+			if err := sup.Run(ctx, fn); err != nil {
+				t.Errorf("function %s: %v", fn.Name, err)
+			}
+		})
+	}
+	apiID, err := localrun.CreateHTTPAPI(t.Context(), apigatewayv2.NewFromConfig(cfg), prefix+"api", localrun.IngestRoute, arns[localrun.Ingest])
+	if err != nil {
+		t.Fatalf("create HTTP API: %v", err)
+	}
+	front, err := localrun.StartFront("127.0.0.1:0", emu.URL, apiID)
+	if err != nil {
+		t.Fatalf("start HTTP API front: %v", err)
+	}
+	t.Cleanup(front.Close)
+	s.apiURL = front.URL
+
+	wctx, wcancel := context.WithTimeout(t.Context(), time.Minute)
+	defer wcancel()
+	for _, name := range functions {
+		if err := emu.WaitPolling(wctx, prefix+name); err != nil {
+			t.Fatalf("function %s never asked for work: %v", prefix+name, err)
+		}
+	}
+	src := &localrun.SQSSource{
+		SQS: sqsc, Lambda: lc, Log: log, QueueURL: res.IntakeQueueURL, Function: prefix + localrun.Processor,
+		Region: cfg.Region, BatchSize: 10, Window: batchWindow, WaitTime: time.Second,
+	}
+	wg.Go(func() {
+		if err := src.Run(ctx); err != nil {
+			t.Errorf("SQS event source: %v", err)
+		}
+	})
+	sched := &localrun.Schedule{Lambda: lc, Log: log, Function: prefix + localrun.Reconciler,
+		Rule: prefix + "reconcile", Region: cfg.Region, Interval: reconcileEvery}
+	wg.Go(func() { _ = sched.Run(ctx) })
+
+	s.env = res.Env()
+	s.env[schema.EnvAPIURL] = s.apiURL
+	s.env[schema.EnvSecretPrefix] = secretPrefix
+	return s
+}
+
+// logFile collects every program's log lines for the test; a failed test
+// shows the last of them.
+type logFile struct {
+	logs *localrun.Logs
+	mu   sync.Mutex
+	buf  bytes.Buffer
+}
+
+func newLogFile(t *testing.T) *logFile {
+	l := &logFile{}
+	l.logs = localrun.NewLogs(lockedWriter{l}, false)
+	t.Cleanup(func() {
+		if !t.Failed() && os.Getenv("SNOWGATE_E2E_LOGS") == "" {
+			return
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		var lines []string
+		sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+		if n := 300; len(lines) > n && os.Getenv("SNOWGATE_E2E_LOGS") == "" {
+			lines = lines[len(lines)-n:]
+		}
+		t.Logf("logs of the system (last %d lines; SNOWGATE_E2E_LOGS=1 shows all):\n%s", len(lines), strings.Join(lines, "\n"))
+	})
+	return l
+}
+
+type lockedWriter struct{ l *logFile }
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.l.mu.Lock()
+	defer w.l.mu.Unlock()
+	return w.l.buf.Write(p)
+}
+
+var _ io.Writer = lockedWriter{}
