@@ -123,9 +123,13 @@ func (s *system) setOutbound(t testing.TB, on bool) {
 // the request is handled, so a retry never applies a change twice.
 func (s *system) simDo(t testing.TB, method, path string, body []byte) (int, []byte) {
 	t.Helper()
+	// Not t.Context(): cleanups (switching outbound calls back on) run
+	// after it is done.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		req, err := http.NewRequestWithContext(t.Context(), method, s.simURL+path, bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, method, s.simURL+path, bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}

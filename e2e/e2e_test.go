@@ -199,7 +199,7 @@ func TestIngestRejects(t *testing.T) {
 		{"wrong secret", st.incident.Path, "application/json", map[string]string{"X-Webhook-Secret": "not-the-secret"}, body(bogus), http.StatusUnauthorized},
 		{"no secret", st.incident.Path, "application/json", nil, body(bogus), http.StatusUnauthorized},
 		{"unknown path", "0123456789abcdef01234567", "application/json", secret, body(bogus), http.StatusUnauthorized},
-		{"malformed path", "..%2f..%2fetc", "application/json", secret, body(bogus), http.StatusUnauthorized},
+		{"malformed path", "not-a-webhook-path", "application/json", secret, body(bogus), http.StatusUnauthorized},
 		{"unsigned call to a signed webhook", st.change.Path, "application/json", secret, body(bogus), http.StatusUnauthorized},
 		{"not JSON", st.incident.Path, "application/json", secret, `sys_id=` + bogus, http.StatusBadRequest},
 		{"not a sys_id", st.incident.Path, "application/json", secret, body("x; drop table"), http.StatusBadRequest},

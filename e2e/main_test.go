@@ -2,31 +2,45 @@ package e2e_test
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 
-	"github.com/snowgate/snowgate/internal/awstest"
 	"github.com/snowgate/snowgate/internal/localrun"
 )
 
 func TestMain(m *testing.M) {
-	if !remoteMode() && awstest.Kind() == awstest.Kumo {
-		// kumo's HTTP API calls Lambda back at KUMO_HOST:KUMO_PORT, read at
-		// package initialisation: this re-executes the test binary with them.
-		if err := localrun.ExecWithSelfAddr(0); err != nil {
+	// kumo's HTTP API calls Lambda back at KUMO_HOST:KUMO_PORT, which the
+	// emulator process (testdata/kumo) inherits, and localrun's emulator
+	// front listens there.
+	if os.Getenv("KUMO_PORT") == "" {
+		if err := setSelfAddr(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 	}
-	// Not awstest.Main: it exits before the builds could be removed. The
-	// suite only ever starts the in-process kumo (it skips on moto), which
-	// needs no stopping.
+	// Not awstest.Main: the suite does not use the harness's emulator.
 	code := m.Run()
+	stopEmulator()
 	removeBuild()
 	os.Exit(code)
+}
+
+func setSelfAddr() error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("find a free port for the emulator: %w", err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	if err := os.Setenv("KUMO_HOST", "127.0.0.1"); err != nil {
+		return err
+	}
+	return os.Setenv("KUMO_PORT", strconv.Itoa(port))
 }
 
 var (
@@ -34,6 +48,8 @@ var (
 	buildDir  string
 	buildSkip string // why the functions cannot be built here
 	buildErr  error  // they can, but the build failed
+	// emulatorBin is testdata/kumo, built with the functions.
+	emulatorBin string
 )
 
 func removeBuild() {
@@ -84,6 +100,7 @@ func build() {
 	for _, fn := range functions {
 		args = append(args, "./functions/"+fn)
 	}
+	args = append(args, "./e2e/testdata/kumo")
 	cmd := exec.Command("go", args...)
 	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -91,6 +108,7 @@ func build() {
 		buildErr = fmt.Errorf("go %v: %w\n%s", args, err, b)
 		return
 	}
+	emulatorBin = filepath.Join(out, "kumo"+exeSuffix())
 	// go build -o dir/ names each binary after its package directory.
 	for _, fn := range functions {
 		if err := os.MkdirAll(filepath.Join(dir, fn), 0o755); err != nil {

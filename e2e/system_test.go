@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,6 +26,7 @@ import (
 	"github.com/snowgate/snowgate/internal/awsconfig"
 	"github.com/snowgate/snowgate/internal/awstest"
 	"github.com/snowgate/snowgate/internal/localrun"
+	"github.com/snowgate/snowgate/internal/provision"
 	"github.com/snowgate/snowgate/internal/reconcile"
 	"github.com/snowgate/snowgate/internal/schema"
 	"github.com/snowgate/snowgate/internal/snowsim"
@@ -126,7 +129,59 @@ var (
 	emuOnce sync.Once
 	emu     *localrun.Emulator
 	emuErr  error
+	emuProc *exec.Cmd
+	emuStop io.Closer // the emulator process's stdin
 )
+
+// emulator starts the emulator process (testdata/kumo) once per test binary
+// and serves it at its self-call address.
+func emulator(t *testing.T) *localrun.Emulator {
+	t.Helper()
+	emuOnce.Do(func() {
+		cmd := exec.Command(emulatorBin)
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			emuErr = err
+			return
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			emuErr = err
+			return
+		}
+		cmd.Stderr = os.Stderr
+		if emuErr = cmd.Start(); emuErr != nil {
+			return
+		}
+		emuProc, emuStop = cmd, stdin
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil {
+			emuErr = fmt.Errorf("read the emulator's URL: %w", err)
+			return
+		}
+		emu, emuErr = localrun.ServeEmulator(strings.TrimSpace(line))
+	})
+	if emuErr != nil {
+		t.Fatalf("start the emulator: %v", emuErr)
+	}
+	return emu
+}
+
+func stopEmulator() {
+	if emu != nil {
+		emu.Close()
+	}
+	if emuProc != nil {
+		_ = emuStop.Close() // it exits when its stdin closes
+		done := make(chan struct{})
+		go func() { _ = emuProc.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = emuProc.Process.Kill()
+		}
+	}
+}
 
 // localSystem runs what make dev runs, for this test alone: fresh tables
 // and queues, the real bootstraps on the emulator's Runtime API, the HTTP
@@ -135,16 +190,22 @@ var (
 func localSystem(t *testing.T) *system {
 	t.Helper()
 	build := bootstraps(t)
-	url := awstest.URL(t)
-	emuOnce.Do(func() { emu, emuErr = localrun.ServeEmulator(url) })
-	if emuErr != nil {
-		t.Fatalf("serve emulator: %v", emuErr)
-	}
+	emu := emulator(t)
 	cfg, err := awsconfig.Load(t.Context(), awsconfig.Options{Endpoint: emu.URL, StaticCredentials: true})
 	if err != nil {
 		t.Fatalf("aws config: %v", err)
 	}
-	res := awstest.Resources(t)
+	res, err := provision.Create(t.Context(), cfg, "t"+awstest.UniqueName("")+"-")
+	if err != nil {
+		t.Fatalf("create tables and queues: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := provision.Delete(ctx, cfg, res); err != nil {
+			t.Logf("delete tables and queues: %v", err)
+		}
+	})
 	sqsc := sqs.NewFromConfig(cfg)
 	if _, err := sqsc.SetQueueAttributes(t.Context(), &sqs.SetQueueAttributesInput{
 		QueueUrl: aws.String(res.IntakeQueueURL),
