@@ -18,6 +18,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/snowgate/snowgate/internal/awsconfig"
+	"github.com/snowgate/snowgate/internal/awstest"
 	"github.com/snowgate/snowgate/internal/cli"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
@@ -68,21 +69,29 @@ type createdWebhook struct {
 
 // setup is one gateway and its webhooks, made through the CLI.
 type setup struct {
+	// group is the sys_id of the assignment group the gateway is scoped
+	// to; the test's records belong to it.
+	group    string
 	gateway  registry.Gateway
 	incident createdWebhook
 	change   createdWebhook
 }
 
 // createGateway creates a gateway for the simulator (basic auth) and one
-// webhook per table, the change requests' signed with HMAC. With loadRules
+// webhook per table, the change requests' signed with HMAC. The gateway is
+// scoped to an assignment group of its own, created first, so that on a
+// shared instance neither its Business Rules nor its reconciler see other
+// tests' records (and its filter is exercised end to end). With loadRules
 // each webhook's Business Rule, the CLI's JSON output as it is, is posted
 // to the simulator as an administrator would paste it.
 func (s *system) createGateway(t *testing.T, loadRules bool, extra ...string) setup {
 	t.Helper()
 	var st setup
 	name := "e2e-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+	groupName := awstest.UniqueName("e2e-group-")
+	st.group = s.insert(t, "sys_user_group", map[string]string{"name": groupName, "description": t.Name()})["sys_id"]
 	args := append([]string{"infra", "gateway", "create", "--name", name, "--instance-url", s.instanceURL,
-		"--auth", "basic", "--username", s.simUser, "--password-stdin"}, extra...)
+		"--auth", "basic", "--username", s.simUser, "--password-stdin", "--assignment-group-filter", groupName}, extra...)
 	s.cliJSON(t, &st.gateway, s.simPass+"\n", args...)
 	for _, w := range []struct {
 		hook           *createdWebhook

@@ -35,10 +35,10 @@ func unique(t *testing.T, s string) string {
 	return fmt.Sprintf("%s [%s %d]", s, t.Name(), time.Now().UnixNano())
 }
 
-func incident(t *testing.T, desc string) map[string]string {
+func incident(t *testing.T, group, desc string) map[string]string {
 	return map[string]string{
 		"short_description": unique(t, desc), "priority": "3", "impact": "2", "urgency": "3", "state": "1",
-		"assignment_group": snowsim.DemoGroupNetwork, "cmdb_ci": "rtr-07", "u_environment": "production",
+		"assignment_group": group, "cmdb_ci": "rtr-07", "u_environment": "production",
 	}
 }
 
@@ -53,17 +53,22 @@ func TestIncident(t *testing.T) {
 	st := s.createGateway(t, true)
 	gw := st.gateway.ID
 
-	rec := s.insert(t, "incident", incident(t, "Edge router drops BGP sessions"))
+	rec := s.insert(t, "incident", incident(t, st.group, "Edge router drops BGP sessions"))
 	id := rec["sys_id"]
 	tk := s.waitSettled(t, gw, "incident", id, time.Minute)
 	if tk.Status != state.StatusAccepted || tk.JobID == "" || tk.WriteBack != "done" {
 		t.Fatalf("ticket after insert: %s, job %q, write-back %q; want accepted with a job and the work note done",
 			describe(tk), tk.JobID, tk.WriteBack)
 	}
-	// The work note is an update of the record (sys_mod_count 0 → 1) whose
-	// own webhook came back and changed nothing that is mirrored.
-	if tk.SysModCount != 1 || tk.LastOutcome != state.OutcomeUnchanged {
-		t.Errorf("ticket after the work note's echo: %s; want sys_mod_count 1, last outcome unchanged", describe(tk))
+	// The work note is an update of the record (sys_mod_count 0 → 1) that
+	// came back (its webhook, or the reconciler) and changed nothing that is
+	// mirrored: only an unchanged outcome records the newer sys_mod_count.
+	// The last outcome may be stale when the webhook and the reconciler
+	// both delivered it. On a shared instance other gateways' work notes
+	// add versions of their own.
+	if tk.SysModCount < 1 || (tk.LastOutcome != state.OutcomeUnchanged && tk.LastOutcome != state.OutcomeStale) ||
+		(!remoteMode() && tk.SysModCount != 1) {
+		t.Errorf("ticket after the work note's echo: %s; want sys_mod_count 1, last outcome unchanged (or stale)", describe(tk))
 	}
 	if s.sim != nil {
 		notes := s.sim.WorkNotes("incident", id)
@@ -72,19 +77,21 @@ func TestIncident(t *testing.T) {
 		}
 	}
 	jobs := s.jobs(t, gw)
-	want := []jobSummary{{SysID: id, SysModCount: 0, Priority: "3", Source: queue.SourceWebhook, JobID: tk.JobID}}
+	// The webhook and the once-a-second reconciler race for each change;
+	// either may be the job's source, and the other is stale.
+	want := []jobSummary{{SysID: id, SysModCount: 0, Priority: "3", JobID: tk.JobID}}
 	if diff := cmp.Diff(want, summarize(jobs)); diff != "" {
 		t.Fatalf("jobs after insert (-want +got):\n%s", diff)
 	}
 
 	// A mirrored field changes: processed again, a second job.
-	s.update(t, "incident", id, map[string]string{"priority": "2"})
+	upd := s.update(t, "incident", id, map[string]string{"priority": "2"})
 	tk = s.waitSettled(t, gw, "incident", id, time.Minute)
 	if tk.Status != state.StatusAccepted || tk.Priority != "2" {
 		t.Errorf("ticket after the priority changed: %s, priority %q; want accepted with priority 2", describe(tk), tk.Priority)
 	}
 	jobs = s.jobs(t, gw)
-	want = []jobSummary{{SysID: id, SysModCount: 2, Priority: "2", Source: queue.SourceWebhook, JobID: tk.JobID}}
+	want = []jobSummary{{SysID: id, SysModCount: upd.modCount(), Priority: "2", JobID: tk.JobID}}
 	if diff := cmp.Diff(want, summarize(jobs)); diff != "" {
 		t.Errorf("jobs after the priority changed (-want +got):\n%s", diff)
 	}
@@ -93,7 +100,7 @@ func TestIncident(t *testing.T) {
 	before := tk
 	s.update(t, "incident", id, map[string]string{"category": "network", "impact": "1"})
 	tk = s.waitSettled(t, gw, "incident", id, time.Minute)
-	if tk.Status != state.StatusAccepted || tk.LastOutcome != state.OutcomeUnchanged || tk.JobID != before.JobID ||
+	if tk.Status != state.StatusAccepted || (tk.LastOutcome != state.OutcomeUnchanged && tk.LastOutcome != state.OutcomeStale) || tk.JobID != before.JobID ||
 		tk.SysModCount <= before.SysModCount {
 		t.Errorf("ticket after an update of unmirrored fields: %s, job %q; want still accepted (job %q), last outcome unchanged, a newer sys_mod_count than %d",
 			describe(tk), tk.JobID, before.JobID, before.SysModCount)
@@ -110,14 +117,13 @@ type jobSummary struct {
 	SysID       string
 	SysModCount int
 	Priority    string
-	Source      string
 	JobID       string
 }
 
 func summarize(jobs []queue.JobRequest) []jobSummary {
 	var out []jobSummary
 	for _, j := range jobs {
-		out = append(out, jobSummary{j.SysID, j.SysModCount, j.Ticket.Priority, j.Source, j.JobID})
+		out = append(out, jobSummary{j.SysID, j.SysModCount, j.Ticket.Priority, j.JobID})
 	}
 	return out
 }
@@ -135,7 +141,7 @@ func TestChangeRequests(t *testing.T) {
 	change := func(desc, approval, state string, start, end time.Duration) map[string]string {
 		return map[string]string{
 			"short_description": unique(t, desc), "type": "normal", "approval": approval, "state": state,
-			"assignment_group": snowsim.DemoGroupNetwork, "cmdb_ci": "sw-core-02", "u_environment": "production",
+			"assignment_group": st.group, "cmdb_ci": "sw-core-02", "u_environment": "production",
 			"start_date": simTime(now.Add(start)), "end_date": simTime(now.Add(end)),
 		}
 	}
@@ -182,7 +188,7 @@ func TestIngestRejects(t *testing.T) {
 	s := newSystem(t)
 	st := s.createGateway(t, false) // no Business Rules: only the calls below reach ingest
 	gw := st.gateway.ID
-	rec := s.insert(t, "incident", incident(t, "Control record"))
+	rec := s.insert(t, "incident", incident(t, st.group, "Control record"))
 	body := func(sysID string) string {
 		return fmt.Sprintf(`{"sys_id":%q,"table":"incident","number":%q,"sys_mod_count":"0","operation":"insert"}`, sysID, rec["number"])
 	}
@@ -278,14 +284,14 @@ func TestWebhooksOff(t *testing.T) {
 	const incidents, changes = 40, 10
 	ids := map[string][]string{}
 	for i := range incidents {
-		r := s.insert(t, "incident", incident(t, fmt.Sprint("Disk full on host ", i)))
+		r := s.insert(t, "incident", incident(t, st.group, fmt.Sprint("Disk full on host ", i)))
 		ids["incident"] = append(ids["incident"], r["sys_id"])
 	}
 	now := time.Now()
 	for i := range changes {
 		r := s.insert(t, "change_request", map[string]string{
 			"short_description": unique(t, fmt.Sprint("Patch host ", i)), "type": "standard", "approval": "approved",
-			"state": "-1", "assignment_group": snowsim.DemoGroupDatabase, "u_environment": "production",
+			"state": "-1", "assignment_group": st.group, "u_environment": "production",
 			"start_date": simTime(now.Add(-time.Hour)), "end_date": simTime(now.Add(2 * time.Hour)),
 		})
 		ids["change_request"] = append(ids["change_request"], r["sys_id"])
@@ -394,14 +400,14 @@ func TestChaos(t *testing.T) {
 	const incidents, changes, updates = 24, 6, 2
 	ids := map[string][]string{}
 	for i := range incidents {
-		r := s.insert(t, "incident", incident(t, fmt.Sprint("Link down on switch ", i)))
+		r := s.insert(t, "incident", incident(t, st.group, fmt.Sprint("Link down on switch ", i)))
 		ids["incident"] = append(ids["incident"], r["sys_id"])
 	}
 	now := time.Now()
 	for i := range changes {
 		r := s.insert(t, "change_request", map[string]string{
 			"short_description": unique(t, fmt.Sprint("Reboot host ", i)), "type": "standard", "approval": "approved",
-			"state": "-1", "assignment_group": snowsim.DemoGroupNetwork, "u_environment": "production",
+			"state": "-1", "assignment_group": st.group, "u_environment": "production",
 			"start_date": simTime(now.Add(-time.Hour)), "end_date": simTime(now.Add(2 * time.Hour)),
 		})
 		ids["change_request"] = append(ids["change_request"], r["sys_id"])
@@ -421,32 +427,30 @@ func TestChaos(t *testing.T) {
 
 	stats := s.sim.Stats()
 	faulted := s.sim.ReadFaulted()
-	tickets := s.tickets(t, gw)
-	retried := 0
-	for _, key := range faulted {
-		_, id, _ := strings.Cut(key, "/")
-		if tickets[id].Attempts > 1 {
-			retried++
-		}
-	}
-	if len(faulted) == 0 {
-		t.Errorf("no record's first reads failed: the processor's retry path was not exercised")
+	// What the event source logs when the processor reports batch item
+	// failures: those messages were received again.
+	redelivered := s.logs.sum("function reported failed messages; they will be retried", "failed")
+	if len(faulted) == 0 || redelivered == 0 {
+		t.Errorf("%d records' first reads failed, %d messages were reported failed: the redelivery path was not exercised",
+			len(faulted), redelivered)
 	}
 	sources := map[string]int{}
+	tickets := s.tickets(t, gw)
 	for _, tk := range tickets {
 		sources[tk.Source]++
 	}
 	changesMade := (incidents + changes) * (1 + updates)
 	writes := stats.Requests[snowsim.RequestKey{Method: http.MethodPost, Status: http.StatusCreated}] +
 		stats.Requests[snowsim.RequestKey{Method: http.MethodPatch, Status: http.StatusOK}]
+	writes-- // the assignment group's insert fires no rule
 	t.Logf("chaos: %d records, %d changes by the test, %d record writes in all (work notes included); "+
 		"%d Business Rule runs (%d duplicates); %d webhooks attempted, %d lost, responses by status %s",
 		incidents+changes, changesMade, writes, stats.RulesFired, stats.RulesFired-writes,
 		stats.OutboundAttempted, stats.OutboundFailed, outboundStatuses(stats))
 	t.Logf("chaos: the simulator answered %d of %d requests with 5xx and %d with 429; "+
-		"%d records had every retry of their first read fail (%d of their tickets count more than one attempt)",
+		"%d records had every retry of their first read fail; the processor reported %d messages failed, which SQS redelivered",
 		countStatus(stats, func(c int) bool { return c >= 500 }), countStatus(stats, func(int) bool { return true }),
-		countStatus(stats, func(c int) bool { return c == http.StatusTooManyRequests }), len(faulted), retried)
+		countStatus(stats, func(c int) bool { return c == http.StatusTooManyRequests }), len(faulted), redelivered)
 	t.Logf("chaos: %d jobs dispatched for %d records, none twice; tickets by last source %v; dead-letter queues empty",
 		len(jobs), incidents+changes, sources)
 }

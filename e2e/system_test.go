@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -72,6 +73,7 @@ type system struct {
 	instanceURL string // the simulator as the functions reach it
 	// sim is the in-process simulator (local mode only), for faults.
 	sim  *snowsim.Sim
+	logs *logFile      // local mode only
 	wait time.Duration // added to every wait
 }
 
@@ -185,8 +187,8 @@ func stopEmulator() {
 
 // localSystem runs what make dev runs, for this test alone: fresh tables
 // and queues, the real bootstraps on the emulator's Runtime API, the HTTP
-// API and its loopback front, the SQS event source and the schedule, and a
-// simulator with groups but no records and no Business Rules.
+// API and its loopback front, the SQS event source and the schedule, and an
+// empty simulator (no records, no Business Rules).
 func localSystem(t *testing.T) *system {
 	t.Helper()
 	build := bootstraps(t)
@@ -222,16 +224,9 @@ func localSystem(t *testing.T) *system {
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
-	s := &system{cfg: cfg, sqs: sqsc, simUser: "admin", simPass: awstest.UniqueName("pw-")}
+	s := &system{cfg: cfg, sqs: sqsc, simUser: "admin", simPass: awstest.UniqueName("pw-"), logs: logs}
 	s.sim = snowsim.New(snowsim.WithUser(s.simUser, s.simPass),
 		snowsim.WithLogger(slog.New(slog.NewJSONHandler(logs.logs.Writer("snowsim"), nil))))
-	groups, err := os.ReadFile(filepath.Join("testdata", "groups.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.sim.Seed(bytes.NewReader(groups)); err != nil {
-		t.Fatalf("seed simulator: %v", err)
-	}
 	simSrv := httptest.NewServer(localrun.SimHandler(s.sim, log))
 	t.Cleanup(simSrv.Close)
 	s.simURL, s.instanceURL = simSrv.URL, simSrv.URL
@@ -326,6 +321,26 @@ func newLogFile(t *testing.T) *logFile {
 		t.Logf("logs of the system (last %d lines; SNOWGATE_E2E_LOGS=1 shows all):\n%s", len(lines), strings.Join(lines, "\n"))
 	})
 	return l
+}
+
+// sum adds up a numeric field of the JSON log lines with message msg, as a
+// CloudWatch Logs Insights query would.
+func (l *logFile) sum(msg, field string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line["msg"] != msg {
+			continue
+		}
+		if v, ok := line[field].(float64); ok {
+			n += int(v)
+		}
+	}
+	return n
 }
 
 type lockedWriter struct{ l *logFile }
