@@ -129,3 +129,5 @@ func thousands(n int64) string {
 	}
 	return string(out)
 }
+
+func sortDurations(d []time.Duration) { slices.Sort(d) }
