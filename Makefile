@@ -8,6 +8,9 @@ TOOLS         := $(BIN)/tools
 BUILD         := build
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK   := $(TOOLS)/staticcheck
+# AWS Lambda runtime interface emulator, for make bench's cold starts (a tool, not a module dependency).
+RIE_VERSION   := v0.0.0-20261030222936-bef5c4ba774d
+RIE           := $(TOOLS)/aws-lambda-rie
 FUNCTIONS     := ingest processor reconciler
 # Lambda binaries: linux/arm64, no cgo, no RPC shim (provided.al2023).
 LAMBDA_ENV    := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
@@ -73,6 +76,19 @@ test: ## run every test with -race: on kumo, then again on moto when moto_server
 	cd infra && JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(GO) test ./...
 	@echo "--- ingest fuzzer, 5s (make fuzz runs it longer)"
 	$(GO) test -run='^$$' -fuzz=FuzzHandle -fuzztime=5s ./internal/ingest/
+
+.PHONY: bench
+bench: $(RIE) ## measure ingest, webhook-to-dispatch latency, processor, reconciler, package sizes and cold starts next to their baselines (~10 min); table in build/bench.md
+	$(GO) build -o $(BIN)/snowgate-bench ./cmd/snowgate-bench
+	$(BIN)/snowgate-bench -rie $(RIE)
+
+.PHONY: bench-quick
+bench-quick: $(RIE) ## make bench with shorter runs (~2 min)
+	$(GO) build -o $(BIN)/snowgate-bench ./cmd/snowgate-bench
+	$(BIN)/snowgate-bench -quick -rie $(RIE)
+
+$(RIE):
+	GOBIN=$(abspath $(TOOLS)) $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
 .PHONY: fuzz
 fuzz: ## fuzz the ingest handler for FUZZTIME (default 60s): never panics, never accepts without a valid secret

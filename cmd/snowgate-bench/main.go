@@ -1,0 +1,79 @@
+// Command snowgate-bench measures snowgate on this machine next to its
+// baselines (make bench, make bench-quick) and prints the results as
+// Markdown tables for the README's Performance section.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/snowgate/snowgate/internal/bench"
+	"github.com/snowgate/snowgate/internal/localrun"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "snowgate-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	fs := flag.NewFlagSet("snowgate-bench", flag.ExitOnError)
+	quick := fs.Bool("quick", false, "shorter runs (make bench-quick)")
+	runs := fs.Int("runs", 3, "repetitions of every measurement (at least 3)")
+	out := fs.String("out", "build/bench.md", "where to write the Markdown report as well as to stdout")
+	rie := fs.String("rie", "bin/tools/aws-lambda-rie", "the AWS Lambda runtime interface emulator; empty skips its cold starts")
+	keep := fs.Bool("keep", false, "keep the scratch directory (builds, function logs)")
+	_ = fs.Parse(os.Args[1:])
+
+	// The embedded emulator must listen where its HTTP API calls back.
+	if err := localrun.ExecWithSelfAddr(0); err != nil {
+		return err
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		return fmt.Errorf("run it from the module root (make bench): %w", err)
+	}
+	dir, err := os.MkdirTemp("", "snowgate-bench-")
+	if err != nil {
+		return err
+	}
+	if *keep {
+		fmt.Fprintln(os.Stderr, "snowgate-bench: scratch directory", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	rep := bench.Run(ctx, bench.Options{
+		Root: root, Dir: dir, Quick: *quick, Runs: *runs, RIE: *rie, Progress: os.Stderr,
+		Log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	var md bytes.Buffer
+	rep.Markdown(&md)
+	if _, err := os.Stdout.Write(md.Bytes()); err != nil {
+		return err
+	}
+	if *out != "" {
+		if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(*out, md.Bytes(), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "snowgate-bench: wrote", *out)
+	}
+	return nil
+}
