@@ -76,23 +76,25 @@ func (c *coldStarter) Kumo(ctx context.Context, fn string) (time.Duration, error
 	return d, nil
 }
 
-var initDuration = regexp.MustCompile(`Init Duration: ([0-9.]+) ms`)
+// RIE logs the outcome and length of the runtime's initialisation.
+var (
+	initDone     = regexp.MustCompile(`INIT RTDONE\(status: (\w+)\)`)
+	initDuration = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
+)
 
 // RIE times one start of fn under the AWS Lambda runtime interface
-// emulator, on loopback ports of its own: RIE starts the bootstrap at the
-// first invocation and reports the time until the runtime asked for its
-// first event as "Init Duration" in its REPORT line.
+// emulator, listening on loopback: RIE starts the bootstrap at the first
+// invocation and logs the time until the runtime asked for its first event
+// as "INIT REPORT(durationMs: …)". Its Runtime API stays on RIE's default,
+// 127.0.0.1:9001 (setting another address makes this version bind it
+// twice), so starts under RIE run one at a time.
 func (c *coldStarter) RIE(ctx context.Context, rie, fn string, event []byte) (time.Duration, error) {
 	f := c.function(fn)
 	rieAddr, err := freeAddr()
 	if err != nil {
 		return 0, err
 	}
-	apiAddr, err := freeAddr()
-	if err != nil {
-		return 0, err
-	}
-	cmd := exec.Command(rie, "--runtime-interface-emulator-address", rieAddr, "--runtime-api-address", apiAddr, f.Bootstrap)
+	cmd := exec.Command(rie, "--runtime-interface-emulator-address", rieAddr, f.Bootstrap)
 	for _, kv := range c.sup.Env(f) {
 		if !strings.HasPrefix(kv, "AWS_LAMBDA_RUNTIME_API=") {
 			cmd.Env = append(cmd.Env, kv)
@@ -118,7 +120,11 @@ func (c *coldStarter) RIE(ctx context.Context, rie, fn string, event []byte) (ti
 		time.Sleep(20 * time.Millisecond)
 	}
 	for range 100 {
-		if m := initDuration.FindStringSubmatch(buf.String()); m != nil {
+		log := buf.String()
+		if m := initDone.FindStringSubmatch(log); m != nil && m[1] != "success" {
+			return 0, fmt.Errorf("%s under RIE: initialisation ended with %s\n%s", fn, m[1], tail(log, 1000))
+		}
+		if m := initDuration.FindStringSubmatch(log); m != nil {
 			ms, err := strconv.ParseFloat(m[1], 64)
 			if err != nil {
 				return 0, fmt.Errorf("parse %q: %w", m[0], err)
@@ -127,7 +133,7 @@ func (c *coldStarter) RIE(ctx context.Context, rie, fn string, event []byte) (ti
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return 0, fmt.Errorf("%s under RIE: no Init Duration reported\n%s", fn, tail(buf.String(), 1000))
+	return 0, fmt.Errorf("%s under RIE: no INIT REPORT logged\n%s", fn, tail(buf.String(), 1000))
 }
 
 func postJSON(ctx context.Context, url string, body []byte) (*http.Response, error) {

@@ -236,10 +236,10 @@ func (f Flow) pairs() ([]time.Time, []time.Duration) {
 func Seconds(ns float64) string { return fmt.Sprintf("%.1f s", ns/1e9) }
 
 func (r *Report) lambdaTable(p func(string, ...any)) {
-	p("\n#### 6. Lambda packages and cold start\n\nPackages: `linux/arm64`, `CGO_ENABLED=0`, `-trimpath -tags lambda.norpc -ldflags='-s -w'`, "+
-		"the bootstrap deflated into a zip as `make build` does. Cold start: the same flags built for this machine, "+
-		"from starting the process until it asks the Runtime API for its first event (configuration read, AWS clients built), "+
-		"on the embedded emulator's Runtime API (make dev) and under the AWS Lambda runtime interface emulator "+
+	p("\n#### 6. Lambda packages and cold start\n\nPackages: `linux/arm64`, `CGO_ENABLED=0`, `-trimpath -tags lambda.norpc -ldflags='-s -w'`, " +
+		"the bootstrap deflated into a zip as `make build` does. Cold start: the same flags built for this machine, " +
+		"from starting the process until it asks the Runtime API for its first event (configuration read, AWS clients built), " +
+		"on the embedded emulator's Runtime API (make dev) and under the AWS Lambda runtime interface emulator " +
 		"(its reported Init Duration).\n\n")
 	if len(r.Packages) == 0 {
 		p("Not measured (see notes).\n")

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"strings"
 	"time"
-
 )
 
 // Options choose how long the measurements run.
@@ -40,7 +39,7 @@ func (o Options) settings() settings {
 	if o.Quick {
 		return settings{"20000x", "3x", "3x", 1000, []int{1, 8, 64}, []int{10, 100}, 5 * time.Second, 10 * time.Second}
 	}
-	return settings{"200000x", "10x", "10x", 5000, []int{1, 8, 64}, []int{10, 100}, 30 * time.Second, 20 * time.Second}
+	return settings{"200000x", "10x", "10x", 3000, []int{1, 8, 64}, []int{10, 100}, 30 * time.Second, 20 * time.Second}
 }
 
 // Run measures everything and returns the report; a part that fails is
