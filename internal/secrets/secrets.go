@@ -18,14 +18,25 @@ import (
 // ErrNotFound is returned when a secret does not exist (or was deleted).
 var ErrNotFound = errors.New("secret not found")
 
-// Store reads and writes secrets, caching reads for TTL.
+// Store reads and writes secrets, caching reads for TTL. Concurrent reads of
+// a secret that is not cached share one GetSecretValue call: a cold processor
+// fetching a batch of ten records of one gateway asks Secrets Manager once,
+// not ten times (its API is rate limited and billed per call).
 type Store struct {
 	sm  *secretsmanager.Client
 	ttl time.Duration
 	now func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]cached
+	mu       sync.Mutex
+	cache    map[string]cached
+	inflight map[string]*fetch
+}
+
+// fetch is one GetSecretValue call that concurrent readers wait for.
+type fetch struct {
+	done  chan struct{}
+	value string
+	err   error
 }
 
 type cached struct {
@@ -38,7 +49,7 @@ const DefaultTTL = 5 * time.Minute
 
 // New returns a Store over a Secrets Manager client.
 func New(sm *secretsmanager.Client) *Store {
-	return &Store{sm: sm, ttl: DefaultTTL, now: time.Now, cache: map[string]cached{}}
+	return &Store{sm: sm, ttl: DefaultTTL, now: time.Now, cache: map[string]cached{}, inflight: map[string]*fetch{}}
 }
 
 // Create stores a new secret under name and returns its ARN.
@@ -70,20 +81,43 @@ func (s *Store) Put(ctx context.Context, arn, value string) error {
 // Get returns a secret's value, from the cache when it is fresh.
 func (s *Store) Get(ctx context.Context, arn string) (string, error) {
 	s.mu.Lock()
-	c, ok := s.cache[arn]
-	s.mu.Unlock()
-	if ok && s.now().Sub(c.fetched) < s.ttl {
+	if c, ok := s.cache[arn]; ok && s.now().Sub(c.fetched) < s.ttl {
+		s.mu.Unlock()
 		return c.value, nil
 	}
+	f, waiting := s.inflight[arn]
+	if !waiting {
+		f = &fetch{done: make(chan struct{})}
+		s.inflight[arn] = f
+	}
+	s.mu.Unlock()
+
+	if waiting {
+		select {
+		case <-f.done:
+			return f.value, f.err
+		case <-ctx.Done():
+			return "", fmt.Errorf("get secret %s: %w", arn, ctx.Err())
+		}
+	}
+
+	f.value, f.err = s.fetch(ctx, arn)
+	s.mu.Lock()
+	delete(s.inflight, arn)
+	if f.err == nil {
+		s.cache[arn] = cached{value: f.value, fetched: s.now()}
+	}
+	s.mu.Unlock()
+	close(f.done)
+	return f.value, f.err
+}
+
+func (s *Store) fetch(ctx context.Context, arn string) (string, error) {
 	out, err := s.sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
 	if err != nil {
 		return "", fmt.Errorf("get secret %s: %w", arn, wrapNotFound(err))
 	}
-	v := aws.ToString(out.SecretString)
-	s.mu.Lock()
-	s.cache[arn] = cached{value: v, fetched: s.now()}
-	s.mu.Unlock()
-	return v, nil
+	return aws.ToString(out.SecretString), nil
 }
 
 // Forget drops a cached value, so the next Get fetches it again (after an
