@@ -138,7 +138,7 @@ func (r *Report) ingestTable(p func(string, ...any)) {
 	}
 	p("\nRatios of the same run (median, min–max):\n\n| ratio | ")
 	for _, c := range r.Clients {
-		p("%d clients | ", c)
+		p("%d client(s) | ", c)
 	}
 	p("\n|---|%s\n", strings.Repeat("---|", len(r.Clients)))
 	for _, rt := range []struct{ num, den, what string }{
@@ -240,7 +240,7 @@ func (r *Report) lambdaTable(p func(string, ...any)) {
 		"the bootstrap deflated into a zip as `make build` does. Cold start: the same flags built for this machine, " +
 		"from starting the process until it asks the Runtime API for its first event (configuration read, AWS clients built), " +
 		"on the embedded emulator's Runtime API (make dev) and under the AWS Lambda runtime interface emulator " +
-		"(its reported Init Duration).\n\n")
+		"(the duration of its INIT REPORT log line).\n\n")
 	if len(r.Packages) == 0 {
 		p("Not measured (see notes).\n")
 		return

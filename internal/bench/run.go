@@ -37,7 +37,7 @@ type settings struct {
 
 func (o Options) settings() settings {
 	if o.Quick {
-		return settings{"20000x", "3x", "3x", 1000, []int{1, 8, 64}, []int{10, 100}, 5 * time.Second, 10 * time.Second}
+		return settings{"20000x", "3x", "3x", 500, []int{1, 8, 64}, []int{10, 100}, 5 * time.Second, 10 * time.Second}
 	}
 	return settings{"200000x", "10x", "10x", 3000, []int{1, 8, 64}, []int{10, 100}, 30 * time.Second, 20 * time.Second}
 }
