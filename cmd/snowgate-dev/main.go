@@ -39,6 +39,9 @@ func run() error {
 	simAddr := fs.String("snowsim-addr", "127.0.0.1:0", "loopback address of the ServiceNow simulator")
 	interval := fs.Duration("reconcile-every", localrun.DefaultInterval, "the reconciler's schedule")
 	outbound := fs.Bool("outbound", true, "let the simulator's Business Rules call the webhooks (false: only the reconciler finds changes)")
+	ingestEnvs := fs.Int("ingest-envs", localrun.DefaultIngestEnvironments, "execution environments (bootstrap processes) of ingest: HTTP requests served at once")
+	processorEnvs := fs.Int("processor-envs", localrun.DefaultProcessorEnvironments, "execution environments (bootstrap processes) of the processor")
+	batches := fs.Int("processor-batches", localrun.DefaultProcessorBatches, "the intake event source's maximum concurrency: SQS batches in flight at once")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: snowgate-dev [flags]     run the system (make dev)\n       snowgate-dev demo [-env-file f]   make demo changes (make demo)\n\n")
 		fs.PrintDefaults()
@@ -49,6 +52,9 @@ func run() error {
 		args = args[1:]
 	}
 	_ = fs.Parse(args)
+	if *ingestEnvs < 1 || *processorEnvs < 1 || *batches < 1 {
+		return errors.New("-ingest-envs, -processor-envs and -processor-batches must be at least 1")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -73,6 +79,7 @@ func run() error {
 		Endpoint: endpoint, Region: regionOr(os.Getenv("AWS_REGION")), Prefix: *prefix,
 		BuildDir: *buildDir, EnvFile: *envFile, APIAddr: *apiAddr, SimAddr: *simAddr,
 		Interval: *interval, Outbound: *outbound,
+		IngestEnvironments: *ingestEnvs, ProcessorEnvironments: *processorEnvs, ProcessorBatches: *batches,
 		Out: os.Stdout, Logs: localrun.NewLogs(os.Stdout, human),
 	})
 	if errors.Is(err, context.Canceled) {

@@ -56,6 +56,15 @@ const (
 	processorWindow    = time.Second
 )
 
+// Concurrency of make dev when DevConfig leaves it zero: sized for a
+// machine of two cores rather than for what Lambda would scale to (the CDK
+// stack lets the processor's event source reach 10 batches at once).
+const (
+	DefaultIngestEnvironments    = 4
+	DefaultProcessorEnvironments = 4
+	DefaultProcessorBatches      = 4
+)
+
 // Environment variables make dev adds for the CLI and make demo.
 const (
 	EnvSimURL      = "SNOWGATE_SNOWSIM_URL"
@@ -86,10 +95,37 @@ type DevConfig struct {
 	Interval time.Duration
 	// Outbound starts the simulator with outbound calls (webhooks) on.
 	Outbound bool
+	// IngestEnvironments and ProcessorEnvironments are how many execution
+	// environments (bootstrap processes) run each function, so that many
+	// invocations of it run at once; ProcessorBatches is the most batches
+	// the intake queue's event source has in flight at once (its maximum
+	// concurrency). Zero takes the Default* constants. The reconciler has
+	// one: its schedule never overlaps runs.
+	IngestEnvironments    int
+	ProcessorEnvironments int
+	ProcessorBatches      int
 
 	// Out gets the summary and the hints; Logs every program's log lines.
 	Out  io.Writer
 	Logs *Logs
+}
+
+// environments is how many execution environments run the named function.
+func (c DevConfig) environments(name string) int {
+	switch name {
+	case Ingest:
+		return countOr(c.IngestEnvironments, DefaultIngestEnvironments)
+	case Processor:
+		return countOr(c.ProcessorEnvironments, DefaultProcessorEnvironments)
+	}
+	return 1
+}
+
+func countOr(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
 }
 
 // Dev runs the whole system on this machine until ctx is done, then stops
@@ -102,7 +138,8 @@ func Dev(ctx context.Context, c DevConfig) error {
 		c.Logs = NewLogs(os.Stderr, false)
 	}
 	for _, s := range functionSettings {
-		c.Logs.Align(c.Prefix + s.name)
+		n := c.environments(s.name)
+		c.Logs.Align(ProcessLabel(c.Prefix+s.name, n, n))
 	}
 	d := &dev{c: c, log: slog.New(slog.NewJSONHandler(c.Logs.Writer("dev"), nil))}
 	defer d.close()
@@ -223,11 +260,12 @@ func (d *dev) startFunctions(ctx context.Context, cfg aws.Config) error {
 	var running []string
 	for _, s := range functionSettings {
 		fn := Function{
-			Name:      d.c.Prefix + s.name,
-			Bootstrap: filepath.Join(d.c.BuildDir, s.name, "bootstrap"),
-			Timeout:   s.timeout,
-			MemoryMB:  s.memoryMB,
-			Env:       env,
+			Name:         d.c.Prefix + s.name,
+			Bootstrap:    filepath.Join(d.c.BuildDir, s.name, "bootstrap"),
+			Timeout:      s.timeout,
+			MemoryMB:     s.memoryMB,
+			Env:          env,
+			Environments: d.c.environments(s.name),
 		}
 		arn, err := Register(ctx, lc, fn)
 		if err != nil {
@@ -271,6 +309,7 @@ func (d *dev) startFunctions(ctx context.Context, cfg aws.Config) error {
 			SQS: sqs.NewFromConfig(cfg), Lambda: lc, Log: d.log,
 			QueueURL: d.res.IntakeQueueURL, Function: d.c.Prefix + Processor, Region: cfg.Region,
 			BatchSize: processorBatchSize, Window: processorWindow,
+			Concurrency: countOr(d.c.ProcessorBatches, DefaultProcessorBatches),
 		}
 		d.wg.Go(func() {
 			if err := src.Run(ctx); err != nil {

@@ -160,8 +160,9 @@ func (d *dev) printSummary() {
 		fmt.Fprintf(out, "  HTTP API        %s  (route %s)\n", d.apiURL, IngestRoute)
 		for _, s := range functionSettings {
 			what := map[string]string{
-				Ingest:     "behind the HTTP API",
-				Processor:  "SQS batches from the intake queue",
+				Ingest: fmt.Sprintf("behind the HTTP API; %d environments", d.c.environments(Ingest)),
+				Processor: fmt.Sprintf("SQS batches from the intake queue, up to %d at once; %d environments",
+					countOr(d.c.ProcessorBatches, DefaultProcessorBatches), d.c.environments(Processor)),
 				Reconciler: "every " + orInterval(d.c.Interval).String(),
 			}[s.name]
 			if !slices.Contains(d.running, s.name) {

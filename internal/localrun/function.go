@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -27,6 +28,25 @@ type Function struct {
 	MemoryMB int
 	// Env is the function's configuration, as CDK would set it.
 	Env map[string]string
+	// Environments is how many execution environments serve the function
+	// at once (1 when zero): that many bootstrap processes poll the Runtime
+	// API, and the emulator hands each invocation to one that is waiting,
+	// so up to Environments invocations run side by side, as Lambda runs
+	// concurrent invocations in environments of their own.
+	Environments int
+}
+
+// environments is fn.Environments, at least one.
+func (fn Function) environments() int { return max(fn.Environments, 1) }
+
+// ProcessLabel names the log lines of environment i (from 1) of n of the
+// named function: the function name alone when it has one environment,
+// "<name>#<i>" otherwise, as Lambda writes a log stream per environment.
+func ProcessLabel(name string, i, n int) string {
+	if n <= 1 {
+		return name
+	}
+	return fmt.Sprintf("%s#%d", name, i)
 }
 
 // Supervisor runs function bootstraps against the emulator's Runtime API,
@@ -88,9 +108,10 @@ func (s *Supervisor) Env(fn Function) []string {
 	return out
 }
 
-// Run starts the function's bootstrap and starts it again whenever it exits,
-// until ctx is done; then it stops the process and returns nil. It fails
-// only when the bootstrap cannot be started at all.
+// Run starts the function's bootstrap once per execution environment
+// (fn.Environments) and starts each process again whenever it exits, with a
+// backoff of its own, until ctx is done; then it stops the processes and
+// returns nil. It fails only when the bootstrap cannot be started at all.
 func (s *Supervisor) Run(ctx context.Context, fn Function) error {
 	abs, err := filepath.Abs(fn.Bootstrap)
 	if err != nil {
@@ -100,6 +121,25 @@ func (s *Supervisor) Run(ctx context.Context, fn Function) error {
 	if _, err := os.Stat(fn.Bootstrap); err != nil {
 		return fmt.Errorf("bootstrap of %s: %w", fn.Name, err)
 	}
+	n := fn.environments()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if errs[i] = s.runEnvironment(ctx, fn, ProcessLabel(fn.Name, i+1, n)); errs[i] != nil {
+				// The same bootstrap cannot start in the others either.
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// runEnvironment keeps one execution environment's process running.
+func (s *Supervisor) runEnvironment(ctx context.Context, fn Function, label string) error {
 	backoff, maxBackoff := s.Backoff, s.MaxBackoff
 	if backoff <= 0 {
 		backoff = 200 * time.Millisecond
@@ -110,7 +150,7 @@ func (s *Supervisor) Run(ctx context.Context, fn Function) error {
 	delay := backoff
 	for {
 		started := time.Now()
-		err := s.runOnce(ctx, fn)
+		err := s.runOnce(ctx, fn, label)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -124,7 +164,7 @@ func (s *Supervisor) Run(ctx context.Context, fn Function) error {
 			delay = backoff
 		}
 		s.Log.Warn("function process exited; restarting", "function", fn.Name,
-			"error", err, "restart_in", delay.String())
+			"environment", label, "error", err, "restart_in", delay.String())
 		select {
 		case <-ctx.Done():
 			return nil
@@ -134,8 +174,8 @@ func (s *Supervisor) Run(ctx context.Context, fn Function) error {
 	}
 }
 
-func (s *Supervisor) runOnce(ctx context.Context, fn Function) error {
-	out := s.Logs.Writer(fn.Name)
+func (s *Supervisor) runOnce(ctx context.Context, fn Function, label string) error {
+	out := s.Logs.Writer(label)
 	defer out.Close()
 	cmd := exec.CommandContext(ctx, fn.Bootstrap)
 	cmd.Dir = filepath.Dir(fn.Bootstrap)
@@ -148,7 +188,7 @@ func (s *Supervisor) runOnce(ctx context.Context, fn Function) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", fn.Bootstrap, err)
 	}
-	s.Log.Info("function process started", "function", fn.Name, "pid", cmd.Process.Pid)
+	s.Log.Info("function process started", "function", fn.Name, "environment", label, "pid", cmd.Process.Pid)
 	return cmd.Wait()
 }
 

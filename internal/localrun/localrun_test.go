@@ -100,12 +100,17 @@ func (w testWriter) Write(p []byte) (int, error) {
 // ends; it returns once the bootstrap is polling for work.
 func (r *rig) start(t testing.TB, env map[string]string) localrun.Function {
 	t.Helper()
-	fn := localrun.Function{
+	return r.startFn(t, localrun.Function{
 		Name:      awstest.UniqueName("echo-"),
 		Bootstrap: r.bootstrap,
 		Timeout:   3 * time.Second,
 		Env:       env,
-	}
+	})
+}
+
+// startFn is start for a function of the test's own making.
+func (r *rig) startFn(t testing.TB, fn localrun.Function) localrun.Function {
+	t.Helper()
 	if _, err := localrun.Register(t.Context(), r.lambda, fn); err != nil {
 		t.Fatalf("Register: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -33,6 +34,11 @@ type Invoker interface {
 // the function handled and leaves the failures (all of them when the
 // invocation fails) to become visible again, so the queue's redrive policy
 // moves a message that keeps failing to the dead-letter queue, as in AWS.
+//
+// Like the mapping's scaling up to its maximum concurrency, it runs
+// Concurrency pollers, each gathering and delivering batches on its own, so
+// that many batches can be in flight at once (the function needs as many
+// execution environments to run them side by side).
 type SQSSource struct {
 	SQS    SQSAPI
 	Lambda Invoker
@@ -48,6 +54,9 @@ type SQSSource struct {
 	Window time.Duration
 	// WaitTime is the long-poll wait, 20s (what Lambda uses) when zero.
 	WaitTime time.Duration
+	// Concurrency is the most batches in flight at once, the mapping's
+	// ScalingConfig.MaximumConcurrency (1 when zero).
+	Concurrency int
 }
 
 // Run polls until ctx is done; it returns early only when the queue cannot
@@ -61,11 +70,22 @@ func (s *SQSSource) Run(ctx context.Context) error {
 		return fmt.Errorf("get ARN of queue %s: %w", s.QueueURL, err)
 	}
 	arn := attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
+	var wg sync.WaitGroup
+	for range max(s.Concurrency, 1) {
+		wg.Go(func() { s.poll(ctx, arn) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// poll is one poller: it gathers a batch, invokes the function with it and
+// waits for the result before it gathers the next, until ctx is done.
+func (s *SQSSource) poll(ctx context.Context, arn string) {
 	for ctx.Err() == nil {
 		msgs, err := s.gather(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return
 			}
 			s.Log.Error("receive from queue", "queue", s.QueueURL, "error", err)
 			sleep(ctx, time.Second)
@@ -76,7 +96,6 @@ func (s *SQSSource) Run(ctx context.Context) error {
 		}
 		s.deliver(ctx, arn, msgs)
 	}
-	return nil
 }
 
 func (s *SQSSource) batchSize() int32 {
