@@ -129,6 +129,13 @@ func TestDev(t *testing.T) {
 	} else {
 		t.Logf("reconciler path: ticket %s %s (%s) from %s", got.Number, got.Status, got.Reason, got.Source)
 	}
+	// The simulator's counters show both: a webhook ingest accepted, and
+	// one that was never sent.
+	var st localrun.SimStats
+	get(t, env[localrun.EnvSimURL]+"/sim/stats", &st)
+	if st.OutboundStatus["202"] < 1 || st.OutboundFailed < 1 || st.OutboundAttempted < st.OutboundFailed+st.OutboundStatus["202"] {
+		t.Errorf("GET /sim/stats = %+v, want at least one webhook answered 202 and one failed", st)
+	}
 
 	stop()
 	if _, err := os.Stat(envFile); !errors.Is(err, os.ErrNotExist) {
@@ -202,6 +209,23 @@ func simCreate(t *testing.T, env map[string]string, fields map[string]string) st
 	body, _ := json.Marshal(fields)
 	post(t, env[localrun.EnvSimURL]+"/api/now/table/incident", string(body), &out, env[localrun.EnvSimUser], env[localrun.EnvSimPassword])
 	return out.Result.SysID
+}
+
+func get(t *testing.T, url string, out any) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s: %s", url, resp.Status, raw)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
 }
 
 func post(t *testing.T, url, body string, out any, auth ...string) {

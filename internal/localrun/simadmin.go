@@ -20,6 +20,7 @@ const maxRuleBytes = 1 << 20
 //
 //	POST /sim/outbound?enabled=false          switch outbound calls (webhooks) off or on
 //	POST /sim/business_rules                  add (or replace, by name) a Business Rule
+//	GET  /sim/stats                           the simulator's counters (SimStats)
 //
 // A rule is posted either as JSON, the output of `2501 infra webhook create
 // --output json` or just its business_rule ({"name","table","condition",
@@ -51,8 +52,35 @@ func simHandler(sim *snowsim.Sim, log *slog.Logger) http.Handler {
 		log.Info("business rule loaded", "name", rule.Name, "table", rule.Table)
 		writeAdmin(w, http.StatusCreated, map[string]any{"name": rule.Name, "table": rule.Table})
 	})
+	mux.HandleFunc("GET /sim/stats", func(w http.ResponseWriter, _ *http.Request) {
+		writeAdmin(w, http.StatusOK, simStats(sim.Stats()))
+	})
 	mux.Handle("/", sim)
 	return mux
+}
+
+// SimStats are the simulator's counters as GET /sim/stats shows them: the
+// Business Rules' outbound calls (webhooks) and what became of them.
+type SimStats struct {
+	// OutboundAttempted counts webhook calls; OutboundFailed those that got
+	// no HTTP response (timed out, connection refused or reset, outbound
+	// off); OutboundStatus the responses by status code.
+	OutboundAttempted int            `json:"outbound_attempted"`
+	OutboundFailed    int            `json:"outbound_failed"`
+	OutboundStatus    map[string]int `json:"outbound_status"`
+	RulesFired        int            `json:"rules_fired"`
+	RuleErrors        int            `json:"rule_errors"`
+}
+
+func simStats(st snowsim.Stats) SimStats {
+	out := SimStats{
+		OutboundAttempted: st.OutboundAttempted, OutboundFailed: st.OutboundFailed,
+		OutboundStatus: map[string]int{}, RulesFired: st.RulesFired, RuleErrors: st.RuleErrors,
+	}
+	for code, n := range st.OutboundStatus {
+		out.OutboundStatus[strconv.Itoa(code)] = n
+	}
+	return out
 }
 
 func ruleFrom(r *http.Request) (snowsim.Rule, error) {
