@@ -74,6 +74,9 @@ func run() error {
 			return err
 		}
 	}
+	// The embedded emulator's HTTP API reaches the functions through
+	// http.DefaultClient; keep its connections for the next request.
+	localrun.PoolDefaultTransport()
 	human := term.IsTerminal(int(os.Stdout.Fd()))
 	err := localrun.Dev(ctx, localrun.DevConfig{
 		Endpoint: endpoint, Region: regionOr(os.Getenv("AWS_REGION")), Prefix: *prefix,

@@ -234,6 +234,8 @@ func (d *dev) startSim(c DevConfig) error {
 	sim := snowsim.New(
 		snowsim.WithUser(d.simUser, d.simPass),
 		snowsim.WithLogger(slog.New(slog.NewJSONHandler(c.Logs.Writer("snowsim"), nil))),
+		// Its Business Rules call the webhooks as fast as records change.
+		snowsim.WithHTTPClient(&http.Client{Transport: pooledTransport()}),
 	)
 	if err := sim.Seed(bytes.NewReader(snowsim.DemoFixture())); err != nil {
 		return fmt.Errorf("seed the ServiceNow simulator: %w", err)

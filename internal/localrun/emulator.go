@@ -140,6 +140,7 @@ func ServeEmulator(target string) (*Emulator, error) {
 	}
 	e := &Emulator{URL: "http://" + addr, polling: map[string]chan struct{}{}}
 	proxy := &httputil.ReverseProxy{
+		Transport:    pooledTransport(),
 		ErrorHandler: proxyError,
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(u)

@@ -33,6 +33,7 @@ func StartFront(addr, emulatorURL, apiID string) (*Front, error) {
 	}
 	host := apiID + ".execute-api.localhost"
 	proxy := &httputil.ReverseProxy{
+		Transport:    pooledTransport(),
 		ErrorHandler: proxyError,
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
