@@ -12,6 +12,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/snowgate/snowgate/internal/bench"
@@ -32,12 +35,40 @@ func run() error {
 	out := fs.String("out", "build/bench.md", "where to write the Markdown report as well as to stdout")
 	rie := fs.String("rie", "bin/tools/aws-lambda-rie", "the AWS Lambda runtime interface emulator; empty skips its cold starts")
 	keep := fs.Bool("keep", false, "keep the scratch directory (builds, function logs)")
+	only := fs.String("only", "", "run only these parts, comma-separated: "+strings.Join(bench.Parts, ", ")+" (the functions are always built)")
+	ingestEnvs := fs.Int("ingest-envs", 0, "webhook to dispatch: execution environments of ingest (0: make dev's default)")
+	processorEnvs := fs.Int("processor-envs", 0, "webhook to dispatch: execution environments of the processor (0: make dev's default)")
+	batches := fs.Int("processor-batches", 0, "webhook to dispatch: SQS batches in flight at once (0: make dev's default)")
+	rates := fs.String("rates", "", "webhook to dispatch: records per second, comma-separated (default 10,100)")
 	_ = fs.Parse(os.Args[1:])
+	var rs []int
+	if *rates != "" {
+		for _, r := range strings.Split(*rates, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(r))
+			if err != nil || n < 1 {
+				return fmt.Errorf("-rates: %q is not a positive number", r)
+			}
+			rs = append(rs, n)
+		}
+	}
+	var parts []string
+	if *only != "" {
+		for _, p := range strings.Split(*only, ",") {
+			p = strings.TrimSpace(p)
+			if !slices.Contains(bench.Parts, p) {
+				return fmt.Errorf("-only: unknown part %q (want %s)", p, strings.Join(bench.Parts, ", "))
+			}
+			parts = append(parts, p)
+		}
+	}
 
 	// The embedded emulator must listen where its HTTP API calls back.
 	if err := localrun.ExecWithSelfAddr(0); err != nil {
 		return err
 	}
+	// The embedded emulator's HTTP API reaches the functions through
+	// http.DefaultClient; keep its connections for the next request.
+	localrun.PoolDefaultTransport()
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -58,7 +89,8 @@ func run() error {
 	defer stop()
 
 	rep := bench.Run(ctx, bench.Options{
-		Root: root, Dir: dir, Quick: *quick, Runs: *runs, RIE: *rie, Progress: os.Stderr,
+		Root: root, Dir: dir, Quick: *quick, Runs: *runs, RIE: *rie, Progress: os.Stderr, Only: parts, Rates: rs,
+		IngestEnvironments: *ingestEnvs, ProcessorEnvironments: *processorEnvs, ProcessorBatches: *batches,
 		Log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	var md bytes.Buffer

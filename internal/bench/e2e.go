@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -28,25 +29,38 @@ import (
 // Rules, ingest behind the HTTP API, the intake queue's event source and the
 // processor.
 type System struct {
-	env  map[string]string
-	sqs  *sqs.Client
-	http *http.Client
-	stop func()
+	env    map[string]string
+	sqs    *sqs.Client
+	lambda *lambda.Client
+	http   *http.Client
+	stop   func()
+	// logPath is the file every program of the system logs to.
+	logPath string
+	// Concurrency is make dev's: the execution environments of ingest and
+	// the processor and the event source's batches in flight.
+	IngestEnvironments, ProcessorEnvironments, ProcessorBatches int
 }
 
-// StartSystem runs localrun.Dev until Close. The reconciler's schedule is
-// set far apart so that only webhooks dispatch during a measurement.
-func (r *Rig) StartSystem(ctx context.Context) (*System, error) {
+// systemPrefix names the system's tables, queues and functions.
+const systemPrefix = "bench-dev-"
+
+// StartSystem runs localrun.Dev until Close, with the given concurrency
+// (zero: make dev's defaults). The reconciler's schedule is set far apart so
+// that only webhooks dispatch during a measurement; Recover runs it.
+func (r *Rig) StartSystem(ctx context.Context, ingestEnvs, processorEnvs, batches int) (*System, error) {
 	envFile := filepath.Join(r.Dir, "dev.env")
 	devCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- localrun.Dev(devCtx, localrun.DevConfig{
-			Emulator: r.Emu, Region: r.Cfg.Region, Prefix: "bench-dev-", BuildDir: filepath.Join(r.Dir, "host"),
-			EnvFile: envFile, Interval: time.Hour, Outbound: true, Logs: r.Logs,
-		})
-	}()
-	s := &System{http: httpClient(), stop: func() { cancel(); <-done }}
+	dc := localrun.DevConfig{
+		Emulator: r.Emu, Region: r.Cfg.Region, Prefix: systemPrefix, BuildDir: filepath.Join(r.Dir, "host"),
+		EnvFile: envFile, Interval: time.Hour, Outbound: true, Logs: r.Logs,
+		IngestEnvironments: ingestEnvs, ProcessorEnvironments: processorEnvs, ProcessorBatches: batches,
+	}
+	go func() { done <- localrun.Dev(devCtx, dc) }()
+	s := &System{http: httpClient(), stop: func() { cancel(); <-done }, logPath: r.logFile.Name(),
+		IngestEnvironments:    countOr(ingestEnvs, localrun.DefaultIngestEnvironments),
+		ProcessorEnvironments: countOr(processorEnvs, localrun.DefaultProcessorEnvironments),
+		ProcessorBatches:      countOr(batches, localrun.DefaultProcessorBatches)}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		env, err := localrun.ReadEnvFile(envFile)
@@ -65,8 +79,16 @@ func (r *Rig) StartSystem(ctx context.Context) (*System, error) {
 			return nil, errors.New("make dev did not write its env file within 60s")
 		}
 	}
-	s.sqs = sqs.NewFromConfig(sdkConfig(r.Cfg, r.Emu.URL))
+	cfg := sdkConfig(r.Cfg, r.Emu.URL)
+	s.sqs, s.lambda = sqs.NewFromConfig(cfg), lambda.NewFromConfig(cfg)
 	return s, nil
+}
+
+func countOr(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
 }
 
 // Close stops the system.
@@ -82,10 +104,54 @@ type Flow struct {
 	Created   map[string]time.Time
 	Latencies []time.Duration
 	latency   map[string]time.Duration
-	// Missing counts records without a job when the wait ended.
-	Missing int
+	// Missing counts records without a job when the wait ended;
+	// MissingAccepted those of them whose webhook ingest did accept (202),
+	// which a lost webhook does not explain.
+	Missing, MissingAccepted int
 	// Lateness is how far behind its schedule the last insert went out.
 	Lateness time.Duration
+	// Settled is false when the system was still busy with an earlier
+	// measurement (webhooks in flight, intake messages) when this one began.
+	Settled bool
+
+	// Webhooks are the simulator's webhook calls from the start of the
+	// measurement to the end of the wait (the records' own and the echoes
+	// of their write-back work notes): Sent, answered by HTTP status, and
+	// failed without an answer, by reason. ServiceNow does not retry a
+	// failed call; the reconciler finds those changes.
+	Webhooks Webhooks
+	// Errors counts the system's error log lines in that time, by program
+	// and message.
+	Errors map[string]int
+	// IntakeDLQ and DispatchDLQ are the messages on the dead-letter queues
+	// after the wait.
+	IntakeDLQ, DispatchDLQ int
+	// Recovered counts the missing records whose job arrived after the
+	// reconciler ran once, after the wait; StillMissing those that did not
+	// arrive even then. Recovery is not part of the latencies.
+	Recovered, StillMissing int
+}
+
+// Webhooks are webhook calls and what became of them.
+type Webhooks struct {
+	Sent   int
+	Status map[int]int
+	Failed map[string]int
+}
+
+// Failures counts the calls that failed: no answer, or an answer other
+// than 2xx.
+func (w Webhooks) Failures() int {
+	n := 0
+	for _, c := range w.Failed {
+		n += c
+	}
+	for code, c := range w.Status {
+		if code/100 != 2 {
+			n += c
+		}
+	}
+	return n
 }
 
 // MeasureFlow creates rate incidents per second for d through the
@@ -97,6 +163,12 @@ func (s *System) MeasureFlow(ctx context.Context, rate int, d, drain time.Durati
 	// only keeps the consumer from wading through them.
 	_, _ = s.sqs.PurgeQueue(ctx, &sqs.PurgeQueueInput{QueueUrl: aws.String(s.env[schema.EnvDispatchQueueURL])})
 	f := Flow{Rate: rate, Duration: d, Created: map[string]time.Time{}, latency: map[string]time.Duration{}}
+	f.Settled = s.settle(ctx, 30*time.Second)
+	statsBefore, err := s.simStats(ctx)
+	if err != nil {
+		return f, err
+	}
+	logFrom := fileSize(s.logPath)
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -154,24 +226,168 @@ func (s *System) MeasureFlow(ctx context.Context, rate int, d, drain time.Durati
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	stopConsume()
-	<-consumed
 	mu.Lock()
-	defer mu.Unlock()
 	if firstErr != nil && len(f.Created) == 0 {
+		mu.Unlock()
+		stopConsume()
+		<-consumed
 		return f, firstErr
 	}
+	var missing []string
 	for id, t0 := range f.Created {
 		at, ok := arrived[id]
 		if !ok {
-			f.Missing++
+			missing = append(missing, id)
 			continue
 		}
 		f.latency[id] = at.Sub(t0)
 		f.Latencies = append(f.Latencies, at.Sub(t0))
 	}
+	mu.Unlock()
+	f.Missing = len(missing)
 	sortDurations(f.Latencies)
+
+	statsAfter, err := s.simStats(ctx)
+	if err != nil {
+		stopConsume()
+		<-consumed
+		return f, err
+	}
+	f.Webhooks = since(statsAfter, statsBefore)
+	fd := s.logFindings(logFrom)
+	f.Webhooks.Failed, f.Errors = fd.failed, fd.errs
+	for _, id := range missing {
+		if fd.accepted[id] {
+			f.MissingAccepted++
+		}
+	}
+	f.IntakeDLQ = s.depth(ctx, s.env[schema.EnvIntakeDLQURL])
+	f.DispatchDLQ = s.depth(ctx, s.env[schema.EnvDispatchDLQURL])
+
+	// What the webhooks missed, the reconciler finds: one run now, then
+	// the missing records' jobs get the time a drain has.
+	if len(missing) > 0 {
+		if err := s.reconcile(ctx); err != nil {
+			f.StillMissing = len(missing)
+			stopConsume()
+			<-consumed
+			return f, err
+		}
+		until := time.Now().Add(max(drain, 30*time.Second))
+		for {
+			mu.Lock()
+			n := 0
+			for _, id := range missing {
+				if _, ok := arrived[id]; ok {
+					n++
+				}
+			}
+			mu.Unlock()
+			f.Recovered = n
+			if n == len(missing) || time.Now().After(until) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		f.StillMissing = len(missing) - f.Recovered
+	}
+	stopConsume()
+	<-consumed
 	return f, nil
+}
+
+// settle waits until the system is idle, so a measurement does not pay for
+// the one before: no webhook call in flight (the echoes of write-backs come
+// after the jobs) and no message on the intake queue. It reports whether
+// that happened within limit.
+func (s *System) settle(ctx context.Context, limit time.Duration) bool {
+	until := time.Now().Add(limit)
+	for {
+		st, err := s.simStats(ctx)
+		answered := st.OutboundFailed
+		for _, n := range st.OutboundStatus {
+			answered += n
+		}
+		if err == nil && answered >= st.OutboundAttempted && s.depth(ctx, s.env[schema.EnvIntakeQueueURL]) == 0 {
+			return true
+		}
+		if time.Now().After(until) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// reconcile invokes the reconciler once with a scheduled event, as its
+// schedule would; it returns when the run is over.
+func (s *System) reconcile(ctx context.Context) error {
+	sched := localrun.Schedule{Function: systemPrefix + localrun.Reconciler, Rule: systemPrefix + "reconcile", Region: s.env["AWS_REGION"]}
+	payload, err := json.Marshal(sched.Event(time.Now()))
+	if err != nil {
+		return err
+	}
+	out, err := s.lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(sched.Function), Payload: payload})
+	if err != nil {
+		return fmt.Errorf("invoke the reconciler: %w", err)
+	}
+	if out.FunctionError != nil {
+		return fmt.Errorf("reconciler failed: %s: %s", aws.ToString(out.FunctionError), out.Payload)
+	}
+	return nil
+}
+
+// simStats reads the simulator's counters (GET /sim/stats).
+func (s *System) simStats(ctx context.Context) (localrun.SimStats, error) {
+	var st localrun.SimStats
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.env[localrun.EnvSimURL]+"/sim/stats", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("simulator stats: %w", err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("simulator stats: %w", err)
+	}
+	return st, nil
+}
+
+// since are the webhook calls between two readings of the counters.
+func since(after, before localrun.SimStats) Webhooks {
+	w := Webhooks{Sent: after.OutboundAttempted - before.OutboundAttempted, Status: map[int]int{}}
+	for code, n := range after.OutboundStatus {
+		c, err := strconv.Atoi(code)
+		if err != nil {
+			continue
+		}
+		if d := n - before.OutboundStatus[code]; d > 0 {
+			w.Status[c] = d
+		}
+	}
+	return w
+}
+
+// depth is the approximate number of messages on a queue (-1 unknown).
+func (s *System) depth(ctx context.Context, url string) int {
+	out, err := s.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(url),
+		AttributeNames: []sqstypes.QueueAttributeName{
+			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		},
+	})
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, v := range out.Attributes {
+		if c, err := strconv.Atoi(v); err == nil {
+			n += c
+		}
+	}
+	return n
 }
 
 func (s *System) createIncident(ctx context.Context, short, ci string) (string, error) {

@@ -10,9 +10,11 @@ import (
 
 // Report is everything one run of the benchmark program measured.
 type Report struct {
-	Started               time.Time
-	Wall                  time.Duration
-	Quick                 bool
+	Started time.Time
+	Wall    time.Duration
+	Quick   bool
+	// Only are the parts that ran (Options.Only); empty: all of them.
+	Only                  []string
 	Runs                  int
 	Machine               string
 	LoadBefore, LoadAfter string
@@ -31,9 +33,16 @@ type Report struct {
 	Loads    map[string][]Load
 
 	FlowDuration time.Duration
-	Flows        map[int][]Flow
+	// FlowSystem says how make dev's system ran for the flows.
+	FlowSystem string
+	Flows      map[int][]Flow
 
 	Notes []string
+}
+
+// ran reports whether the part was measured.
+func (r *Report) ran(part string) bool {
+	return len(r.Only) == 0 || slices.Contains(r.Only, part)
 }
 
 func (r *Report) note(format string, args ...any) {
@@ -60,7 +69,33 @@ func (r *Report) Markdown(w io.Writer) {
 		"(1, 5, 15 min; other builds were running when it is above 1). Each figure is the median of %d runs "+
 		"with the smallest and largest in brackets.\n\n",
 		kind, r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Machine, r.Wall.Round(time.Second), r.LoadBefore, r.LoadAfter, r.Runs)
+	if len(r.Only) > 0 {
+		p("Only these parts ran: %s.\n\n", strings.Join(r.Only, ", "))
+	}
 
+	if r.ran(PartGo) {
+		r.handleTable(p)
+	}
+	if r.ran(PartIngest) {
+		r.ingestTable(p)
+	}
+	if r.ran(PartFlow) {
+		r.flowTable(p)
+	}
+	if r.ran(PartGo) {
+		r.goTables(p)
+	}
+	r.lambdaTable(p)
+
+	if len(r.Notes) > 0 {
+		p("\nNotes from this run:\n\n")
+		for _, n := range r.Notes {
+			p("- %s\n", strings.ReplaceAll(n, "\n", " "))
+		}
+	}
+}
+
+func (r *Report) handleTable(p func(string, ...any)) {
 	p("#### 1. Ingest handler, in process\n\n`%s` (cached route, secret or signature check, body read and validation, "+
 		"message encoding, the JSON log line; the queue send is an in-memory sink; one core).\n\n", r.Handle.Command())
 	p("| mode | wall time / request | CPU time / request | allocations | bytes |\n|---|---|---|---|---|\n")
@@ -68,10 +103,9 @@ func (r *Report) Markdown(w io.Writer) {
 		p("| %s | %s | %s | %s | %s |\n", m.name, r.spread(m.bench, "ns/op").Format(Micros), r.spread(m.bench, "cpu-ns/op").Format(Micros),
 			r.spread(m.bench, "allocs/op").Format(Count), r.spread(m.bench, "B/op").Format(Count))
 	}
+}
 
-	r.ingestTable(p)
-	r.flowTable(p)
-
+func (r *Report) goTables(p func(string, ...any)) {
 	p("\n#### 4. Processor batch latency\n\n`%s`: one SQS batch of 10 new incidents, ServiceNow (the simulator) answering every call after 50 ms, "+
 		"DynamoDB and SQS on the embedded emulator.\n\n", r.Batch.Command())
 	p("| fetch concurrency | write-back | time / batch of 10 | DynamoDB calls / message |\n|---|---|---|---|\n")
@@ -91,15 +125,6 @@ func (r *Report) Markdown(w io.Writer) {
 		p("| %s | %s (%s %%) | %s | %s | %s | %s |\n", c.size, c.changed, strings.TrimSuffix(c.pct, ".0"),
 			r.spread(name, "calls/run").Format(Count), r.spread(name, "pages/run").Format(Count),
 			r.spread(name, "enqueued/run").Format(Count), r.spread(name, "ns/op").Format(Millis))
-	}
-
-	r.lambdaTable(p)
-
-	if len(r.Notes) > 0 {
-		p("\nNotes from this run:\n\n")
-		for _, n := range r.Notes {
-			p("- %s\n", strings.ReplaceAll(n, "\n", " "))
-		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -21,9 +22,31 @@ type Options struct {
 	Runs int
 	// RIE is the runtime interface emulator binary; empty skips it.
 	RIE string
+	// Only limits the run to some parts (Parts); empty runs them all.
+	Only []string
+	// Rates replaces the webhook-to-dispatch rates (records per second).
+	Rates []int
+	// Concurrency of make dev's system for the webhook-to-dispatch part;
+	// zero takes make dev's defaults.
+	IngestEnvironments, ProcessorEnvironments, ProcessorBatches int
 	// Progress gets a line per step.
 	Progress io.Writer
 	Log      *slog.Logger
+}
+
+// The parts of a run, for Options.Only.
+const (
+	PartGo     = "go"     // the go benchmarks of ingest, the processor and the reconciler
+	PartCold   = "cold"   // the functions' cold starts
+	PartIngest = "ingest" // ingest over HTTP beside its ceilings
+	PartFlow   = "flow"   // webhook to dispatch through make dev's system
+)
+
+// Parts are every part, in the order they run.
+var Parts = []string{PartGo, PartCold, PartIngest, PartFlow}
+
+func (o Options) runs(part string) bool {
+	return len(o.Only) == 0 || slices.Contains(o.Only, part)
 }
 
 // settings are the sizes of one kind of run.
@@ -47,8 +70,11 @@ func (o Options) settings() settings {
 func Run(ctx context.Context, o Options) *Report {
 	o.Runs = max(o.Runs, 3)
 	s := o.settings()
+	if len(o.Rates) > 0 {
+		s.rates = o.Rates
+	}
 	rep := &Report{Started: time.Now(), Quick: o.Quick, Runs: o.Runs, Machine: machine(), LoadBefore: loadAvg(),
-		Requests: s.requests, Clients: s.clients, FlowDuration: s.flow}
+		Requests: s.requests, Clients: s.clients, FlowDuration: s.flow, Only: o.Only}
 	step := func(format string, args ...any) {
 		fmt.Fprintf(o.Progress, "bench: %s (%s)\n", fmt.Sprintf(format, args...), time.Since(rep.Started).Round(time.Second))
 	}
@@ -60,6 +86,9 @@ func Run(ctx context.Context, o Options) *Report {
 	rep.Batch = GoBench{Pkg: "./internal/pipeline/", Bench: "BenchmarkBatch", Benchtime: s.batchTime, Count: o.Runs}
 	rep.Reconcile = GoBench{Pkg: "./internal/reconcile/", Bench: "BenchmarkRun", Benchtime: s.reconcileTime, Count: o.Runs}
 	for _, g := range []*GoBench{&rep.Handle, &rep.Batch, &rep.Reconcile} {
+		if !o.runs(PartGo) {
+			break
+		}
 		step("%s", g.Command())
 		res, err := g.Run(ctx, o.Root)
 		if err != nil {
@@ -81,24 +110,33 @@ func Run(ctx context.Context, o Options) *Report {
 		return rep
 	}
 
-	step("cold starts")
-	rep.Cold = measureCold(ctx, rig, o, rep)
-
-	step("ingest over HTTP: %d requests × clients %v × %d runs", s.requests, s.clients, o.Runs)
-	if ir, err := rig.SetupIngest(ctx); err != nil {
-		rep.note("ingest targets: %v", err)
-	} else {
-		rep.Targets, rep.Loads = measureIngest(ctx, ir, s, o.Runs, rep, step)
-		ir.Close()
+	if o.runs(PartCold) {
+		step("cold starts")
+		rep.Cold = measureCold(ctx, rig, o, rep)
 	}
 
-	step("webhook to dispatch through make dev's system: %v/s for %v × %d runs", s.rates, s.flow, o.Runs)
-	sys, err := rig.StartSystem(ctx)
+	if o.runs(PartIngest) {
+		step("ingest over HTTP: %d requests × clients %v × %d runs", s.requests, s.clients, o.Runs)
+		if ir, err := rig.SetupIngest(ctx); err != nil {
+			rep.note("ingest targets: %v", err)
+		} else {
+			rep.Targets, rep.Loads = measureIngest(ctx, ir, s, o.Runs, rep, step)
+			ir.Close()
+		}
+	}
+	if !o.runs(PartFlow) {
+		return rep
+	}
+
+	sys, err := rig.StartSystem(ctx, o.IngestEnvironments, o.ProcessorEnvironments, o.ProcessorBatches)
 	if err != nil {
 		rep.note("make dev system: %v", err)
 		return rep
 	}
 	defer sys.Close()
+	rep.FlowSystem = fmt.Sprintf("ingest in %d execution environments, the processor in %d, up to %d batches in flight",
+		sys.IngestEnvironments, sys.ProcessorEnvironments, sys.ProcessorBatches)
+	step("webhook to dispatch through make dev's system (%s): %v/s for %v × %d runs", rep.FlowSystem, s.rates, s.flow, o.Runs)
 	rep.Flows = map[int][]Flow{}
 	for run := range o.Runs {
 		for _, rate := range s.rates {
@@ -107,8 +145,15 @@ func Run(ctx context.Context, o Options) *Report {
 				rep.note("flow at %d/s: %v", rate, err)
 				continue
 			}
-			step("flow run %d at %d/s: %d records, p50 %v, p99 %v, missing %d", run+1, rate, len(f.Created),
-				Percentile(f.Latencies, 50).Round(time.Millisecond), Percentile(f.Latencies, 99).Round(time.Millisecond), f.Missing)
+			if !f.Settled {
+				rep.note("flow run %d at %d/s began while the system was still busy with the one before", run+1, rate)
+			}
+			step("flow run %d at %d/s: %d records, p50 %v, p99 %v, missing %d (accepted by ingest %d; recovered by the reconciler %d, still missing %d); "+
+				"webhook calls %d, failed %d %v, answers %v; dead letters intake %d, dispatch %d; warnings and errors %v",
+				run+1, rate, len(f.Created),
+				Percentile(f.Latencies, 50).Round(time.Millisecond), Percentile(f.Latencies, 99).Round(time.Millisecond), f.Missing,
+				f.MissingAccepted, f.Recovered, f.StillMissing, f.Webhooks.Sent, f.Webhooks.Failures(), f.Webhooks.Failed, f.Webhooks.Status,
+				f.IntakeDLQ, f.DispatchDLQ, f.Errors)
 			rep.Flows[rate] = append(rep.Flows[rate], f)
 		}
 	}
