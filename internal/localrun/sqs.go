@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -35,10 +36,14 @@ type Invoker interface {
 // invocation fails) to become visible again, so the queue's redrive policy
 // moves a message that keeps failing to the dead-letter queue, as in AWS.
 //
-// Like the mapping's scaling up to its maximum concurrency, it runs
-// Concurrency pollers, each gathering and delivering batches on its own, so
-// that many batches can be in flight at once (the function needs as many
-// execution environments to run them side by side).
+// Like the mapping, which adds pollers while the queue has a backlog, up to
+// its maximum concurrency, it runs up to Concurrency pollers, each gathering
+// and delivering batches on its own, so that many batches can be in flight
+// at once (the function needs as many execution environments to run them
+// side by side). One poller is always active; a receive that finds a full
+// batch already waiting (a backlog) activates one more, and a batch the
+// window closed on before it filled lets one go idle. Without that, pollers
+// would split a trickle into small batches that each wait out the window.
 type SQSSource struct {
 	SQS    SQSAPI
 	Lambda Invoker
@@ -70,19 +75,54 @@ func (s *SQSSource) Run(ctx context.Context) error {
 		return fmt.Errorf("get ARN of queue %s: %w", s.QueueURL, err)
 	}
 	arn := attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
+	sc := &scaler{max: int32(max(s.Concurrency, 1))}
+	sc.active.Store(1)
 	var wg sync.WaitGroup
-	for range max(s.Concurrency, 1) {
-		wg.Go(func() { s.poll(ctx, arn) })
+	for i := range sc.max {
+		wg.Go(func() { s.poll(ctx, arn, sc, i) })
 	}
 	wg.Wait()
 	return nil
 }
 
-// poll is one poller: it gathers a batch, invokes the function with it and
-// waits for the result before it gathers the next, until ctx is done.
-func (s *SQSSource) poll(ctx context.Context, arn string) {
+// scaler counts the active pollers: pollers 0 to active-1 poll, the others
+// wait to be needed.
+type scaler struct {
+	max    int32
+	active atomic.Int32
+}
+
+// observe adjusts the active pollers after a batch was gathered: backlog
+// when its first receive found it full, short when the window closed first.
+func (sc *scaler) observe(backlog, short bool) {
+	for {
+		cur := sc.active.Load()
+		next := cur
+		switch {
+		case backlog && cur < sc.max:
+			next = cur + 1
+		case short && cur > 1:
+			next = cur - 1
+		}
+		if next == cur || sc.active.CompareAndSwap(cur, next) {
+			return
+		}
+	}
+}
+
+// idleCheck is how often an idle poller looks whether it is needed.
+const idleCheck = 20 * time.Millisecond
+
+// poll is poller i: while active, it gathers a batch, invokes the function
+// with it and waits for the result before it gathers the next, until ctx is
+// done.
+func (s *SQSSource) poll(ctx context.Context, arn string, sc *scaler, i int32) {
 	for ctx.Err() == nil {
-		msgs, err := s.gather(ctx)
+		if i >= sc.active.Load() {
+			sleep(ctx, idleCheck)
+			continue
+		}
+		msgs, backlog, err := s.gather(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -94,6 +134,7 @@ func (s *SQSSource) poll(ctx context.Context, arn string) {
 		if len(msgs) == 0 {
 			continue
 		}
+		sc.observe(backlog, int32(len(msgs)) < s.batchSize())
 		s.deliver(ctx, arn, msgs)
 	}
 }
@@ -106,15 +147,17 @@ func (s *SQSSource) batchSize() int32 {
 }
 
 // gather long polls for a first message, then keeps receiving until the
-// batch is full or the batching window has passed.
-func (s *SQSSource) gather(ctx context.Context) ([]sqstypes.Message, error) {
+// batch is full or the batching window has passed. backlog reports that the
+// first receive already filled the batch: messages were waiting.
+func (s *SQSSource) gather(ctx context.Context) (msgs []sqstypes.Message, backlog bool, err error) {
 	wait := s.WaitTime
 	if wait <= 0 {
 		wait = 20 * time.Second
 	}
-	msgs, err := s.receive(ctx, s.batchSize(), int32(wait/time.Second))
+	msgs, err = s.receive(ctx, s.batchSize(), int32(wait/time.Second))
+	backlog = int32(len(msgs)) >= s.batchSize()
 	if err != nil || len(msgs) == 0 || s.Window <= 0 {
-		return msgs, err
+		return msgs, backlog, err
 	}
 	deadline := time.Now().Add(s.Window)
 	for int32(len(msgs)) < s.batchSize() && time.Now().Before(deadline) {
@@ -122,14 +165,20 @@ func (s *SQSSource) gather(ctx context.Context) ([]sqstypes.Message, error) {
 		// the queue already handed out until their visibility times out.
 		more, err := s.receive(ctx, s.batchSize()-int32(len(msgs)), 0)
 		if err != nil {
-			return msgs, nil
+			if ctx.Err() == nil {
+				// The batch goes out with what it has; a receive whose
+				// answer did not arrive may have taken messages, which
+				// come back after the visibility timeout.
+				s.Log.Warn("receive more messages for a batch", "queue", s.QueueURL, "messages", len(msgs), "error", err)
+			}
+			return msgs, backlog, nil
 		}
 		msgs = append(msgs, more...)
 		if len(more) == 0 {
 			sleep(ctx, min(50*time.Millisecond, time.Until(deadline)))
 		}
 	}
-	return msgs, nil
+	return msgs, backlog, nil
 }
 
 func (s *SQSSource) receive(ctx context.Context, n, waitSeconds int32) ([]sqstypes.Message, error) {
