@@ -33,8 +33,10 @@ type Report struct {
 	Loads    map[string][]Load
 
 	FlowDuration time.Duration
-	// FlowSystem says how make dev's system ran for the flows.
+	// FlowSystem says how make dev's system ran for the flows; FlowDrain
+	// is how long a flow waits for the last jobs.
 	FlowSystem string
+	FlowDrain  time.Duration
 	Flows      map[int][]Flow
 
 	Notes []string
@@ -206,20 +208,29 @@ func (r *Report) flowTable(p func(string, ...any)) {
 		"front → HTTP API → ingest bootstrap → intake queue → event source (batches of up to 10, 1 s window, as deployed) → "+
 		"processor bootstrap (fetch, claim, dispatch, write-back work note, whose echo comes back as `unchanged`). "+
 		"Latency: from sending the create request to the job's SentTimestamp on the dispatch queue. "+
-		"Polling: the same records with a poll every 2 minutes at every phase (1 s steps) plus the record's own processing time.\n\n", r.FlowDuration)
+		"Missing: records without a job %s after the last one was created; webhook calls that failed are lost by design "+
+		"(ServiceNow does not retry them), so after that wait the reconciler runs once and the records whose job then arrives "+
+		"are counted as recovered (not in the latencies). "+
+		"Polling: the same records with a poll every 2 minutes at every phase (1 s steps) plus the record's own processing time.\n\n", r.FlowDuration, r.FlowDrain)
 	if len(r.Flows) == 0 {
 		p("Not measured (see notes).\n")
 		return
 	}
-	p("| rate | records | p50 | p99 | max | missing | polling: mean | polling: worst |\n|---|---|---|---|---|---|---|---|\n")
+	if r.FlowSystem != "" {
+		p("make dev's system: %s.\n\n", r.FlowSystem)
+	}
+	p("| rate | records | p50 | p99 | max | missing | webhook calls failed | recovered by the reconciler | polling: mean | polling: worst |\n" +
+		"|---|---|---|---|---|---|---|---|---|---|\n")
 	rates := make([]int, 0, len(r.Flows))
 	for rate := range r.Flows {
 		rates = append(rates, rate)
 	}
 	slices.Sort(rates)
 	for _, rate := range rates {
-		var n, p50, p99, mx, missing, pmean, pworst []float64
+		var n, p50, p99, mx, missing, failed, recovered, pmean, pworst []float64
 		for _, f := range r.Flows[rate] {
+			failed = append(failed, float64(f.Webhooks.Failures()))
+			recovered = append(recovered, float64(f.Recovered))
 			n = append(n, float64(len(f.Created)))
 			p50 = append(p50, float64(Percentile(f.Latencies, 50)))
 			p99 = append(p99, float64(Percentile(f.Latencies, 99)))
@@ -229,11 +240,76 @@ func (r *Report) flowTable(p func(string, ...any)) {
 			m, w := Polling(created, proc, 2*time.Minute, 120)
 			pmean, pworst = append(pmean, float64(m)), append(pworst, float64(w))
 		}
-		p("| %d/s | %s | %s | %s | %s | %s | %s | %s |\n", rate, SpreadOf(n).Format(Count), SpreadOf(p50).Format(Millis),
+		p("| %d/s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", rate, SpreadOf(n).Format(Count), SpreadOf(p50).Format(Millis),
 			SpreadOf(p99).Format(Millis), SpreadOf(mx).Format(Millis), SpreadOf(missing).Format(Count),
+			SpreadOf(failed).Format(Count), SpreadOf(recovered).Format(Count),
 			SpreadOf(pmean).Format(Seconds), SpreadOf(pworst).Format(Seconds))
 	}
 	p("\nGoal: p99 under 1 s locally.\n")
+	r.flowFindings(p, rates)
+}
+
+// flowFindings sums up, over every run, what became of the webhook calls
+// and the records that were missing.
+func (r *Report) flowFindings(p func(string, ...any), rates []int) {
+	for _, rate := range rates {
+		var sent, accepted, still, intakeDLQ, dispatchDLQ int
+		reasons, statuses, errs := map[string]int{}, map[int]int{}, map[string]int{}
+		for _, f := range r.Flows[rate] {
+			sent += f.Webhooks.Sent
+			accepted += f.MissingAccepted
+			still += f.StillMissing
+			intakeDLQ, dispatchDLQ = intakeDLQ+max(f.IntakeDLQ, 0), dispatchDLQ+max(f.DispatchDLQ, 0)
+			for k, v := range f.Webhooks.Failed {
+				reasons[k] += v
+			}
+			for k, v := range f.Webhooks.Status {
+				statuses[k] += v
+			}
+			for k, v := range f.Errors {
+				errs[k] += v
+			}
+		}
+		p("\nAt %d/s, all %d runs: %d webhook calls (records and write-back echoes)", rate, len(r.Flows[rate]), sent)
+		var parts []string
+		for _, k := range sortedKeys(reasons) {
+			parts = append(parts, fmt.Sprintf("%d %s", reasons[k], k))
+		}
+		codes := make([]int, 0, len(statuses))
+		for c := range statuses {
+			codes = append(codes, c)
+		}
+		slices.Sort(codes)
+		for _, c := range codes {
+			if c/100 != 2 {
+				parts = append(parts, fmt.Sprintf("%d answered %d", statuses[c], c))
+			}
+		}
+		if len(parts) == 0 {
+			p(", none failed")
+		} else {
+			p(", failed: %s", strings.Join(parts, "; "))
+		}
+		p("; missing records whose webhook ingest had accepted: %d; never dispatched even after the reconciler: %d; "+
+			"dead letters: intake %d, dispatch %d", accepted, still, intakeDLQ, dispatchDLQ)
+		if len(errs) > 0 {
+			var es []string
+			for _, k := range sortedKeys(errs) {
+				es = append(es, fmt.Sprintf("%s (%d)", k, errs[k]))
+			}
+			p("; warnings and errors logged: %s", strings.Join(es, ", "))
+		}
+		p(".\n")
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // pairs are the creation times of the dispatched records, in order, with

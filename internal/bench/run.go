@@ -74,7 +74,7 @@ func Run(ctx context.Context, o Options) *Report {
 		s.rates = o.Rates
 	}
 	rep := &Report{Started: time.Now(), Quick: o.Quick, Runs: o.Runs, Machine: machine(), LoadBefore: loadAvg(),
-		Requests: s.requests, Clients: s.clients, FlowDuration: s.flow, Only: o.Only}
+		Requests: s.requests, Clients: s.clients, FlowDuration: s.flow, FlowDrain: s.drain, Only: o.Only}
 	step := func(format string, args ...any) {
 		fmt.Fprintf(o.Progress, "bench: %s (%s)\n", fmt.Sprintf(format, args...), time.Since(rep.Started).Round(time.Second))
 	}
