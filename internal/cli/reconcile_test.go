@@ -1,13 +1,10 @@
 package cli_test
 
 import (
-	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/snowgate/snowgate/internal/awstest"
@@ -54,25 +51,11 @@ func TestReconcileCommand(t *testing.T) {
 		}
 	}
 	got := map[string]bool{}
-	q := sqs.NewFromConfig(h.cfg)
-	for empty := 0; empty < 2; {
-		out, err := q.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(res.IntakeQueueURL), MaxNumberOfMessages: 10})
-		if err != nil {
-			t.Fatal(err)
+	for _, im := range awstest.DrainJSON[queue.IntakeMessage](t, sqs.NewFromConfig(h.cfg), res.IntakeQueueURL) {
+		if im.Source != queue.SourceReconcile {
+			t.Errorf("message source %q, want reconcile", im.Source)
 		}
-		if len(out.Messages) == 0 {
-			empty++
-		}
-		for _, m := range out.Messages {
-			var im queue.IntakeMessage
-			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &im); err != nil {
-				t.Fatal(err)
-			}
-			if im.Source != queue.SourceReconcile {
-				t.Errorf("message source %q, want reconcile", im.Source)
-			}
-			got[im.SysID] = true
-		}
+		got[im.SysID] = true
 	}
 	for _, id := range ids {
 		if !got[id] {

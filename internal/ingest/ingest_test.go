@@ -137,30 +137,15 @@ func (e *env) handler(t *testing.T, c *clock, opts ingest.Options) *ingest.Handl
 func (e *env) drain(t *testing.T) []queue.IntakeMessage {
 	t.Helper()
 	var out []queue.IntakeMessage
-	for empty := 0; empty < 2; {
-		res, err := e.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
-			QueueUrl:              aws.String(e.res.IntakeQueueURL),
-			MaxNumberOfMessages:   10,
-			MessageAttributeNames: []string{"All"},
-			VisibilityTimeout:     60,
-		})
-		if err != nil {
-			t.Fatalf("ReceiveMessage: %v", err)
+	for _, m := range awstest.Drain(t, e.sqs, e.res.IntakeQueueURL) {
+		var im queue.IntakeMessage
+		if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &im); err != nil {
+			t.Fatalf("message body %q: %v", aws.ToString(m.Body), err)
 		}
-		if len(res.Messages) == 0 {
-			empty++
-			continue
+		if got := aws.ToString(m.MessageAttributes[queue.AttrSource].StringValue); got != queue.SourceWebhook {
+			t.Errorf("message attribute source = %q, want %q", got, queue.SourceWebhook)
 		}
-		for _, m := range res.Messages {
-			var im queue.IntakeMessage
-			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &im); err != nil {
-				t.Fatalf("message body %q: %v", aws.ToString(m.Body), err)
-			}
-			if got := aws.ToString(m.MessageAttributes[queue.AttrSource].StringValue); got != queue.SourceWebhook {
-				t.Errorf("message attribute source = %q, want %q", got, queue.SourceWebhook)
-			}
-			out = append(out, im)
-		}
+		out = append(out, im)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].SysID < out[j].SysID })
 	return out

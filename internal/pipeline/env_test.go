@@ -220,30 +220,5 @@ func (e *env) ticket(table, sysID string) state.Ticket {
 // jobs drains the dispatch queue.
 func (e *env) jobs() []queue.JobRequest {
 	e.t.Helper()
-	var jobs []queue.JobRequest
-	for empty := 0; empty < 2; {
-		out, err := e.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(e.res.DispatchQueueURL), MaxNumberOfMessages: 10,
-		})
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		if len(out.Messages) == 0 {
-			empty++
-			continue
-		}
-		for _, m := range out.Messages {
-			var j queue.JobRequest
-			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &j); err != nil {
-				e.t.Fatalf("dispatch message %q: %v", aws.ToString(m.Body), err)
-			}
-			jobs = append(jobs, j)
-			if _, err := e.sqs.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{
-				QueueUrl: aws.String(e.res.DispatchQueueURL), ReceiptHandle: m.ReceiptHandle,
-			}); err != nil {
-				e.t.Fatal(err)
-			}
-		}
-	}
-	return jobs
+	return awstest.DrainJSON[queue.JobRequest](e.t, e.sqs, e.res.DispatchQueueURL)
 }

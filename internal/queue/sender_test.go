@@ -29,30 +29,13 @@ type received struct {
 // drain reads every message on the queue until it stays empty.
 func drain(t *testing.T, client *sqs.Client, url string) []received {
 	t.Helper()
-	ctx := context.Background()
 	var out []received
-	for empty := 0; empty < 2; {
-		res, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-			QueueUrl:              aws.String(url),
-			MaxNumberOfMessages:   10,
-			WaitTimeSeconds:       0,
-			MessageAttributeNames: []string{"All"},
-			VisibilityTimeout:     60,
-		})
-		if err != nil {
-			t.Fatalf("ReceiveMessage: %v", err)
+	for _, m := range awstest.Drain(t, client, url) {
+		r := received{Body: aws.ToString(m.Body), Attrs: map[string]string{}}
+		for k, v := range m.MessageAttributes {
+			r.Attrs[k] = aws.ToString(v.StringValue)
 		}
-		if len(res.Messages) == 0 {
-			empty++
-			continue
-		}
-		for _, m := range res.Messages {
-			r := received{Body: aws.ToString(m.Body), Attrs: map[string]string{}}
-			for k, v := range m.MessageAttributes {
-				r.Attrs[k] = aws.ToString(v.StringValue)
-			}
-			out = append(out, r)
-		}
+		out = append(out, r)
 	}
 	return out
 }

@@ -259,32 +259,7 @@ func (e *env) version(sysID string) int {
 // drain receives and deletes every message on the intake queue.
 func (e *env) drain() []queue.IntakeMessage {
 	e.t.Helper()
-	var msgs []queue.IntakeMessage
-	for empty := 0; empty < 2; {
-		out, err := e.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(e.res.IntakeQueueURL), MaxNumberOfMessages: 10,
-		})
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		if len(out.Messages) == 0 {
-			empty++
-			continue
-		}
-		for _, m := range out.Messages {
-			var im queue.IntakeMessage
-			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &im); err != nil {
-				e.t.Fatalf("intake body %s: %v", aws.ToString(m.Body), err)
-			}
-			msgs = append(msgs, im)
-			if _, err := e.sqs.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{
-				QueueUrl: aws.String(e.res.IntakeQueueURL), ReceiptHandle: m.ReceiptHandle,
-			}); err != nil {
-				e.t.Fatal(err)
-			}
-		}
-	}
-	return msgs
+	return awstest.DrainJSON[queue.IntakeMessage](e.t, e.sqs, e.res.IntakeQueueURL)
 }
 
 // process runs messages through the real processor's Lambda handler, in
@@ -314,30 +289,7 @@ func (e *env) process(msgs []queue.IntakeMessage) {
 // jobs drains the dispatch queue.
 func (e *env) jobs() []queue.JobRequest {
 	e.t.Helper()
-	var jobs []queue.JobRequest
-	for empty := 0; empty < 2; {
-		out, err := e.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(e.res.DispatchQueueURL), MaxNumberOfMessages: 10,
-		})
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		if len(out.Messages) == 0 {
-			empty++
-			continue
-		}
-		for _, m := range out.Messages {
-			var j queue.JobRequest
-			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &j); err != nil {
-				e.t.Fatal(err)
-			}
-			jobs = append(jobs, j)
-			_, _ = e.sqs.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{
-				QueueUrl: aws.String(e.res.DispatchQueueURL), ReceiptHandle: m.ReceiptHandle,
-			})
-		}
-	}
-	return jobs
+	return awstest.DrainJSON[queue.JobRequest](e.t, e.sqs, e.res.DispatchQueueURL)
 }
 
 func (e *env) ticket(sysID string) (state.Ticket, error) {
