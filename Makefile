@@ -95,8 +95,10 @@ fuzz: ## fuzz the ingest handler for FUZZTIME (default 60s): never panics, never
 	$(GO) test -run='^$$' -fuzz=FuzzHandle -fuzztime=$(FUZZTIME) ./internal/ingest/
 
 .PHONY: lint
-lint: $(STATICCHECK) ## gofmt, go vet and staticcheck, on the root module and on infra/
+lint: $(STATICCHECK) ## gofmt, go mod tidy (no diff), go vet and staticcheck, on the root module and on infra/
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff >/dev/null || { echo "go mod tidy would change go.mod/go.sum (run: go mod tidy):"; $(GO) mod tidy -diff; exit 1; }
+	@cd infra && $(GO) mod tidy -diff >/dev/null || { echo "go mod tidy would change infra/go.mod/go.sum (run: cd infra && go mod tidy):"; $(GO) mod tidy -diff; exit 1; }
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 	cd infra && $(GO) vet ./... && $(abspath $(STATICCHECK)) ./...

@@ -1,42 +1,34 @@
-// Command ingest is the webhook edge Lambda function (API Gateway HTTP API,
-// payload 2.0): configuration from the environment, AWS clients, the
-// handler, lambda.Start. Everything else is in internal/ingest.
+// Command ingest is the webhook edge Lambda function (API Gateway HTTP API
+// or a function URL, payload 2.0): settings, AWS clients, the handler.
+// Everything else is in internal/ingest.
 package main
 
 import (
 	"context"
-	"log/slog"
-	"os"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/snowgate/snowgate/internal/awsconfig"
 	"github.com/snowgate/snowgate/internal/ingest"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/secrets"
+	"github.com/snowgate/snowgate/internal/startup"
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	cfg, err := ingest.ConfigFromEnv(os.Getenv)
-	if err != nil {
-		log.Error("cannot start", "error", err.Error())
-		os.Exit(1)
-	}
-	awsCfg, err := awsconfig.Load(context.Background(), awsconfig.Options{})
-	if err != nil {
-		log.Error("cannot start", "error", err.Error())
-		os.Exit(1)
-	}
-	h := ingest.New(
-		registry.New(dynamodb.NewFromConfig(awsCfg), cfg.RegistryTable),
-		secrets.New(secretsmanager.NewFromConfig(awsCfg)),
-		queue.NewSender(sqs.NewFromConfig(awsCfg), cfg.IntakeQueueURL),
-		ingest.Options{CacheTTL: cfg.CacheTTL, Logger: log},
-	)
-	lambda.Start(h.HandleAPIGateway)
+	startup.Main(func(_ context.Context, k startup.Kit) (any, error) {
+		env, err := ingest.EnvFromGetenv(k.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		h := ingest.New(
+			registry.New(dynamodb.NewFromConfig(k.AWS), env.RegistryTable),
+			secrets.New(secretsmanager.NewFromConfig(k.AWS)),
+			queue.NewSender(sqs.NewFromConfig(k.AWS), env.IntakeQueueURL),
+			ingest.Options{CacheTTL: env.CacheTTL, Logger: k.Logger},
+		)
+		return h.HandleAPIGateway, nil
+	})
 }

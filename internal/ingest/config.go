@@ -21,18 +21,18 @@ const DefaultCacheTTL = 5 * time.Second
 // for bursts, not a second registry.
 const MaxCacheTTL = time.Minute
 
-// Config is the function's configuration, read once at cold start.
-type Config struct {
+// Env is the ingest function's configuration, read once at cold start.
+type Env struct {
 	RegistryTable  string
 	IntakeQueueURL string
 	// CacheTTL is the route cache lifetime; negative disables the cache.
 	CacheTTL time.Duration
 }
 
-// ConfigFromEnv reads the configuration through getenv (os.Getenv in main).
+// EnvFromGetenv reads the configuration through getenv (os.Getenv in main).
 // Every missing or malformed setting is named in the error.
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{
+func EnvFromGetenv(getenv func(string) string) (Env, error) {
+	c := Env{
 		RegistryTable:  strings.TrimSpace(getenv(schema.EnvRegistryTable)),
 		IntakeQueueURL: strings.TrimSpace(getenv(schema.EnvIntakeQueueURL)),
 		CacheTTL:       DefaultCacheTTL,
@@ -56,7 +56,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return Config{}, fmt.Errorf("ingest configuration: %w", errors.Join(errs...))
+		return Env{}, fmt.Errorf("ingest configuration: %w", errors.Join(errs...))
 	}
 	return c, nil
 }

@@ -609,7 +609,7 @@ func TestLogLine(t *testing.T) {
 	e.drain(t)
 }
 
-func TestConfigFromEnv(t *testing.T) {
+func TestEnvFromGetenv(t *testing.T) {
 	base := map[string]string{schema.EnvRegistryTable: "reg", schema.EnvIntakeQueueURL: "http://q"}
 	with := func(k, v string) map[string]string {
 		m := map[string]string{}
@@ -622,29 +622,29 @@ func TestConfigFromEnv(t *testing.T) {
 	tests := []struct {
 		name    string
 		env     map[string]string
-		want    ingest.Config
+		want    ingest.Env
 		wantErr []string // substrings of the error
 	}{
-		{"defaults", base, ingest.Config{RegistryTable: "reg", IntakeQueueURL: "http://q", CacheTTL: ingest.DefaultCacheTTL}, nil},
-		{"ttl set", with(ingest.EnvCacheTTL, "2s"), ingest.Config{RegistryTable: "reg", IntakeQueueURL: "http://q", CacheTTL: 2 * time.Second}, nil},
-		{"ttl zero turns the cache off", with(ingest.EnvCacheTTL, "0"), ingest.Config{RegistryTable: "reg", IntakeQueueURL: "http://q", CacheTTL: -1}, nil},
-		{"nothing set", map[string]string{}, ingest.Config{}, []string{schema.EnvRegistryTable, schema.EnvIntakeQueueURL}},
-		{"no queue", with(schema.EnvIntakeQueueURL, " "), ingest.Config{}, []string{schema.EnvIntakeQueueURL}},
-		{"ttl not a duration", with(ingest.EnvCacheTTL, "5"), ingest.Config{}, []string{ingest.EnvCacheTTL}},
-		{"ttl too long", with(ingest.EnvCacheTTL, "1h"), ingest.Config{}, []string{ingest.EnvCacheTTL}},
+		{"defaults", base, ingest.Env{RegistryTable: "reg", IntakeQueueURL: "http://q", CacheTTL: ingest.DefaultCacheTTL}, nil},
+		{"ttl set", with(ingest.EnvCacheTTL, "2s"), ingest.Env{RegistryTable: "reg", IntakeQueueURL: "http://q", CacheTTL: 2 * time.Second}, nil},
+		{"ttl zero turns the cache off", with(ingest.EnvCacheTTL, "0"), ingest.Env{RegistryTable: "reg", IntakeQueueURL: "http://q", CacheTTL: -1}, nil},
+		{"nothing set", map[string]string{}, ingest.Env{}, []string{schema.EnvRegistryTable, schema.EnvIntakeQueueURL}},
+		{"no queue", with(schema.EnvIntakeQueueURL, " "), ingest.Env{}, []string{schema.EnvIntakeQueueURL}},
+		{"ttl not a duration", with(ingest.EnvCacheTTL, "5"), ingest.Env{}, []string{ingest.EnvCacheTTL}},
+		{"ttl too long", with(ingest.EnvCacheTTL, "1h"), ingest.Env{}, []string{ingest.EnvCacheTTL}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ingest.ConfigFromEnv(func(k string) string { return tt.env[k] })
+			got, err := ingest.EnvFromGetenv(func(k string) string { return tt.env[k] })
 			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("ConfigFromEnv (-want +got):\n%s", diff)
+				t.Errorf("EnvFromGetenv (-want +got):\n%s", diff)
 			}
 			if (err != nil) != (len(tt.wantErr) > 0) {
-				t.Fatalf("ConfigFromEnv error = %v, want one mentioning %v", err, tt.wantErr)
+				t.Fatalf("EnvFromGetenv error = %v, want one mentioning %v", err, tt.wantErr)
 			}
 			for _, s := range tt.wantErr {
 				if !strings.Contains(err.Error(), s) {
-					t.Errorf("ConfigFromEnv error %q does not name %s", err, s)
+					t.Errorf("EnvFromGetenv error %q does not name %s", err, s)
 				}
 			}
 		})

@@ -56,7 +56,7 @@ func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		}
 		ms = append(ms, metrics.Metric{Name: "FetchLatency", Unit: metrics.Milliseconds, Values: latencies})
 		if err := p.cfg.Metrics.Put(map[string]string{"function": "processor"}, map[string]string{"request_id": requestID}, ms...); err != nil {
-			p.log.ErrorContext(ctx, "write metrics", "err", err)
+			p.log.ErrorContext(ctx, "write metrics", "error", err.Error())
 		}
 	}
 	return resp, nil
@@ -97,7 +97,7 @@ func (p *Processor) logOutcome(ctx context.Context, requestID string, rec events
 	}
 	level := slog.LevelInfo
 	if o.Err != nil {
-		attrs = append(attrs, slog.String("err", o.Err.Error()))
+		attrs = append(attrs, slog.String("error", o.Err.Error()))
 		level = slog.LevelWarn
 	}
 	if o.Poison || (o.Status == StatusFailed && !o.Retry) {

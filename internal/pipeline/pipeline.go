@@ -55,6 +55,7 @@ import (
 	"time"
 
 	"github.com/snowgate/snowgate/internal/metrics"
+	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/schema"
 	"github.com/snowgate/snowgate/internal/servicenow"
@@ -99,14 +100,8 @@ var (
 	_ Gateways   = (*registry.Store)(nil)
 	_ Instance   = (*servicenow.Client)(nil)
 	_ Connector  = (*Connections)(nil)
-	_ Dispatcher = dispatcherFunc(nil)
+	_ Dispatcher = (*queue.Sender)(nil)
 )
-
-type dispatcherFunc func(ctx context.Context, body any, attrs map[string]string) error
-
-func (f dispatcherFunc) SendJSON(ctx context.Context, body any, attrs map[string]string) error {
-	return f(ctx, body, attrs)
-}
 
 // Deps are the pipeline's collaborators.
 type Deps struct {
