@@ -103,3 +103,15 @@ func TestSpliceFile(t *testing.T) {
 		t.Errorf("directory holds %d files after SpliceFile, want 2 (no temporary file left)", len(entries))
 	}
 }
+
+// The committed page must keep one pair of markers, or make bench fails
+// after measuring for minutes.
+func TestPerformancePageHasMarkers(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "performance.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bench.Splice(doc, []byte("tables")); err != nil {
+		t.Errorf("docs/performance.md: %v", err)
+	}
+}
