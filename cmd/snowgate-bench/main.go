@@ -68,6 +68,18 @@ func run() error {
 		}
 	}
 
+	// Check the page before measuring for minutes, not after.
+	updateDoc := *doc != "" && (docSet || (!*quick && len(parts) == 0))
+	if updateDoc {
+		page, err := os.ReadFile(*doc)
+		if err != nil {
+			return fmt.Errorf("-doc: %w", err)
+		}
+		if _, err := bench.Splice(page, nil); err != nil {
+			return fmt.Errorf("-doc %s: %w", *doc, err)
+		}
+	}
+
 	// The embedded emulator must listen where its HTTP API calls back.
 	if err := localrun.ExecWithSelfAddr(0); err != nil {
 		return err
@@ -114,14 +126,13 @@ func run() error {
 		fmt.Fprintln(os.Stderr, "snowgate-bench: wrote", *out)
 	}
 	switch {
-	case *doc == "":
-	case !docSet && (*quick || len(parts) > 0):
-		fmt.Fprintf(os.Stderr, "snowgate-bench: %s left as it is (not a full run; -doc %s replaces its tables anyway)\n", *doc, *doc)
-	default:
+	case updateDoc:
 		if err := bench.SpliceFile(*doc, md.Bytes()); err != nil {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "snowgate-bench: replaced the tables in", *doc)
+	case *doc != "":
+		fmt.Fprintf(os.Stderr, "snowgate-bench: %s left as it is (not a full run; -doc %s replaces its tables anyway)\n", *doc, *doc)
 	}
 	return nil
 }
