@@ -1,11 +1,14 @@
 package bench_test
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/snowgate/snowgate/internal/bench"
@@ -113,5 +116,28 @@ func TestPerformancePageHasMarkers(t *testing.T) {
 	}
 	if _, err := bench.Splice(doc, []byte("tables")); err != nil {
 		t.Errorf("docs/performance.md: %v", err)
+	}
+}
+
+// What Markdown writes goes between the markers, header first, and a second
+// run's tables replace the first's.
+func TestMarkdownSpliced(t *testing.T) {
+	page := []byte(before + after)
+	for _, day := range []int{1, 2} {
+		rep := &bench.Report{Started: time.Date(2026, 12, day, 20, 0, 0, 0, time.UTC), Runs: 3, Machine: "2 cores (test)"}
+		var md bytes.Buffer
+		rep.Markdown(&md)
+		var err error
+		if page, err = bench.Splice(page, md.Bytes()); err != nil {
+			t.Fatalf("Splice(Markdown()) error = %v", err)
+		}
+		s := string(page)
+		header := fmt.Sprintf("%s\n\nMeasured by `make bench` on 2026-12-0%d 20:00 UTC, 2 cores (test);", bench.BeginMarker, day)
+		if !strings.HasPrefix(s, before) || !strings.HasSuffix(s, "\n\n"+after) || !strings.Contains(s, header) {
+			t.Errorf("page after run %d:\n%s\nwant it to keep the text around the markers and open the block with %q", day, s, header)
+		}
+		if n := strings.Count(s, "Measured by"); n != 1 {
+			t.Errorf("page after run %d holds %d headers, want 1", day, n)
+		}
 	}
 }
