@@ -1,6 +1,8 @@
 // Command snowgate-bench measures snowgate on this machine next to its
 // baselines (make bench, make bench-quick) and prints the results as
-// Markdown tables for the README's Performance section.
+// Markdown tables. It writes them to build/bench.md and, after a full run,
+// into docs/performance.md between its bench markers, replacing the tables
+// of the run before.
 package main
 
 import (
@@ -34,6 +36,8 @@ func run() error {
 	runs := fs.Int("runs", 3, "repetitions of every measurement (at least 3)")
 	out := fs.String("out", "build/bench.md", "where to write the Markdown report as well as to stdout")
 	rie := fs.String("rie", "bin/tools/aws-lambda-rie", "the AWS Lambda runtime interface emulator; empty skips its cold starts")
+	doc := fs.String("doc", "docs/performance.md", "the page whose tables between its bench markers are replaced; "+
+		"only after a full run (no -quick, no -only) unless given explicitly; empty: never")
 	keep := fs.Bool("keep", false, "keep the scratch directory (builds, function logs)")
 	only := fs.String("only", "", "run only these parts, comma-separated: "+strings.Join(bench.Parts, ", ")+" (the functions are always built)")
 	ingestEnvs := fs.Int("ingest-envs", 0, "webhook to dispatch: execution environments of ingest (0: make dev's default)")
@@ -41,6 +45,8 @@ func run() error {
 	batches := fs.Int("processor-batches", 0, "webhook to dispatch: SQS batches in flight at once (0: make dev's default)")
 	rates := fs.String("rates", "", "webhook to dispatch: records per second, comma-separated (default 10,100)")
 	_ = fs.Parse(os.Args[1:])
+	docSet := false
+	fs.Visit(func(f *flag.Flag) { docSet = docSet || f.Name == "doc" })
 	var rs []int
 	if *rates != "" {
 		for _, r := range strings.Split(*rates, ",") {
@@ -59,6 +65,18 @@ func run() error {
 				return fmt.Errorf("-only: unknown part %q (want %s)", p, strings.Join(bench.Parts, ", "))
 			}
 			parts = append(parts, p)
+		}
+	}
+
+	// Check the page before measuring for minutes, not after.
+	updateDoc := *doc != "" && (docSet || (!*quick && len(parts) == 0))
+	if updateDoc {
+		page, err := os.ReadFile(*doc)
+		if err != nil {
+			return fmt.Errorf("-doc: %w", err)
+		}
+		if _, err := bench.Splice(page, nil); err != nil {
+			return fmt.Errorf("-doc %s: %w", *doc, err)
 		}
 	}
 
@@ -106,6 +124,15 @@ func run() error {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "snowgate-bench: wrote", *out)
+	}
+	switch {
+	case updateDoc:
+		if err := bench.SpliceFile(*doc, md.Bytes()); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "snowgate-bench: replaced the tables in", *doc)
+	case *doc != "":
+		fmt.Fprintf(os.Stderr, "snowgate-bench: %s left as it is (not a full run; -doc %s replaces its tables anyway)\n", *doc, *doc)
 	}
 	return nil
 }

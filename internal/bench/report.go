@@ -1,12 +1,91 @@
 package bench
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 )
+
+// The markers around the tables in docs/performance.md. Everything between
+// them is replaced by each run; everything outside them is left as it is.
+const (
+	BeginMarker = "<!-- bench:begin -->"
+	EndMarker   = "<!-- bench:end -->"
+)
+
+// ErrMarkers reports a page without exactly one pair of bench markers.
+var ErrMarkers = errors.New("bench markers")
+
+// Splice returns doc with what lies between its BeginMarker and EndMarker
+// replaced by tables. The bytes before the begin marker and from the end
+// marker on are kept exactly. A page without exactly one begin marker
+// followed by one end marker is an error wrapping ErrMarkers, and nothing is
+// replaced.
+func Splice(doc, tables []byte) ([]byte, error) {
+	begin, end := []byte(BeginMarker), []byte(EndMarker)
+	nb, ne := bytes.Count(doc, begin), bytes.Count(doc, end)
+	switch {
+	case nb == 0 && ne == 0:
+		return nil, fmt.Errorf("%w: neither %s nor %s found", ErrMarkers, BeginMarker, EndMarker)
+	case nb == 0:
+		return nil, fmt.Errorf("%w: %s not found", ErrMarkers, BeginMarker)
+	case ne == 0:
+		return nil, fmt.Errorf("%w: %s not found", ErrMarkers, EndMarker)
+	case nb > 1 || ne > 1:
+		return nil, fmt.Errorf("%w: want one %s and one %s, found %d and %d", ErrMarkers, BeginMarker, EndMarker, nb, ne)
+	}
+	b, e := bytes.Index(doc, begin)+len(begin), bytes.Index(doc, end)
+	if e < b {
+		return nil, fmt.Errorf("%w: %s comes before %s", ErrMarkers, EndMarker, BeginMarker)
+	}
+	out := make([]byte, 0, len(doc)+len(tables))
+	out = append(out, doc[:b]...)
+	out = append(out, "\n\n"...)
+	out = append(out, bytes.TrimSpace(tables)...)
+	out = append(out, "\n\n"...)
+	return append(out, doc[e:]...), nil
+}
+
+// SpliceFile replaces the tables between the bench markers of the page at
+// path (docs/performance.md). The page is rewritten through a temporary
+// file in its directory, so a failed run never leaves half a page.
+func SpliceFile(path string, tables []byte) error {
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	out, err := Splice(doc, tables)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".bench-*.md")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(out); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Chmod(st.Mode().Perm()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
 
 // Report is everything one run of the benchmark program measured.
 type Report struct {
@@ -60,7 +139,7 @@ func (r *Report) spread(name, unit string) Spread {
 	return Spread{}
 }
 
-// Markdown writes the report as the README's performance tables.
+// Markdown writes the report as the tables of docs/performance.md.
 func (r *Report) Markdown(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	kind := "make bench"
@@ -98,7 +177,7 @@ func (r *Report) Markdown(w io.Writer) {
 }
 
 func (r *Report) handleTable(p func(string, ...any)) {
-	p("#### 1. Ingest handler, in process\n\n`%s` (cached route, secret or signature check, body read and validation, "+
+	p("### 1. Ingest handler, in process\n\n`%s` (cached route, secret or signature check, body read and validation, "+
 		"message encoding, the JSON log line; the queue send is an in-memory sink; one core).\n\n", r.Handle.Command())
 	p("| mode | wall time / request | CPU time / request | allocations | bytes |\n|---|---|---|---|---|\n")
 	for _, m := range []struct{ name, bench string }{{"static secret", "BenchmarkHandle/secret"}, {"HMAC signature", "BenchmarkHandle/hmac"}} {
@@ -108,7 +187,7 @@ func (r *Report) handleTable(p func(string, ...any)) {
 }
 
 func (r *Report) goTables(p func(string, ...any)) {
-	p("\n#### 4. Processor batch latency\n\n`%s`: one SQS batch of 10 new incidents, ServiceNow (the simulator) answering every call after 50 ms, "+
+	p("\n### 4. Processor batch latency\n\n`%s`: one SQS batch of 10 new incidents, ServiceNow (the simulator) answering every call after 50 ms, "+
 		"DynamoDB and SQS on the embedded emulator.\n\n", r.Batch.Command())
 	p("| fetch concurrency | write-back | time / batch of 10 | DynamoDB calls / message |\n|---|---|---|---|\n")
 	for _, b := range []struct{ conc, wb string }{{"5", "false"}, {"10", "false"}, {"10", "true"}} {
@@ -117,7 +196,7 @@ func (r *Report) goTables(p func(string, ...any)) {
 			r.spread(name, "ns/op").Format(Millis), r.spread(name, "ddb-calls/msg").Format(Count))
 	}
 
-	p("\n#### 5. Reconciler cost per run\n\n`%s`: one scheduled run of one gateway × table, page size 100, "+
+	p("\n### 5. Reconciler cost per run\n\n`%s`: one scheduled run of one gateway × table, page size 100, "+
 		"behind an indexed Table API endpoint; DynamoDB and SQS on the embedded emulator.\n\n", r.Reconcile.Command())
 	p("| records in table | changed since watermark | ServiceNow calls | pages | enqueued | time / run |\n|---|---|---|---|---|---|\n")
 	for _, c := range []struct {
@@ -143,7 +222,7 @@ func pct(p float64) func(Load) float64 {
 }
 
 func (r *Report) ingestTable(p func(string, ...any)) {
-	p("\n#### 2. Ingest over HTTP, closed loop\n\n%d requests per run and concurrency, each client sending its next "+
+	p("\n### 2. Ingest over HTTP, closed loop\n\n%d requests per run and concurrency, each client sending its next "+
 		"request when the previous one is answered (Go load generator in this process, keep-alive connections, "+
 		"one static-secret webhook; messages go to an intake queue nobody consumes, purged between runs). "+
 		"Rows in the order they ran; every run measures all of them.\n\n", r.Requests)
@@ -203,7 +282,7 @@ func (r *Report) ratio(num, den string, clients int) Spread {
 }
 
 func (r *Report) flowTable(p func(string, ...any)) {
-	p("\n#### 3. Webhook to dispatch\n\nThe ServiceNow simulator creates incidents at a fixed rate for %s (open loop), "+
+	p("\n### 3. Webhook to dispatch\n\nThe ServiceNow simulator creates incidents at a fixed rate for %s (open loop), "+
 		"each matching the demo gateway, in make dev's whole system: its Business Rule script (goja) calls the webhook, "+
 		"front → HTTP API → ingest bootstrap → intake queue → event source (batches of up to 10, 1 s window, as deployed) → "+
 		"processor bootstrap (fetch, claim, dispatch, write-back work note, whose echo comes back as `unchanged`). "+
@@ -337,7 +416,7 @@ func (f Flow) pairs() ([]time.Time, []time.Duration) {
 func Seconds(ns float64) string { return fmt.Sprintf("%.1f s", ns/1e9) }
 
 func (r *Report) lambdaTable(p func(string, ...any)) {
-	p("\n#### 6. Lambda packages and cold start\n\nPackages: `linux/arm64`, `CGO_ENABLED=0`, `-trimpath -tags lambda.norpc -ldflags='-s -w'`, " +
+	p("\n### 6. Lambda packages and cold start\n\nPackages: `linux/arm64`, `CGO_ENABLED=0`, `-trimpath -tags lambda.norpc -ldflags='-s -w'`, " +
 		"the bootstrap deflated into a zip as `make build` does. Cold start: the same flags built for this machine, " +
 		"from starting the process until it asks the Runtime API for its first event (configuration read, AWS clients built), " +
 		"on the embedded emulator's Runtime API (make dev) and under the AWS Lambda runtime interface emulator " +
