@@ -83,7 +83,7 @@ test: ## run every test with -race: on kumo, then again on moto when moto_server
 	$(GO) test -run='^$$' -fuzz=FuzzHandle -fuzztime=$(FUZZ_QUICK) ./internal/ingest/
 
 .PHONY: bench
-bench: $(RIE) ## measure ingest, webhook-to-dispatch latency, processor, reconciler, package sizes and cold starts next to their baselines (~10 min); table in build/bench.md
+bench: $(RIE) ## measure ingest, webhook-to-dispatch latency, processor, reconciler, package sizes and cold starts next to their baselines (~10 min); tables in docs/performance.md and build/bench.md
 	$(GO) build -o $(BIN)/snowgate-bench ./cmd/snowgate-bench
 	$(BIN)/snowgate-bench -rie $(RIE)
 
@@ -132,7 +132,7 @@ $(CDK) $(CDKLOCAL): infra/package.json infra/package-lock.json
 
 .PHONY: localstack-up
 localstack-up: ## start LocalStack in Docker (needs LOCALSTACK_AUTH_TOKEN)
-	@test -n "$$LOCALSTACK_AUTH_TOKEN" || { echo "LOCALSTACK_AUTH_TOKEN is not set: LocalStack images need one (see README, LocalStack)"; exit 1; }
+	@test -n "$$LOCALSTACK_AUTH_TOKEN" || { echo "LOCALSTACK_AUTH_TOKEN is not set: LocalStack images need one (see docs/deploying.md, LocalStack)"; exit 1; }
 	$(COMPOSE) -f localstack/docker-compose.yml up -d --wait
 
 .PHONY: localstack-deploy

@@ -2,5 +2,5 @@
 // whole system, or uses a deployed one, and drives it only through what an
 // operator and ServiceNow see: the 2501 CLI, the ServiceNow simulator's
 // record API, HTTP calls to the ingest route, the ticket list and the
-// dispatch queue. See the README, "How it is tested".
+// dispatch queue. See docs/testing.md, "The end-to-end suite".
 package e2e

@@ -105,7 +105,7 @@ func Count(v float64) string {
 	return fmt.Sprintf("%.1f", v)
 }
 
-// Bytes formats a size in MB (10^6 bytes, as the README states sizes).
+// Bytes formats a size in MB (10^6 bytes, as docs/performance.md states sizes).
 func Bytes(v float64) string { return fmt.Sprintf("%.1f MB", v/1e6) }
 
 // Ratio formats a ratio.
