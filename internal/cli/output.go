@@ -342,8 +342,9 @@ type dlqRedriveJSON struct {
 	NotDeleted int                  `json:"not_deleted"`
 	Failed     int                  `json:"failed"`
 	Failures   []redriveFailureJSON `json:"failures"`
-	// Messages are what a dry run would move; left out otherwise.
-	Messages []dlqMessageJSON `json:"messages,omitempty"`
+	// Messages are what a dry run would move ([] for an empty DLQ); left
+	// out otherwise.
+	Messages *[]dlqMessageJSON `json:"messages,omitempty"`
 }
 
 type redriveFailureJSON struct {
@@ -360,7 +361,8 @@ func dlqRedriveOutput(rep redriveReport) dlqRedriveJSON {
 		out.Failures = append(out.Failures, redriveFailureJSON{MessageID: f.MessageID, Reason: f.Reason})
 	}
 	if rep.DryRun {
-		out.Messages = dlqListOutput(rep.Messages)
+		msgs := dlqListOutput(rep.Messages)
+		out.Messages = &msgs
 	}
 	return out
 }
