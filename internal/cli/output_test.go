@@ -334,7 +334,7 @@ func TestJSONOutputMatchesSchema(t *testing.T) {
 		if name == "" {
 			name = tc.path
 		}
-		t.Run(name, func(t *testing.T) {
+		ok := t.Run(name, func(t *testing.T) {
 			h.t = t
 			flags, stdin := tc.args(t, f)
 			args := append(append(strings.Fields(tc.path), flags...), "--output", "json")
@@ -362,8 +362,11 @@ func TestJSONOutputMatchesSchema(t *testing.T) {
 				tc.check(t, f, out)
 			}
 		})
+		h.t = t
+		if !ok {
+			t.Fatalf("stopped after %s: the cases that follow use what it makes", name)
+		}
 	}
-	h.t = t
 }
 
 // withExtraKey returns inst with a key no schema documents added to its
