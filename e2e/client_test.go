@@ -222,13 +222,30 @@ func (s *system) records(t testing.TB, table string, ids []string) map[string]re
 	return m
 }
 
+// ticket is a ticket as `2501 infra ticket list --output json` prints it
+// (docs/schemas/ticket.schema.json): the fields the suite reads.
+type ticket struct {
+	SysID       string `json:"sys_id"`
+	Number      string `json:"number"`
+	SysModCount int    `json:"sys_mod_count"`
+	Status      string `json:"status"`
+	Reason      string `json:"reason"`
+	LastOutcome string `json:"last_outcome"`
+	JobID       string `json:"job_id"`
+	WriteBack   string `json:"write_back"`
+	LastError   string `json:"last_error"`
+	Attempts    int    `json:"attempts"`
+	Source      string `json:"source"`
+	Priority    string `json:"priority"`
+}
+
 // tickets lists the gateway's tickets with `2501 infra ticket list`, by
 // sys_id.
-func (s *system) tickets(t testing.TB, gatewayID string) map[string]state.Ticket {
+func (s *system) tickets(t testing.TB, gatewayID string) map[string]ticket {
 	t.Helper()
-	var list []state.Ticket
+	var list []ticket
 	s.cliJSON(t, &list, "", "infra", "ticket", "list", "--gateway-id", gatewayID, "--limit", "0")
-	m := map[string]state.Ticket{}
+	m := map[string]ticket{}
 	for _, tk := range list {
 		m[tk.SysID] = tk
 	}
@@ -236,17 +253,19 @@ func (s *system) tickets(t testing.TB, gatewayID string) map[string]state.Ticket
 }
 
 // settled reports whether a ticket holds a decision (no claim in flight,
-// nothing to retry) on the record's current version.
-func settled(tk state.Ticket, rec record) bool {
+// nothing to retry) on the record's current version. A claim in flight
+// shows as the status processing: a claim sets it, and the decision that
+// ends the claim replaces it.
+func settled(tk ticket, rec record) bool {
 	return final(tk) && tk.SysModCount == rec.modCount()
 }
 
-func final(tk state.Ticket) bool {
+func final(tk ticket) bool {
 	switch tk.Status {
 	case "", state.StatusProcessing, state.StatusRetrying:
 		return false
 	}
-	return tk.ClaimExpires == 0
+	return true
 }
 
 // eventually polls check until it reports done or the deadline (plus the
@@ -270,9 +289,9 @@ func (s *system) eventually(t testing.TB, what string, timeout time.Duration, ch
 
 // waitSettled waits until the record's ticket holds a decision on the
 // record's current version and returns it.
-func (s *system) waitSettled(t testing.TB, gatewayID, table, sysID string, timeout time.Duration) state.Ticket {
+func (s *system) waitSettled(t testing.TB, gatewayID, table, sysID string, timeout time.Duration) ticket {
 	t.Helper()
-	var tk state.Ticket
+	var tk ticket
 	s.eventually(t, fmt.Sprintf("the ticket of %s %s to settle", table, sysID), timeout, func() (bool, string) {
 		rec := s.get(t, table, sysID)
 		tk = s.tickets(t, gatewayID)[sysID]
@@ -281,12 +300,12 @@ func (s *system) waitSettled(t testing.TB, gatewayID, table, sysID string, timeo
 	return tk
 }
 
-func describe(tk state.Ticket) string {
+func describe(tk ticket) string {
 	if tk.SysID == "" {
 		return "none"
 	}
-	return fmt.Sprintf("status %q reason %q last outcome %q sys_mod_count %d attempts %d claim %d error %q",
-		tk.Status, tk.Reason, tk.LastOutcome, tk.SysModCount, tk.Attempts, tk.ClaimExpires, tk.LastError)
+	return fmt.Sprintf("status %q reason %q last outcome %q sys_mod_count %d attempts %d error %q",
+		tk.Status, tk.Reason, tk.LastOutcome, tk.SysModCount, tk.Attempts, tk.LastError)
 }
 
 // jobs receives every job on the dispatch queue, deleting each, until the

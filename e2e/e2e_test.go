@@ -168,7 +168,7 @@ func TestChangeRequests(t *testing.T) {
 	// processing took longer), then accepted when the reconciler finds it
 	// due, with no webhook.
 	s.update(t, "change_request", ahead, map[string]string{"start_date": simTime(time.Now().Add(3 * time.Second))})
-	var tk state.Ticket
+	var tk ticket
 	s.eventually(t, "the change request to be accepted once its window opened", time.Minute, func() (bool, string) {
 		tk = s.tickets(t, gw)[ahead]
 		return tk.Status == state.StatusAccepted && final(tk), describe(tk)

@@ -78,7 +78,7 @@ func init() {
 				if msgs == nil {
 					return err
 				}
-				if perr := c.Print(msgs, func(w io.Writer) { printDLQ(w, q.name, msgs, *maxN) }); perr != nil {
+				if perr := c.Print(dlqListOutput(msgs), func(w io.Writer) { printDLQ(w, q.name, msgs, *maxN) }); perr != nil {
 					return perr
 				}
 				return err // a failed give-back, after the listing it spoiled nothing of
@@ -117,13 +117,13 @@ func init() {
 						return err
 					}
 					rep := redriveReport{Queue: q.name, DryRun: true, Messages: msgs, Failures: []redriveFailure{}, limit: limit}
-					if perr := c.Print(rep, func(w io.Writer) { printRedrive(w, rep) }); perr != nil {
+					if perr := c.Print(dlqRedriveOutput(rep), func(w io.Writer) { printRedrive(w, rep) }); perr != nil {
 						return perr
 					}
 					return err
 				}
 				rep, err := redrive(ctx, q, limit)
-				if perr := c.Print(rep, func(w io.Writer) { printRedrive(w, rep) }); perr != nil {
+				if perr := c.Print(dlqRedriveOutput(rep), func(w io.Writer) { printRedrive(w, rep) }); perr != nil {
 					return perr
 				}
 				if err != nil && rep.Moved > 0 {
@@ -194,21 +194,22 @@ func (e *sqsError) Error() string {
 }
 func (e *sqsError) Unwrap() error { return e.err }
 
-// dlqMessage is one message as the commands show it.
+// dlqMessage is one message as the commands show it; dlqMessageJSON is
+// its JSON form.
 type dlqMessage struct {
-	MessageID    string    `json:"message_id"`
-	SentAt       time.Time `json:"sent_at"`
-	ReceiveCount int       `json:"receive_count"`
-	Source       string    `json:"source,omitempty"`
+	MessageID    string
+	SentAt       time.Time
+	ReceiveCount int
+	Source       string
 	// Summary names the record: gateway, table and sys_id for a JSON body,
 	// "unparseable (N bytes)" for any other.
-	Summary   string            `json:"summary"`
-	GatewayID string            `json:"gateway_id,omitempty"`
-	Table     string            `json:"table,omitempty"`
-	SysID     string            `json:"sys_id,omitempty"`
-	Number    string            `json:"number,omitempty"`
-	Attrs     map[string]string `json:"attributes,omitempty"`
-	Body      string            `json:"body"`
+	Summary   string
+	GatewayID string
+	Table     string
+	SysID     string
+	Number    string
+	Attrs     map[string]string
+	Body      string
 }
 
 // record is what intake messages and job requests have in common.
@@ -330,24 +331,24 @@ func peekDLQ(ctx context.Context, q dlq, limit int) ([]dlqMessage, error) {
 
 // redriveReport is the outcome of a redrive (or what a dry run would move).
 type redriveReport struct {
-	Queue  string `json:"queue"`
-	DryRun bool   `json:"dry_run"`
+	Queue  string
+	DryRun bool
 	// Moved were sent to the source queue and deleted from the DLQ.
-	Moved int `json:"moved"`
+	Moved int
 	// NotDeleted were sent but are still in the DLQ too.
-	NotDeleted int              `json:"not_deleted"`
-	Failed     int              `json:"failed"`
-	Failures   []redriveFailure `json:"failures"`
+	NotDeleted int
+	Failed     int
+	Failures   []redriveFailure
 	// Messages are what a dry run would move.
-	Messages []dlqMessage `json:"messages,omitempty"`
+	Messages []dlqMessage
 
 	limit int // of a dry run's listing
 }
 
 // redriveFailure is a message that stays in the DLQ, and why.
 type redriveFailure struct {
-	MessageID string `json:"message_id"`
-	Reason    string `json:"reason"`
+	MessageID string
+	Reason    string
 }
 
 // redrive moves up to limit messages from the DLQ to its source queue, a

@@ -246,7 +246,7 @@ printf '%s\n' "$SN_CLIENT_SECRET" | 2501 infra gateway create --name prod --inst
 			if err != nil {
 				return errors.Join(err, cleanupSecret(ctx, c, arn))
 			}
-			return c.Print(g, func(w io.Writer) {
+			return c.Print(gatewayOutput(g), func(w io.Writer) {
 				fmt.Fprintln(w, "Gateway created!")
 				writeGateway(w, g, nil)
 				fmt.Fprintf(w, "\nNext: %s infra webhook create --name %s-incidents --source-type servicenow --event-type incident --gateway-id %s\n", Name, slug(g.Name), g.ID)
@@ -302,7 +302,7 @@ var gatewayList = Command{
 			if gws == nil {
 				gws = []registry.Gateway{}
 			}
-			return c.Print(gws, func(w io.Writer) {
+			return c.Print(gatewayListOutput(gws), func(w io.Writer) {
 				if len(gws) == 0 {
 					fmt.Fprintf(w, "No gateways. Create one with: %s infra gateway create --help\n", Name)
 					return
@@ -316,12 +316,6 @@ var gatewayList = Command{
 			})
 		}
 	},
-}
-
-// gatewayView is a gateway with its webhooks, for show.
-type gatewayView struct {
-	registry.Gateway
-	Webhooks []registry.Webhook `json:"webhooks"`
 }
 
 var gatewayShow = Command{
@@ -350,7 +344,7 @@ var gatewayShow = Command{
 			if hooks == nil {
 				hooks = []registry.Webhook{}
 			}
-			return c.Print(gatewayView{g, hooks}, func(w io.Writer) { writeGateway(w, g, hooks) })
+			return c.Print(gatewayShowOutput(g, hooks, c.knownAPIURL(), c.Now()), func(w io.Writer) { writeGateway(w, g, hooks) })
 		}
 	},
 }
@@ -449,7 +443,7 @@ printf '%s\n' "$NEW_PASSWORD" | 2501 infra gateway update --id gtw_0b7c… --pas
 			if err != nil {
 				return err
 			}
-			return c.Print(g, func(w io.Writer) {
+			return c.Print(gatewayOutput(g), func(w io.Writer) {
 				fmt.Fprintln(w, "Gateway updated.")
 				writeGateway(w, g, hooks)
 				if c.Set("active") && cur.Active != g.Active && len(hooks) > 0 {
@@ -605,15 +599,7 @@ Rules in ServiceNow afterwards.`,
 			if err := errors.Join(errs...); err != nil {
 				return fmt.Errorf("gateway %s deleted, but not all of its secrets: %w", *id, err)
 			}
-			type result struct {
-				Deleted  string   `json:"deleted"`
-				Webhooks []string `json:"deleted_webhooks"`
-			}
-			res := result{Deleted: g.ID, Webhooks: []string{}}
-			for _, h := range deleted {
-				res.Webhooks = append(res.Webhooks, h.ID)
-			}
-			return c.Print(res, func(w io.Writer) {
+			return c.Print(gatewayDeletedOutput(g, deleted), func(w io.Writer) {
 				fmt.Fprintf(w, "Gateway %s (%s) deleted, with its credentials secret.\n", g.ID, g.Name)
 				for _, h := range deleted {
 					fmt.Fprintf(w, "Webhook %s (%s) deleted: deactivate its Business Rule %q on the %s table.\n", h.ID, h.Name, ruleName(h), h.EventType)

@@ -65,7 +65,7 @@ func init() {
 				if err != nil {
 					return err
 				}
-				if err := c.Print(reportView(rep), func(w io.Writer) { printReport(w, rep) }); err != nil {
+				if err := c.Print(reconcileOutput(rep), func(w io.Writer) { printReport(w, rep) }); err != nil {
 					return err
 				}
 				if n := rep.Failed(); n > 0 {
@@ -200,56 +200,6 @@ func status(res reconcile.Result) string {
 	default:
 		return "stopped at " + res.Stopped + "; the next run continues"
 	}
-}
-
-// passView is a Result as JSON.
-type passView struct {
-	GatewayID string    `json:"gateway_id"`
-	Table     string    `json:"table"`
-	From      time.Time `json:"from"`
-	Watermark string    `json:"watermark,omitempty"`
-	Scanned   int       `json:"scanned"`
-	Enqueued  int       `json:"enqueued"`
-	Skipped   int       `json:"skipped"`
-	Pages     int       `json:"pages"`
-	Calls     int       `json:"calls"`
-	Done      bool      `json:"done"`
-	Stopped   string    `json:"stopped,omitempty"`
-	Error     string    `json:"error,omitempty"`
-}
-
-type dueView struct {
-	GatewayID string `json:"gateway_id"`
-	Enqueued  int    `json:"enqueued"`
-	Error     string `json:"error,omitempty"`
-}
-
-type runView struct {
-	Passes []passView `json:"passes"`
-	Due    []dueView  `json:"due"`
-}
-
-func reportView(rep reconcile.Report) runView {
-	v := runView{Passes: []passView{}, Due: []dueView{}}
-	for _, r := range rep.Results {
-		p := passView{GatewayID: r.GatewayID, Table: r.Table, From: r.From, Scanned: r.Scanned, Enqueued: r.Enqueued,
-			Skipped: r.Skipped, Pages: r.Pages, Calls: r.Calls, Done: r.Done, Stopped: r.Stopped}
-		if !r.Position.IsZero() {
-			p.Watermark = r.Position.String()
-		}
-		if r.Err != nil {
-			p.Error = r.Err.Error()
-		}
-		v.Passes = append(v.Passes, p)
-	}
-	for _, d := range rep.Due {
-		dv := dueView{GatewayID: d.GatewayID, Enqueued: d.Enqueued}
-		if d.Err != nil {
-			dv.Error = d.Err.Error()
-		}
-		v.Due = append(v.Due, dv)
-	}
-	return v
 }
 
 func printReport(w io.Writer, rep reconcile.Report) {

@@ -49,7 +49,7 @@ func init() {
 					all = append(all, ts...)
 				}
 				sort.SliceStable(all, func(i, j int) bool { return all[i].UpdatedAt.After(all[j].UpdatedAt) })
-				return c.Print(all, func(w io.Writer) { printTickets(w, all) })
+				return c.Print(ticketListOutput(all), func(w io.Writer) { printTickets(w, all) })
 			}
 		},
 	})
@@ -88,7 +88,7 @@ func init() {
 				if len(found) == 0 {
 					return fmt.Errorf("no ticket for %s %s", *table, *sysID)
 				}
-				return c.Print(found, func(w io.Writer) {
+				return c.Print(ticketListOutput(found), func(w io.Writer) {
 					for i, t := range found {
 						if i > 0 {
 							fmt.Fprintln(w)

@@ -38,7 +38,10 @@ func TestTicketCommands(t *testing.T) {
 	putTicket(t, s, g1.ID, "2222bbbb", "old", state.StatusOutOfScope)
 	putTicket(t, s, g2.ID, "3333cccc", "vpn", state.StatusAccepted)
 
-	ids := func(ts []state.Ticket) []string {
+	type listed struct {
+		SysID string `json:"sys_id"`
+	}
+	ids := func(ts []listed) []string {
 		out := []string{}
 		for _, t := range ts {
 			out = append(out, t.SysID)
@@ -57,7 +60,7 @@ func TestTicketCommands(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got []state.Ticket
+			var got []listed
 			h.json(&got, "", append([]string{"infra", "ticket", "list"}, tt.args...)...)
 			if diff := cmp.Diff(tt.want, ids(got)); diff != "" {
 				t.Errorf("ticket list %v (-want +got):\n%s", tt.args, diff)

@@ -224,7 +224,7 @@ The secret is shown once. Lost it? 2501 infra webhook rotate-secret.`,
 			}
 			v := newView(w, apiURL, secret, c.Now())
 			v.BusinessRule = &rule
-			return c.Print(v, func(out io.Writer) {
+			return c.Print(webhookCreatedOutput(v), func(out io.Writer) {
 				fmt.Fprintln(out, "Webhook created!")
 				writeCreated(out, v, g)
 				fmt.Fprintln(out)
@@ -279,7 +279,7 @@ var webhookList = Command{
 			for _, h := range hooks {
 				views = append(views, newView(h, apiURL, masked, c.Now()))
 			}
-			return c.Print(views, func(w io.Writer) {
+			return c.Print(webhookListOutput(views), func(w io.Writer) {
 				if len(views) == 0 {
 					fmt.Fprintf(w, "No webhooks. Create one with: %s infra webhook create --help\n", Name)
 					return
@@ -319,7 +319,7 @@ var webhookShow = Command{
 				return gerr
 			}
 			v := newView(w, strings.TrimRight(c.known(settingAPIURL), "/"), masked, c.Now())
-			return c.Print(v, func(out io.Writer) { writeWebhook(out, v, g, gerr == nil) })
+			return c.Print(webhookOutput(v), func(out io.Writer) { writeWebhook(out, v, g, gerr == nil) })
 		}
 	},
 }
@@ -408,7 +408,7 @@ var webhookUpdate = Command{
 			}
 			g, gerr := store.Gateway(ctx, w.GatewayID)
 			v := newView(w, strings.TrimRight(c.known(settingAPIURL), "/"), masked, c.Now())
-			return c.Print(v, func(out io.Writer) {
+			return c.Print(webhookOutput(v), func(out io.Writer) {
 				fmt.Fprintln(out, "Webhook updated.")
 				writeWebhook(out, v, g, gerr == nil)
 			})
@@ -493,7 +493,7 @@ next change to the webhook.`,
 			}
 			v := newView(w, apiURL, secret, now)
 			v.BusinessRule = &rule
-			return c.Print(v, func(out io.Writer) {
+			return c.Print(webhookCreatedOutput(v), func(out io.Writer) {
 				fmt.Fprintln(out, "Secret rotated!")
 				writeCreated(out, v, g)
 				if *grace > 0 {
@@ -550,12 +550,8 @@ var webhookDelete = Command{
 			if err := deleteKeys(ctx, c, w.SigningKeys); err != nil {
 				return err
 			}
-			type result struct {
-				Deleted  string `json:"deleted"`
-				Reminder string `json:"reminder"`
-			}
 			reminder := fmt.Sprintf("Deactivate the Business Rule %q on the %s table in ServiceNow: its calls are now rejected (404).", ruleName(w), w.EventType)
-			return c.Print(result{Deleted: w.ID, Reminder: reminder}, func(out io.Writer) {
+			return c.Print(webhookDeletedJSON{Deleted: w.ID, Reminder: reminder}, func(out io.Writer) {
 				fmt.Fprintf(out, "Webhook %s (%s) deleted.\n%s\n", w.ID, w.Name, reminder)
 			})
 		}

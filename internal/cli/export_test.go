@@ -1,0 +1,15 @@
+package cli
+
+import "sort"
+
+// CommandPaths lists the paths of every registered command, sorted, for
+// the tests in package cli_test (which check that each one's JSON output
+// has a schema and a test).
+func CommandPaths() []string {
+	paths := make([]string, 0, len(commands))
+	for p := range commands {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	return paths
+}

@@ -1,0 +1,427 @@
+package cli
+
+import (
+	"strings"
+	"time"
+
+	"github.com/snowgate/snowgate/internal/businessrule"
+	"github.com/snowgate/snowgate/internal/reconcile"
+	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/servicenow"
+	"github.com/snowgate/snowgate/internal/state"
+)
+
+// The types in this file are what `--output json` prints: the product's
+// contract with scripts. Each is declared field by field with the names the
+// documentation uses, and is filled from the storage or domain types by one
+// function per view, so a field added to a stored item never reaches the
+// output by accident, and internal state (claim tokens and leases, content
+// hashes, key prefixes, secret hashes, signing key locations) never does.
+// Times are RFC 3339 strings in UTC.
+//
+// Each shape is documented once, as a JSON Schema under docs/schemas/, and
+// the tests validate every command's real output against it: a change here
+// is a change of the contract, and goes with its schema.
+
+// knownAPIURL is the API base URL when it is known without asking AWS
+// (see Call.known), without a trailing slash; else "".
+func (c *Call) knownAPIURL() string { return strings.TrimRight(c.known(settingAPIURL), "/") }
+
+// rfc3339 formats a time for JSON output: RFC 3339 in UTC, with the
+// fraction of a second when there is one.
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// optionalTime is rfc3339, or "" (an omitted key) for the zero time.
+func optionalTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return rfc3339(t)
+}
+
+// serviceNowTime turns a ServiceNow date-time ("2006-01-02 15:04:05", UTC:
+// the integration user's time zone is required to be UTC) into RFC 3339.
+// An empty value stays empty; a value in any other layout is passed on
+// unchanged rather than dropped.
+func serviceNowTime(s string) string {
+	if s == "" {
+		return ""
+	}
+	t, err := time.ParseInLocation(servicenow.TimeLayout, s, time.UTC)
+	if err != nil {
+		return s
+	}
+	return rfc3339(t)
+}
+
+// gatewayJSON is a gateway (docs/schemas/gateway.schema.json).
+type gatewayJSON struct {
+	ID                    string `json:"id"`
+	Name                  string `json:"name"`
+	Type                  string `json:"type"`
+	Description           string `json:"description"`
+	Active                bool   `json:"active"`
+	InstanceURL           string `json:"instance_url"`
+	Auth                  string `json:"auth"`
+	Username              string `json:"username"`
+	ClientID              string `json:"client_id"`
+	CredentialsSecretARN  string `json:"credentials_secret_arn"`
+	AssignmentGroupFilter string `json:"assignment_group_filter"`
+	EnvironmentFilter     string `json:"environment_filter"`
+	Scope                 string `json:"scope"`
+	DedupWindowMinutes    int    `json:"dedup_window_minutes"`
+	EscalationGroup       string `json:"escalation_group"`
+	WriteBack             bool   `json:"write_back"`
+	CreatedAt             string `json:"created_at"`
+	UpdatedAt             string `json:"updated_at"`
+}
+
+func gatewayOutput(g registry.Gateway) gatewayJSON {
+	return gatewayJSON{
+		ID: g.ID, Name: g.Name, Type: g.Type, Description: g.Description, Active: g.Active,
+		InstanceURL: g.InstanceURL, Auth: g.Auth, Username: g.Username, ClientID: g.ClientID,
+		CredentialsSecretARN:  g.CredentialsSecretARN,
+		AssignmentGroupFilter: g.AssignmentGroupFilter, EnvironmentFilter: g.EnvironmentFilter, Scope: g.ScopeQuery(),
+		DedupWindowMinutes: g.DedupWindowMinutes, EscalationGroup: g.EscalationGroup, WriteBack: g.WriteBack,
+		CreatedAt: rfc3339(g.CreatedAt), UpdatedAt: rfc3339(g.UpdatedAt),
+	}
+}
+
+// gatewayListOutput is gateway list (docs/schemas/gateway-list.schema.json).
+func gatewayListOutput(gs []registry.Gateway) []gatewayJSON {
+	out := make([]gatewayJSON, 0, len(gs))
+	for _, g := range gs {
+		out = append(out, gatewayOutput(g))
+	}
+	return out
+}
+
+// gatewayShowJSON is a gateway with its webhooks
+// (docs/schemas/gateway-show.schema.json).
+type gatewayShowJSON struct {
+	gatewayJSON
+	Webhooks []webhookJSON `json:"webhooks"`
+}
+
+// gatewayShowOutput shows a gateway and its webhooks; apiURL (possibly
+// empty) makes their URLs.
+func gatewayShowOutput(g registry.Gateway, hooks []registry.Webhook, apiURL string, now time.Time) gatewayShowJSON {
+	v := gatewayShowJSON{gatewayJSON: gatewayOutput(g), Webhooks: []webhookJSON{}}
+	for _, h := range hooks {
+		v.Webhooks = append(v.Webhooks, webhookOutput(newView(h, apiURL, masked, now)))
+	}
+	return v
+}
+
+// gatewayDeletedJSON is gateway delete
+// (docs/schemas/gateway-delete.schema.json).
+type gatewayDeletedJSON struct {
+	Deleted         string   `json:"deleted"`
+	DeletedWebhooks []string `json:"deleted_webhooks"`
+}
+
+// gatewayDeletedOutput names the gateway and the webhooks deleted with it.
+func gatewayDeletedOutput(g registry.Gateway, deleted []registry.Webhook) gatewayDeletedJSON {
+	out := gatewayDeletedJSON{Deleted: g.ID, DeletedWebhooks: []string{}}
+	for _, h := range deleted {
+		out.DeletedWebhooks = append(out.DeletedWebhooks, h.ID)
+	}
+	return out
+}
+
+// webhookJSON is a webhook with its secrets masked
+// (docs/schemas/webhook.schema.json).
+type webhookJSON struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	SourceType  string `json:"source_type"`
+	EventType   string `json:"event_type"`
+	GatewayID   string `json:"gateway_id"`
+	Active      bool   `json:"active"`
+	Signing     string `json:"signing"`
+	Path        string `json:"path"`
+	// URL is left out when the CLI does not know the API URL.
+	URL       string            `json:"url,omitempty"`
+	Secrets   []secretStateJSON `json:"secrets"`
+	CreatedAt string            `json:"created_at"`
+	UpdatedAt string            `json:"updated_at"`
+}
+
+// secretStateJSON is one accepted secret or signing key, not revealed.
+type secretStateJSON struct {
+	Current   bool   `json:"current"`
+	ExpiresAt string `json:"expires_at,omitempty"`
+}
+
+func webhookOutput(v webhookView) webhookJSON {
+	w := v.Webhook
+	out := webhookJSON{
+		ID: w.ID, Name: w.Name, Description: w.Description, SourceType: w.SourceType, EventType: w.EventType,
+		GatewayID: w.GatewayID, Active: w.Active, Signing: w.Signing, Path: w.Path, URL: v.URL,
+		Secrets:   []secretStateJSON{},
+		CreatedAt: rfc3339(w.CreatedAt), UpdatedAt: rfc3339(w.UpdatedAt),
+	}
+	for _, s := range v.Secrets {
+		st := secretStateJSON{Current: s.Current}
+		if s.Expires != nil {
+			st.ExpiresAt = rfc3339(*s.Expires)
+		}
+		out.Secrets = append(out.Secrets, st)
+	}
+	return out
+}
+
+// webhookListOutput is webhook list (docs/schemas/webhook-list.schema.json).
+func webhookListOutput(vs []webhookView) []webhookJSON {
+	out := make([]webhookJSON, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, webhookOutput(v))
+	}
+	return out
+}
+
+// webhookCreatedJSON is a webhook just created or given a new secret: the
+// secret, shown this once, and the Business Rule that sends it
+// (docs/schemas/webhook-created.schema.json).
+type webhookCreatedJSON struct {
+	webhookJSON
+	Secret       string           `json:"secret"`
+	BusinessRule businessRuleJSON `json:"business_rule"`
+}
+
+// businessRuleJSON is the Business Rule to set up in ServiceNow. Its keys
+// are the rule's fields as ServiceNow names them; the simulator of make dev
+// reads name, table, condition, script, insert and update.
+type businessRuleJSON struct {
+	Name          string `json:"name"`
+	Table         string `json:"table"`
+	Active        bool   `json:"active"`
+	Advanced      bool   `json:"advanced"`
+	When          string `json:"when"`
+	Order         int    `json:"order"`
+	Insert        bool   `json:"insert"`
+	Update        bool   `json:"update"`
+	Condition     string `json:"condition"`
+	ConditionText string `json:"condition_text"`
+	Script        string `json:"script"`
+}
+
+func businessRuleOutput(r businessrule.Rule) businessRuleJSON {
+	return businessRuleJSON{
+		Name: r.Name, Table: r.Table, Active: r.Active, Advanced: r.Advanced, When: r.When, Order: r.Order,
+		Insert: r.Insert, Update: r.Update, Condition: r.Condition, ConditionText: r.ConditionText, Script: r.Script,
+	}
+}
+
+// webhookCreatedOutput is webhook create and rotate-secret: v carries the
+// new secret and the rendered rule.
+func webhookCreatedOutput(v webhookView) webhookCreatedJSON {
+	out := webhookCreatedJSON{webhookJSON: webhookOutput(v), Secret: v.Secret}
+	if v.BusinessRule != nil {
+		out.BusinessRule = businessRuleOutput(*v.BusinessRule)
+	}
+	return out
+}
+
+// webhookDeletedJSON is webhook delete
+// (docs/schemas/webhook-delete.schema.json).
+type webhookDeletedJSON struct {
+	Deleted  string `json:"deleted"`
+	Reminder string `json:"reminder"`
+}
+
+// ticketJSON is one ticket: what snowgate decided about a record, and the
+// record's mirrored fields under their ServiceNow names
+// (docs/schemas/ticket.schema.json).
+type ticketJSON struct {
+	GatewayID    string `json:"gateway_id"`
+	Table        string `json:"table"`
+	SysID        string `json:"sys_id"`
+	Number       string `json:"number"`
+	SysModCount  int    `json:"sys_mod_count"`
+	SysUpdatedOn string `json:"sys_updated_on,omitempty"`
+
+	Status            string `json:"status"`
+	Reason            string `json:"reason"`
+	LastOutcome       string `json:"last_outcome,omitempty"`
+	LastOutcomeAt     string `json:"last_outcome_at,omitempty"`
+	JobID             string `json:"job_id,omitempty"`
+	DuplicateOf       string `json:"duplicate_of,omitempty"`
+	DuplicateOfNumber string `json:"duplicate_of_number,omitempty"`
+	DueAt             string `json:"due_at,omitempty"`
+	WriteBack         string `json:"write_back,omitempty"`
+	LastError         string `json:"last_error,omitempty"`
+	Attempts          int    `json:"attempts"`
+	Source            string `json:"source,omitempty"`
+	WebhookID         string `json:"webhook_id,omitempty"`
+	FirstSeenAt       string `json:"first_seen_at,omitempty"`
+	ProcessedAt       string `json:"processed_at,omitempty"`
+	UpdatedAt         string `json:"updated_at"`
+
+	State               string `json:"state"`
+	Priority            string `json:"priority"`
+	ShortDescription    string `json:"short_description"`
+	Description         string `json:"description"`
+	AssignmentGroup     string `json:"assignment_group"`
+	AssignmentGroupName string `json:"assignment_group_name"`
+	Environment         string `json:"environment"`
+	ConfigurationItem   string `json:"configuration_item"`
+	Active              bool   `json:"active"`
+	Type                string `json:"type"`
+	Approval            string `json:"approval"`
+	StartDate           string `json:"start_date"`
+	EndDate             string `json:"end_date"`
+}
+
+func ticketOutput(t state.Ticket) ticketJSON {
+	return ticketJSON{
+		GatewayID: t.GatewayID, Table: t.Table, SysID: t.SysID, Number: t.Number,
+		SysModCount: t.SysModCount, SysUpdatedOn: serviceNowTime(t.SysUpdatedOn),
+		Status: t.Status, Reason: t.Reason, LastOutcome: t.LastOutcome, LastOutcomeAt: optionalTime(t.LastOutcomeAt),
+		JobID: t.JobID, DuplicateOf: t.DuplicateOf, DuplicateOfNumber: t.DuplicateOfNumber, DueAt: t.DueAt,
+		WriteBack: t.WriteBack, LastError: t.LastError, Attempts: t.Attempts, Source: t.Source, WebhookID: t.WebhookID,
+		FirstSeenAt: optionalTime(t.FirstSeenAt), ProcessedAt: optionalTime(t.ProcessedAt), UpdatedAt: rfc3339(t.UpdatedAt),
+
+		State: t.State, Priority: t.Priority, ShortDescription: t.ShortDescription, Description: t.Description,
+		AssignmentGroup: t.AssignmentGroup, AssignmentGroupName: t.AssignmentGroupName, Environment: t.Environment,
+		ConfigurationItem: t.ConfigurationItem, Active: t.Active, Type: t.Type, Approval: t.Approval,
+		StartDate: serviceNowTime(t.StartDate), EndDate: serviceNowTime(t.EndDate),
+	}
+}
+
+// ticketListOutput is ticket list and ticket show
+// (docs/schemas/ticket-list.schema.json).
+func ticketListOutput(ts []state.Ticket) []ticketJSON {
+	out := make([]ticketJSON, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, ticketOutput(t))
+	}
+	return out
+}
+
+// dlqMessageJSON is one dead-lettered message
+// (docs/schemas/dlq-message.schema.json).
+type dlqMessageJSON struct {
+	MessageID    string            `json:"message_id"`
+	SentAt       string            `json:"sent_at,omitempty"`
+	ReceiveCount int               `json:"receive_count"`
+	Source       string            `json:"source,omitempty"`
+	Summary      string            `json:"summary"`
+	GatewayID    string            `json:"gateway_id,omitempty"`
+	Table        string            `json:"table,omitempty"`
+	SysID        string            `json:"sys_id,omitempty"`
+	Number       string            `json:"number,omitempty"`
+	Attributes   map[string]string `json:"attributes,omitempty"`
+	Body         string            `json:"body"`
+}
+
+func dlqMessageOutput(m dlqMessage) dlqMessageJSON {
+	return dlqMessageJSON{
+		MessageID: m.MessageID, SentAt: optionalTime(m.SentAt), ReceiveCount: m.ReceiveCount, Source: m.Source,
+		Summary: m.Summary, GatewayID: m.GatewayID, Table: m.Table, SysID: m.SysID, Number: m.Number,
+		Attributes: m.Attrs, Body: m.Body,
+	}
+}
+
+// dlqListOutput is dlq list (docs/schemas/dlq-list.schema.json).
+func dlqListOutput(ms []dlqMessage) []dlqMessageJSON {
+	out := make([]dlqMessageJSON, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, dlqMessageOutput(m))
+	}
+	return out
+}
+
+// dlqRedriveJSON is dlq redrive, with or without --dry-run
+// (docs/schemas/dlq-redrive.schema.json).
+type dlqRedriveJSON struct {
+	Queue      string               `json:"queue"`
+	DryRun     bool                 `json:"dry_run"`
+	Moved      int                  `json:"moved"`
+	NotDeleted int                  `json:"not_deleted"`
+	Failed     int                  `json:"failed"`
+	Failures   []redriveFailureJSON `json:"failures"`
+	// Messages are what a dry run would move ([] for an empty DLQ); left
+	// out otherwise.
+	Messages *[]dlqMessageJSON `json:"messages,omitempty"`
+}
+
+type redriveFailureJSON struct {
+	MessageID string `json:"message_id"`
+	Reason    string `json:"reason"`
+}
+
+func dlqRedriveOutput(rep redriveReport) dlqRedriveJSON {
+	out := dlqRedriveJSON{
+		Queue: rep.Queue, DryRun: rep.DryRun, Moved: rep.Moved, NotDeleted: rep.NotDeleted,
+		Failed: len(rep.Failures), Failures: []redriveFailureJSON{},
+	}
+	for _, f := range rep.Failures {
+		out.Failures = append(out.Failures, redriveFailureJSON{MessageID: f.MessageID, Reason: f.Reason})
+	}
+	if rep.DryRun {
+		msgs := dlqListOutput(rep.Messages)
+		out.Messages = &msgs
+	}
+	return out
+}
+
+// reconcileJSON is a reconcile run (docs/schemas/reconcile.schema.json).
+type reconcileJSON struct {
+	Passes []reconcilePassJSON `json:"passes"`
+	Due    []reconcileDueJSON  `json:"due"`
+}
+
+// reconcilePassJSON is one gateway × table pass.
+type reconcilePassJSON struct {
+	GatewayID string `json:"gateway_id"`
+	Table     string `json:"table"`
+	From      string `json:"from,omitempty"`
+	// Watermark is the last record the pass handled; left out when none.
+	Watermark *watermarkJSON `json:"watermark,omitempty"`
+	Scanned   int            `json:"scanned"`
+	Enqueued  int            `json:"enqueued"`
+	Skipped   int            `json:"skipped"`
+	Pages     int            `json:"pages"`
+	Calls     int            `json:"calls"`
+	Done      bool           `json:"done"`
+	Stopped   string         `json:"stopped,omitempty"`
+	Error     string         `json:"error,omitempty"`
+}
+
+// watermarkJSON is a position in a table's changes.
+type watermarkJSON struct {
+	SysUpdatedOn string `json:"sys_updated_on"`
+	SysID        string `json:"sys_id"`
+}
+
+// reconcileDueJSON is the re-enqueueing of one gateway's due change requests.
+type reconcileDueJSON struct {
+	GatewayID string `json:"gateway_id"`
+	Enqueued  int    `json:"enqueued"`
+	Error     string `json:"error,omitempty"`
+}
+
+func reconcileOutput(rep reconcile.Report) reconcileJSON {
+	v := reconcileJSON{Passes: []reconcilePassJSON{}, Due: []reconcileDueJSON{}}
+	for _, r := range rep.Results {
+		p := reconcilePassJSON{GatewayID: r.GatewayID, Table: r.Table, From: optionalTime(r.From), Scanned: r.Scanned,
+			Enqueued: r.Enqueued, Skipped: r.Skipped, Pages: r.Pages, Calls: r.Calls, Done: r.Done, Stopped: r.Stopped}
+		if !r.Position.IsZero() {
+			p.Watermark = &watermarkJSON{SysUpdatedOn: rfc3339(r.Position.UpdatedOn), SysID: r.Position.SysID}
+		}
+		if r.Err != nil {
+			p.Error = r.Err.Error()
+		}
+		v.Passes = append(v.Passes, p)
+	}
+	for _, d := range rep.Due {
+		dv := reconcileDueJSON{GatewayID: d.GatewayID, Enqueued: d.Enqueued}
+		if d.Err != nil {
+			dv.Error = d.Err.Error()
+		}
+		v.Due = append(v.Due, dv)
+	}
+	return v
+}
