@@ -38,7 +38,7 @@ help: ## list the targets
 
 .PHONY: build
 build: ## build the CLI (bin/2501) and the Lambda bundles (build/<fn>/bootstrap + .zip)
-	$(GO) build -o $(BIN)/2501 ./cli
+	$(GO) build -o $(BIN)/2501 ./cli/2501
 	@for fn in $(FUNCTIONS); do \
 	  mkdir -p $(BUILD)/$$fn && \
 	  $(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o $(BUILD)/$$fn/bootstrap ./functions/$$fn && \
@@ -48,7 +48,7 @@ build: ## build the CLI (bin/2501) and the Lambda bundles (build/<fn>/bootstrap 
 
 .PHONY: build-local
 build-local: ## host-platform builds for make dev: bin/2501, bin/snowgate-dev, build/local/<fn>/bootstrap
-	$(GO) build -o $(BIN)/2501 ./cli
+	$(GO) build -o $(BIN)/2501 ./cli/2501
 	$(GO) build -o $(BIN)/snowgate-dev ./cmd/snowgate-dev
 	@for fn in $(FUNCTIONS); do \
 	  mkdir -p $(BUILD)/local/$$fn && \
