@@ -104,6 +104,10 @@ lint: $(STATICCHECK) ## gofmt, go vet and staticcheck, on the root module and on
 $(STATICCHECK):
 	GOBIN=$(abspath $(TOOLS)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
+.PHONY: docs
+docs: ## regenerate docs/cli.md, the CLI reference, from the command tree (a test fails when it is stale)
+	$(GO) run ./cli/2501 docs cli-reference > docs/cli.md.tmp && mv docs/cli.md.tmp docs/cli.md
+
 .PHONY: synth
 synth: build $(CDK) ## write the CloudFormation templates to infra/cdk.out (no AWS access needed)
 	cd infra && $(CDK_ENV) ./node_modules/.bin/cdk synth $(CDK_FLAGS) --quiet

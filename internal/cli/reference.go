@@ -56,7 +56,7 @@ func WriteReference(out io.Writer, root *cobra.Command) error {
 		fmt.Fprintf(w, "\n## %s\n\n%s\n\n", c.CommandPath(), prose(capitalize(c.Short)))
 		fmt.Fprintf(w, "```\n%s\n```\n", c.UseLine())
 		if c.Long != "" {
-			fmt.Fprintf(w, "\n%s\n", prose(strings.TrimSpace(c.Long)))
+			fmt.Fprintf(w, "\n%s\n", paragraphs(strings.TrimSpace(c.Long)))
 		}
 		if c.HasAvailableLocalFlags() {
 			fmt.Fprintf(w, "\nFlags:\n\n```\n%s```\n", c.LocalFlags().FlagUsages())
@@ -87,6 +87,18 @@ func anchor(heading string) string {
 var prose = strings.NewReplacer(
 	`\`, `\\`, "`", "\\`", `*`, `\*`, `_`, `\_`, `[`, `\[`, `]`, `\]`, `<`, `&lt;`, `>`, `&gt;`, `|`, `\|`,
 ).Replace
+
+// paragraphs escapes a command's description line by line, leaving the
+// indented lines (code, in cobra's own descriptions) as they are.
+func paragraphs(text string) string {
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(l, "\t") && !strings.HasPrefix(l, "    ") {
+			lines[i] = prose(l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
 
 func capitalize(s string) string {
 	if s == "" {
