@@ -14,7 +14,7 @@
 //		RegisterGroup("infra ticket", "what the processor did with each record")
 //		Register(Command{
 //			Path:    "infra ticket show",
-//			Short:   "show what the processor did with one ServiceNow record",
+//			Short:   "show one record's ticket",
 //			Usage:   "--table incident|change_request --sys-id <sys_id>",
 //			Example: "2501 infra ticket show --table incident --sys-id 9d385017c611228701d22104cc95c371",
 //			Flags: func(fs *pflag.FlagSet) Action {
@@ -25,8 +25,12 @@
 //						return Usagef("--table and --sys-id are required")
 //					}
 //					name, err := c.StateTable(ctx) // resolved only when asked for
+//					if err != nil {
+//						return err
+//					}
+//					db, err := c.DynamoDB(ctx)
 //					…
-//					return c.Print(view, func(w io.Writer) { fmt.Fprintln(w, …) })
+//					return c.Print(ticket, func(w io.Writer) { fmt.Fprintln(w, …) })
 //				}
 //			},
 //		})
@@ -37,7 +41,10 @@
 // to Flags once; Flags declares the flags and returns the Action that runs
 // after parsing. The global flags (--output, the resource names, --stack,
 // --region, --endpoint-url) are persistent flags of the root, so they are
-// accepted anywhere on the line; see Call for what an Action can use.
+// accepted anywhere on the line; see Call for what an Action can use
+// (Call.Set reports whether a flag was given). A command file sees only a
+// *pflag.FlagSet and a *Call: cobra stays in the files that build the tree,
+// its help, its completions and its reference.
 //
 // The tree also has what cobra users expect: --help on every level and
 // `2501 help <command>`, `2501 completion bash|zsh|fish|powershell`,
