@@ -3,8 +3,8 @@ package cli
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 )
@@ -36,9 +36,13 @@ func writeHelp(w io.Writer, c *cobra.Command) {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.Long))
 	}
 	ours, others := listing(c)
+	width := 0
+	for _, d := range append(slices.Clone(ours), others...) {
+		width = max(width, len(d.CommandPath()))
+	}
 	if len(ours) > 0 {
 		fmt.Fprintln(w, "\nCommands:")
-		writeListing(w, ours)
+		writeListing(w, ours, width)
 	}
 	if len(others) > 0 {
 		if len(ours) > 0 {
@@ -46,7 +50,7 @@ func writeHelp(w io.Writer, c *cobra.Command) {
 		} else {
 			fmt.Fprintln(w, "\nCommands:")
 		}
-		writeListing(w, others)
+		writeListing(w, others, width)
 	}
 	fmt.Fprintf(w, "\nRun '%s <command> --help' for a command's flags and an example.\n", Name)
 	if !c.HasParent() {
@@ -122,10 +126,9 @@ func available(c *cobra.Command) bool {
 	return true
 }
 
-func writeListing(w io.Writer, cmds []*cobra.Command) {
-	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+// writeListing prints one command a line, the descriptions aligned at width.
+func writeListing(w io.Writer, cmds []*cobra.Command, width int) {
 	for _, d := range cmds {
-		fmt.Fprintf(tw, "  %s\t%s\n", d.CommandPath(), d.Short)
+		fmt.Fprintf(w, "  %-*s   %s\n", width, d.CommandPath(), d.Short)
 	}
-	_ = tw.Flush()
 }

@@ -61,6 +61,15 @@ func (e Env) tree() *cobra.Command {
 	e.completeFlags(root, "", g)
 
 	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			// Cobra's own descriptions, in the voice of the others.
+			c.Short = "print the shell completion script for bash, zsh, fish or powershell"
+			for _, sh := range c.Commands() {
+				sh.Short = "print the completion script for " + sh.Name()
+			}
+		}
+	}
 	root.InitDefaultVersionFlag()
 	walk(root, func(c *cobra.Command) {
 		c.InitDefaultHelpFlag()
