@@ -22,7 +22,7 @@ func docsCommand() *cobra.Command {
 		Example: "2501 docs cli-reference > " + ReferencePath,
 		Args:    noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := WriteReference(c.OutOrStdout(), c.Root()); err != nil {
+			if err := writeReference(c.OutOrStdout(), c.Root()); err != nil {
 				return &actionError{"docs cli-reference", err}
 			}
 			return nil
@@ -31,10 +31,10 @@ func docsCommand() *cobra.Command {
 	return docs
 }
 
-// WriteReference writes the reference of root's command tree as one
+// writeReference writes the reference of root's command tree as one
 // Markdown page: the global flags once, then every command with its
 // synopsis, description, flags and examples.
-func WriteReference(out io.Writer, root *cobra.Command) error {
+func writeReference(out io.Writer, root *cobra.Command) error {
 	w := bufio.NewWriter(out)
 	ours, others := listing(root)
 	all := append(ours, others...)

@@ -57,6 +57,14 @@ func (e Env) tree() *cobra.Command {
 	for _, p := range paths {
 		e.leaf(node(p), commands[p], g)
 	}
+	// A command's own flag would silently shadow a global one.
+	for _, p := range paths {
+		nodes[p].LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) {
+			if root.PersistentFlags().Lookup(f.Name) != nil {
+				panic("cli: command " + p + " redefines the global flag --" + f.Name)
+			}
+		})
+	}
 	root.AddCommand(versionCommand(e, g), docsCommand())
 	e.completeFlags(root, "", g)
 
