@@ -43,7 +43,7 @@ help: ## list the targets
 
 .PHONY: build
 build: ## build the CLI (bin/2501) and the Lambda bundles (build/<fn>/bootstrap + .zip)
-	$(GO) build -o $(BIN)/2501 ./cli
+	$(GO) build -o $(BIN)/2501 ./cli/2501
 	@for fn in $(FUNCTIONS); do \
 	  mkdir -p $(BUILD)/$$fn && \
 	  $(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o $(BUILD)/$$fn/bootstrap ./functions/$$fn && \
@@ -53,7 +53,7 @@ build: ## build the CLI (bin/2501) and the Lambda bundles (build/<fn>/bootstrap 
 
 .PHONY: build-local
 build-local: ## host-platform builds for make dev: bin/2501, bin/snowgate-dev, build/local/<fn>/bootstrap
-	$(GO) build -o $(BIN)/2501 ./cli
+	$(GO) build -o $(BIN)/2501 ./cli/2501
 	$(GO) build -o $(BIN)/snowgate-dev ./cmd/snowgate-dev
 	@for fn in $(FUNCTIONS); do \
 	  mkdir -p $(BUILD)/local/$$fn && \
@@ -110,6 +110,10 @@ lint: $(STATICCHECK) ## gofmt, go mod tidy (no diff), go vet and staticcheck, on
 
 $(STATICCHECK):
 	GOBIN=$(abspath $(TOOLS)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+.PHONY: docs
+docs: ## regenerate docs/cli.md, the CLI reference, from the command tree (a test fails when it is stale)
+	$(GO) run ./cli/2501 docs cli-reference > docs/cli.md.tmp && mv docs/cli.md.tmp docs/cli.md
 
 .PHONY: synth
 synth: build $(CDK) ## write the CloudFormation templates to infra/cdk.out (no AWS access needed)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/spf13/pflag"
 
 	"github.com/snowgate/snowgate/internal/awsconfig"
 	"github.com/snowgate/snowgate/internal/registry"
@@ -47,7 +47,7 @@ type globalFlags struct {
 	endpoint         string
 }
 
-func (g *globalFlags) register(fs *flag.FlagSet) {
+func (g *globalFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.output, "output", OutputText, "output format: text or json")
 	fs.StringVar(&g.apiURL, "api-url", "", "API base URL (else $"+schema.EnvAPIURL+" or the stack output "+schema.OutputAPIURL+")")
 	fs.StringVar(&g.registryTable, "registry-table", "", "registry table name (else $"+schema.EnvRegistryTable+" or the stack output)")

@@ -1,7 +1,7 @@
 // Package cli is the `2501` command line: the command tree, its help, its
-// configuration and its output. cli/main.go only calls Run, so the tests
-// drive the real command tree against the AWS emulator and read what it
-// prints.
+// shell completion, its configuration and its output. cli/2501/main.go only
+// calls Run, so the tests drive the real command tree against the AWS
+// emulator and read what it prints.
 //
 // # Commands
 //
@@ -11,19 +11,20 @@
 // one-line description. A new command group is therefore one file:
 //
 //	func init() {
-//		RegisterGroup("infra ticket", "tickets the processor has handled")
+//		RegisterGroup("infra ticket", "what the processor did with each record")
 //		Register(Command{
 //			Path:    "infra ticket show",
-//			Short:   "show one ticket",
-//			Usage:   "--id <ticket id>",
-//			Example: "2501 infra ticket show --id TICKET#gtw_…#incident#…",
-//			Flags: func(fs *flag.FlagSet) Action {
-//				id := fs.String("id", "", "ticket id (required)")
+//			Short:   "show one record's ticket",
+//			Usage:   "--table incident|change_request --sys-id <sys_id>",
+//			Example: "2501 infra ticket show --table incident --sys-id 9d385017c611228701d22104cc95c371",
+//			Flags: func(fs *pflag.FlagSet) Action {
+//				table := fs.String("table", "", "ServiceNow table (required)")
+//				sysID := fs.String("sys-id", "", "record sys_id (required)")
 //				return func(ctx context.Context, c *Call) error {
-//					if *id == "" {
-//						return Usagef("--id is required")
+//					if *table == "" || *sysID == "" {
+//						return Usagef("--table and --sys-id are required")
 //					}
-//					table, err := c.StateTable(ctx) // resolved only when asked for
+//					name, err := c.StateTable(ctx) // resolved only when asked for
 //					if err != nil {
 //						return err
 //					}
@@ -35,17 +36,31 @@
 //		})
 //	}
 //
-// Flags is called once per run with the command's own flag set; it declares
-// the flags and returns the Action that runs after parsing. Every command
-// also gets the global flags (--output, resource names, --stack, --region,
-// --endpoint-url); see Call for what an Action can use.
+// Each run builds a fresh github.com/spf13/cobra tree from the registrations:
+// a cobra command per group and per command, whose flag set (pflag) is handed
+// to Flags once; Flags declares the flags and returns the Action that runs
+// after parsing. The global flags (--output, the resource names, --stack,
+// --region, --endpoint-url) are persistent flags of the root, so they are
+// accepted anywhere on the line; see Call for what an Action can use
+// (Call.Set reports whether a flag was given). A command file sees only a
+// *pflag.FlagSet and a *Call: cobra stays in the files that build the tree,
+// its help, its completions and its reference.
+//
+// The tree also has what cobra users expect: --help on every level and
+// `2501 help <command>`, `2501 completion bash|zsh|fish|powershell`,
+// `2501 version` and `2501 --version` (from the binary's build information),
+// completion of --id and --gateway-id values read from the registry, and of
+// the flags that take one of a few words (--event-type, --output, …). The
+// hidden `2501 docs cli-reference` writes docs/cli.md from the same tree.
 //
 // # Errors and exit codes
 //
 // An Action returns an error and prints nothing about it: Run prints one
-// line, "2501: <command>: <message>", on stderr. Usagef errors (bad or
-// missing flags) exit with 2, everything else with 1. Errors never carry
-// secret values.
+// line, "2501: <command>: <message>", on stderr, naming flags the way help
+// prints them (--gateway-id). Usagef errors and everything the parser
+// rejects (an unknown command or flag, a bad flag value, an unexpected
+// argument) exit with 2, every other error with 1. Errors never carry secret
+// values, which are read only from stdin (see Call.ReadSecrets).
 //
 // # Configuration
 //
@@ -59,15 +74,14 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/spf13/pflag"
 
 	"github.com/snowgate/snowgate/internal/awsconfig"
 )
@@ -82,9 +96,6 @@ const (
 	ExitUsage = 2 // the command line is wrong
 )
 
-// maxWordsCmd bounds how many leading words can name a command.
-const maxWordsCmd = 8
-
 // Command is one leaf of the command tree.
 type Command struct {
 	// Path is the words after "2501", e.g. "infra webhook create".
@@ -98,7 +109,7 @@ type Command struct {
 	// Example is at least one complete invocation.
 	Example string
 	// Flags declares the command's flags on fs and returns its Action.
-	Flags func(fs *flag.FlagSet) Action
+	Flags func(fs *pflag.FlagSet) Action
 }
 
 // Action runs a command once its flags are parsed.
@@ -134,6 +145,26 @@ func Usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
+// actionError is an error an Action returned, with the command it came
+// from; every other error out of the tree is the parser's (exit code 2).
+type actionError struct {
+	path string
+	err  error
+}
+
+func (e *actionError) Error() string { return e.err.Error() }
+func (e *actionError) Unwrap() error { return e.err }
+
+// commandError is a usage error found while choosing the command, reported
+// for path ("" for the command line as a whole).
+type commandError struct {
+	path string
+	err  error
+}
+
+func (e *commandError) Error() string { return e.err.Error() }
+func (e *commandError) Unwrap() error { return e.err }
+
 // Env is what a run of the CLI sees of the outside world. Zero fields get
 // the process's own: os.Getenv, awsconfig.Load, time.Now.
 type Env struct {
@@ -158,41 +189,36 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // Run runs the command line args in this environment.
 func (e Env) Run(ctx context.Context, args []string) int {
 	e = e.withDefaults()
-	words := leadingWords(args)
-	if len(words) == 0 {
-		if len(args) > 0 && isHelpFlag(args[0]) || len(args) == 0 {
-			writeHelp(e.Stdout, "")
-			return ExitOK
-		}
-		return e.fail("", Usagef("unknown flag %s before a command (flags follow the command; see %s help)", args[0], Name))
+	root := e.tree()
+	if args == nil {
+		args = []string{} // cobra reads os.Args for a nil slice
 	}
-	if words[0] == "help" {
-		path := strings.Join(words[1:], " ")
-		if cmd, ok := commands[path]; ok {
-			writeCommandHelp(e.Stdout, cmd)
-			return ExitOK
-		}
-		if path != "" && !isGroup(path) {
-			return e.fail("", Usagef("unknown command %q (see %s help)", path, Name))
-		}
-		writeHelp(e.Stdout, path)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
 		return ExitOK
 	}
-	for n := len(words); n > 0; n-- {
-		path := strings.Join(words[:n], " ")
-		if cmd, ok := commands[path]; ok {
-			return e.runCommand(ctx, cmd, args[n:])
+	var (
+		act *actionError
+		ce  *commandError
+		u   *usageError
+	)
+	switch {
+	case errors.As(err, &act):
+		code := ExitError
+		if errors.As(act.err, &u) {
+			code = ExitUsage
 		}
+		e.fail(act.path, act.err)
+		return code
+	case errors.As(err, &ce):
+		e.fail(ce.path, ce.err)
+	default:
+		// The parser's own errors: an unknown flag, a bad value, wrong arguments.
+		errors.As(parseError(cmd, err), &ce)
+		e.fail(ce.path, ce.err)
 	}
-	path := strings.Join(words, " ")
-	if isGroup(path) {
-		if len(args) > len(words) && isHelpFlag(args[len(words)]) {
-			writeHelp(e.Stdout, path)
-			return ExitOK
-		}
-		return e.fail(path, Usagef("choose a command: %s (see %s help %s)", strings.Join(children(path), ", "), Name, path))
-	}
-	return e.fail("", Usagef("unknown command %q (see %s help)", path, Name))
+	return ExitUsage
 }
 
 func (e Env) withDefaults() Env {
@@ -217,52 +243,13 @@ func (e Env) withDefaults() Env {
 	return e
 }
 
-func (e Env) runCommand(ctx context.Context, cmd Command, args []string) int {
-	fs := flag.NewFlagSet(cmd.Path, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // Run reports parse errors itself, in one line
-	action := cmd.Flags(fs)
-	c := &Call{Env: e, Command: cmd}
-	c.global.register(fs)
-
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			writeCommandHelp(e.Stdout, cmd)
-			return ExitOK
-		}
-		return e.fail(cmd.Path, Usagef("%s", strings.TrimPrefix(err.Error(), "flag provided but not defined: ")+hintFor(err)))
-	}
-	if fs.NArg() > 0 {
-		return e.fail(cmd.Path, Usagef("unexpected argument %q (every value is given with a flag; see %s %s --help)", fs.Arg(0), Name, cmd.Path))
-	}
-	fs.Visit(func(f *flag.Flag) { c.set = append(c.set, f.Name) })
-	if err := c.global.validate(); err != nil {
-		return e.fail(cmd.Path, err)
-	}
-	if err := action(ctx, c); err != nil {
-		return e.fail(cmd.Path, c.Explain(err))
-	}
-	return ExitOK
-}
-
-func hintFor(err error) string {
-	if strings.Contains(err.Error(), "not defined") {
-		return " is not a flag of this command"
-	}
-	return ""
-}
-
-// fail prints err as the one line a user sees and returns its exit code.
-func (e Env) fail(path string, err error) int {
+// fail prints err as the one line a user sees.
+func (e Env) fail(path string, err error) {
 	prefix := Name + ": "
 	if name := displayName(path); name != "" {
 		prefix += name + ": "
 	}
 	fmt.Fprintln(e.Stderr, prefix+oneLine(err.Error()))
-	var u *usageError
-	if errors.As(err, &u) {
-		return ExitUsage
-	}
-	return ExitError
 }
 
 // displayName drops the "infra " every operator command starts with:
@@ -271,48 +258,4 @@ func displayName(path string) string { return strings.TrimPrefix(path, "infra ")
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
-}
-
-func leadingWords(args []string) []string {
-	var words []string
-	for _, a := range args {
-		if strings.HasPrefix(a, "-") || len(words) == maxWordsCmd {
-			break
-		}
-		words = append(words, a)
-	}
-	return words
-}
-
-func isHelpFlag(a string) bool { return a == "-h" || a == "--help" || a == "-help" }
-
-func isGroup(path string) bool {
-	for p := range commands {
-		if strings.HasPrefix(p, path+" ") {
-			return true
-		}
-	}
-	return false
-}
-
-// children lists the next words below a group (or the top level for "").
-func children(path string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for p := range commands {
-		rest, ok := p, path == ""
-		if !ok {
-			rest, ok = strings.CutPrefix(p, path+" ")
-		}
-		if !ok {
-			continue
-		}
-		next, _, _ := strings.Cut(rest, " ")
-		if !seen[next] {
-			seen[next] = true
-			out = append(out, next)
-		}
-	}
-	sort.Strings(out)
-	return out
 }

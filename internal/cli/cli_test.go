@@ -188,7 +188,7 @@ func TestHelp(t *testing.T) {
 		t.Run(cmd, func(t *testing.T) {
 			for _, args := range [][]string{append(strings.Fields(cmd), "--help"), append(strings.Fields(cmd), "-h"), append([]string{"help"}, strings.Fields(cmd)...)} {
 				out := h.ok("", args...)
-				for _, want := range []string{"Usage:", "Example:\n", "2501 " + cmd + " --", "--output"} {
+				for _, want := range []string{"Usage:", "Examples:\n", "2501 " + cmd + " --", "--output"} {
 					if !strings.Contains(out, want) {
 						t.Errorf("2501 %v lacks %q:\n%s", args, want, out)
 					}
@@ -225,7 +225,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{name: "unknown command", args: []string{"infra", "gatway", "list"}, code: 2, stderr: `2501: unknown command "infra gatway list"`},
 		{name: "group without command", args: []string{"infra", "gateway"}, code: 2, stderr: "2501: gateway: choose a command: create, delete, list, show, update"},
-		{name: "unknown flag", args: []string{"infra", "webhook", "list", "--colour"}, code: 2, stderr: "2501: webhook list: -colour is not a flag of this command"},
+		{name: "unknown flag", args: []string{"infra", "webhook", "list", "--colour"}, code: 2, stderr: "2501: webhook list: --colour is not a flag of this command"},
 		{name: "positional argument", args: []string{"infra", "webhook", "show", "whk_1"}, code: 2, stderr: `unexpected argument "whk_1"`},
 		{name: "bad output format", args: []string{"infra", "gateway", "list", "--output", "yaml"}, code: 2, stderr: "--output must be text or json"},
 		{name: "gateway: missing name", args: []string{"infra", "gateway", "create", "--instance-url", "https://x.service-now.com", "--auth", "basic"}, code: 2, stderr: "2501: gateway create: --name is required"},
@@ -239,7 +239,7 @@ func TestBadInput(t *testing.T) {
 		{name: "gateway: empty stdin", args: create("--auth", "basic", "--username", "u", "--password-stdin"), code: 2, stderr: "stdin has no password"},
 		{name: "gateway: oauth-password with one line", stdin: "pw\n", args: create("--auth", "oauth-password", "--username", "u", "--client-id", "c", "--password-stdin", "--client-secret-stdin"), code: 2, stderr: "stdin has no client secret"},
 		{name: "gateway: dedup window", stdin: "pw\n", args: create("--auth", "basic", "--username", "u", "--password-stdin", "--dedup-window-minutes", "-5"), code: 2, stderr: "--dedup-window-minutes must be -1"},
-		{name: "gateway: bad bool", args: []string{"infra", "gateway", "update", "--id", active.ID, "--active=maybe"}, code: 2, stderr: `invalid boolean value "maybe" for -active`},
+		{name: "gateway: bad bool", args: []string{"infra", "gateway", "update", "--id", active.ID, "--active=maybe"}, code: 2, stderr: `invalid value "maybe" for --active: want true or false`},
 		{name: "gateway: malformed id", args: []string{"infra", "gateway", "show", "--id", "gtw_123"}, code: 2, stderr: `--id "gtw_123" is not a gateway id`},
 		{name: "gateway: unknown id", args: []string{"infra", "gateway", "show", "--id", unknownGW}, code: 1, stderr: "gateway " + unknownGW + " not found"},
 		{name: "gateway: update nothing", args: []string{"infra", "gateway", "update", "--id", active.ID}, code: 2, stderr: "nothing to change"},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -17,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
+	"github.com/spf13/pflag"
 
 	"github.com/snowgate/snowgate/internal/queue"
 )
@@ -63,7 +63,7 @@ func init() {
 			"RECEIVES is SQS's approximate receive count: the failed deliveries plus one per listing.\n" +
 			"A body that is not JSON is shown as \"unparseable (N bytes)\"; --output json prints every body in full.",
 		Example: "2501 infra dlq list --queue intake --max 20",
-		Flags: func(fs *flag.FlagSet) Action {
+		Flags: func(fs *pflag.FlagSet) Action {
 			name := fs.String("queue", "intake", "which dead-letter queue: intake or dispatch")
 			maxN := fs.Int("max", 50, "show at most this many messages")
 			return func(ctx context.Context, c *Call) error {
@@ -95,7 +95,7 @@ func init() {
 			"not be deleted is delivered twice; the processor and the engine drop such duplicates.\n" +
 			"It runs until the DLQ is empty or --max messages were moved. --dry-run lists what would move.",
 		Example: "2501 infra dlq redrive --queue intake --dry-run\n2501 infra dlq redrive --queue intake",
-		Flags: func(fs *flag.FlagSet) Action {
+		Flags: func(fs *pflag.FlagSet) Action {
 			name := fs.String("queue", "intake", "which dead-letter queue: intake or dispatch")
 			maxN := fs.Int("max", 0, "move at most this many messages (0: all)")
 			dryRun := fs.Bool("dry-run", false, "list what would be moved, move nothing")

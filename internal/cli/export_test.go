@@ -1,6 +1,9 @@
 package cli
 
-import "sort"
+import (
+	"sort"
+	"time"
+)
 
 // CommandPaths lists the paths of every registered command, sorted, for
 // the tests in package cli_test (which check that each one's JSON output
@@ -12,4 +15,12 @@ func CommandPaths() []string {
 	}
 	sort.Strings(paths)
 	return paths
+}
+
+// SetCompletionTimeout bounds id completions for a test; the returned
+// function restores the default.
+func SetCompletionTimeout(d time.Duration) (restore func()) {
+	old := completionTimeout
+	completionTimeout = d
+	return func() { completionTimeout = old }
 }

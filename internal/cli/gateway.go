@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/spf13/pflag"
 
 	"github.com/snowgate/snowgate/internal/businessrule"
 	"github.com/snowgate/snowgate/internal/registry"
@@ -37,7 +37,7 @@ type gatewayFlags struct {
 	writeBack, active, passwordStdin, clientSecretStdin      bool
 }
 
-func (f *gatewayFlags) register(fs *flag.FlagSet) {
+func (f *gatewayFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.name, "name", "", "display name")
 	fs.StringVar(&f.description, "description", "", "free text")
 	fs.StringVar(&f.instanceURL, "instance-url", "", "ServiceNow instance URL, https://<instance>.service-now.com")
@@ -180,7 +180,7 @@ are read, stdin holds the password on the first line, the client secret on
 the second; on a terminal they are prompted for without echo.`,
 	Example: `printf '%s\n' "$SN_PASSWORD" | 2501 infra gateway create --name prod --instance-url https://acme.service-now.com --auth basic --username svc_snowgate --password-stdin --assignment-group-filter "Network,Database"
 printf '%s\n' "$SN_CLIENT_SECRET" | 2501 infra gateway create --name prod --instance-url https://acme.service-now.com --auth oauth-client-credentials --client-id 3f1e… --client-secret-stdin`,
-	Flags: func(fs *flag.FlagSet) Action {
+	Flags: func(fs *pflag.FlagSet) Action {
 		var f gatewayFlags
 		f.register(fs)
 		return func(ctx context.Context, c *Call) error {
@@ -289,7 +289,7 @@ var gatewayList = Command{
 	Path:    "infra gateway list",
 	Short:   "list gateways",
 	Example: "2501 infra gateway list\n2501 infra gateway list --output json",
-	Flags: func(fs *flag.FlagSet) Action {
+	Flags: func(fs *pflag.FlagSet) Action {
 		return func(ctx context.Context, c *Call) error {
 			store, err := c.Registry(ctx)
 			if err != nil {
@@ -323,7 +323,7 @@ var gatewayShow = Command{
 	Short:   "show a gateway and its webhooks",
 	Usage:   "--id <gtw_…>",
 	Example: "2501 infra gateway show --id gtw_0b7c…",
-	Flags: func(fs *flag.FlagSet) Action {
+	Flags: func(fs *pflag.FlagSet) Action {
 		id := fs.String("id", "", "gateway id (required)")
 		return func(ctx context.Context, c *Call) error {
 			if err := checkGatewayID("id", *id); err != nil {
@@ -361,7 +361,7 @@ A changed filter changes the Business Rule condition: re-create the
 webhooks' rules or edit their Filter Conditions to match.`,
 	Example: `2501 infra gateway update --id gtw_0b7c… --active=false
 printf '%s\n' "$NEW_PASSWORD" | 2501 infra gateway update --id gtw_0b7c… --password-stdin`,
-	Flags: func(fs *flag.FlagSet) Action {
+	Flags: func(fs *pflag.FlagSet) Action {
 		var f gatewayFlags
 		f.register(fs)
 		id := fs.String("id", "", "gateway id (required)")
@@ -556,7 +556,7 @@ var gatewayDelete = Command{
 same transaction, and their HMAC keys with them; deactivate their Business
 Rules in ServiceNow afterwards.`,
 	Example: "2501 infra gateway delete --id gtw_0b7c…\n2501 infra gateway delete --id gtw_0b7c… --force",
-	Flags: func(fs *flag.FlagSet) Action {
+	Flags: func(fs *pflag.FlagSet) Action {
 		id := fs.String("id", "", "gateway id (required)")
 		force := fs.Bool("force", false, "also delete the gateway's webhooks")
 		return func(ctx context.Context, c *Call) error {

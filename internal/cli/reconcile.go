@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/snowgate/snowgate/internal/queue"
@@ -32,7 +32,7 @@ func init() {
 			"A backfill moves the watermark only when it started at or before the watermark.\n" +
 			"Progress goes to stderr: a bar on a terminal, one line per gateway × table otherwise.",
 		Example: "2501 infra reconcile --gateway-id gtw_… --event-type incident --since 24h",
-		Flags: func(fs *flag.FlagSet) Action {
+		Flags: func(fs *pflag.FlagSet) Action {
 			gatewayID := fs.String("gateway-id", "", "only this gateway (default: every active gateway)")
 			eventType := fs.String("event-type", "", "only this table: incident or change_request (default: every table with a webhook)")
 			since := fs.String("since", "", "read changes since a duration ago (24h) or an RFC 3339 time (default: from the watermark)")

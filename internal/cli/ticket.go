@@ -3,13 +3,14 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/state"
@@ -22,7 +23,7 @@ func init() {
 		Short:   "list tickets, most recently updated first",
 		Usage:   "[--gateway-id gtw_…] [--status accepted|out_of_scope|…] [--since 1h|2026-03-01T00:00:00Z] [--limit n]",
 		Example: "2501 infra ticket list --status failed --since 24h",
-		Flags: func(fs *flag.FlagSet) Action {
+		Flags: func(fs *pflag.FlagSet) Action {
 			gatewayID := fs.String("gateway-id", "", "only this gateway's tickets (default: every gateway)")
 			status := fs.String("status", "", "only tickets with this status")
 			since := fs.String("since", "", "only tickets updated since a duration ago (1h) or an RFC 3339 time")
@@ -58,7 +59,7 @@ func init() {
 		Short:   "show one record's ticket",
 		Usage:   "--table incident|change_request --sys-id <sys_id> [--gateway-id gtw_…]",
 		Example: "2501 infra ticket show --table incident --sys-id 9d385017c611228701d22104cc95c371",
-		Flags: func(fs *flag.FlagSet) Action {
+		Flags: func(fs *pflag.FlagSet) Action {
 			table := fs.String("table", "", "ServiceNow table (required)")
 			sysID := fs.String("sys-id", "", "record sys_id (required)")
 			gatewayID := fs.String("gateway-id", "", "the gateway (default: every gateway that has a ticket for it)")

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/spf13/pflag"
 
 	"github.com/snowgate/snowgate/internal/businessrule"
 	"github.com/snowgate/snowgate/internal/registry"
@@ -147,7 +147,7 @@ webhook-signature) with a key kept in Secrets Manager.
 The secret is shown once. Lost it? 2501 infra webhook rotate-secret.`,
 	Example: `2501 infra webhook create --name prod-incidents --source-type servicenow --event-type incident
 2501 infra webhook create --name prod-changes --source-type servicenow --event-type change_request --gateway-id gtw_0b7c… --signing hmac`,
-	Flags: func(fs *flag.FlagSet) Action {
+	Flags: func(fs *pflag.FlagSet) Action {
 		name := fs.String("name", "", "display name (required)")
 		source := fs.String("source-type", "", "where the calls come from: servicenow (required)")
 		event := fs.String("event-type", "", "the ServiceNow table: incident or change_request (required)")
@@ -258,7 +258,7 @@ var webhookList = Command{
 	Short:   "list webhooks (secrets masked)",
 	Usage:   "[--gateway-id gtw_…]",
 	Example: "2501 infra webhook list\n2501 infra webhook list --gateway-id gtw_0b7c… --output json",
-	Flags: func(fs *flag.FlagSet) Action {
+	Flags: func(fs *pflag.FlagSet) Action {
 		gatewayID := fs.String("gateway-id", "", "only this gateway's webhooks")
 		return func(ctx context.Context, c *Call) error {
 			if *gatewayID != "" {
@@ -300,7 +300,7 @@ var webhookShow = Command{
 	Short:   "show a webhook (secrets masked)",
 	Usage:   "--id <whk_…>",
 	Example: "2501 infra webhook show --id whk_5d1a…",
-	Flags: func(fs *flag.FlagSet) Action {
+	Flags: func(fs *pflag.FlagSet) Action {
 		id := fs.String("id", "", "webhook id (required)")
 		return func(ctx context.Context, c *Call) error {
 			if err := checkWebhookID(*id); err != nil {
@@ -369,7 +369,7 @@ var webhookUpdate = Command{
 	Short:   "change a webhook's name, description or active flag",
 	Usage:   "--id <whk_…> [--name …] [--description …] [--active=true|false]",
 	Example: "2501 infra webhook update --id whk_5d1a… --active=false",
-	Flags: func(fs *flag.FlagSet) Action {
+	Flags: func(fs *pflag.FlagSet) Action {
 		id := fs.String("id", "", "webhook id (required)")
 		name := fs.String("name", "", "display name")
 		description := fs.String("description", "", "free text")
@@ -425,7 +425,7 @@ with the old secret (or key) are accepted until it ends. --grace 0 revokes
 the old secret at once. Secrets whose grace has ended are removed on the
 next change to the webhook.`,
 	Example: "2501 infra webhook rotate-secret --id whk_5d1a… --grace 24h",
-	Flags: func(fs *flag.FlagSet) Action {
+	Flags: func(fs *pflag.FlagSet) Action {
 		id := fs.String("id", "", "webhook id (required)")
 		grace := fs.Duration("grace", 24*time.Hour, "how long the old secret stays valid (0: revoke now)")
 		return func(ctx context.Context, c *Call) error {
@@ -533,7 +533,7 @@ var webhookDelete = Command{
 	Short:   "delete a webhook and its path (one transaction), and its signing keys",
 	Usage:   "--id <whk_…>",
 	Example: "2501 infra webhook delete --id whk_5d1a…",
-	Flags: func(fs *flag.FlagSet) Action {
+	Flags: func(fs *pflag.FlagSet) Action {
 		id := fs.String("id", "", "webhook id (required)")
 		return func(ctx context.Context, c *Call) error {
 			if err := checkWebhookID(*id); err != nil {

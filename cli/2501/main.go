@@ -1,4 +1,5 @@
-// Command 2501 is the snowgate command line; see internal/cli.
+// Command 2501 is the snowgate command line; see internal/cli. Install it
+// with `go install github.com/snowgate/snowgate/cli/2501@latest`.
 package main
 
 import (
