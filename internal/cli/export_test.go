@@ -13,6 +13,8 @@ func CommandPaths() []string {
 	for p := range commands {
 		paths = append(paths, p)
 	}
+	// Commands of the tree itself that print JSON.
+	paths = append(paths, "version")
 	sort.Strings(paths)
 	return paths
 }

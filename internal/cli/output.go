@@ -425,3 +425,18 @@ func reconcileOutput(rep reconcile.Report) reconcileJSON {
 	}
 	return v
 }
+
+// versionJSON is `2501 version`: what the binary's build information says.
+type versionJSON struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	BuildDate string `json:"build_date"`
+	Modified  bool   `json:"modified"`
+	GoVersion string `json:"go_version"`
+	Platform  string `json:"platform"`
+}
+
+func versionOutput(v buildInfo) versionJSON {
+	return versionJSON{Version: v.Version, Commit: v.Commit, BuildDate: v.BuildDate, Modified: v.Modified,
+		GoVersion: v.GoVersion, Platform: v.Platform}
+}

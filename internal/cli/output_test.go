@@ -210,6 +210,8 @@ func jsonCases() []jsonCase {
 			args: noFlags},
 		{path: "infra webhook delete", schema: "webhook-delete.schema.json",
 			args: func(t *testing.T, f *jsonFixture) ([]string, string) { return []string{"--id", f.secretHook}, "" }},
+		{path: "version", schema: "version.schema.json",
+			args: func(t *testing.T, f *jsonFixture) ([]string, string) { return nil, "" }},
 		{path: "infra gateway delete", schema: "gateway-delete.schema.json",
 			args: func(t *testing.T, f *jsonFixture) ([]string, string) {
 				return []string{"--id", f.gatewayID, "--force"}, ""

@@ -15,12 +15,12 @@ import (
 // information: the module version (`go install …@v1.2.0`), the VCS revision
 // and commit time that `go build` stamps in a checkout.
 type buildInfo struct {
-	Version   string `json:"version"`
-	Commit    string `json:"commit"`
-	BuildDate string `json:"build_date"`
-	Modified  bool   `json:"modified"`
-	GoVersion string `json:"go_version"`
-	Platform  string `json:"platform"`
+	Version   string
+	Commit    string
+	BuildDate string
+	Modified  bool
+	GoVersion string
+	Platform  string
 }
 
 // Values when the build information does not say.
@@ -102,7 +102,7 @@ func versionCommand(e Env, g *globalFlags) *cobra.Command {
 				return &actionError{"version", err}
 			}
 			v := readBuildInfo()
-			return c.Print(v, func(w io.Writer) {
+			return c.Print(versionOutput(v), func(w io.Writer) {
 				modified := ""
 				if v.Modified {
 					modified = " (with uncommitted changes)"
