@@ -146,7 +146,7 @@ func DemoWith(ctx context.Context, env map[string]string, out io.Writer, o DemoO
 	}
 	records := map[string]record{}
 	var touched []record
-	var differed []string
+	var differed, named []string
 	fmt.Fprintf(out, "Changes in the ServiceNow simulator (%s), each checked against snowgate's decision:\n", simURL)
 	for _, s := range steps {
 		var rec record
@@ -175,9 +175,11 @@ func DemoWith(ctx context.Context, env map[string]string, out io.Writer, o DemoO
 		}
 		t, err := tickets.decided(ctx, rec, o.Timeout)
 		if err != nil {
+			// Nothing is being decided: the later steps would only wait too.
 			fmt.Fprintln(out, "no decision")
 			differed = append(differed, fmt.Sprintf("%q (%s): %v", s.what, rec.Number, err))
-			continue
+			named = append(named, fmt.Sprintf("%q (%s)", s.what, rec.Number))
+			break
 		}
 		got := t.Status
 		if t.DuplicateOfNumber != "" {
@@ -187,6 +189,7 @@ func DemoWith(ctx context.Context, env map[string]string, out io.Writer, o DemoO
 		if !ok {
 			fmt.Fprintf(out, "DIFFERS: %s\n", got)
 			differed = append(differed, fmt.Sprintf("%q (%s): %s, expected %s", s.what, rec.Number, got, expect))
+			named = append(named, fmt.Sprintf("%q (%s)", s.what, rec.Number))
 			continue
 		}
 		fmt.Fprintln(out, got)
@@ -204,7 +207,7 @@ func DemoWith(ctx context.Context, env map[string]string, out io.Writer, o DemoO
 		for _, d := range differed {
 			fmt.Fprintf(out, "  %s\n", d)
 		}
-		return fmt.Errorf("%w: %s", ErrDemoDiffered, strings.Join(differed, "; "))
+		return fmt.Errorf("%w: %s", ErrDemoDiffered, strings.Join(named, ", "))
 	}
 	fmt.Fprintf(out, "\nEvery step went as announced. More: bin/2501 infra ticket list\n")
 	return nil
