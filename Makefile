@@ -36,6 +36,9 @@ LOCALSTACK_URL ?= http://localhost.localstack.cloud:4566
 LOCALSTACK_ENV := AWS_ENDPOINT_URL=$(LOCALSTACK_URL) AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
                   AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 COMPOSE       ?= docker compose
+# What receives the webhooks in LocalStack: function-url (a Lambda function URL, on LocalStack's
+# free plan) or http-api (API Gateway V2, which LocalStack has only on its paid Base plan).
+LOCALSTACK_FRONT ?= function-url
 
 .PHONY: help
 help: ## list the targets
@@ -140,10 +143,10 @@ localstack-up: ## start LocalStack in Docker (needs LOCALSTACK_AUTH_TOKEN)
 	$(COMPOSE) -f localstack/docker-compose.yml up -d --wait
 
 .PHONY: localstack-deploy
-localstack-deploy: build $(CDKLOCAL) ## deploy both stacks into LocalStack with cdklocal; writes .snowgate/localstack.env
+localstack-deploy: build $(CDKLOCAL) ## deploy both stacks into LocalStack with cdklocal (LOCALSTACK_FRONT=function-url|http-api); writes .snowgate/localstack.env
 	@mkdir -p .snowgate
 	cd infra && $(CDK_ENV) $(LOCALSTACK_ENV) ./node_modules/.bin/cdklocal bootstrap $(CDK_FLAGS)
-	cd infra && $(CDK_ENV) $(LOCALSTACK_ENV) ./node_modules/.bin/cdklocal deploy --all $(CDK_FLAGS) \
+	cd infra && $(CDK_ENV) $(LOCALSTACK_ENV) ./node_modules/.bin/cdklocal deploy --all $(CDK_FLAGS) -c ingestFront=$(LOCALSTACK_FRONT) \
 	  --require-approval never --outputs-file ../.snowgate/localstack-outputs.json
 	cd infra && $(GO) run ./cmd/stackenv -stack $(STACK) $(LOCALSTACK_ENV) SNOWGATE_TEST_EMULATOR=endpoint \
 	  < ../.snowgate/localstack-outputs.json > ../.snowgate/localstack.env

@@ -1,12 +1,15 @@
 // Command infra is the CDK app that deploys snowgate: the data stack
 // (<name>-data: tables and queues) and the service stack (<name>: functions,
-// HTTP API, schedule, alarms, dashboard). The CDK CLI runs it (see cdk.json).
+// the ingest front, schedule, alarms, dashboard). The CDK CLI runs it (see cdk.json).
 //
 // Context values (cdk -c key=value) and their environment fallbacks:
 //
 //	stack       SNOWGATE_STACK       service stack name (default "snowgate")
 //	assetDir    SNOWGATE_ASSET_DIR   directory holding <function>.zip (default ../build)
 //	alarmEmail  SNOWGATE_ALARM_EMAIL address subscribed to the alarm topic (optional)
+//	ingestFront SNOWGATE_INGEST_FRONT what receives the webhooks: http-api (default, an
+//	                                  API Gateway HTTP API) or function-url (a Lambda
+//	                                  function URL on ingest: no API Gateway needed)
 package main
 
 import (
@@ -32,6 +35,11 @@ func main() {
 			os.Exit(1)
 		}
 	}
+	front, err := stack.ParseFront(setting(app, "ingestFront", "SNOWGATE_INGEST_FRONT", ""))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "infra: %v\n", err)
+		os.Exit(1)
+	}
 	env := &awscdk.Environment{
 		Account: optional(os.Getenv("CDK_DEFAULT_ACCOUNT")),
 		Region:  optional(os.Getenv("CDK_DEFAULT_REGION")),
@@ -41,6 +49,7 @@ func main() {
 		Env:        env,
 		AssetDir:   assets,
 		AlarmEmail: setting(app, "alarmEmail", "SNOWGATE_ALARM_EMAIL", ""),
+		Front:      front,
 	})
 	app.Synth(nil)
 }

@@ -14,6 +14,8 @@ type Config struct {
 	// AssetDir holds <function>.zip for every function.
 	AssetDir   string
 	AlarmEmail string
+	// Front is what receives the webhooks; "" is FrontHTTPAPI.
+	Front Front
 }
 
 // DataSuffix turns the service stack's name into the data stack's.
@@ -34,6 +36,7 @@ func Build(scope constructs.Construct, c Config) (*Data, *Service) {
 		Data:       data,
 		AssetDir:   c.AssetDir,
 		AlarmEmail: c.AlarmEmail,
+		Front:      c.Front,
 	})
 	for _, s := range []awscdk.Stack{data.Stack, svc.Stack} {
 		// CloudFormation takes no tags on a dashboard.

@@ -18,11 +18,15 @@ import (
 )
 
 // Synthesizing costs seconds of node time, so every test reads the same
-// two templates, made once in TestMain.
+// templates, made once in TestMain: the data stack and the service stack
+// with the default front (the HTTP API), and the service stack again with
+// the function URL front (url*).
 var fx struct {
 	data, svc         assertions.Template
 	dataDoc, svcDoc   doc
 	dataName, svcName string
+	urlSvc            assertions.Template
+	urlSvcDoc         doc
 }
 
 func TestMain(m *testing.M) {
@@ -82,6 +86,22 @@ func synth(assets string) {
 	fx.svc = assertions.Template_FromStack(svc.Stack, nil)
 	fx.dataDoc = toDoc(fx.data)
 	fx.svcDoc = toDoc(fx.svc)
+
+	urlApp := awscdk.NewApp(nil)
+	_, urlSvc := stack.Build(urlApp, stack.Config{Name: "snowgate", AssetDir: assets, Front: stack.FrontFunctionURL})
+	fx.urlSvc = assertions.Template_FromStack(urlSvc.Stack, nil)
+	fx.urlSvcDoc = toDoc(fx.urlSvc)
+}
+
+// fronts are the service templates, one per ingest front.
+func fronts() []struct {
+	front stack.Front
+	d     doc
+} {
+	return []struct {
+		front stack.Front
+		d     doc
+	}{{stack.FrontHTTPAPI, fx.svcDoc}, {stack.FrontFunctionURL, fx.urlSvcDoc}}
 }
 
 // doc is a CloudFormation template as plain JSON values.

@@ -103,7 +103,7 @@ func TestNoWildcardPermissions(t *testing.T) {
 	for _, tmpl := range []struct {
 		name string
 		d    doc
-	}{{"data", fx.dataDoc}, {"service", fx.svcDoc}} {
+	}{{"data", fx.dataDoc}, {"service", fx.svcDoc}, {"service (function URL)", fx.urlSvcDoc}} {
 		for id, r := range tmpl.d.resources("") {
 			p := props(r)
 			var docs []any
@@ -121,8 +121,8 @@ func TestNoWildcardPermissions(t *testing.T) {
 			case "AWS::IAM::ManagedPolicy", "AWS::IAM::User", "AWS::IAM::Group":
 				t.Errorf("%s %s: unexpected %s", tmpl.name, id, r["Type"])
 			case "AWS::Lambda::Permission":
-				if a := fmt.Sprint(p["Action"]); a != "lambda:InvokeFunction" {
-					t.Errorf("%s %s: lambda permission %s", tmpl.name, id, a)
+				for _, problem := range permissionProblems(p) {
+					t.Errorf("%s %s: %s", tmpl.name, id, problem)
 				}
 			}
 			for _, d := range docs {
@@ -140,7 +140,54 @@ func TestNoWildcardPermissions(t *testing.T) {
 	}
 }
 
-// The exact actions each function may perform, on top of writing its logs.
+// permissionProblems reports why a Lambda resource policy statement grants
+// more than invoking a function from a named service, or through its
+// function URL. Anyone may call a function URL with auth NONE (the webhook
+// secret is the authentication), but only through the URL: the public
+// lambda:InvokeFunction must carry lambda:InvokedViaFunctionUrl.
+func permissionProblems(p map[string]any) []string {
+	principal := fmt.Sprint(p["Principal"])
+	switch a := fmt.Sprint(p["Action"]); {
+	case a == "lambda:InvokeFunctionUrl":
+		if p["FunctionUrlAuthType"] != "NONE" {
+			return []string{fmt.Sprintf("InvokeFunctionUrl with auth type %v", p["FunctionUrlAuthType"])}
+		}
+	case a != "lambda:InvokeFunction":
+		return []string{"lambda permission " + a}
+	case principal == "*" && p["InvokedViaFunctionUrl"] != true:
+		return []string{"lambda:InvokeFunction for everyone, not only through the function URL"}
+	case principal == "*":
+	case !strings.HasSuffix(principal, ".amazonaws.com"):
+		return []string{"lambda:InvokeFunction for " + principal + ", not an AWS service"}
+	}
+	return nil
+}
+
+func TestPermissionCheckerCatches(t *testing.T) {
+	tests := []struct {
+		name string
+		p    map[string]any
+		want int
+	}{
+		{"API Gateway invokes", map[string]any{"Action": "lambda:InvokeFunction", "Principal": "apigateway.amazonaws.com"}, 0},
+		{"function URL, auth NONE", map[string]any{"Action": "lambda:InvokeFunctionUrl", "Principal": "*", "FunctionUrlAuthType": "NONE"}, 0},
+		{"invoke only through the URL", map[string]any{"Action": "lambda:InvokeFunction", "Principal": "*", "InvokedViaFunctionUrl": true}, 0},
+		{"public invoke", map[string]any{"Action": "lambda:InvokeFunction", "Principal": "*"}, 1},
+		{"another account", map[string]any{"Action": "lambda:InvokeFunction", "Principal": "123456789012"}, 1},
+		{"function URL, IAM auth", map[string]any{"Action": "lambda:InvokeFunctionUrl", "Principal": "*", "FunctionUrlAuthType": "AWS_IAM"}, 1},
+		{"other action", map[string]any{"Action": "lambda:*", "Principal": "*"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := permissionProblems(tt.p); len(got) != tt.want {
+				t.Errorf("permissionProblems(%v) = %q, want %d problem(s)", tt.p, got, tt.want)
+			}
+		})
+	}
+}
+
+// The exact actions each function may perform, on top of writing its logs,
+// whichever front receives the webhooks.
 func TestFunctionPermissions(t *testing.T) {
 	logs := []string{"logs:CreateLogStream", "logs:PutLogEvents"}
 	sendQueue := []string{"sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"}
@@ -151,34 +198,46 @@ func TestFunctionPermissions(t *testing.T) {
 			[]string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage"}),
 		stack.Reconciler: concat(logs, []string{"dynamodb:GetItem", "dynamodb:Query", "secretsmanager:GetSecretValue"}, state, sendQueue),
 	}
-	for _, fn := range stack.Functions {
-		t.Run(fn, func(t *testing.T) {
-			got := map[string]bool{}
-			for id, pol := range fx.svcDoc.resources("AWS::IAM::Policy") {
-				if !strings.Contains(fmt.Sprint(props(pol)["Roles"]), fn+"Role") {
-					continue
-				}
-				for _, st := range statements(props(pol)["PolicyDocument"]) {
-					for _, a := range list(st["Action"]) {
-						got[a.(string)] = true
-					}
-				}
-				_ = id
+	for _, f := range fronts() {
+		for _, fn := range stack.Functions {
+			t.Run(string(f.front)+"/"+fn, func(t *testing.T) {
+				checkActions(t, f.d, fn, want[fn])
+			})
+		}
+	}
+}
+
+func checkActions(t *testing.T, d doc, fn string, want []string) {
+	t.Helper()
+	got := map[string]bool{}
+	for _, pol := range d.resources("AWS::IAM::Policy") {
+		if !strings.Contains(fmt.Sprint(props(pol)["Roles"]), fn+"Role") {
+			continue
+		}
+		for _, st := range statements(props(pol)["PolicyDocument"]) {
+			for _, a := range list(st["Action"]) {
+				got[a.(string)] = true
 			}
-			gotList := make([]string, 0, len(got))
-			for a := range got {
-				gotList = append(gotList, a)
-			}
-			if diff := cmp.Diff(uniqueSorted(want[fn]), uniqueSorted(gotList)); diff != "" {
-				t.Errorf("%s actions (-want +got):\n%s", fn, diff)
-			}
-		})
+		}
+	}
+	gotList := make([]string, 0, len(got))
+	for a := range got {
+		gotList = append(gotList, a)
+	}
+	if diff := cmp.Diff(uniqueSorted(want), uniqueSorted(gotList)); diff != "" {
+		t.Errorf("%s actions (-want +got):\n%s", fn, diff)
 	}
 }
 
 func TestSecretsScopedToPrefix(t *testing.T) {
+	for _, f := range fronts() {
+		t.Run(string(f.front), func(t *testing.T) { checkSecretsScoped(t, f.d) })
+	}
+}
+
+func checkSecretsScoped(t *testing.T, d doc) {
 	found := 0
-	for id, pol := range fx.svcDoc.resources("AWS::IAM::Policy") {
+	for id, pol := range d.resources("AWS::IAM::Policy") {
 		for _, st := range statements(props(pol)["PolicyDocument"]) {
 			if fmt.Sprint(st["Action"]) != "secretsmanager:GetSecretValue" {
 				continue

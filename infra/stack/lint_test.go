@@ -19,7 +19,7 @@ func TestCfnLint(t *testing.T) {
 	}
 	dir := t.TempDir()
 	var files []string
-	for name, d := range map[string]doc{fx.dataName: fx.dataDoc, fx.svcName: fx.svcDoc} {
+	for name, d := range map[string]doc{fx.dataName: fx.dataDoc, fx.svcName: fx.svcDoc, fx.svcName + "-function-url": fx.urlSvcDoc} {
 		b, err := json.MarshalIndent(d, "", " ")
 		if err != nil {
 			t.Fatal(err)

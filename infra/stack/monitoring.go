@@ -94,8 +94,8 @@ func newMonitoring(s awscdk.Stack, svc *Service, d *Data, email string) awssns.T
 			Label:      jsii.String("ingest 5xx %"),
 			Period:     fiveMinutes,
 			UsingMetrics: &map[string]awscloudwatch.IMetric{
-				"errors":   svc.API.MetricServerError(&awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: fiveMinutes}),
-				"requests": svc.API.MetricCount(&awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: fiveMinutes}),
+				"errors":   svc.front.serverErrors(&awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: fiveMinutes}),
+				"requests": svc.front.requests(&awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: fiveMinutes}),
 			},
 		}),
 		Threshold:          jsii.Number(Ingest5xxPercent),
@@ -131,7 +131,11 @@ func newDashboard(s awscdk.Stack, svc *Service, d *Data, lag awscloudwatch.IMetr
 			Title: jsii.String(title), Width: jsii.Number(8), Height: jsii.Number(6), Left: &left,
 		})
 	}
-	api := svc.API
+	front := svc.front
+	latency := []awscloudwatch.IMetric{front.latency(stat("p50", "p50")), front.latency(stat("p99", "p99"))}
+	if front.backendLatency != nil {
+		latency = append(latency, front.backendLatency(stat("p99", "integration p99")))
+	}
 	// Outcomes are found with SEARCH so the widget shows them whatever
 	// dimensions the processor attaches (per gateway, per function, none).
 	outcomeNames := make([]string, len(Outcomes))
@@ -154,10 +158,8 @@ func newDashboard(s awscdk.Stack, svc *Service, d *Data, lag awscloudwatch.IMetr
 		Widgets: &[]*[]awscloudwatch.IWidget{
 			{
 				graph("Ingest requests per minute",
-					api.MetricCount(sum), api.MetricClientError(sum), api.MetricServerError(sum)),
-				graph("Ingest latency (ms)",
-					api.MetricLatency(stat("p50", "p50")), api.MetricLatency(stat("p99", "p99")),
-					api.MetricIntegrationLatency(stat("p99", "integration p99"))),
+					front.requests(sum), front.clientErrors(sum), front.serverErrors(sum)),
+				graph("Ingest latency (ms)", latency...),
 				graph("Outcomes per minute", outcomes),
 			},
 			{

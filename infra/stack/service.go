@@ -76,15 +76,21 @@ type ServiceProps struct {
 	SecretPrefix string
 	// AlarmEmail, when set, subscribes this address to the alarm topic.
 	AlarmEmail string
+	// Front is what receives the webhooks; "" is FrontHTTPAPI.
+	Front Front
 }
 
 // Service is the stateless stack: it can be destroyed and redeployed
 // without losing data.
 type Service struct {
 	awscdk.Stack
-	Functions  map[string]awslambda.Function
-	API        awsapigatewayv2.HttpApi
-	AlarmTopic awssns.Topic
+	Functions map[string]awslambda.Function
+	// Front is the ingest front built; API or FunctionURL is set, as it says.
+	Front       Front
+	API         awsapigatewayv2.HttpApi
+	FunctionURL awslambda.FunctionUrl
+	AlarmTopic  awssns.Topic
+	front       ingestFront
 }
 
 // NewService builds the service stack on top of the data stack.
@@ -97,8 +103,12 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 	if prefix == "" {
 		prefix = schema.DefaultSecretPrefix
 	}
+	front, err := ParseFront(string(props.Front))
+	if err != nil {
+		panic(err) // a programming error: the app validates its setting first
+	}
 	s := awscdk.NewStack(scope, &id, &sprops)
-	svc := &Service{Stack: s, Functions: map[string]awslambda.Function{}}
+	svc := &Service{Stack: s, Functions: map[string]awslambda.Function{}, Front: front}
 	d := props.Data
 
 	registry := d.Tables[schema.Registry.ID]
@@ -199,11 +209,17 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 		})},
 	})
 
-	svc.API = newAPI(s, ingest)
+	switch front {
+	case FrontFunctionURL:
+		svc.FunctionURL, svc.front = newFunctionURL(s, ingest)
+	default:
+		svc.API = newAPI(s, ingest)
+		svc.front = httpAPIFront(svc)
+	}
 	svc.AlarmTopic = newMonitoring(s, svc, d, props.AlarmEmail)
 
 	outputs := []struct{ key, value, description string }{
-		{schema.OutputAPIURL, *svc.API.ApiEndpoint(), "base URL of the ingest API (webhook URLs are <ApiUrl>/api/webhooks/ingest/<path>)"},
+		{schema.OutputAPIURL, *svc.front.baseURL, "base URL of the ingest front, " + string(front) + " (webhook URLs are <ApiUrl>/api/webhooks/ingest/<path>)"},
 		{schema.OutputRegistryTable, *registry.TableName(), "registry table"},
 		{schema.OutputStateTable, *state.TableName(), "state table"},
 		{schema.OutputIntakeQueueURL, *intake.QueueUrl(), "intake queue"},

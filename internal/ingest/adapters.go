@@ -13,13 +13,16 @@ import (
 	"github.com/snowgate/snowgate/internal/webhook"
 )
 
-// HandleAPIGateway serves an API Gateway HTTP API event (payload format
-// 2.0). It always returns a response and a nil error: an error would turn
-// into API Gateway's own 500, hiding the answer we chose.
+// HandleAPIGateway serves a payload format 2.0 event, from either front
+// the stack can put before ingest: an API Gateway HTTP API route, or a
+// Lambda function URL (same event shape, with no path parameters and the
+// whole request path in rawPath). It always returns a response and a nil
+// error: an error would turn into the front's own 500, hiding the answer
+// we chose.
 func (h *Handler) HandleAPIGateway(ctx context.Context, e events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	req := Request{
 		Method:        e.RequestContext.HTTP.Method,
-		Path:          e.PathParameters["path"],
+		Path:          webhookPath(e),
 		ContentType:   header(e.Headers, "content-type"),
 		Secret:        header(e.Headers, "x-webhook-secret"),
 		EdgeRequestID: e.RequestContext.RequestID,
@@ -28,14 +31,6 @@ func (h *Handler) HandleAPIGateway(ctx context.Context, e events.APIGatewayV2HTT
 			Timestamp: header(e.Headers, "webhook-timestamp"),
 			Signature: header(e.Headers, "webhook-signature"),
 		},
-	}
-	if req.Path == "" {
-		// Without a {path} parameter (a catch-all route), take what follows
-		// the prefix, wherever a stage name put it.
-		raw := e.RawPath
-		if i := strings.LastIndex(raw, PathPrefix); i >= 0 {
-			req.Path = raw[i+len(PathPrefix):]
-		}
 	}
 	if e.IsBase64Encoded {
 		req.Body = base64.NewDecoder(base64.StdEncoding, strings.NewReader(e.Body))
@@ -51,6 +46,30 @@ func (h *Handler) HandleAPIGateway(ctx context.Context, e events.APIGatewayV2HTT
 		Headers:    resp.Header,
 		Body:       string(resp.Body),
 	}, nil
+}
+
+// webhookPath is the {path} part of the request. An HTTP API route gives it
+// as a path parameter. A function URL (or a catch-all route) gives only
+// rawPath: PathPrefix followed by the path, at the start or after one
+// leading segment (a stage name). Anything else yields a path that fails
+// validation, so a function URL, which every path reaches, answers other
+// addresses exactly as it answers an unknown webhook.
+func webhookPath(e events.APIGatewayV2HTTPRequest) string {
+	if p := e.PathParameters["path"]; p != "" {
+		return p
+	}
+	raw := e.RawPath
+	if p, ok := strings.CutPrefix(raw, PathPrefix); ok {
+		return p
+	}
+	if rest, ok := strings.CutPrefix(raw, "/"); ok {
+		if i := strings.IndexByte(rest, '/'); i > 0 {
+			if p, ok := strings.CutPrefix(rest[i:], PathPrefix); ok {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 // ServeHTTP serves the route on net/http, mounted as

@@ -11,7 +11,8 @@
 // request, no body parse before the caller is authenticated.
 //
 // The core is Handle(ctx, Request) Response; ServeHTTP and HandleAPIGateway
-// adapt it to net/http and to API Gateway HTTP API (payload 2.0) events.
+// adapt it to net/http and to payload 2.0 events (an API Gateway HTTP API
+// route or a Lambda function URL).
 package ingest
 
 import (

@@ -519,8 +519,12 @@ func TestRouteCache(t *testing.T) {
 	}
 }
 
-// TestAPIGatewayEvents feeds recorded HTTP API (payload 2.0) events through
-// lambda.NewHandler(...).Invoke, as the Lambda runtime does.
+// TestAPIGatewayEvents feeds payload 2.0 events through
+// lambda.NewHandler(...).Invoke, as the Lambda runtime does, in both shapes
+// the stack can put before ingest: an HTTP API route event (apigw_*, with a
+// {path} parameter) and a function URL event (furl_*, with the whole path
+// in rawPath and no path parameters). Each case lists its events of both
+// shapes: the answer and the queue must be the same whichever front sent it.
 func TestAPIGatewayEvents(t *testing.T) {
 	e := newEnv(t)
 	e.registrations(t)
@@ -530,50 +534,66 @@ func TestAPIGatewayEvents(t *testing.T) {
 	hints := func(m *queue.IntakeMessage) { m.Number, m.SysModCount, m.Operation = "INC0010001", intPtr(4), "update" }
 	acceptedBody := fmt.Sprintf(`{"status":"accepted","request_id":%q}`, lambdaReqID)
 	tests := []struct {
-		file       string
+		name       string
+		files      []string
 		wantStatus int
 		wantBody   string
 		wantMsg    *queue.IntakeMessage
 	}{
-		{"apigw_secret.json", 202, acceptedBody, msg(registry.TableIncident, webhookID, validSysID, hints)},
-		{"apigw_base64.json", 202, acceptedBody, msg(registry.TableIncident, webhookID, validSysID, hints)},
-		{"apigw_stage_rawpath.json", 202, acceptedBody, msg(registry.TableIncident, webhookID, validSysID, hints)},
+		{"secret", []string{"apigw_secret.json", "furl_secret.json"}, 202, acceptedBody, msg(registry.TableIncident, webhookID, validSysID, hints)},
+		{"base64 body", []string{"apigw_base64.json", "furl_base64.json"}, 202, acceptedBody, msg(registry.TableIncident, webhookID, validSysID, hints)},
+		// A catch-all route puts a stage name before the prefix.
+		{"stage in rawPath", []string{"apigw_stage_rawpath.json"}, 202, acceptedBody, msg(registry.TableIncident, webhookID, validSysID, hints)},
+		// Function URL events carry "$default" placeholders for routeKey and
+		// stage; nothing depends on them.
+		{"no route key", []string{"furl_no_route_key.json"}, 202, acceptedBody, msg(registry.TableIncident, webhookID, validSysID, hints)},
 		// The emulator's events keep Go's canonical header case.
-		{"apigw_emulator_canonical_headers.json", 202, acceptedBody, msg(registry.TableIncident, webhookID, validSysID, hints)},
-		{"apigw_hmac.json", 202, acceptedBody, msg(registry.TableChangeRequest, hmacWebhook, validSysID, hints)},
-		{"apigw_hmac_tampered.json", 401, unauthorized.Body, nil},
-		{"apigw_wrong_secret.json", 401, unauthorized.Body, nil},
-		{"apigw_no_secret.json", 401, unauthorized.Body, nil},
-		{"apigw_get.json", 405, `{"error":"method not allowed"}`, nil},
-		{"apigw_bad_sys_id.json", 400, `{"error":"sys_id must be a string of 32 hex characters"}`, nil},
-		{"apigw_too_large.json", 413, `{"error":"body larger than 16 KiB"}`, nil},
+		{"canonical headers", []string{"apigw_emulator_canonical_headers.json"}, 202, acceptedBody, msg(registry.TableIncident, webhookID, validSysID, hints)},
+		{"hmac", []string{"apigw_hmac.json", "furl_hmac.json"}, 202, acceptedBody, msg(registry.TableChangeRequest, hmacWebhook, validSysID, hints)},
+		{"hmac tampered", []string{"apigw_hmac_tampered.json", "furl_hmac_tampered.json"}, 401, unauthorized.Body, nil},
+		{"wrong secret", []string{"apigw_wrong_secret.json", "furl_wrong_secret.json"}, 401, unauthorized.Body, nil},
+		{"no secret", []string{"apigw_no_secret.json", "furl_no_secret.json"}, 401, unauthorized.Body, nil},
+		{"GET", []string{"apigw_get.json", "furl_get.json"}, 405, `{"error":"method not allowed"}`, nil},
+		{"bad sys_id", []string{"apigw_bad_sys_id.json", "furl_bad_sys_id.json"}, 400, `{"error":"sys_id must be a string of 32 hex characters"}`, nil},
+		{"too large", []string{"apigw_too_large.json", "furl_too_large.json"}, 413, `{"error":"body larger than 16 KiB"}`, nil},
+		// Every path reaches a function URL; outside the ingest route the
+		// answer is the one an unknown webhook gets, with a valid secret.
+		{"other path", []string{"furl_other_path.json"}, 401, unauthorized.Body, nil},
+		{"root", []string{"furl_root.json"}, 401, unauthorized.Body, nil},
+		{"prefix deeper than a stage", []string{"furl_nested_prefix.json"}, 401, unauthorized.Body, nil},
+		{"trailing slash", []string{"furl_trailing_slash.json"}, 401, unauthorized.Body, nil},
 	}
 	for _, tt := range tests {
-		t.Run(strings.TrimSuffix(tt.file, ".json"), func(t *testing.T) {
-			payload, err := os.ReadFile(filepath.Join("testdata", tt.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: lambdaReqID})
-			out, err := invoke.Invoke(ctx, payload)
-			if err != nil {
-				t.Fatalf("Invoke: %v", err)
-			}
-			var got events.APIGatewayV2HTTPResponse
-			if err := json.Unmarshal(out, &got); err != nil {
-				t.Fatalf("response %s: %v", out, err)
-			}
-			if got.StatusCode != tt.wantStatus || got.Body != tt.wantBody || got.Headers["Content-Type"] != "application/json" {
-				t.Errorf("response = %d %v %s, want %d %s", got.StatusCode, got.Headers, got.Body, tt.wantStatus, tt.wantBody)
-			}
-			var want []queue.IntakeMessage
-			if tt.wantMsg != nil {
-				want = append(want, *tt.wantMsg)
-			}
-			if diff := cmp.Diff(want, e.drain(t)); diff != "" {
-				t.Errorf("intake queue (-want +got):\n%s", diff)
-			}
-		})
+		for _, file := range tt.files {
+			t.Run(tt.name+"/"+strings.TrimSuffix(file, ".json"), func(t *testing.T) {
+				payload, err := os.ReadFile(filepath.Join("testdata", file))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.HasPrefix(file, "furl_") && bytes.Contains(payload, []byte(`"pathParameters"`)) {
+					t.Fatalf("%s: a function URL event has no path parameters", file)
+				}
+				ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: lambdaReqID})
+				out, err := invoke.Invoke(ctx, payload)
+				if err != nil {
+					t.Fatalf("Invoke(%s): %v", file, err)
+				}
+				var got events.APIGatewayV2HTTPResponse
+				if err := json.Unmarshal(out, &got); err != nil {
+					t.Fatalf("response %s: %v", out, err)
+				}
+				if got.StatusCode != tt.wantStatus || got.Body != tt.wantBody || got.Headers["Content-Type"] != "application/json" {
+					t.Errorf("Invoke(%s) = %d %v %s, want %d %s", file, got.StatusCode, got.Headers, got.Body, tt.wantStatus, tt.wantBody)
+				}
+				var want []queue.IntakeMessage
+				if tt.wantMsg != nil {
+					want = append(want, *tt.wantMsg)
+				}
+				if diff := cmp.Diff(want, e.drain(t)); diff != "" {
+					t.Errorf("intake queue after %s (-want +got):\n%s", file, diff)
+				}
+			})
+		}
 	}
 }
 
