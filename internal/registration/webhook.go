@@ -129,6 +129,9 @@ func (s *Service) CreateWebhook(ctx context.Context, in WebhookInput) (IssuedSec
 		w.SecretHashes = []registry.SecretHash{{SHA256: hash}}
 	}
 	stored, err := s.reg.CreateWebhook(ctx, w)
+	if errors.Is(err, registry.ErrGatewayInactive) {
+		err = fmt.Errorf("gateway %s was deactivated meanwhile; nothing was created: %w", g.ID, ErrGatewayInactive)
+	}
 	if err != nil {
 		if keyARN != "" {
 			err = s.undoCreate(ctx, err, keyARN)
@@ -178,8 +181,12 @@ func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Durati
 		return IssuedSecret{}, err
 	}
 	g, err := s.reg.Gateway(ctx, cur.GatewayID)
+	if errors.Is(err, ErrNotFound) {
+		// Not ErrNotFound itself: the webhook exists, its gateway does not.
+		return IssuedSecret{}, fmt.Errorf("gateway %s of webhook %s not found", cur.GatewayID, id)
+	}
 	if err != nil {
-		return IssuedSecret{}, fmt.Errorf("gateway %s of webhook %s: %w", cur.GatewayID, id, err)
+		return IssuedSecret{}, err
 	}
 	var secret, hash, keyARN string
 	if cur.Signing == registry.SigningHMAC {
