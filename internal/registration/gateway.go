@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -226,6 +227,10 @@ func plannedCredentials(cur registry.Gateway, c GatewayChanges) (credentialPlan,
 // writeCredentials replaces the gateway's credentials secret and returns how
 // to put the previous value back.
 func (s *Service) writeCredentials(ctx context.Context, cur registry.Gateway, c GatewayChanges, p credentialPlan) (restore func() error, err error) {
+	if !ownSecret(cur.CredentialsSecretARN, cur.ID) {
+		return nil, fmt.Errorf("gateway %s points at credentials secret %q, which is not the one named for it (%s): not changing it",
+			cur.ID, cur.CredentialsSecretARN, GatewaySecretName("<prefix>", cur.ID))
+	}
 	old, err := s.sec.Get(ctx, cur.CredentialsSecretARN)
 	if err != nil {
 		return nil, fmt.Errorf("read the gateway's credentials: %w", err)
@@ -274,6 +279,20 @@ func deref(p *string) string {
 	return *p
 }
 
+// ownSecret reports whether arn is the secret made for gateway id: its name
+// is <prefix>gateways/<id>, whatever the prefix was when it was made.
+func ownSecret(arn, id string) bool {
+	name := arn
+	if i := strings.LastIndex(arn, ":secret:"); i >= 0 {
+		name = arn[i+len(":secret:"):]
+		// Secrets Manager's ARNs end in a hyphen and six random characters.
+		if j := strings.LastIndex(name, "-"); j >= 0 && len(name)-j == 7 {
+			name = name[:j]
+		}
+	}
+	return id != "" && strings.HasSuffix(name, "gateways/"+id)
+}
+
 // DeleteGateway deletes a gateway, then its credentials secret. While
 // webhooks point at it the result is a *GatewayInUseError, unless force is
 // set: then its webhooks and their path items go in the same transaction,
@@ -298,7 +317,12 @@ func (s *Service) DeleteGateway(ctx context.Context, id string, force bool) (Del
 	if err != nil {
 		return DeletedGateway{}, err
 	}
-	arns := []string{g.CredentialsSecretARN}
+	var arns []string
+	// A secret not named for the gateway belongs to someone else (the item
+	// was edited by hand): it is not this deletion's to remove.
+	if ownSecret(g.CredentialsSecretARN, g.ID) {
+		arns = append(arns, g.CredentialsSecretARN)
+	}
 	for _, h := range hooks {
 		for _, k := range h.SigningKeys {
 			arns = append(arns, k.SecretARN)

@@ -906,3 +906,28 @@ func TestUpdateAndDeleteWebhook(t *testing.T) {
 		t.Errorf("DeleteWebhook(deleted) = %v, want ErrNotFound", err)
 	}
 }
+
+// A gateway item edited by hand to point at another gateway's secret: the
+// operations neither overwrite nor delete that secret.
+func TestForeignCredentialsSecret(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	mine, other := f.gateway("mine"), f.gateway("other")
+	if _, err := f.reg.Store.UpdateGateway(ctx, mine.ID, func(g *registry.Gateway) error {
+		g.CredentialsSecretARN = other.CredentialsSecretARN
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := f.secret(other.CredentialsSecretARN)
+	pw := "stolen"
+	if _, _, err := f.svc.UpdateGateway(ctx, mine.ID, registration.GatewayChanges{Password: &pw}); err == nil || !strings.Contains(err.Error(), "not the one named for it") {
+		t.Errorf("UpdateGateway(password) = %v, want a refusal to change another gateway's secret", err)
+	}
+	if _, err := f.svc.DeleteGateway(ctx, mine.ID, false); err != nil {
+		t.Fatalf("DeleteGateway: %v", err)
+	}
+	if got, ok := f.secret(other.CredentialsSecretARN); !ok || got != doc {
+		t.Errorf("the other gateway's secret = %q, %v after the update and delete; want it unchanged", got, ok)
+	}
+}
