@@ -290,7 +290,7 @@ func ownSecret(arn, id string) bool {
 			name = name[:j]
 		}
 	}
-	return id != "" && strings.HasSuffix(name, "gateways/"+id)
+	return id != "" && strings.HasSuffix(name, GatewaySecretName("", id))
 }
 
 // DeleteGateway deletes a gateway, then its credentials secret. While
