@@ -12,7 +12,7 @@
 //	update gateway    secret replaced, table write fails  → previous secret put back
 //	create webhook    HMAC key created, table write fails → key deleted
 //	rotate secret     new HMAC key created, table write fails → new key deleted
-//	delete gateway    table first (with --force its webhooks and paths in the
+//	delete gateway    table first (with force its webhooks and paths in the
 //	                  same transaction), then the credentials secret and the
 //	                  webhooks' HMAC keys
 //	delete webhook    table first, then its HMAC keys
@@ -121,7 +121,8 @@ type LeftoverSecretsError struct {
 }
 
 func (e *LeftoverSecretsError) Error() string {
-	return fmt.Sprintf("%s, but not all of its secrets; delete by hand %s: %v", e.Done, strings.Join(e.ARNs, ", "), e.Err)
+	return fmt.Sprintf("%s, but the secrets it no longer uses could not be deleted (delete them by hand: %s): %v",
+		e.Done, strings.Join(e.ARNs, ", "), e.Err)
 }
 
 func (e *LeftoverSecretsError) Unwrap() error { return e.Err }
