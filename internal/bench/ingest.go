@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -27,11 +26,11 @@ import (
 	"github.com/snowgate/snowgate/internal/localrun"
 	"github.com/snowgate/snowgate/internal/provision"
 	"github.com/snowgate/snowgate/internal/queue"
+	"github.com/snowgate/snowgate/internal/registration"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/schema"
 	"github.com/snowgate/snowgate/internal/secrets"
 	"github.com/snowgate/snowgate/internal/snowsim"
-	"github.com/snowgate/snowgate/internal/webhook"
 )
 
 // Target is one way of accepting a webhook whose throughput and latency
@@ -239,32 +238,26 @@ func postWebhook(ctx context.Context, c *http.Client, url, secret string, body [
 }
 
 // registerWebhook creates an active gateway for instanceURL and an incident
-// webhook with a static secret; it returns the webhook's path and secret.
+// webhook with a static secret, as the CLI does; it returns the webhook's
+// path and secret.
 func registerWebhook(ctx context.Context, cfg aws.Config, table, instanceURL string) (path, secret string, err error) {
-	reg := registry.New(dynamodb.NewFromConfig(cfg), table)
-	id := "gtw_" + uuid.NewString()
-	arn, err := secrets.New(secretsmanager.NewFromConfig(cfg)).Create(ctx, schema.DefaultSecretPrefix+"gateways/"+id,
-		`{"auth":"basic","username":"bench","password":"bench"}`, "benchmark gateway")
-	if err != nil {
-		return "", "", fmt.Errorf("store gateway credentials: %w", err)
-	}
-	gw, err := reg.CreateGateway(ctx, registry.Gateway{
-		ID: id, Name: "bench", Type: registry.SourceServiceNow, Active: true, InstanceURL: instanceURL,
-		Auth: registry.AuthBasic, Username: "bench", CredentialsSecretARN: arn, DedupWindowMinutes: -1,
+	ops := registration.New(registry.New(dynamodb.NewFromConfig(cfg), table), secrets.New(secretsmanager.NewFromConfig(cfg)),
+		registration.WithSecretPrefix(schema.DefaultSecretPrefix))
+	gw, err := ops.CreateGateway(ctx, registration.GatewayInput{
+		Name: "bench", InstanceURL: instanceURL, Auth: registry.AuthBasic, Username: "bench", Password: "bench",
+		DedupWindowMinutes: -1, Active: true,
 	})
 	if err != nil {
 		return "", "", fmt.Errorf("create gateway: %w", err)
 	}
-	secret, hash := webhook.NewSecret()
-	path = strings.ReplaceAll(uuid.NewString(), "-", "")[:24]
-	if _, err := reg.CreateWebhook(ctx, registry.Webhook{
-		ID: "whk_" + uuid.NewString(), Name: "bench", SourceType: registry.SourceServiceNow, EventType: registry.TableIncident,
-		GatewayID: gw.ID, Path: path, Active: true, Signing: registry.SigningSecret,
-		SecretHashes: []registry.SecretHash{{SHA256: hash}},
-	}); err != nil {
+	made, err := ops.CreateWebhook(ctx, registration.WebhookInput{
+		Name: "bench", SourceType: registry.SourceServiceNow, EventType: registry.TableIncident,
+		GatewayID: gw.ID, Signing: registry.SigningSecret,
+	})
+	if err != nil {
 		return "", "", fmt.Errorf("create webhook: %w", err)
 	}
-	return path, secret, nil
+	return made.Webhook.Path, made.Secret, nil
 }
 
 func serveLoopback(h http.Handler) (*http.Server, string, error) {

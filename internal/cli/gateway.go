@@ -2,20 +2,17 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/spf13/pflag"
 
 	"github.com/snowgate/snowgate/internal/businessrule"
+	"github.com/snowgate/snowgate/internal/registration"
 	"github.com/snowgate/snowgate/internal/registry"
 )
 
@@ -54,67 +51,6 @@ func (f *gatewayFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.active, "active", true, "whether the gateway processes records")
 }
 
-// authNeeds says which credentials each auth mode uses.
-var authNeeds = map[string]struct{ username, password, clientID, clientSecret bool }{
-	registry.AuthBasic:                  {username: true, password: true},
-	registry.AuthOAuthClientCredentials: {clientID: true, clientSecret: true},
-	registry.AuthOAuthPassword:          {username: true, password: true, clientID: true, clientSecret: true},
-}
-
-func validAuth(auth string) error {
-	if _, ok := authNeeds[auth]; !ok {
-		return Usagef("--auth must be %s, %s or %s", registry.AuthBasic, registry.AuthOAuthClientCredentials, registry.AuthOAuthPassword)
-	}
-	return nil
-}
-
-// checkInstanceURL accepts https URLs, and http only on loopback (the local
-// ServiceNow simulator): credentials must not cross a network in clear.
-func checkInstanceURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	bad := Usagef("--instance-url must be an https URL such as https://example.service-now.com")
-	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", bad
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return "", Usagef("--instance-url must use https (http is accepted only on loopback)")
-		}
-	default:
-		return "", bad
-	}
-	return strings.TrimRight(u.String(), "/"), nil
-}
-
-func checkDedup(n int) error {
-	if n < -1 {
-		return Usagef("--dedup-window-minutes must be -1 (off), 0 or more")
-	}
-	return nil
-}
-
-// unusedCredentialFlag rejects credential flags the auth mode does not use.
-func unusedCredentialFlag(auth string, f *gatewayFlags) error {
-	needs := authNeeds[auth]
-	for _, ch := range []struct {
-		flag          string
-		needed, given bool
-	}{
-		{"username", needs.username, f.username != ""},
-		{"client-id", needs.clientID, f.clientID != ""},
-		{"password-stdin", needs.password, f.passwordStdin},
-		{"client-secret-stdin", needs.clientSecret, f.clientSecretStdin},
-	} {
-		if ch.given && !ch.needed {
-			return Usagef("--%s is not used with --auth %s", ch.flag, auth)
-		}
-	}
-	return nil
-}
-
 // stdinLabels names the secrets to read from stdin, in order.
 func stdinLabels(f *gatewayFlags) []string {
 	var labels []string
@@ -127,47 +63,49 @@ func stdinLabels(f *gatewayFlags) []string {
 	return labels
 }
 
-// requireCredentials checks that every credential the mode needs is there.
-func requireCredentials(auth string, creds registry.Credentials) error {
-	needs := authNeeds[auth]
-	for _, ch := range []struct {
-		flag    string
-		needed  bool
-		present bool
-	}{
-		{"--username", needs.username, creds.Username != ""},
-		{"--password-stdin", needs.password, creds.Password != ""},
-		{"--client-id", needs.clientID, creds.ClientID != ""},
-		{"--client-secret-stdin", needs.clientSecret, creds.ClientSecret != ""},
-	} {
-		if ch.needed && !ch.present {
-			return Usagef("--auth %s needs %s", auth, ch.flag)
-		}
-	}
-	return nil
-}
-
-func assignSecrets(labels, values []string, creds *registry.Credentials) {
+// assignSecrets puts the secrets read for labels where they go.
+func assignSecrets(labels, values []string, password, clientSecret *string) {
 	for i, l := range labels {
 		switch l {
 		case "password":
-			creds.Password = values[i]
+			*password = values[i]
 		case "client secret":
-			creds.ClientSecret = values[i]
+			*clientSecret = values[i]
 		}
 	}
 }
 
-func gatewaySecretName(prefix, id string) string { return prefix + "gateways/" + id }
+// operations returns the gateway and webhook operations over the resolved
+// registry table and Secrets Manager.
+func operations(ctx context.Context, c *Call) (*registration.Service, error) {
+	store, err := c.Registry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sm, err := c.Secrets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// After Registry: the prefix comes from the stack when it was read.
+	return registration.New(store, sm, registration.WithSecretPrefix(c.SecretPrefix()), registration.WithClock(c.Now)), nil
+}
+
+// usage makes a validation error of the operations a usage error (exit 2),
+// with its message as it is: it names the flag as help prints it.
+func usage(err error) error {
+	var v *registration.ValidationError
+	if errors.As(err, &v) {
+		return Usagef("%s", v.Message)
+	}
+	return err
+}
+
+// opError is what a command prints for an operation's error: a usage error
+// for invalid input, "<what> <id> not found" for ErrNotFound.
+func opError(err error, what, id string) error { return notFound(usage(err), what, id) }
 
 func checkGatewayID(flagName, id string) error {
-	if id == "" {
-		return Usagef("--%s is required", flagName)
-	}
-	if !registry.ValidGatewayID(id) {
-		return Usagef("--%s %q is not a gateway id (gtw_<uuid>)", flagName, id)
-	}
-	return nil
+	return usage(registration.CheckGatewayID("--"+flagName, id))
 }
 
 var gatewayCreate = Command{
@@ -184,67 +122,31 @@ printf '%s\n' "$SN_CLIENT_SECRET" | 2501 infra gateway create --name prod --inst
 		var f gatewayFlags
 		f.register(fs)
 		return func(ctx context.Context, c *Call) error {
-			if f.name == "" {
-				return Usagef("--name is required")
+			in := registration.GatewayInput{
+				Name: f.name, Description: f.description, InstanceURL: f.instanceURL,
+				Auth: f.auth, Username: f.username, ClientID: f.clientID,
+				AssignmentGroupFilter: f.groups, EnvironmentFilter: f.envs, DedupWindowMinutes: f.dedup,
+				EscalationGroup: f.escalation, WriteBack: f.writeBack, Active: f.active,
 			}
-			if f.instanceURL == "" {
-				return Usagef("--instance-url is required")
-			}
-			instance, err := checkInstanceURL(f.instanceURL)
-			if err != nil {
-				return err
-			}
-			if f.auth == "" {
-				return Usagef("--auth is required (%s, %s or %s)", registry.AuthBasic, registry.AuthOAuthClientCredentials, registry.AuthOAuthPassword)
-			}
-			if err := validAuth(f.auth); err != nil {
-				return err
-			}
-			if err := unusedCredentialFlag(f.auth, &f); err != nil {
-				return err
+			// Check what the flags alone must supply before reading stdin.
+			probe := in
+			probe.Password, probe.ClientSecret = mark(f.passwordStdin), mark(f.clientSecretStdin)
+			if err := probe.Validate(); err != nil {
+				return usage(err)
 			}
 			labels := stdinLabels(&f)
-			creds := registry.Credentials{Auth: f.auth, Username: f.username, ClientID: f.clientID}
-			// Check what the flags alone must supply before reading stdin.
-			probe := creds
-			probe.Password, probe.ClientSecret = mark(f.passwordStdin), mark(f.clientSecretStdin)
-			if err := requireCredentials(f.auth, probe); err != nil {
-				return err
-			}
-			if err := checkDedup(f.dedup); err != nil {
-				return err
-			}
 			values, err := c.ReadSecrets(labels...)
 			if err != nil {
 				return err
 			}
-			assignSecrets(labels, values, &creds)
-
-			store, err := c.Registry(ctx)
+			assignSecrets(labels, values, &in.Password, &in.ClientSecret)
+			ops, err := operations(ctx, c)
 			if err != nil {
 				return err
 			}
-			sm, err := c.Secrets(ctx)
+			g, err := ops.CreateGateway(ctx, in)
 			if err != nil {
-				return err
-			}
-			id := "gtw_" + uuid.NewString()
-			doc, err := json.Marshal(creds)
-			if err != nil {
-				return fmt.Errorf("encode credentials: %w", err)
-			}
-			arn, err := sm.Create(ctx, gatewaySecretName(c.SecretPrefix(), id), string(doc), "snowgate ServiceNow credentials of gateway "+id)
-			if err != nil {
-				return err
-			}
-			g, err := store.CreateGateway(ctx, registry.Gateway{
-				ID: id, Name: f.name, Type: registry.SourceServiceNow, Description: f.description,
-				Active: f.active, InstanceURL: instance, Auth: f.auth, Username: f.username, ClientID: f.clientID,
-				CredentialsSecretARN: arn, AssignmentGroupFilter: f.groups, EnvironmentFilter: f.envs,
-				DedupWindowMinutes: f.dedup, EscalationGroup: f.escalation, WriteBack: f.writeBack,
-			})
-			if err != nil {
-				return errors.Join(err, cleanupSecret(ctx, c, arn))
+				return usage(err)
 			}
 			return c.Print(gatewayOutput(g), func(w io.Writer) {
 				fmt.Fprintln(w, "Gateway created!")
@@ -262,19 +164,6 @@ func mark(given bool) string {
 		return "(stdin)"
 	}
 	return ""
-}
-
-// cleanupSecret deletes a secret created for a write that then failed, so
-// that nothing half-written stays behind.
-func cleanupSecret(ctx context.Context, c *Call, arn string) error {
-	sm, err := c.Secrets(ctx)
-	if err == nil {
-		err = sm.Delete(context.WithoutCancel(ctx), arn)
-	}
-	if err != nil {
-		return fmt.Errorf("also failed to delete the secret created for it, delete it by hand: %w", err)
-	}
-	return nil
 }
 
 func slug(s string) string {
@@ -369,75 +258,65 @@ printf '%s\n' "$NEW_PASSWORD" | 2501 infra gateway update --id gtw_0b7c… --pas
 			if err := checkGatewayID("id", *id); err != nil {
 				return err
 			}
-			changes := 0
-			for _, name := range []string{"name", "description", "instance-url", "auth", "username", "client-id", "password-stdin",
-				"client-secret-stdin", "assignment-group-filter", "environment-filter", "dedup-window-minutes", "write-back", "escalation-group", "active"} {
-				if c.Set(name) {
-					changes++
+			var ch registration.GatewayChanges
+			given := func(flag string, apply func()) {
+				if c.Set(flag) {
+					apply()
 				}
 			}
-			if changes == 0 {
+			given("name", func() { ch.Name = &f.name })
+			given("description", func() { ch.Description = &f.description })
+			given("instance-url", func() { ch.InstanceURL = &f.instanceURL })
+			given("auth", func() { ch.Auth = &f.auth })
+			given("username", func() { ch.Username = &f.username })
+			given("client-id", func() { ch.ClientID = &f.clientID })
+			given("assignment-group-filter", func() { ch.AssignmentGroupFilter = &f.groups })
+			given("environment-filter", func() { ch.EnvironmentFilter = &f.envs })
+			given("dedup-window-minutes", func() { ch.DedupWindowMinutes = &f.dedup })
+			given("write-back", func() { ch.WriteBack = &f.writeBack })
+			given("escalation-group", func() { ch.EscalationGroup = &f.escalation })
+			given("active", func() { ch.Active = &f.active })
+			// Check what the flags alone must supply before reading stdin.
+			probe, stdin := ch, mark(true)
+			if f.passwordStdin {
+				probe.Password = &stdin
+			}
+			if f.clientSecretStdin {
+				probe.ClientSecret = &stdin
+			}
+			if probe.Empty() {
 				return Usagef("nothing to change: give at least one flag besides --id (see %s infra gateway update --help)", Name)
 			}
-			instance := ""
-			if c.Set("instance-url") {
-				var err error
-				if instance, err = checkInstanceURL(f.instanceURL); err != nil {
-					return err
-				}
+			if err := probe.Validate(); err != nil {
+				return usage(err)
 			}
-			if c.Set("auth") {
-				if err := validAuth(f.auth); err != nil {
-					return err
-				}
-			}
-			if c.Set("name") && f.name == "" {
-				return Usagef("--name cannot be empty")
-			}
-			if err := checkDedup(f.dedup); err != nil {
+			ops, err := operations(ctx, c)
+			if err != nil {
 				return err
+			}
+			if err := ops.CheckGatewayUpdate(ctx, *id, probe); err != nil {
+				return opError(err, "gateway", *id)
+			}
+			labels := stdinLabels(&f)
+			values, err := c.ReadSecrets(labels...)
+			if err != nil {
+				return err
+			}
+			var password, clientSecret string
+			assignSecrets(labels, values, &password, &clientSecret)
+			if f.passwordStdin {
+				ch.Password = &password
+			}
+			if f.clientSecretStdin {
+				ch.ClientSecret = &clientSecret
+			}
+			g, cur, err := ops.UpdateGateway(ctx, *id, ch)
+			if err != nil {
+				return opError(err, "gateway", *id)
 			}
 			store, err := c.Registry(ctx)
 			if err != nil {
 				return err
-			}
-			cur, err := store.Gateway(ctx, *id)
-			if err != nil {
-				return notFound(err, "gateway", *id)
-			}
-
-			credsChange := c.Set("auth") || c.Set("username") || c.Set("client-id") || f.passwordStdin || f.clientSecretStdin
-			var restore func() error
-			if credsChange {
-				if restore, err = updateCredentials(ctx, c, cur, &f); err != nil {
-					return err
-				}
-			}
-			g, err := store.UpdateGateway(ctx, *id, func(g *registry.Gateway) error {
-				set := func(flag string, apply func()) {
-					if c.Set(flag) {
-						apply()
-					}
-				}
-				set("name", func() { g.Name = f.name })
-				set("description", func() { g.Description = f.description })
-				set("instance-url", func() { g.InstanceURL = instance })
-				set("assignment-group-filter", func() { g.AssignmentGroupFilter = f.groups })
-				set("environment-filter", func() { g.EnvironmentFilter = f.envs })
-				set("dedup-window-minutes", func() { g.DedupWindowMinutes = f.dedup })
-				set("write-back", func() { g.WriteBack = f.writeBack })
-				set("escalation-group", func() { g.EscalationGroup = f.escalation })
-				set("active", func() { g.Active = f.active })
-				if credsChange {
-					g.Auth, g.Username, g.ClientID = credentialFields(cur, &f, c)
-				}
-				return nil
-			})
-			if err != nil {
-				if restore != nil {
-					err = errors.Join(err, restore())
-				}
-				return notFound(err, "gateway", *id)
 			}
 			hooks, err := store.Webhooks(ctx, *id)
 			if err != nil {
@@ -461,93 +340,6 @@ printf '%s\n' "$NEW_PASSWORD" | 2501 infra gateway update --id gtw_0b7c… --pas
 	},
 }
 
-// credentialFields are the gateway's auth, username and client id after
-// the flags of an update; fields the mode does not use are cleared.
-func credentialFields(cur registry.Gateway, f *gatewayFlags, c *Call) (auth, username, clientID string) {
-	auth, username, clientID = cur.Auth, cur.Username, cur.ClientID
-	if c.Set("auth") {
-		auth = f.auth
-	}
-	if c.Set("username") {
-		username = f.username
-	}
-	if c.Set("client-id") {
-		clientID = f.clientID
-	}
-	needs := authNeeds[auth]
-	if !needs.username {
-		username = ""
-	}
-	if !needs.clientID {
-		clientID = ""
-	}
-	return auth, username, clientID
-}
-
-// updateCredentials writes the gateway's new credentials to its secret and
-// returns how to put the old ones back if the table write then fails.
-func updateCredentials(ctx context.Context, c *Call, cur registry.Gateway, f *gatewayFlags) (restore func() error, err error) {
-	auth, username, clientID := credentialFields(cur, f, c)
-	needs := authNeeds[auth]
-	if err := unusedCredentialFlag(auth, f); err != nil {
-		return nil, err
-	}
-	if auth != cur.Auth {
-		// A new mode starts from fresh secrets, given now.
-		probe := registry.Credentials{Auth: auth, Username: username, ClientID: clientID,
-			Password: mark(f.passwordStdin), ClientSecret: mark(f.clientSecretStdin)}
-		if err := requireCredentials(auth, probe); err != nil {
-			return nil, err
-		}
-	} else if err := requireCredentials(auth, registry.Credentials{Auth: auth, Username: username, ClientID: clientID, Password: "kept", ClientSecret: "kept"}); err != nil {
-		return nil, err
-	}
-	labels := stdinLabels(f)
-	values, err := c.ReadSecrets(labels...)
-	if err != nil {
-		return nil, err
-	}
-	sm, err := c.Secrets(ctx)
-	if err != nil {
-		return nil, err
-	}
-	old, err := sm.Get(ctx, cur.CredentialsSecretARN)
-	if err != nil {
-		return nil, fmt.Errorf("read the gateway's credentials: %w", err)
-	}
-	var creds registry.Credentials
-	if err := json.Unmarshal([]byte(old), &creds); err != nil {
-		return nil, fmt.Errorf("decode the gateway's credentials secret: %w", errors.New("not a credentials document"))
-	}
-	if auth != cur.Auth {
-		creds = registry.Credentials{}
-	}
-	creds.Auth, creds.Username, creds.ClientID = auth, username, clientID
-	assignSecrets(labels, values, &creds)
-	if !needs.password {
-		creds.Password = ""
-	}
-	if !needs.clientSecret {
-		creds.ClientSecret = ""
-	}
-	if err := requireCredentials(auth, creds); err != nil {
-		return nil, err
-	}
-	doc, err := json.Marshal(creds)
-	if err != nil {
-		return nil, fmt.Errorf("encode credentials: %w", err)
-	}
-	if err := sm.Put(ctx, cur.CredentialsSecretARN, string(doc)); err != nil {
-		return nil, err
-	}
-	return func() error {
-		if err := sm.Put(context.WithoutCancel(ctx), cur.CredentialsSecretARN, old); err != nil {
-			return fmt.Errorf("also failed to restore the previous credentials: %w", err)
-		}
-		return nil
-	}, nil
-}
-
 var gatewayDelete = Command{
 	Path:  "infra gateway delete",
 	Short: "delete a gateway and its credentials secret (refused while webhooks use it, unless --force)",
@@ -559,46 +351,28 @@ Rules in ServiceNow afterwards.`,
 	Flags: func(fs *pflag.FlagSet) Action {
 		id := fs.String("id", "", "gateway id (required)")
 		force := fs.Bool("force", false, "also delete the gateway's webhooks")
-		return func(ctx context.Context, c *Call) error {
+		return func(ctx context.Context, c *Call) (err error) {
 			if err := checkGatewayID("id", *id); err != nil {
 				return err
 			}
-			store, err := c.Registry(ctx)
+			ops, err := operations(ctx, c)
 			if err != nil {
 				return err
 			}
-			g, deleted, err := store.DeleteGateway(ctx, *id, *force)
-			if errors.Is(err, registry.ErrGatewayInUse) {
-				hooks, lerr := store.Webhooks(ctx, *id)
-				if lerr != nil {
-					return err
-				}
-				var ids []string
-				for _, h := range hooks {
-					ids = append(ids, h.ID)
-				}
-				return fmt.Errorf("gateway %s is used by %d webhook(s) (%s): delete them first, or pass --force to delete them too",
-					*id, len(hooks), strings.Join(ids, ", "))
+			del, err := ops.DeleteGateway(ctx, *id, *force)
+			if err != nil && !registration.IsLeftover(err) {
+				return opError(err, "gateway", *id)
 			}
-			if err != nil {
-				return notFound(err, "gateway", *id)
+			// Deleted, perhaps with secrets left over: print what went, then
+			// fail naming the secrets to delete by hand.
+			if leftover := err; leftover != nil {
+				defer func() {
+					if err == nil {
+						err = leftover
+					}
+				}()
 			}
-			var errs []error
-			sm, err := c.Secrets(ctx)
-			if err != nil {
-				return err
-			}
-			if g.CredentialsSecretARN != "" {
-				errs = append(errs, sm.Delete(ctx, g.CredentialsSecretARN))
-			}
-			for _, h := range deleted {
-				for _, k := range h.SigningKeys {
-					errs = append(errs, sm.Delete(ctx, k.SecretARN))
-				}
-			}
-			if err := errors.Join(errs...); err != nil {
-				return fmt.Errorf("gateway %s deleted, but not all of its secrets: %w", *id, err)
-			}
+			g, deleted := del.Gateway, del.Webhooks
 			return c.Print(gatewayDeletedOutput(g, deleted), func(w io.Writer) {
 				fmt.Fprintf(w, "Gateway %s (%s) deleted, with its credentials secret.\n", g.ID, g.Name)
 				for _, h := range deleted {

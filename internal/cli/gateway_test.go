@@ -230,3 +230,16 @@ func TestGatewayDeleteInUse(t *testing.T) {
 		t.Errorf("secrets left after the forced delete: %q", names)
 	}
 }
+
+// A stdin flag switched off changes nothing, so it is not a change.
+func TestGatewayUpdateNothingToChange(t *testing.T) {
+	h := newHarness(t)
+	g := h.gateway("prod")
+	r := h.run("", "infra", "gateway", "update", "--id", g.ID, "--password-stdin=false")
+	if r.code != 2 || !strings.Contains(r.stderr, "nothing to change") {
+		t.Errorf("update --password-stdin=false: exit %d, %q; want 2 and nothing to change", r.code, r.stderr)
+	}
+	if stored, _ := h.store().Gateway(context.Background(), g.ID); !stored.UpdatedAt.Equal(g.UpdatedAt) {
+		t.Errorf("the gateway was written: updated %s, want %s", stored.UpdatedAt, g.UpdatedAt)
+	}
+}

@@ -2,22 +2,20 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/spf13/pflag"
 
 	"github.com/snowgate/snowgate/internal/businessrule"
+	"github.com/snowgate/snowgate/internal/registration"
 	"github.com/snowgate/snowgate/internal/registry"
-	"github.com/snowgate/snowgate/internal/webhook"
+	"github.com/snowgate/snowgate/internal/schema"
 )
 
 func init() {
@@ -37,21 +35,13 @@ const IngestPath = "/api/webhooks/ingest/"
 // once, when created or rotated, and are not stored in readable form.
 const masked = "********"
 
-func webhookKeyName(prefix, id string) string { return prefix + "webhooks/" + id }
+func checkWebhookID(id string) error { return usage(registration.CheckWebhookID(id)) }
 
-// newPath returns a webhook path: 24 hex characters from crypto/rand.
-func newPath() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b) // never fails on supported platforms
-	return hex.EncodeToString(b)
-}
-
-func checkWebhookID(id string) error {
-	if id == "" {
-		return Usagef("--id is required")
-	}
-	if !registry.ValidWebhookID(id) {
-		return Usagef("--id %q is not a webhook id (whk_<uuid>)", id)
+// checkAPIURL refuses an API URL the Business Rule could not call, before
+// anything is written: the rule is part of the output.
+func checkAPIURL(apiURL string) error {
+	if u, err := url.Parse(apiURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("the API URL %q is not an http(s) URL: check --api-url or %s", apiURL, schema.EnvAPIURL)
 	}
 	return nil
 }
@@ -97,40 +87,17 @@ func newView(w registry.Webhook, apiURL, secret string, now time.Time) webhookVi
 	return v
 }
 
-// selectGateway returns the gateway a new webhook belongs to: the one named,
-// or the only active one.
-func selectGateway(ctx context.Context, c *Call, store *registry.Store, id string) (registry.Gateway, error) {
-	if id != "" {
-		g, err := store.Gateway(ctx, id)
-		if err != nil {
-			return registry.Gateway{}, notFound(err, "gateway", id)
-		}
-		if !g.Active {
-			return registry.Gateway{}, fmt.Errorf("gateway %s (%s) is inactive: activate it with %s infra gateway update --id %s --active=true", g.ID, g.Name, Name, g.ID)
-		}
-		return g, nil
+// createError is what webhook create prints for an operation's error.
+func createError(err error, gatewayID string) error {
+	var inactive *registration.GatewayInactiveError
+	switch {
+	case errors.As(err, &inactive):
+		g := inactive.Gateway
+		return fmt.Errorf("gateway %s (%s) is inactive: activate it with %s infra gateway update --id %s --active=true", g.ID, g.Name, Name, g.ID)
+	case errors.Is(err, registration.ErrNoActiveGateway):
+		return fmt.Errorf("no active gateway: create one with %s infra gateway create, then pass its id with --gateway-id", Name)
 	}
-	all, err := store.Gateways(ctx)
-	if err != nil {
-		return registry.Gateway{}, err
-	}
-	var active []registry.Gateway
-	for _, g := range all {
-		if g.Active {
-			active = append(active, g)
-		}
-	}
-	switch len(active) {
-	case 0:
-		return registry.Gateway{}, fmt.Errorf("no active gateway: create one with %s infra gateway create, then pass its id with --gateway-id", Name)
-	case 1:
-		return active[0], nil
-	}
-	var names []string
-	for _, g := range active {
-		names = append(names, fmt.Sprintf("%s (%s)", g.ID, g.Name))
-	}
-	return registry.Gateway{}, Usagef("%d active gateways, choose one with --gateway-id: %s", len(active), strings.Join(names, ", "))
+	return opError(err, "gateway", gatewayID)
 }
 
 var webhookCreate = Command{
@@ -155,26 +122,14 @@ The secret is shown once. Lost it? 2501 infra webhook rotate-secret.`,
 		description := fs.String("description", "", "free text")
 		signing := fs.String("signing", registry.SigningSecret, "how calls are authenticated: secret or hmac")
 		return func(ctx context.Context, c *Call) error {
-			switch {
-			case *name == "":
-				return Usagef("--name is required")
-			case *source == "":
-				return Usagef("--source-type is required (%s)", registry.SourceServiceNow)
-			case *source != registry.SourceServiceNow:
-				return Usagef("--source-type must be %s", registry.SourceServiceNow)
-			case *event == "":
-				return Usagef("--event-type is required (%s)", strings.Join(registry.EventTypes, " or "))
-			case !slices.Contains(registry.EventTypes, *event):
-				return Usagef("--event-type must be %s", strings.Join(registry.EventTypes, " or "))
-			case *signing != registry.SigningSecret && *signing != registry.SigningHMAC:
-				return Usagef("--signing must be %s or %s", registry.SigningSecret, registry.SigningHMAC)
+			in := registration.WebhookInput{
+				Name: *name, SourceType: *source, EventType: *event, GatewayID: *gatewayID,
+				Description: *description, Signing: *signing,
 			}
-			if *gatewayID != "" {
-				if err := checkGatewayID("gateway-id", *gatewayID); err != nil {
-					return err
-				}
+			if err := in.Validate(); err != nil {
+				return usage(err)
 			}
-			store, err := c.Registry(ctx)
+			ops, err := operations(ctx, c)
 			if err != nil {
 				return err
 			}
@@ -183,44 +138,17 @@ The secret is shown once. Lost it? 2501 infra webhook rotate-secret.`,
 			if err != nil {
 				return err
 			}
-			g, err := selectGateway(ctx, c, store, *gatewayID)
-			if err != nil {
+			if err := checkAPIURL(apiURL); err != nil {
 				return err
 			}
-
-			w := registry.Webhook{
-				ID: "whk_" + uuid.NewString(), Name: *name, SourceType: *source, EventType: *event,
-				GatewayID: g.ID, Description: *description, Path: newPath(), Active: true, Signing: *signing,
-			}
-			var secret, keyARN string
-			if *signing == registry.SigningHMAC {
-				secret = webhook.NewSigningKey()
-				sm, err := c.Secrets(ctx)
-				if err != nil {
-					return err
-				}
-				keyARN, err = sm.Create(ctx, webhookKeyName(c.SecretPrefix(), w.ID), secret, "snowgate HMAC signing key of webhook "+w.ID)
-				if err != nil {
-					return err
-				}
-				w.SigningKeys = []registry.SigningKeyRef{{SecretARN: keyARN}}
-			} else {
-				var hash string
-				secret, hash = webhook.NewSecret()
-				w.SecretHashes = []registry.SecretHash{{SHA256: hash}}
-			}
-			rule, err := businessrule.Render(ruleParams(w, g, apiURL, secret))
-			if err == nil {
-				w, err = store.CreateWebhook(ctx, w)
-			}
+			made, err := ops.CreateWebhook(ctx, in)
 			if err != nil {
-				if keyARN != "" {
-					err = errors.Join(err, cleanupSecret(ctx, c, keyARN))
-				}
-				if errors.Is(err, registry.ErrGatewayInactive) {
-					return fmt.Errorf("gateway %s was deactivated meanwhile; nothing was created", g.ID)
-				}
-				return notFound(err, "gateway", g.ID)
+				return createError(err, *gatewayID)
+			}
+			w, g, secret := made.Webhook, made.Gateway, made.Secret
+			rule, err := businessrule.Render(ruleParams(w, g, apiURL, secret))
+			if err != nil {
+				return fmt.Errorf("render business rule: %w", err)
 			}
 			v := newView(w, apiURL, secret, c.Now())
 			v.BusinessRule = &rule
@@ -374,36 +302,42 @@ var webhookUpdate = Command{
 		name := fs.String("name", "", "display name")
 		description := fs.String("description", "", "free text")
 		active := fs.Bool("active", true, "whether ingest accepts its calls")
-		return func(ctx context.Context, c *Call) error {
+		return func(ctx context.Context, c *Call) (err error) {
 			if err := checkWebhookID(*id); err != nil {
 				return err
 			}
-			if !c.Set("name") && !c.Set("description") && !c.Set("active") {
-				return Usagef("nothing to change: give --name, --description or --active")
+			var ch registration.WebhookChanges
+			if c.Set("name") {
+				ch.Name = name
 			}
-			if c.Set("name") && *name == "" {
-				return Usagef("--name cannot be empty")
+			if c.Set("description") {
+				ch.Description = description
 			}
-			store, err := c.Registry(ctx)
+			if c.Set("active") {
+				ch.Active = active
+			}
+			if err := ch.Validate(); err != nil {
+				return usage(err)
+			}
+			ops, err := operations(ctx, c)
 			if err != nil {
 				return err
 			}
-			w, dropped, err := store.UpdateWebhook(ctx, *id, func(w *registry.Webhook) error {
-				if c.Set("name") {
-					w.Name = *name
-				}
-				if c.Set("description") {
-					w.Description = *description
-				}
-				if c.Set("active") {
-					w.Active = *active
-				}
-				return nil
-			})
-			if err != nil {
-				return notFound(err, "webhook", *id)
+			w, err := ops.UpdateWebhook(ctx, *id, ch)
+			if err != nil && !registration.IsLeftover(err) {
+				return opError(err, "webhook", *id)
 			}
-			if err := deleteKeys(ctx, c, dropped); err != nil {
+			// Updated, perhaps with expired keys' secrets left over: print
+			// the webhook, then fail naming them.
+			if leftover := err; leftover != nil {
+				defer func() {
+					if err == nil {
+						err = leftover
+					}
+				}()
+			}
+			store, err := c.Registry(ctx)
+			if err != nil {
 				return err
 			}
 			g, gerr := store.Gateway(ctx, w.GatewayID)
@@ -428,14 +362,14 @@ next change to the webhook.`,
 	Flags: func(fs *pflag.FlagSet) Action {
 		id := fs.String("id", "", "webhook id (required)")
 		grace := fs.Duration("grace", 24*time.Hour, "how long the old secret stays valid (0: revoke now)")
-		return func(ctx context.Context, c *Call) error {
+		return func(ctx context.Context, c *Call) (err error) {
 			if err := checkWebhookID(*id); err != nil {
 				return err
 			}
 			if *grace < 0 {
 				return Usagef("--grace must not be negative")
 			}
-			store, err := c.Registry(ctx)
+			ops, err := operations(ctx, c)
 			if err != nil {
 				return err
 			}
@@ -443,50 +377,23 @@ next change to the webhook.`,
 			if err != nil {
 				return err
 			}
-			cur, err := store.Webhook(ctx, *id)
-			if err != nil {
-				return notFound(err, "webhook", *id)
-			}
-			g, err := store.Gateway(ctx, cur.GatewayID)
-			if err != nil {
-				return notFound(err, "gateway", cur.GatewayID)
-			}
-			var secret, hash, keyARN string
-			if cur.Signing == registry.SigningHMAC {
-				secret = webhook.NewSigningKey()
-				sm, err := c.Secrets(ctx)
-				if err != nil {
-					return err
-				}
-				// Keys in grace keep their secrets, so the new one gets its own name.
-				name := webhookKeyName(c.SecretPrefix(), cur.ID) + "/" + newPath()[:8]
-				if keyARN, err = sm.Create(ctx, name, secret, "snowgate HMAC signing key of webhook "+cur.ID); err != nil {
-					return err
-				}
-			} else {
-				secret, hash = webhook.NewSecret()
-			}
-			now := c.Now()
-			w, dropped, err := store.UpdateWebhook(ctx, *id, func(w *registry.Webhook) error {
-				if w.Signing != cur.Signing {
-					return fmt.Errorf("webhook %s changed its signing mode meanwhile", w.ID)
-				}
-				if keyARN != "" {
-					registry.RotateSigningKey(w, registry.SigningKeyRef{SecretARN: keyARN}, now, *grace)
-				} else {
-					registry.RotateSecretHash(w, hash, now, *grace)
-				}
-				return nil
-			})
-			if err != nil {
-				if keyARN != "" {
-					err = errors.Join(err, cleanupSecret(ctx, c, keyARN))
-				}
-				return notFound(err, "webhook", *id)
-			}
-			if err := deleteKeys(ctx, c, dropped); err != nil {
+			if err := checkAPIURL(apiURL); err != nil {
 				return err
 			}
+			issued, err := ops.RotateSecret(ctx, *id, *grace)
+			if err != nil && !registration.IsLeftover(err) {
+				return opError(err, "webhook", *id)
+			}
+			// Rotated, perhaps with expired keys' secrets left over: show the
+			// new secret (it is shown only now), then fail naming them.
+			if leftover := err; leftover != nil {
+				defer func() {
+					if err == nil {
+						err = leftover
+					}
+				}()
+			}
+			w, g, secret, now := issued.Webhook, issued.Gateway, issued.Secret, c.Now()
 			rule, err := businessrule.Render(ruleParams(w, g, apiURL, secret))
 			if err != nil {
 				return fmt.Errorf("render business rule: %w", err)
@@ -508,26 +415,6 @@ next change to the webhook.`,
 	},
 }
 
-// deleteKeys deletes the secrets of signing keys the registry no longer
-// references.
-func deleteKeys(ctx context.Context, c *Call, keys []registry.SigningKeyRef) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	sm, err := c.Secrets(ctx)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, k := range keys {
-		errs = append(errs, sm.Delete(ctx, k.SecretARN))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("the webhook was updated, but an expired signing key's secret could not be deleted: %w", err)
-	}
-	return nil
-}
-
 var webhookDelete = Command{
 	Path:    "infra webhook delete",
 	Short:   "delete a webhook and its path (one transaction), and its signing keys",
@@ -535,20 +422,26 @@ var webhookDelete = Command{
 	Example: "2501 infra webhook delete --id whk_5d1a…",
 	Flags: func(fs *pflag.FlagSet) Action {
 		id := fs.String("id", "", "webhook id (required)")
-		return func(ctx context.Context, c *Call) error {
+		return func(ctx context.Context, c *Call) (err error) {
 			if err := checkWebhookID(*id); err != nil {
 				return err
 			}
-			store, err := c.Registry(ctx)
+			ops, err := operations(ctx, c)
 			if err != nil {
 				return err
 			}
-			w, err := store.DeleteWebhook(ctx, *id)
-			if err != nil {
-				return notFound(err, "webhook", *id)
+			w, err := ops.DeleteWebhook(ctx, *id)
+			if err != nil && !registration.IsLeftover(err) {
+				return opError(err, "webhook", *id)
 			}
-			if err := deleteKeys(ctx, c, w.SigningKeys); err != nil {
-				return err
+			// Deleted, perhaps with its keys' secrets left over: print what
+			// went, then fail naming them.
+			if leftover := err; leftover != nil {
+				defer func() {
+					if err == nil {
+						err = leftover
+					}
+				}()
 			}
 			reminder := fmt.Sprintf("Deactivate the Business Rule %q on the %s table in ServiceNow: its calls are now rejected (404).", ruleName(w), w.EventType)
 			return c.Print(webhookDeletedJSON{Deleted: w.ID, Reminder: reminder}, func(out io.Writer) {

@@ -12,14 +12,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/snowgate/snowgate/internal/businessrule"
+	"github.com/snowgate/snowgate/internal/registration"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/schema"
 	"github.com/snowgate/snowgate/internal/secrets"
 	"github.com/snowgate/snowgate/internal/snowsim"
-	"github.com/snowgate/snowgate/internal/webhook"
 )
 
 // demoRegistry is what make dev registered: a gateway for the simulator and
@@ -43,38 +41,29 @@ func (r demoRegistry) webhookIDs() []string {
 }
 
 // createDemo registers the demo gateway (basic auth against the simulator)
-// and its webhooks, and loads each webhook's Business Rule into the
-// simulator when there is an API for it to call (apiURL).
+// and its webhooks, as the CLI would, and loads each webhook's Business Rule
+// into the simulator when there is an API for it to call (apiURL).
 func createDemo(ctx context.Context, reg *registry.Store, sec *secrets.Store, sim *snowsim.Sim,
 	simURL, user, pass, apiURL string) (demoRegistry, error) {
-	id := "gtw_" + uuid.NewString()
-	creds := fmt.Sprintf(`{"auth":%q,"username":%q,"password":%q}`, registry.AuthBasic, user, pass)
-	arn, err := sec.Create(ctx, schema.DefaultSecretPrefix+"gateways/"+id, creds,
-		"ServiceNow credentials of the make dev demo gateway")
-	if err != nil {
-		return demoRegistry{}, fmt.Errorf("store demo gateway credentials: %w", err)
-	}
-	gw, err := reg.CreateGateway(ctx, registry.Gateway{
-		ID: id, Name: "demo", Type: registry.SourceServiceNow,
-		Description: "make dev: the local ServiceNow simulator",
-		Active:      true, InstanceURL: simURL, Auth: registry.AuthBasic, Username: user,
-		CredentialsSecretARN: arn, DedupWindowMinutes: registry.DefaultDedupWindowMinutes, WriteBack: true,
+	ops := registration.New(reg, sec, registration.WithSecretPrefix(schema.DefaultSecretPrefix))
+	gw, err := ops.CreateGateway(ctx, registration.GatewayInput{
+		Name: "demo", Description: "make dev: the local ServiceNow simulator",
+		InstanceURL: simURL, Auth: registry.AuthBasic, Username: user, Password: pass,
+		DedupWindowMinutes: registry.DefaultDedupWindowMinutes, WriteBack: true, Active: true,
 	})
 	if err != nil {
 		return demoRegistry{}, fmt.Errorf("create demo gateway: %w", err)
 	}
 	demo := demoRegistry{gateway: gw}
 	for _, table := range registry.EventTypes {
-		secret, hash := webhook.NewSecret()
-		w, err := reg.CreateWebhook(ctx, registry.Webhook{
-			ID: "whk_" + uuid.NewString(), Name: "demo-" + strings.ReplaceAll(table, "_", "-"),
-			SourceType: registry.SourceServiceNow, EventType: table, GatewayID: gw.ID,
-			Description: "make dev demo webhook", Path: randomHex(12), Active: true,
-			Signing: registry.SigningSecret, SecretHashes: []registry.SecretHash{{SHA256: hash}},
+		made, err := ops.CreateWebhook(ctx, registration.WebhookInput{
+			Name: "demo-" + strings.ReplaceAll(table, "_", "-"), SourceType: registry.SourceServiceNow,
+			EventType: table, GatewayID: gw.ID, Description: "make dev demo webhook", Signing: registry.SigningSecret,
 		})
 		if err != nil {
 			return demoRegistry{}, fmt.Errorf("create demo webhook for %s: %w", table, err)
 		}
+		w, secret := made.Webhook, made.Secret
 		demo.webhooks = append(demo.webhooks, demoWebhook{webhook: w, secret: secret})
 		if apiURL == "" {
 			continue

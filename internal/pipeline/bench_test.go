@@ -42,7 +42,7 @@ func BenchmarkBatch(b *testing.B) {
 	}{{5, false}, {pipeline.DefaultFetchConcurrency, false}, {pipeline.DefaultFetchConcurrency, true}} {
 		b.Run(fmt.Sprintf("concurrency=%d/write-back=%v", bc.concurrency, bc.writeBack), func(b *testing.B) {
 			e := newEnv(b, pipeline.Config{})
-			e.putGateway(registry.Gateway{ID: gatewayID, Name: "ops", Active: true, WriteBack: bc.writeBack, DedupWindowMinutes: -1})
+			e.setGateway(registry.Gateway{Name: "ops", Active: true, WriteBack: bc.writeBack, DedupWindowMinutes: -1})
 			counter := &countingTransport{next: http.DefaultTransport}
 			cfg := awstest.Config(b)
 			cfg.HTTPClient = &http.Client{Transport: counter}
@@ -55,7 +55,7 @@ func BenchmarkBatch(b *testing.B) {
 			batch := func() []events.SQSMessage {
 				msgs := make([]events.SQSMessage, 10)
 				for i := range msgs {
-					msgs[i] = message(gatewayID, "incident", e.insert("incident", incident(fmt.Sprint("bench ", i))))
+					msgs[i] = message(e.gw, "incident", e.insert("incident", incident(fmt.Sprint("bench ", i))))
 				}
 				return msgs
 			}

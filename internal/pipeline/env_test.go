@@ -14,10 +14,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -26,8 +23,8 @@ import (
 	"github.com/snowgate/snowgate/internal/pipeline"
 	"github.com/snowgate/snowgate/internal/provision"
 	"github.com/snowgate/snowgate/internal/queue"
+	"github.com/snowgate/snowgate/internal/registration"
 	"github.com/snowgate/snowgate/internal/registry"
-	"github.com/snowgate/snowgate/internal/schema"
 	"github.com/snowgate/snowgate/internal/secrets"
 	"github.com/snowgate/snowgate/internal/servicenow"
 	"github.com/snowgate/snowgate/internal/snowsim"
@@ -37,9 +34,8 @@ import (
 func TestMain(m *testing.M) { awstest.Main(m) }
 
 const (
-	gatewayID = "gtw_11111111-1111-4111-8111-111111111111"
-	snowUser  = "svc_snowgate"
-	snowPass  = "s3cret-pass"
+	snowUser = "svc_snowgate"
+	snowPass = "s3cret-pass"
 )
 
 // env is one test's world: emulator resources, a ServiceNow simulator, a
@@ -55,7 +51,8 @@ type env struct {
 	p       *pipeline.Processor
 	logs    *syncBuffer
 	emf     *syncBuffer
-	arn     string
+	ops     *registration.Service
+	gw      string // the gateway's id
 	cfg     pipeline.Config
 	deps    pipeline.Deps
 }
@@ -99,14 +96,16 @@ func newEnv(t testing.TB, cfg pipeline.Config) *env {
 		{"sys_id": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01", "name": "Network"},
 		{"sys_id": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa02", "name": "Database"}]}`)
 
-	ctx := context.Background()
-	creds, _ := json.Marshal(registry.Credentials{Auth: registry.AuthBasic, Username: snowUser, Password: snowPass})
-	e.arn, err = e.secrets.Create(ctx, awstest.UniqueName("snowgate-test/creds-"), string(creds), "test gateway credentials")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.secrets.Delete(context.Background(), e.arn) })
-	e.putGateway(registry.Gateway{ID: gatewayID, Name: "ops", Active: true, WriteBack: true})
+	e.ops = registration.New(registry.New(e.ddb, e.res.RegistryTable), e.secrets,
+		registration.WithSecretPrefix(awstest.UniqueName("snowgate-test-")+"/"))
+	t.Cleanup(func() {
+		// Before the tables go: the gateways' credentials secrets with them.
+		gws, _ := registry.New(e.ddb, e.res.RegistryTable).Gateways(context.Background())
+		for _, g := range gws {
+			_, _ = e.ops.DeleteGateway(context.Background(), g.ID, true)
+		}
+	})
+	e.gw = e.createGateway(registry.Gateway{Name: "ops", Active: true, WriteBack: true})
 
 	e.tickets = state.New(e.ddb, e.res.StateTable)
 	cfg.Logger = slog.New(slog.NewJSONHandler(e.logs, nil))
@@ -123,27 +122,37 @@ func newEnv(t testing.TB, cfg pipeline.Config) *env {
 	return e
 }
 
-// putGateway writes a gateway fixture straight into the registry table,
-// pointed at the simulator with the test credentials unless set.
-func (e *env) putGateway(g registry.Gateway) {
+// createGateway registers a gateway, pointed at the simulator with the test
+// credentials unless another instance is set, and returns its id.
+func (e *env) createGateway(g registry.Gateway) string {
 	e.t.Helper()
-	g.Type = registry.SourceServiceNow
-	g.Auth = registry.AuthBasic
 	if g.InstanceURL == "" {
 		g.InstanceURL = e.sim.URL
 	}
-	if g.CredentialsSecretARN == "" {
-		g.CredentialsSecretARN = e.arn
-	}
-	g.UpdatedAt = time.Now().UTC()
-	item, err := attributevalue.MarshalMap(g)
+	created, err := e.ops.CreateGateway(context.Background(), registration.GatewayInput{
+		Name: g.Name, InstanceURL: g.InstanceURL, Auth: registry.AuthBasic, Username: snowUser, Password: snowPass,
+		AssignmentGroupFilter: g.AssignmentGroupFilter, EnvironmentFilter: g.EnvironmentFilter,
+		DedupWindowMinutes: g.DedupWindowMinutes, EscalationGroup: g.EscalationGroup, WriteBack: g.WriteBack, Active: g.Active,
+	})
 	if err != nil {
-		e.t.Fatal(err)
+		e.t.Fatalf("create gateway: %v", err)
 	}
-	item[schema.AttrPK] = &ddbtypes.AttributeValueMemberS{Value: registry.GatewayKey(g.ID)}
-	item[schema.AttrKind] = &ddbtypes.AttributeValueMemberS{Value: registry.KindGateway}
-	if _, err := e.ddb.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(e.res.RegistryTable), Item: item}); err != nil {
-		e.t.Fatal(err)
+	return created.ID
+}
+
+// setGateway gives the test's gateway the settings of g (all of them; its
+// id and credentials stay).
+func (e *env) setGateway(g registry.Gateway) {
+	e.t.Helper()
+	if g.InstanceURL == "" {
+		g.InstanceURL = e.sim.URL
+	}
+	if _, _, err := e.ops.UpdateGateway(context.Background(), e.gw, registration.GatewayChanges{
+		Name: &g.Name, Description: &g.Description, InstanceURL: &g.InstanceURL,
+		AssignmentGroupFilter: &g.AssignmentGroupFilter, EnvironmentFilter: &g.EnvironmentFilter,
+		DedupWindowMinutes: &g.DedupWindowMinutes, EscalationGroup: &g.EscalationGroup, WriteBack: &g.WriteBack, Active: &g.Active,
+	}); err != nil {
+		e.t.Fatalf("update gateway: %v", err)
 	}
 }
 
@@ -210,7 +219,7 @@ func (e *env) invokeJSON(ctx context.Context, payload []byte) []string {
 
 func (e *env) ticket(table, sysID string) state.Ticket {
 	e.t.Helper()
-	tk, err := e.tickets.Get(context.Background(), state.Key{GatewayID: gatewayID, Table: table, SysID: sysID})
+	tk, err := e.tickets.Get(context.Background(), state.Key{GatewayID: e.gw, Table: table, SysID: sysID})
 	if err != nil {
 		e.t.Fatalf("ticket %s/%s: %v", table, sysID, err)
 	}

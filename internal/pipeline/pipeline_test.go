@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -81,14 +82,14 @@ func TestStatuses(t *testing.T) {
 		// Without write-back, so that the record stays at the version processed.
 		{name: "duplicate delivery is stale", gateway: &registry.Gateway{Active: true}, table: "incident", fields: incident("Router down"),
 			before: func(e *env, sysID string) {
-				if failed := e.invoke(context.Background(), message(gatewayID, "incident", sysID)); len(failed) != 0 {
+				if failed := e.invoke(context.Background(), message(e.gw, "incident", sysID)); len(failed) != 0 {
 					e.t.Fatalf("first delivery failed: %v", failed)
 				}
 			},
 			wantStatus: state.StatusAccepted, wantOutcome: state.OutcomeStale, wantJobs: 1},
 		{name: "write-back echo is unchanged", table: "incident", fields: incident("Router down"),
 			before: func(e *env, sysID string) {
-				e.invoke(context.Background(), message(gatewayID, "incident", sysID))
+				e.invoke(context.Background(), message(e.gw, "incident", sysID))
 				if got := e.ticket("incident", sysID).SysModCount; got != 0 {
 					e.t.Fatalf("first version %d, want 0", got)
 				}
@@ -97,12 +98,12 @@ func TestStatuses(t *testing.T) {
 		{name: "duplicate incident within the window", table: "incident", fields: incident("Router  DOWN!"),
 			before: func(e *env, _ string) {
 				first := e.insert("incident", incident("router down"))
-				e.invoke(context.Background(), message(gatewayID, "incident", first))
+				e.invoke(context.Background(), message(e.gw, "incident", first))
 			},
 			wantStatus: state.StatusDeduplicated, wantReason: "same short description and CI as INC", wantJobs: 1},
 		{name: "dedup window off", gateway: &registry.Gateway{Active: true, DedupWindowMinutes: -1}, table: "incident", fields: incident("router down"),
 			before: func(e *env, _ string) {
-				e.invoke(context.Background(), message(gatewayID, "incident", e.insert("incident", incident("router down"))))
+				e.invoke(context.Background(), message(e.gw, "incident", e.insert("incident", incident("router down"))))
 			},
 			wantStatus: state.StatusAccepted, wantJobs: 2},
 		{name: "record hidden or deleted", table: "incident", fields: incident("secret"), hidden: true,
@@ -115,8 +116,8 @@ func TestStatuses(t *testing.T) {
 			e := newEnv(t, pipeline.Config{})
 			if tt.gateway != nil {
 				g := *tt.gateway
-				g.ID, g.Name = gatewayID, "ops"
-				e.putGateway(g)
+				g.Name = "ops"
+				e.setGateway(g)
 			}
 			sysID := e.insert(tt.table, tt.fields)
 			if tt.before != nil {
@@ -125,7 +126,7 @@ func TestStatuses(t *testing.T) {
 			if tt.hidden {
 				e.sim.Sim.SetFaults(snowsim.Faults{Hidden: map[string]bool{tt.table + "/" + sysID: true}})
 			}
-			gw := gatewayID
+			gw := e.gw
 			if tt.toGateway != "" {
 				gw = tt.toGateway
 			}
@@ -154,7 +155,7 @@ func TestStatuses(t *testing.T) {
 				t.Errorf("work notes %q, want %d", notes, tt.wantNotes)
 			}
 			if tt.wantStatus == state.StatusDeferred {
-				due, err := e.tickets.DueTickets(context.Background(), gatewayID, time.Now().Add(3*time.Hour))
+				due, err := e.tickets.DueTickets(context.Background(), e.gw, time.Now().Add(3*time.Hour))
 				if err != nil || len(due) != 1 || due[0].SysID != sysID {
 					t.Errorf("DueTickets = %v, %v; want the deferred ticket", due, err)
 				}
@@ -172,7 +173,7 @@ func TestAcceptedJobAndTicket(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, pipeline.Config{})
 	sysID := e.insert("incident", incident("Router down"))
-	if failed := e.invoke(ctx, message(gatewayID, "incident", sysID)); len(failed) != 0 {
+	if failed := e.invoke(ctx, message(e.gw, "incident", sysID)); len(failed) != 0 {
 		t.Fatalf("failed: %v", failed)
 	}
 	jobs := e.jobs()
@@ -185,7 +186,7 @@ func TestAcceptedJobAndTicket(t *testing.T) {
 		t.Errorf("job id %q, ticket job id %q: want equal and set", j.JobID, tk.JobID)
 	}
 	got := []string{j.GatewayID, j.GatewayName, j.Table, j.SysID, j.Ticket.Number, j.Ticket.ShortDescription, j.Ticket.AssignmentGroupName, j.Ticket.Environment, j.Ticket.ConfigurationItem, j.Reason}
-	want := []string{gatewayID, "ops", "incident", sysID, tk.Number, "Router down", "Network", "production", "ci-router-1", "new record"}
+	want := []string{e.gw, "ops", "incident", sysID, tk.Number, "Router down", "Network", "production", "ci-router-1", "new record"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("job request (-want +got):\n%s", diff)
 	}
@@ -198,7 +199,7 @@ func TestAcceptedJobAndTicket(t *testing.T) {
 	}
 
 	// The note bumped sys_mod_count; its echo is unchanged and recorded.
-	e.invoke(ctx, message(gatewayID, "incident", sysID))
+	e.invoke(ctx, message(e.gw, "incident", sysID))
 	tk = e.ticket("incident", sysID)
 	if tk.Status != state.StatusAccepted || tk.LastOutcome != state.OutcomeUnchanged || tk.SysModCount != 1 {
 		t.Errorf("after echo: status %q outcome %q sys_mod_count %d; want accepted, unchanged, 1", tk.Status, tk.LastOutcome, tk.SysModCount)
@@ -207,7 +208,7 @@ func TestAcceptedJobAndTicket(t *testing.T) {
 	if _, err := e.sim.Sim.Update("incident", sysID, map[string]string{"priority": "1"}); err != nil {
 		t.Fatal(err)
 	}
-	e.invoke(ctx, message(gatewayID, "incident", sysID))
+	e.invoke(ctx, message(e.gw, "incident", sysID))
 	jobs = e.jobs()
 	if len(jobs) != 1 || jobs[0].Reason != "updated: priority" || jobs[0].JobID == j.JobID {
 		t.Errorf("after a priority change: jobs %+v, want one with reason %q and a new id", jobs, "updated: priority")
@@ -232,7 +233,7 @@ func TestConcurrentDeliveriesDispatchOnce(t *testing.T) {
 		wg.Go(func() {
 			e := *e
 			e.p = p
-			failures[i] = e.invoke(ctx, message(gatewayID, "incident", sysID))
+			failures[i] = e.invoke(ctx, message(e.gw, "incident", sysID))
 		})
 	}
 	wg.Wait()
@@ -260,17 +261,16 @@ func TestMixedBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(broken.Close)
-	brokenGW := "gtw_33333333-3333-4333-8333-333333333333"
-	e.putGateway(registry.Gateway{ID: brokenGW, Name: "broken", Active: true, InstanceURL: broken.URL})
+	brokenGW := e.createGateway(registry.Gateway{Name: "broken", Active: true, InstanceURL: broken.URL})
 	rec, err := broken.Sim.Insert("incident", incident("unreachable"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	broken.Sim.SetFaults(snowsim.Faults{ErrorRate: 1, ErrorStatus: 503})
 
-	ok := message(gatewayID, "incident", e.insert("incident", incident("ok")))
-	gone := message(gatewayID, "incident", "0123456789abcdef0123456789abcdef")
-	poison := message(gatewayID, "incident", "x")
+	ok := message(e.gw, "incident", e.insert("incident", incident("ok")))
+	gone := message(e.gw, "incident", "0123456789abcdef0123456789abcdef")
+	poison := message(e.gw, "incident", "x")
 	poison.Body = `{"gateway_id": 42`
 	transient := message(brokenGW, "incident", rec["sys_id"])
 
@@ -328,7 +328,7 @@ func TestRateLimited(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), tt.deadline)
 			defer cancel()
 			start := time.Now()
-			failed := e.invoke(ctx, message(gatewayID, "incident", sysID))
+			failed := e.invoke(ctx, message(e.gw, "incident", sysID))
 			if got := len(failed) != 0; got != tt.wantFailed {
 				t.Errorf("failed %v, want failed=%v; logs:\n%s", failed, tt.wantFailed, e.logs.String())
 			}
@@ -356,6 +356,8 @@ func TestSQSEventFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The recorded messages are for this test's gateway.
+	payload = bytes.ReplaceAll(payload, []byte("gtw_11111111-1111-4111-8111-111111111111"), []byte(e.gw))
 	failed := e.invokeJSON(context.Background(), payload)
 	if diff := cmp.Diff([]string{"c80e8021-a70a-42c7-a470-796e1186f753"}, failed); diff != "" {
 		t.Errorf("batch item failures (-want +got):\n%s", diff)
@@ -379,7 +381,7 @@ func TestCrashAfterClaim(t *testing.T) {
 	m := state.Mirror{Number: rec["number"], State: "2", Priority: "2", ShortDescription: "Crash",
 		AssignmentGroup: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01", AssignmentGroupName: "Network", Environment: "production",
 		ConfigurationItem: "ci-router-1", Active: true}
-	crashed := state.Claim{Key: state.Key{GatewayID: gatewayID, Table: "incident", SysID: sysID}, Mirror: m,
+	crashed := state.Claim{Key: state.Key{GatewayID: e.gw, Table: "incident", SysID: sysID}, Mirror: m,
 		SysUpdatedOn: rec["sys_updated_on"], Token: "crashed", Lease: time.Second}
 	if _, err := e.tickets.Claim(ctx, crashed); err != nil {
 		t.Fatal(err)
@@ -390,7 +392,7 @@ func TestCrashAfterClaim(t *testing.T) {
 		t.Fatalf("claim under a live lease = %v, want ErrStale", err)
 	}
 	time.Sleep(1100 * time.Millisecond)
-	if failed := e.invoke(ctx, message(gatewayID, "incident", sysID)); len(failed) != 0 {
+	if failed := e.invoke(ctx, message(e.gw, "incident", sysID)); len(failed) != 0 {
 		t.Fatalf("redelivery failed: %v\n%s", failed, e.logs.String())
 	}
 	jobs := e.jobs()

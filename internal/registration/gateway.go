@@ -1,0 +1,332 @@
+package registration
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/snowgate/snowgate/internal/registry"
+)
+
+// GatewayInput is a gateway to create. Password and ClientSecret are the
+// secret values themselves; they go to Secrets Manager, never to the table.
+type GatewayInput struct {
+	Name         string
+	Description  string
+	InstanceURL  string // https, or http on loopback
+	Auth         string // registry.AuthBasic, AuthOAuthClientCredentials or AuthOAuthPassword
+	Username     string
+	Password     string
+	ClientID     string
+	ClientSecret string
+	// AssignmentGroupFilter and EnvironmentFilter are comma-separated lists;
+	// empty means any.
+	AssignmentGroupFilter string
+	EnvironmentFilter     string
+	// DedupWindowMinutes: -1 disables deduplication
+	// (registry.DefaultDedupWindowMinutes is the usual value).
+	DedupWindowMinutes int
+	EscalationGroup    string
+	WriteBack          bool
+	Active             bool
+}
+
+func (in GatewayInput) credentials() credentialFields {
+	return credentialFields{username: in.Username, password: in.Password, clientID: in.ClientID, clientSecret: in.ClientSecret}
+}
+
+// GatewayChanges are the changes to a gateway: only the fields that are not
+// nil change.
+type GatewayChanges struct {
+	Name, Description, InstanceURL *string
+	// Changing Auth needs the new mode's secrets; Username, ClientID,
+	// Password and ClientSecret update the stored credentials.
+	Auth, Username, ClientID, Password, ClientSecret *string
+	AssignmentGroupFilter, EnvironmentFilter         *string
+	DedupWindowMinutes                               *int
+	EscalationGroup                                  *string
+	WriteBack, Active                                *bool
+}
+
+// DeletedGateway is what DeleteGateway removed.
+type DeletedGateway struct {
+	Gateway  registry.Gateway
+	Webhooks []registry.Webhook // with force, the gateway's webhooks
+}
+
+// CreateGateway validates in, stores its credentials in a new secret named
+// for the gateway, then the gateway. When the table write fails, the secret
+// is deleted again.
+func (s *Service) CreateGateway(ctx context.Context, in GatewayInput) (registry.Gateway, error) {
+	instance, err := in.validate()
+	if err != nil {
+		return registry.Gateway{}, err
+	}
+	id := "gtw_" + uuid.NewString()
+	creds := registry.Credentials{Auth: in.Auth, Username: in.Username, Password: in.Password, ClientID: in.ClientID, ClientSecret: in.ClientSecret}
+	doc, err := json.Marshal(creds)
+	if err != nil {
+		return registry.Gateway{}, fmt.Errorf("encode credentials: %w", err)
+	}
+	arn, err := s.sec.Create(ctx, GatewaySecretName(s.prefix, id), string(doc), "snowgate ServiceNow credentials of gateway "+id)
+	if err != nil {
+		return registry.Gateway{}, err
+	}
+	g, err := s.reg.CreateGateway(ctx, registry.Gateway{
+		ID: id, Name: in.Name, Type: registry.SourceServiceNow, Description: in.Description,
+		Active: in.Active, InstanceURL: instance, Auth: in.Auth, Username: in.Username, ClientID: in.ClientID,
+		CredentialsSecretARN: arn, AssignmentGroupFilter: in.AssignmentGroupFilter, EnvironmentFilter: in.EnvironmentFilter,
+		DedupWindowMinutes: in.DedupWindowMinutes, EscalationGroup: in.EscalationGroup, WriteBack: in.WriteBack,
+	})
+	if err != nil {
+		return registry.Gateway{}, s.undoCreate(ctx, err, arn)
+	}
+	return g, nil
+}
+
+// CheckGatewayUpdate reads the gateway and checks the changes against it, as
+// UpdateGateway does, without writing anything: a caller that reads secrets
+// from a terminal checks before prompting for them (with stand-ins, as for
+// GatewayChanges.Validate).
+func (s *Service) CheckGatewayUpdate(ctx context.Context, id string, c GatewayChanges) error {
+	if err := CheckGatewayID("--id", id); err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	cur, err := s.reg.Gateway(ctx, id)
+	if err != nil {
+		return err
+	}
+	if c.credentialsChange() {
+		_, err := plannedCredentials(cur, c)
+		return err
+	}
+	return nil
+}
+
+// UpdateGateway applies the changes to a gateway. Changed credentials are
+// written to the gateway's secret first; when the table write then fails,
+// the previous secret value is put back. Changing Active rewrites the path
+// items of all the gateway's webhooks in the same transaction, so ingest
+// stops (or resumes) accepting their calls at once. It returns the gateway
+// as stored and as it was before.
+func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges) (updated, before registry.Gateway, err error) {
+	if err := CheckGatewayID("--id", id); err != nil {
+		return registry.Gateway{}, registry.Gateway{}, err
+	}
+	if err := c.Validate(); err != nil {
+		return registry.Gateway{}, registry.Gateway{}, err
+	}
+	cur, err := s.reg.Gateway(ctx, id)
+	if err != nil {
+		return registry.Gateway{}, registry.Gateway{}, err
+	}
+	instance := ""
+	if c.InstanceURL != nil {
+		instance, _ = CheckInstanceURL(*c.InstanceURL) // validated above
+	}
+	var restore func() error
+	var plan credentialPlan
+	if c.credentialsChange() {
+		if plan, err = plannedCredentials(cur, c); err != nil {
+			return registry.Gateway{}, registry.Gateway{}, err
+		}
+		if restore, err = s.writeCredentials(ctx, cur, c, plan); err != nil {
+			return registry.Gateway{}, registry.Gateway{}, err
+		}
+	}
+	g, err := s.reg.UpdateGateway(ctx, id, func(g *registry.Gateway) error {
+		set(&g.Name, c.Name)
+		set(&g.Description, c.Description)
+		if c.InstanceURL != nil {
+			g.InstanceURL = instance
+		}
+		set(&g.AssignmentGroupFilter, c.AssignmentGroupFilter)
+		set(&g.EnvironmentFilter, c.EnvironmentFilter)
+		set(&g.DedupWindowMinutes, c.DedupWindowMinutes)
+		set(&g.EscalationGroup, c.EscalationGroup)
+		set(&g.WriteBack, c.WriteBack)
+		set(&g.Active, c.Active)
+		if restore != nil {
+			g.Auth, g.Username, g.ClientID = plan.auth, plan.username, plan.clientID
+		}
+		return nil
+	})
+	if err != nil {
+		if restore != nil {
+			err = errors.Join(err, restore())
+		}
+		return registry.Gateway{}, registry.Gateway{}, err
+	}
+	return g, cur, nil
+}
+
+// SetGatewayActive activates or deactivates a gateway, with the path items
+// of its webhooks in the same transaction.
+func (s *Service) SetGatewayActive(ctx context.Context, id string, active bool) (registry.Gateway, error) {
+	g, _, err := s.UpdateGateway(ctx, id, GatewayChanges{Active: &active})
+	return g, err
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// credentialPlan is the gateway's auth mode and credential fields after an
+// update.
+type credentialPlan struct {
+	credentialFields
+	auth    string
+	newMode bool // the auth mode changes: no stored secret is kept
+}
+
+// plannedCredentials works out the auth fields after the changes (fields the
+// mode does not use are cleared) and checks that the mode gets what it needs.
+func plannedCredentials(cur registry.Gateway, c GatewayChanges) (credentialPlan, error) {
+	p := credentialPlan{auth: cur.Auth}
+	p.username, p.clientID = cur.Username, cur.ClientID
+	set(&p.auth, c.Auth)
+	set(&p.username, c.Username)
+	set(&p.clientID, c.ClientID)
+	if err := checkAuth(p.auth); err != nil {
+		return credentialPlan{}, err
+	}
+	needs := authNeeds[p.auth]
+	if !needs.username {
+		p.username = ""
+	}
+	if !needs.clientID {
+		p.clientID = ""
+	}
+	given := credentialFields{username: deref(c.Username), clientID: deref(c.ClientID), password: deref(c.Password), clientSecret: deref(c.ClientSecret)}
+	if err := rejectUnused(p.auth, given); err != nil {
+		return credentialPlan{}, err
+	}
+	have := p.credentialFields
+	p.newMode = p.auth != cur.Auth
+	if p.newMode {
+		// A new mode starts from fresh secrets, given now.
+		have.password, have.clientSecret = given.password, given.clientSecret
+	} else {
+		have.password, have.clientSecret = "kept", "kept"
+	}
+	if err := requireCredentials(p.auth, have); err != nil {
+		return credentialPlan{}, err
+	}
+	return p, nil
+}
+
+// writeCredentials replaces the gateway's credentials secret and returns how
+// to put the previous value back.
+func (s *Service) writeCredentials(ctx context.Context, cur registry.Gateway, c GatewayChanges, p credentialPlan) (restore func() error, err error) {
+	if !ownSecret(cur.CredentialsSecretARN, cur.ID) {
+		return nil, fmt.Errorf("gateway %s points at credentials secret %q, which is not the one named for it (%s): not changing it",
+			cur.ID, cur.CredentialsSecretARN, GatewaySecretName("<prefix>", cur.ID))
+	}
+	old, err := s.sec.Get(ctx, cur.CredentialsSecretARN)
+	if err != nil {
+		return nil, fmt.Errorf("read the gateway's credentials: %w", err)
+	}
+	var creds registry.Credentials
+	if err := json.Unmarshal([]byte(old), &creds); err != nil {
+		// The decoder's message could quote the secret.
+		return nil, errors.New("decode the gateway's credentials secret: not a credentials document")
+	}
+	if p.newMode {
+		creds = registry.Credentials{}
+	}
+	creds.Auth, creds.Username, creds.ClientID = p.auth, p.username, p.clientID
+	set(&creds.Password, c.Password)
+	set(&creds.ClientSecret, c.ClientSecret)
+	needs := authNeeds[p.auth]
+	if !needs.password {
+		creds.Password = ""
+	}
+	if !needs.clientSecret {
+		creds.ClientSecret = ""
+	}
+	// The stored secret may lack what the mode needs (written by hand).
+	if err := requireCredentials(p.auth, credentialFields{username: creds.Username, password: creds.Password, clientID: creds.ClientID, clientSecret: creds.ClientSecret}); err != nil {
+		return nil, err
+	}
+	doc, err := json.Marshal(creds)
+	if err != nil {
+		return nil, fmt.Errorf("encode credentials: %w", err)
+	}
+	if err := s.sec.Put(ctx, cur.CredentialsSecretARN, string(doc)); err != nil {
+		return nil, err
+	}
+	return func() error {
+		if err := s.sec.Put(context.WithoutCancel(ctx), cur.CredentialsSecretARN, old); err != nil {
+			return fmt.Errorf("also failed to restore the previous credentials in %s: %w", cur.CredentialsSecretARN, err)
+		}
+		return nil
+	}, nil
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// ownSecret reports whether arn is the secret made for gateway id: its name
+// is <prefix>gateways/<id>, whatever the prefix was when it was made.
+func ownSecret(arn, id string) bool {
+	name := arn
+	if i := strings.LastIndex(arn, ":secret:"); i >= 0 {
+		name = arn[i+len(":secret:"):]
+		// Secrets Manager's ARNs end in a hyphen and six random characters.
+		if j := strings.LastIndex(name, "-"); j >= 0 && len(name)-j == 7 {
+			name = name[:j]
+		}
+	}
+	return id != "" && strings.HasSuffix(name, GatewaySecretName("", id))
+}
+
+// DeleteGateway deletes a gateway, then its credentials secret. While
+// webhooks point at it the result is a *GatewayInUseError, unless force is
+// set: then its webhooks and their path items go in the same transaction,
+// and their HMAC keys after it. Secrets that cannot be deleted are reported
+// in a *LeftoverSecretsError returned with the result.
+func (s *Service) DeleteGateway(ctx context.Context, id string, force bool) (DeletedGateway, error) {
+	if err := CheckGatewayID("--id", id); err != nil {
+		return DeletedGateway{}, err
+	}
+	g, hooks, err := s.reg.DeleteGateway(ctx, id, force)
+	if errors.Is(err, registry.ErrGatewayInUse) {
+		listed, lerr := s.reg.Webhooks(ctx, id)
+		if lerr != nil {
+			return DeletedGateway{}, err
+		}
+		inUse := &GatewayInUseError{GatewayID: id}
+		for _, h := range listed {
+			inUse.WebhookIDs = append(inUse.WebhookIDs, h.ID)
+		}
+		return DeletedGateway{}, inUse
+	}
+	if err != nil {
+		return DeletedGateway{}, err
+	}
+	var arns []string
+	// A secret not named for the gateway belongs to someone else (the item
+	// was edited by hand): it is not this deletion's to remove.
+	if ownSecret(g.CredentialsSecretARN, g.ID) {
+		arns = append(arns, g.CredentialsSecretARN)
+	}
+	for _, h := range hooks {
+		for _, k := range h.SigningKeys {
+			arns = append(arns, k.SecretARN)
+		}
+	}
+	return DeletedGateway{Gateway: g, Webhooks: hooks}, s.deleteSecrets(ctx, "gateway "+id+" deleted", arns)
+}

@@ -1,0 +1,257 @@
+package registration
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/snowgate/snowgate/internal/registry"
+)
+
+// ValidationError is input an operation refuses before writing anything. It
+// names the field as the command line's help prints its flag
+// ("--gateway-id"), so that a caller can show it as it is; the CLI exits 2
+// on it.
+type ValidationError struct {
+	Flag    string // e.g. "--instance-url"; "" when no single field is at fault
+	Message string // the whole message, naming the flag
+}
+
+func (e *ValidationError) Error() string { return e.Message }
+
+func invalid(flag, format string, args ...any) error {
+	return &ValidationError{Flag: flag, Message: fmt.Sprintf(format, args...)}
+}
+
+// credentialNeeds is which credentials an auth mode uses.
+type credentialNeeds struct{ username, password, clientID, clientSecret bool }
+
+// authNeeds is THE table of which credentials each auth mode needs.
+var authNeeds = map[string]credentialNeeds{
+	registry.AuthBasic:                  {username: true, password: true},
+	registry.AuthOAuthClientCredentials: {clientID: true, clientSecret: true},
+	registry.AuthOAuthPassword:          {username: true, password: true, clientID: true, clientSecret: true},
+}
+
+// authModes lists the modes for messages.
+var authModes = fmt.Sprintf("%s, %s or %s", registry.AuthBasic, registry.AuthOAuthClientCredentials, registry.AuthOAuthPassword)
+
+func checkAuth(auth string) error {
+	if _, ok := authNeeds[auth]; !ok {
+		return invalid("--auth", "--auth must be %s", authModes)
+	}
+	return nil
+}
+
+// credentialFields are the four credentials with the flag that gives each.
+type credentialFields struct{ username, password, clientID, clientSecret string }
+
+func (c credentialFields) checks(needs credentialNeeds) []struct {
+	flag          string
+	needed, given bool
+} {
+	return []struct {
+		flag          string
+		needed, given bool
+	}{
+		{"--username", needs.username, c.username != ""},
+		{"--client-id", needs.clientID, c.clientID != ""},
+		{"--password-stdin", needs.password, c.password != ""},
+		{"--client-secret-stdin", needs.clientSecret, c.clientSecret != ""},
+	}
+}
+
+// rejectUnused refuses credentials the auth mode does not use.
+func rejectUnused(auth string, given credentialFields) error {
+	for _, ch := range given.checks(authNeeds[auth]) {
+		if ch.given && !ch.needed {
+			return invalid(ch.flag, "%s is not used with --auth %s", ch.flag, auth)
+		}
+	}
+	return nil
+}
+
+// requireCredentials checks that every credential the mode needs is there.
+// The order of the messages follows the order in which they are typed.
+func requireCredentials(auth string, have credentialFields) error {
+	needs := authNeeds[auth]
+	for _, ch := range []struct {
+		flag            string
+		needed, present bool
+	}{
+		{"--username", needs.username, have.username != ""},
+		{"--password-stdin", needs.password, have.password != ""},
+		{"--client-id", needs.clientID, have.clientID != ""},
+		{"--client-secret-stdin", needs.clientSecret, have.clientSecret != ""},
+	} {
+		if ch.needed && !ch.present {
+			return invalid(ch.flag, "--auth %s needs %s", auth, ch.flag)
+		}
+	}
+	return nil
+}
+
+// CheckInstanceURL accepts https URLs, and http only on loopback (the local
+// ServiceNow simulator): credentials must not cross a network in clear. It
+// returns the URL without a trailing slash.
+func CheckInstanceURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	bad := invalid("--instance-url", "--instance-url must be an https URL such as https://example.service-now.com")
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", bad
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return "", invalid("--instance-url", "--instance-url must use https (http is accepted only on loopback)")
+		}
+	default:
+		return "", bad
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+func checkDedup(n int) error {
+	if n < -1 {
+		return invalid("--dedup-window-minutes", "--dedup-window-minutes must be -1 (off), 0 or more")
+	}
+	return nil
+}
+
+// CheckGatewayID checks the shape of a gateway id given with flag ("--id",
+// "--gateway-id").
+func CheckGatewayID(flag, id string) error {
+	if id == "" {
+		return invalid(flag, "%s is required", flag)
+	}
+	if !registry.ValidGatewayID(id) {
+		return invalid(flag, "%s %q is not a gateway id (gtw_<uuid>)", flag, id)
+	}
+	return nil
+}
+
+// CheckWebhookID checks the shape of a webhook id (given with --id).
+func CheckWebhookID(id string) error {
+	if id == "" {
+		return invalid("--id", "--id is required")
+	}
+	if !registry.ValidWebhookID(id) {
+		return invalid("--id", "--id %q is not a webhook id (whk_<uuid>)", id)
+	}
+	return nil
+}
+
+// Validate checks a gateway to be created, as CreateGateway does, without
+// writing anything. A caller that reads the secrets later (from stdin) can
+// check first with any non-empty stand-in for them.
+func (in GatewayInput) Validate() error {
+	_, err := in.validate()
+	return err
+}
+
+// validate returns the instance URL as stored.
+func (in GatewayInput) validate() (string, error) {
+	if in.Name == "" {
+		return "", invalid("--name", "--name is required")
+	}
+	if in.InstanceURL == "" {
+		return "", invalid("--instance-url", "--instance-url is required")
+	}
+	instance, err := CheckInstanceURL(in.InstanceURL)
+	if err != nil {
+		return "", err
+	}
+	if in.Auth == "" {
+		return "", invalid("--auth", "--auth is required (%s)", authModes)
+	}
+	if err := checkAuth(in.Auth); err != nil {
+		return "", err
+	}
+	creds := in.credentials()
+	if err := rejectUnused(in.Auth, creds); err != nil {
+		return "", err
+	}
+	if err := requireCredentials(in.Auth, creds); err != nil {
+		return "", err
+	}
+	if err := checkDedup(in.DedupWindowMinutes); err != nil {
+		return "", err
+	}
+	return instance, nil
+}
+
+// Empty reports whether the changes change nothing.
+func (c GatewayChanges) Empty() bool { return c == GatewayChanges{} }
+
+// Validate checks what can be checked of the changes without the gateway
+// they apply to; UpdateGateway also checks the credentials against the
+// gateway's auth mode. As with GatewayInput.Validate, secrets not read yet
+// may be given as any non-empty stand-in.
+func (c GatewayChanges) Validate() error {
+	if c.Empty() {
+		return invalid("", "nothing to change")
+	}
+	if c.InstanceURL != nil {
+		if _, err := CheckInstanceURL(*c.InstanceURL); err != nil {
+			return err
+		}
+	}
+	if c.Auth != nil {
+		if err := checkAuth(*c.Auth); err != nil {
+			return err
+		}
+	}
+	if c.Name != nil && *c.Name == "" {
+		return invalid("--name", "--name cannot be empty")
+	}
+	if c.DedupWindowMinutes != nil {
+		if err := checkDedup(*c.DedupWindowMinutes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// credentialsChange reports whether the changes touch the credentials.
+func (c GatewayChanges) credentialsChange() bool {
+	return c.Auth != nil || c.Username != nil || c.ClientID != nil || c.Password != nil || c.ClientSecret != nil
+}
+
+// Validate checks a webhook to be created, as CreateWebhook does, without
+// reading or writing anything.
+func (in WebhookInput) Validate() error {
+	events := strings.Join(registry.EventTypes, " or ")
+	switch {
+	case in.Name == "":
+		return invalid("--name", "--name is required")
+	case in.SourceType == "":
+		return invalid("--source-type", "--source-type is required (%s)", registry.SourceServiceNow)
+	case in.SourceType != registry.SourceServiceNow:
+		return invalid("--source-type", "--source-type must be %s", registry.SourceServiceNow)
+	case in.EventType == "":
+		return invalid("--event-type", "--event-type is required (%s)", events)
+	case !slices.Contains(registry.EventTypes, in.EventType):
+		return invalid("--event-type", "--event-type must be %s", events)
+	case in.signing() != registry.SigningSecret && in.signing() != registry.SigningHMAC:
+		return invalid("--signing", "--signing must be %s or %s", registry.SigningSecret, registry.SigningHMAC)
+	}
+	if in.GatewayID != "" {
+		return CheckGatewayID("--gateway-id", in.GatewayID)
+	}
+	return nil
+}
+
+// Validate checks the changes to a webhook.
+func (c WebhookChanges) Validate() error {
+	if c == (WebhookChanges{}) {
+		return invalid("", "nothing to change: give --name, --description or --active")
+	}
+	if c.Name != nil && *c.Name == "" {
+		return invalid("--name", "--name cannot be empty")
+	}
+	return nil
+}
