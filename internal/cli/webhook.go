@@ -443,7 +443,7 @@ var webhookDelete = Command{
 					}
 				}()
 			}
-			reminder := fmt.Sprintf("Deactivate the Business Rule %q on the %s table in ServiceNow: its calls are now rejected (404).", ruleName(w), w.EventType)
+			reminder := fmt.Sprintf("Deactivate the Business Rule %q on the %s table in ServiceNow: its calls are now rejected (401, like an unknown webhook).", ruleName(w), w.EventType)
 			return c.Print(webhookDeletedJSON{Deleted: w.ID, Reminder: reminder}, func(out io.Writer) {
 				fmt.Fprintf(out, "Webhook %s (%s) deleted.\n%s\n", w.ID, w.Name, reminder)
 			})
