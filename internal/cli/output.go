@@ -358,7 +358,7 @@ func dlqRedriveOutput(rep redriveReport) dlqRedriveJSON {
 		Failed: len(rep.Failures), Failures: []redriveFailureJSON{},
 	}
 	for _, f := range rep.Failures {
-		out.Failures = append(out.Failures, redriveFailureJSON{MessageID: f.MessageID, Reason: f.Reason})
+		out.Failures = append(out.Failures, redriveFailureJSON(f))
 	}
 	if rep.DryRun {
 		msgs := dlqListOutput(rep.Messages)
@@ -437,6 +437,5 @@ type versionJSON struct {
 }
 
 func versionOutput(v buildInfo) versionJSON {
-	return versionJSON{Version: v.Version, Commit: v.Commit, BuildDate: v.BuildDate, Modified: v.Modified,
-		GoVersion: v.GoVersion, Platform: v.Platform}
+	return versionJSON(v)
 }
