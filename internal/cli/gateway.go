@@ -104,6 +104,17 @@ func usage(err error) error {
 // for invalid input, "<what> <id> not found" for ErrNotFound.
 func opError(err error, what, id string) error { return notFound(usage(err), what, id) }
 
+// splitLeftover tells an operation that failed from one that succeeded but
+// left secrets behind (a *registration.LeftoverSecretsError): the command
+// prints the result of the second, then fails with leftover, naming the
+// secrets to delete by hand.
+func splitLeftover(err error) (leftover, failed error) {
+	if registration.IsLeftover(err) {
+		return err, nil
+	}
+	return nil, err
+}
+
 func checkGatewayID(flagName, id string) error {
 	return usage(registration.CheckGatewayID("--"+flagName, id))
 }
@@ -351,7 +362,7 @@ Rules in ServiceNow afterwards.`,
 	Flags: func(fs *pflag.FlagSet) Action {
 		id := fs.String("id", "", "gateway id (required)")
 		force := fs.Bool("force", false, "also delete the gateway's webhooks")
-		return func(ctx context.Context, c *Call) (err error) {
+		return func(ctx context.Context, c *Call) error {
 			if err := checkGatewayID("id", *id); err != nil {
 				return err
 			}
@@ -360,25 +371,23 @@ Rules in ServiceNow afterwards.`,
 				return err
 			}
 			del, err := ops.DeleteGateway(ctx, *id, *force)
-			if err != nil && !registration.IsLeftover(err) {
+			leftover, err := splitLeftover(err)
+			if err != nil {
 				return opError(err, "gateway", *id)
 			}
 			// Deleted, perhaps with secrets left over: print what went, then
 			// fail naming the secrets to delete by hand.
-			if leftover := err; leftover != nil {
-				defer func() {
-					if err == nil {
-						err = leftover
-					}
-				}()
-			}
 			g, deleted := del.Gateway, del.Webhooks
-			return c.Print(gatewayDeletedOutput(g, deleted), func(w io.Writer) {
-				fmt.Fprintf(w, "Gateway %s (%s) deleted, with its credentials secret.\n", g.ID, g.Name)
+			return errors.Join(c.Print(gatewayDeletedOutput(g, deleted), func(w io.Writer) {
+				with := ", with its credentials secret"
+				if leftover != nil {
+					with = " (not all of its secrets: see the error below)"
+				}
+				fmt.Fprintf(w, "Gateway %s (%s) deleted%s.\n", g.ID, g.Name, with)
 				for _, h := range deleted {
 					fmt.Fprintf(w, "Webhook %s (%s) deleted: deactivate its Business Rule %q on the %s table.\n", h.ID, h.Name, ruleName(h), h.EventType)
 				}
-			})
+			}), leftover)
 		}
 	},
 }

@@ -302,7 +302,7 @@ var webhookUpdate = Command{
 		name := fs.String("name", "", "display name")
 		description := fs.String("description", "", "free text")
 		active := fs.Bool("active", true, "whether ingest accepts its calls")
-		return func(ctx context.Context, c *Call) (err error) {
+		return func(ctx context.Context, c *Call) error {
 			if err := checkWebhookID(*id); err != nil {
 				return err
 			}
@@ -324,28 +324,22 @@ var webhookUpdate = Command{
 				return err
 			}
 			w, err := ops.UpdateWebhook(ctx, *id, ch)
-			if err != nil && !registration.IsLeftover(err) {
+			leftover, err := splitLeftover(err)
+			if err != nil {
 				return opError(err, "webhook", *id)
 			}
 			// Updated, perhaps with expired keys' secrets left over: print
 			// the webhook, then fail naming them.
-			if leftover := err; leftover != nil {
-				defer func() {
-					if err == nil {
-						err = leftover
-					}
-				}()
-			}
 			store, err := c.Registry(ctx)
 			if err != nil {
 				return err
 			}
 			g, gerr := store.Gateway(ctx, w.GatewayID)
 			v := newView(w, strings.TrimRight(c.known(settingAPIURL), "/"), masked, c.Now())
-			return c.Print(webhookOutput(v), func(out io.Writer) {
+			return errors.Join(c.Print(webhookOutput(v), func(out io.Writer) {
 				fmt.Fprintln(out, "Webhook updated.")
 				writeWebhook(out, v, g, gerr == nil)
-			})
+			}), leftover)
 		}
 	},
 }
@@ -362,7 +356,7 @@ next change to the webhook.`,
 	Flags: func(fs *pflag.FlagSet) Action {
 		id := fs.String("id", "", "webhook id (required)")
 		grace := fs.Duration("grace", 24*time.Hour, "how long the old secret stays valid (0: revoke now)")
-		return func(ctx context.Context, c *Call) (err error) {
+		return func(ctx context.Context, c *Call) error {
 			if err := checkWebhookID(*id); err != nil {
 				return err
 			}
@@ -381,18 +375,12 @@ next change to the webhook.`,
 				return err
 			}
 			issued, err := ops.RotateSecret(ctx, *id, *grace)
-			if err != nil && !registration.IsLeftover(err) {
+			leftover, err := splitLeftover(err)
+			if err != nil {
 				return opError(err, "webhook", *id)
 			}
 			// Rotated, perhaps with expired keys' secrets left over: show the
 			// new secret (it is shown only now), then fail naming them.
-			if leftover := err; leftover != nil {
-				defer func() {
-					if err == nil {
-						err = leftover
-					}
-				}()
-			}
 			w, g, secret, now := issued.Webhook, issued.Gateway, issued.Secret, c.Now()
 			rule, err := businessrule.Render(ruleParams(w, g, apiURL, secret))
 			if err != nil {
@@ -400,7 +388,7 @@ next change to the webhook.`,
 			}
 			v := newView(w, apiURL, secret, now)
 			v.BusinessRule = &rule
-			return c.Print(webhookCreatedOutput(v), func(out io.Writer) {
+			return errors.Join(c.Print(webhookCreatedOutput(v), func(out io.Writer) {
 				fmt.Fprintln(out, "Secret rotated!")
 				writeCreated(out, v, g)
 				if *grace > 0 {
@@ -410,7 +398,7 @@ next change to the webhook.`,
 				}
 				fmt.Fprintln(out)
 				fmt.Fprint(out, rule.Text())
-			})
+			}), leftover)
 		}
 	},
 }
@@ -422,7 +410,7 @@ var webhookDelete = Command{
 	Example: "2501 infra webhook delete --id whk_5d1a…",
 	Flags: func(fs *pflag.FlagSet) Action {
 		id := fs.String("id", "", "webhook id (required)")
-		return func(ctx context.Context, c *Call) (err error) {
+		return func(ctx context.Context, c *Call) error {
 			if err := checkWebhookID(*id); err != nil {
 				return err
 			}
@@ -431,22 +419,16 @@ var webhookDelete = Command{
 				return err
 			}
 			w, err := ops.DeleteWebhook(ctx, *id)
-			if err != nil && !registration.IsLeftover(err) {
+			leftover, err := splitLeftover(err)
+			if err != nil {
 				return opError(err, "webhook", *id)
 			}
 			// Deleted, perhaps with its keys' secrets left over: print what
 			// went, then fail naming them.
-			if leftover := err; leftover != nil {
-				defer func() {
-					if err == nil {
-						err = leftover
-					}
-				}()
-			}
 			reminder := fmt.Sprintf("Deactivate the Business Rule %q on the %s table in ServiceNow: its calls are now rejected (401, like an unknown webhook).", ruleName(w), w.EventType)
-			return c.Print(webhookDeletedJSON{Deleted: w.ID, Reminder: reminder}, func(out io.Writer) {
+			return errors.Join(c.Print(webhookDeletedJSON{Deleted: w.ID, Reminder: reminder}, func(out io.Writer) {
 				fmt.Fprintf(out, "Webhook %s (%s) deleted.\n%s\n", w.ID, w.Name, reminder)
-			})
+			}), leftover)
 		}
 	},
 }
