@@ -1,9 +1,18 @@
 // Package servicenow is a client for the subset of the ServiceNow Table API
 // snowgate uses: fetch one record, query records page by page, insert and
-// update records and add work notes. It authenticates with basic auth or
-// OAuth (client credentials or password grant), retries what may clear
-// (429, 5xx, connection failures) within the caller's context deadline and
-// honours ServiceNow's rate-limit headers.
+// update records and add work notes and comments. It authenticates with
+// basic auth or OAuth (client credentials or password grant), retries what
+// may clear (429, 5xx, connection failures) within the caller's context
+// deadline and honours ServiceNow's rate-limit headers.
+//
+// A 2xx is trusted only when its body is the API's answer: an HTML page (a
+// hibernating developer instance), ServiceNow's error envelope, or a body
+// cut short with the error appended (a transaction cancelled by a quota
+// rule) is an *AnswerError, never a page. A 403 (ErrForbidden) is final
+// and names the right the integration user lacks; a 401 names the
+// instance setting that may refuse it. A journal write (WriteJournal) is
+// never sent twice on a guess: an unknown outcome is looked up in
+// sys_journal_field first.
 //
 // Values are raw (sysparm_display_value=false,
 // sysparm_exclude_reference_link=true), so a Record is a map of strings;

@@ -143,7 +143,9 @@ func (c *Client) Insert(ctx context.Context, table string, fields map[string]str
 
 // Update sets fields of a record: PATCH /api/now/table/{table}/{sys_id}. It
 // returns the updated record, or nil when the instance answered 2xx without
-// a body.
+// a body. An update that sets a journal field (work_notes, comments) is an
+// append and is not retried after a failure that may have applied it; use
+// WriteJournal to add an entry once.
 func (c *Client) Update(ctx context.Context, table, sysID string, fields map[string]string) (Record, error) {
 	u, err := c.recordURL(table, sysID, nil)
 	if err != nil {
