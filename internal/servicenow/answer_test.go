@@ -262,7 +262,10 @@ func TestForbidden(t *testing.T) {
 //     glide.oauth.inbound.client.credential.grant_type.enabled (false
 //     unless created as true), and "Add the OAuth Application User field"
 //     says a request is refused while the OAuth client has no OAuth
-//     Application User.
+//     Application User. Which error each gap gives (access_denied /
+//     server_error for the property, unauthorized_client for the user) is
+//     as refractionPOINT/documentation pull request 283 found on a live
+//     instance.
 //   - Basic auth: "Basic authentication restriction" and "Enable basic
 //     authentication restriction" (glide.authenticate.basic_auth.
 //     restriction.active) restrict basic auth API requests of
@@ -280,6 +283,12 @@ func TestUnauthorizedNamesTheSetting(t *testing.T) {
 			auth:    servicenow.OAuthClientCredentials(testClientID, testClientSecret),
 			replies: []reply{{status: 401, body: fixture(t, "oauth_denied.json")}},
 			want:    []string{"401", "glide.oauth.inbound.client.credential.grant_type.enabled", "OAuth Application User"},
+		},
+		{
+			name:    "client credentials without an OAuth Application User",
+			auth:    servicenow.OAuthClientCredentials(testClientID, testClientSecret),
+			replies: []reply{{status: 401, body: fixture(t, "oauth_no_app_user.json")}},
+			want:    []string{"401", "unauthorized_client", "no OAuth Application User"},
 		},
 		{
 			name:    "password grant refused at the token endpoint",

@@ -361,7 +361,7 @@ func (c *Client) send(ctx context.Context, r request, calls *int) (res response,
 	if !ok {
 		e := errorFrom(resp, b, c.now())
 		e.Table, e.Access = r.table, r.access
-		e.Hint = c.hint(e.Status, r)
+		e.Hint = c.hint(e, r)
 		return response{}, credential, e
 	}
 	// A 2xx is an answer of the API only when its body says so.
@@ -374,19 +374,22 @@ func (c *Client) send(ctx context.Context, r request, calls *int) (res response,
 // hint says which instance setting a 401 points at. ServiceNow's own
 // message for these is a bare "User Not Authenticated" or an OAuth
 // "access_denied", which does not say which gate refused.
-func (c *Client) hint(status int, r request) string {
+func (c *Client) hint(e *Error, r request) string {
 	token := r.url == c.tokenURL
+	refused := e.Status == http.StatusUnauthorized || e.Status == http.StatusBadRequest
 	switch {
-	case status == http.StatusUnauthorized && token && c.mode == registry.AuthOAuthClientCredentials,
-		status == http.StatusBadRequest && token && c.mode == registry.AuthOAuthClientCredentials:
+	case token && refused && c.mode == registry.AuthOAuthClientCredentials && e.Message == "unauthorized_client":
+		return "the OAuth application has no OAuth Application User: set one on its Application Registry " +
+			"record (tokens are issued as that user)"
+	case token && refused && c.mode == registry.AuthOAuthClientCredentials:
 		return "the instance refused the OAuth client credentials grant, which is off by default: " +
 			"set the system property glide.oauth.inbound.client.credential.grant_type.enabled to true, " +
 			"give the OAuth application (Application Registry) an OAuth Application User, " +
 			"and check the client id and secret"
-	case status == http.StatusUnauthorized && token:
+	case token && e.Status == http.StatusUnauthorized:
 		return "the instance refused the OAuth password grant: check the client id and secret " +
 			"and the integration user's name and password"
-	case status == http.StatusUnauthorized && c.mode == registry.AuthBasic && r.authorize:
+	case e.Status == http.StatusUnauthorized && c.mode == registry.AuthBasic && r.authorize:
 		return "the instance refused basic auth: check the user name and password; " +
 			"instances restrict basic auth for interactive accounts, so make the integration user " +
 			"a web service access only user, or review the instance's basic auth restriction"
