@@ -191,7 +191,9 @@ func (p *Processor) writeBack(ctx context.Context, g registry.Gateway, m queue.I
 			_, err := inst.WriteJournal(ctx, m.Table, m.SysID, servicenow.FieldWorkNotes, note, v.sysModCount)
 			return err
 		})
-		if !isAuthFailure(err) || attempt > 0 {
+		// A write that may have been stored is never sent again here,
+		// whatever refused the look in the journal.
+		if !isAuthFailure(err) || attempt > 0 || errors.Is(err, servicenow.ErrJournalUnconfirmed) {
 			break
 		}
 		p.deps.ServiceNow.Reset(g)
