@@ -324,3 +324,26 @@ func TestUnauthorizedNamesTheSetting(t *testing.T) {
 		})
 	}
 }
+
+// TestQueryRefusesAResultBesideAnError: records next to ServiceNow's REST
+// error envelope, {"error":{"message","detail"},"status":"failure"} (the
+// failure shape of the Table API reference), are not a page, even when the
+// JSON is whole: the query fails, retryable, and hands nothing over.
+func TestQueryRefusesAResultBesideAnError(t *testing.T) {
+	f := newFake(t, reply{status: 200, body: fixture(t, "result_with_error.json")})
+	c := newClient(t, f.URL, servicenow.BasicAuth(testUser, testPassword), servicenow.WithMaxAttempts(1))
+	pages := 0
+	_, err := c.Query(context.Background(), "incident", servicenow.Query{}, func([]servicenow.Record) error {
+		pages++
+		return nil
+	})
+	if !errors.Is(err, servicenow.ErrFailureAnswer) || !servicenow.IsRetryable(err) {
+		t.Fatalf("Query() error = %v, want a retryable ErrFailureAnswer", err)
+	}
+	if !strings.Contains(err.Error(), "Query interrupted (The node stopped the query)") {
+		t.Errorf("Query() error %q, want the envelope's message and detail", err)
+	}
+	if pages != 0 {
+		t.Errorf("%d pages handed over, want none", pages)
+	}
+}
