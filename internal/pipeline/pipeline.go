@@ -37,9 +37,10 @@
 // work, DynamoDB or SQS errors, a claim held by another processor) fails
 // only its message: the batch response lists it, SQS retries it, and after
 // the intake queue's maximum receives it moves to the dead-letter queue. A
-// permanent failure (404 from ServiceNow, an unknown gateway or table, a
-// record without the fields idempotency needs) is stored on the ticket as
-// failed and the message is done. A message that is not an intake message
+// permanent failure (404 from ServiceNow, a 403 (the integration user may
+// not read the table: a gateway misconfiguration that no retry cures), an
+// unknown gateway or table, a record without the fields idempotency needs)
+// is stored on the ticket as failed and the message is done. A message that is not an intake message
 // (bad JSON) is logged and reported as failed on every receive, so the
 // queue's redrive policy moves it, unchanged and with its original
 // attributes, to the dead-letter queue after the maximum receives; it never
@@ -84,7 +85,9 @@ type Dispatcher interface {
 // Instance is a ServiceNow instance as the pipeline uses it.
 type Instance interface {
 	Get(ctx context.Context, table, sysID string, fields ...string) (servicenow.Record, error)
-	AddWorkNote(ctx context.Context, table, sysID, note string) error
+	// WriteJournal adds a work note once: a write whose outcome is
+	// unknown is looked up in the journal before it is sent again.
+	WriteJournal(ctx context.Context, table, sysID, field, text string, knownModCount int) (servicenow.JournalWrite, error)
 }
 
 // Connector gives the Instance of a gateway, with its credentials.

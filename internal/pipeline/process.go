@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -79,6 +80,10 @@ func (p *Processor) process(ctx context.Context, rec events.SQSMessage) (o Outco
 	o.Fetched, o.FetchLatency = err == nil || latency > 0, latency
 	if errors.Is(err, servicenow.ErrNotFound) {
 		return p.permanent(ctx, o, "not found in ServiceNow: deleted, or hidden from the integration user by an ACL", err)
+	}
+	if errors.Is(err, servicenow.ErrForbidden) {
+		// Retries would spend the budget on the same refusal.
+		return p.permanent(ctx, o, "gateway misconfigured: "+forbiddenReason(err), err)
 	}
 	if err != nil {
 		return p.transient(ctx, o, "fetch record", err)
@@ -181,8 +186,14 @@ func (p *Processor) writeBack(ctx context.Context, g registry.Gateway, m queue.I
 		if inst, err = p.deps.ServiceNow.Connect(ctx, g); err != nil {
 			break
 		}
-		err = p.call(ctx, g, func() error { return inst.AddWorkNote(ctx, m.Table, m.SysID, note) })
-		if !isAuthFailure(err) || attempt > 0 {
+		// The version fetched is the one the note's bump must pass.
+		err = p.call(ctx, g, func() error {
+			_, err := inst.WriteJournal(ctx, m.Table, m.SysID, servicenow.FieldWorkNotes, note, v.sysModCount)
+			return err
+		})
+		// A write that may have been stored is never sent again here,
+		// whatever refused the look in the journal.
+		if !isAuthFailure(err) || attempt > 0 || errors.Is(err, servicenow.ErrJournalUnconfirmed) {
 			break
 		}
 		p.deps.ServiceNow.Reset(g)
@@ -236,6 +247,16 @@ func (p *Processor) snowContext(ctx context.Context) (context.Context, context.C
 		return context.WithDeadline(ctx, d.Add(-p.cfg.Reserve))
 	}
 	return context.WithCancel(ctx)
+}
+
+// forbiddenReason is the 403's own message, which names the table and the
+// right, without the call's prefix.
+func forbiddenReason(err error) string {
+	var se *servicenow.Error
+	if errors.As(err, &se) {
+		return strings.TrimPrefix(se.Error(), "servicenow: ")
+	}
+	return err.Error()
 }
 
 func isAuthFailure(err error) bool {

@@ -226,6 +226,10 @@ type Result struct {
 	Lag      time.Duration
 	Duration time.Duration
 	Err      error
+	// Permanent: Err is one that no retry cures, a 403 (the integration
+	// user may not read the table): the gateway is misconfigured, and every
+	// run meets the same refusal until a role is granted.
+	Permanent bool
 }
 
 // Due is what re-enqueueing one gateway's due change requests did.

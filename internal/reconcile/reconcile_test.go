@@ -1,10 +1,13 @@
 package reconcile_test
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/reconcile"
 	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/servicenow"
 	"github.com/snowgate/snowgate/internal/state"
 	"github.com/snowgate/snowgate/internal/watermark"
 )
@@ -429,5 +433,42 @@ func TestDueAndReporting(t *testing.T) {
 		if !strings.Contains(emf, want) {
 			t.Errorf("EMF lines lack %s:\n%s", want, emf)
 		}
+	}
+}
+
+// TestForbiddenTableIsPermanent: a table the integration user may not read
+// answers the query with 403 and "Insufficient rights to query records"
+// (Table API reference, "Table API security"; KB1479016 "REST API HTTP
+// response codes"). The pass stops on one call, marked permanent with the
+// missing right in its error and log line, and the watermark stays where
+// it was, so nothing is skipped once a role is granted.
+func TestForbiddenTableIsPermanent(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.insert(nil)
+	var calls atomic.Int32
+	e.wrap = func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, `{"error":{"message":"Insufficient rights to query records","detail":"No read access to the table for this user"},"status":"failure"}`)
+	}
+	res := e.run(e.reconciler(reconcile.Config{}), reconcile.Options{})
+	if !errors.Is(res.Err, servicenow.ErrForbidden) || !res.Permanent || res.Stopped != reconcile.StoppedError || res.Done {
+		t.Fatalf("result %+v, want a permanent ErrForbidden", res)
+	}
+	if !strings.Contains(res.Err.Error(), "may not read table incident") {
+		t.Errorf("error %q, want it to name the table", res.Err)
+	}
+	if got := calls.Load(); got != 1 {
+		t.Errorf("instance received %d requests, want 1: a 403 is not retried", got)
+	}
+	if m, err := e.marks.Get(t.Context(), gatewayID, registry.TableIncident); !errors.Is(err, watermark.ErrNotFound) {
+		t.Errorf("watermark %+v, %v; want none", m, err)
+	}
+	if msgs := e.drain(); len(msgs) != 0 {
+		t.Errorf("enqueued %d messages, want none", len(msgs))
+	}
+	if !strings.Contains(e.logs.String(), `"permanent":true`) {
+		t.Errorf("log lacks permanent=true:\n%s", e.logs.String())
 	}
 }

@@ -64,6 +64,9 @@ func (r *Reconciler) report(log *slog.Logger, res Result) {
 	if res.Err != nil {
 		level = slog.LevelError
 		attrs = append(attrs, slog.String("error", res.Err.Error()))
+		if res.Permanent {
+			attrs = append(attrs, slog.Bool("permanent", true))
+		}
 	}
 	log.Log(context.Background(), level, "reconciled", attrs...)
 

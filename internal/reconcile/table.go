@@ -116,6 +116,7 @@ func (r *Reconciler) table(ctx context.Context, q Querier, gw registry.Gateway, 
 			p.res.Stopped = StoppedDeadline
 		default:
 			p.res.Stopped, p.res.Err = StoppedError, err
+			p.res.Permanent = errors.Is(err, servicenow.ErrForbidden)
 		}
 		break
 	}

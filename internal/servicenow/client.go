@@ -1,9 +1,18 @@
 // Package servicenow is a client for the subset of the ServiceNow Table API
 // snowgate uses: fetch one record, query records page by page, insert and
-// update records and add work notes. It authenticates with basic auth or
-// OAuth (client credentials or password grant), retries what may clear
-// (429, 5xx, connection failures) within the caller's context deadline and
-// honours ServiceNow's rate-limit headers.
+// update records and add work notes and comments. It authenticates with
+// basic auth or OAuth (client credentials or password grant), retries what
+// may clear (429, 5xx, connection failures) within the caller's context
+// deadline and honours ServiceNow's rate-limit headers.
+//
+// A 2xx is trusted only when its body is the API's answer: an HTML page (a
+// hibernating developer instance), ServiceNow's error envelope, or a body
+// cut short with the error appended (a transaction cancelled by a quota
+// rule) is an *AnswerError, never a page. A 403 (ErrForbidden) is final
+// and names the right the integration user lacks; a 401 names the
+// instance setting that may refuse it. A journal write (WriteJournal) is
+// never sent twice on a guess: an unknown outcome is looked up in
+// sys_journal_field first.
 //
 // Values are raw (sysparm_display_value=false,
 // sysparm_exclude_reference_link=true), so a Record is a map of strings;
@@ -25,6 +34,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/snowgate/snowgate/internal/registry"
 )
 
 // Defaults of a Client; see the matching options.
@@ -212,6 +223,9 @@ type request struct {
 	// be retried. When false, only answers that say the request was not
 	// processed (429, 503) are retried.
 	idempotent bool
+	// table and access ("read", "write", "create") name what the call
+	// needs, for the message of a 403.
+	table, access string
 }
 
 type response struct {
@@ -236,10 +250,20 @@ func (c *Client) do(ctx context.Context, r request, calls *int) (response, error
 		var se *Error
 		var te *transportError
 		var tk *tokenError
+		var ae *AnswerError
 		switch {
 		case errors.As(err, &tk):
 			// The token request has had its own retries.
 			return response{}, err
+		case errors.As(err, &ae):
+			// An error envelope in a 2xx is retried like a 5xx. A
+			// hibernating instance or a transaction that ran into a quota
+			// rule would answer the same way again at once: the caller
+			// retries later (one layer of retries, not two).
+			if !r.idempotent || ae.Kind != ErrFailureAnswer {
+				return response{}, err
+			}
+			wait = c.backoff(attempt)
 		case errors.As(err, &se):
 			if se.Status == http.StatusUnauthorized && r.authorize && !refreshed && c.auth.invalidate(credential) {
 				// An expired or revoked token: fetch a new one and try
@@ -335,9 +359,42 @@ func (c *Client) send(ctx context.Context, r request, calls *int) (res response,
 		// An oversized error body: the status is what matters.
 	}
 	if !ok {
-		return response{}, credential, errorFrom(resp, b, c.now())
+		e := errorFrom(resp, b, c.now())
+		e.Table, e.Access = r.table, r.access
+		e.Hint = c.hint(e, r)
+		return response{}, credential, e
+	}
+	// A 2xx is an answer of the API only when its body says so.
+	if err := checkAnswer(resp.StatusCode, resp.Header.Get("Content-Type"), b); err != nil {
+		return response{}, credential, err
 	}
 	return response{status: resp.StatusCode, header: resp.Header, body: b}, credential, nil
+}
+
+// hint says which instance setting a 401 points at. ServiceNow's own
+// message for these is a bare "User Not Authenticated" or an OAuth
+// "access_denied", which does not say which gate refused.
+func (c *Client) hint(e *Error, r request) string {
+	token := r.url == c.tokenURL
+	refused := e.Status == http.StatusUnauthorized || e.Status == http.StatusBadRequest
+	switch {
+	case token && refused && c.mode == registry.AuthOAuthClientCredentials && e.Message == "unauthorized_client":
+		return "the OAuth application has no OAuth Application User: set one on its Application Registry " +
+			"record (tokens are issued as that user)"
+	case token && refused && c.mode == registry.AuthOAuthClientCredentials:
+		return "the instance refused the OAuth client credentials grant, which is off by default: " +
+			"set the system property glide.oauth.inbound.client.credential.grant_type.enabled to true, " +
+			"give the OAuth application (Application Registry) an OAuth Application User, " +
+			"and check the client id and secret"
+	case token && e.Status == http.StatusUnauthorized:
+		return "the instance refused the OAuth password grant: check the client id and secret " +
+			"and the integration user's name and password"
+	case e.Status == http.StatusUnauthorized && c.mode == registry.AuthBasic && r.authorize:
+		return "the instance refused basic auth: check the user name and password; " +
+			"instances restrict basic auth for interactive accounts, so make the integration user " +
+			"a web service access only user, or review the instance's basic auth restriction"
+	}
+	return ""
 }
 
 // readBody reads at most limit bytes; a longer body is ErrBadResponse.

@@ -21,6 +21,11 @@ var ErrNotFound = errors.New("servicenow record not found or not readable")
 // a missing body where one is needed, an oversized body, a bad Link header.
 var ErrBadResponse = errors.New("unusable servicenow response")
 
+// ErrForbidden matches a 403 *Error: the integration user lacks the rights
+// the call needs (a table's read ACL, a field's write ACL). No retry cures
+// it; the gateway is misconfigured until someone grants a role.
+var ErrForbidden = errors.New("servicenow access denied")
+
 // Error is a non-2xx answer from ServiceNow. Message and Detail are
 // ServiceNow's error.message and error.detail when the body has them
 // (shape {"error":{"message":"…","detail":"…"},"status":"failure"}), the
@@ -34,9 +39,28 @@ type Error struct {
 	// RetryAfter is how long ServiceNow asked the client to wait (429 and
 	// 503 with Retry-After or X-RateLimit-Reset); zero when it did not say.
 	RetryAfter time.Duration
+	// Table and Access ("read" or "write") say what the call needed, so a
+	// 403 can name the missing right.
+	Table  string
+	Access string
+	// Hint says what to change on the instance, for answers whose cause
+	// is a known setting (a 401 from the token endpoint or to basic auth).
+	Hint string
 }
 
 func (e *Error) Error() string {
+	if e.Status == http.StatusForbidden && e.Table != "" {
+		access := e.Access
+		if access == "" {
+			access = "read"
+		}
+		answer := fmt.Sprintf("%d %s", e.Status, e.Message)
+		if e.Detail != "" && e.Detail != e.Message {
+			answer += ": " + e.Detail
+		}
+		return fmt.Sprintf("servicenow: the integration user may not %s table %s (%s): grant it a role with %s access (e.g. itil)",
+			access, e.Table, answer, access)
+	}
 	s := fmt.Sprintf("servicenow: %d %s", e.Status, http.StatusText(e.Status))
 	if e.Message != "" && e.Message != http.StatusText(e.Status) {
 		s += ": " + e.Message
@@ -47,13 +71,67 @@ func (e *Error) Error() string {
 	if e.RetryAfter > 0 {
 		s += fmt.Sprintf(", retry after %s", e.RetryAfter)
 	}
+	if e.Hint != "" {
+		s += ": " + e.Hint
+	}
 	return s
 }
 
-// Is makes a 404 match ErrNotFound.
+// Is makes a 404 match ErrNotFound and a 403 ErrForbidden.
 func (e *Error) Is(target error) bool {
-	return target == ErrNotFound && e.Status == http.StatusNotFound
+	switch target {
+	case ErrNotFound:
+		return e.Status == http.StatusNotFound
+	case ErrForbidden:
+		return e.Status == http.StatusForbidden
+	}
+	return false
 }
+
+// Kinds of a 2xx answer that is not a usable one, matched with errors.Is
+// against an *AnswerError.
+var (
+	// ErrNotAPI: the 2xx answer is not JSON, such as the HTML page a
+	// hibernating developer instance serves for every URL. Waking the
+	// instance (from the developer portal) is the cure, not a quick retry.
+	ErrNotAPI = errors.New("the instance did not answer the API (hibernating?)")
+	// ErrFailureAnswer: a 2xx answer holding ServiceNow's error envelope
+	// (a top-level "error" object or "status":"failure").
+	ErrFailureAnswer = errors.New("servicenow answered success with an error")
+	// ErrTransactionCancelled: the instance cut the answer short and
+	// appended its error object, which is what a transaction cancelled by
+	// a transaction quota rule sends; a partial page is never used.
+	ErrTransactionCancelled = errors.New("transaction cancelled (quota rule)")
+)
+
+// AnswerError is a 2xx answer that is not what the API answers: not JSON,
+// or ServiceNow's error envelope in place of (or appended to) the result.
+// It is retryable: the instance may answer properly later.
+type AnswerError struct {
+	Status int
+	// Kind is ErrNotAPI, ErrFailureAnswer or ErrTransactionCancelled.
+	Kind error
+	// ContentType is the answer's Content-Type (for ErrNotAPI).
+	ContentType string
+	// Message and Detail are the error object's, when there is one.
+	Message, Detail string
+}
+
+func (e *AnswerError) Error() string {
+	s := fmt.Sprintf("servicenow: %d %s: %s", e.Status, http.StatusText(e.Status), e.Kind)
+	if e.Kind == ErrNotAPI && e.ContentType != "" {
+		s += " (got " + e.ContentType + ")"
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.Detail != "" && e.Detail != e.Message {
+		s += " (" + e.Detail + ")"
+	}
+	return s
+}
+
+func (e *AnswerError) Unwrap() error { return e.Kind }
 
 // retryableStatus: rate limiting and server-side failures may clear; 501
 // (a method the instance does not implement) will not.
@@ -76,11 +154,17 @@ func (e *tokenError) Unwrap() error { return e.err }
 
 // IsRetryable reports whether trying the same call again later may succeed:
 // 429, 5xx, timeouts (a context deadline included: the call may fit the next
-// attempt's budget) and connection failures. A context canceled by the
-// caller, 4xx, certificate errors and unusable responses are final.
+// attempt's budget), connection failures and 2xx answers that are not the
+// API's (an *AnswerError: hibernation, a cancelled transaction, an error
+// envelope). A context canceled by the caller, 4xx, certificate errors and
+// malformed responses are final.
 func IsRetryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
+	}
+	var ae *AnswerError
+	if errors.As(err, &ae) {
+		return true
 	}
 	var se *Error
 	if errors.As(err, &se) {

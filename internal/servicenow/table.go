@@ -56,7 +56,7 @@ func (c *Client) Get(ctx context.Context, table, sysID string, fields ...string)
 	if err != nil {
 		return nil, fmt.Errorf("get %s %s: %w", table, sysID, err)
 	}
-	res, err := c.do(ctx, request{method: http.MethodGet, url: u, authorize: true, idempotent: true}, nil)
+	res, err := c.do(ctx, request{method: http.MethodGet, url: u, authorize: true, idempotent: true, table: table, access: "read"}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("get %s %s: %w", table, sysID, err)
 	}
@@ -93,7 +93,7 @@ func (c *Client) Query(ctx context.Context, table string, q Query, page func([]R
 	visited := map[string]bool{}
 	for {
 		visited[pageKey(next)] = true
-		res, err := c.do(ctx, request{method: http.MethodGet, url: next, authorize: true, idempotent: true}, &stats.Calls)
+		res, err := c.do(ctx, request{method: http.MethodGet, url: next, authorize: true, idempotent: true, table: table, access: "read"}, &stats.Calls)
 		if err != nil {
 			return stats, fmt.Errorf("query %s: page %d: %w", table, stats.Pages+1, err)
 		}
@@ -121,23 +121,6 @@ func (c *Client) Query(ctx context.Context, table string, q Query, page func([]R
 	}
 }
 
-// AddWorkNote adds a work note to a record: PATCH {"work_notes": note}. Any
-// 2xx answer is success, with or without a body.
-func (c *Client) AddWorkNote(ctx context.Context, table, sysID, note string) error {
-	if note == "" {
-		return fmt.Errorf("add work note to %s %s: empty note", table, sysID)
-	}
-	// Only the sys_id comes back: the caller does not need the record.
-	u, err := c.recordURL(table, sysID, []string{FieldSysID})
-	if err != nil {
-		return fmt.Errorf("add work note to %s %s: %w", table, sysID, err)
-	}
-	if _, err := c.write(ctx, http.MethodPatch, u, map[string]string{FieldWorkNotes: note}); err != nil {
-		return fmt.Errorf("add work note to %s %s: %w", table, sysID, err)
-	}
-	return nil
-}
-
 // Insert creates a record: POST /api/now/table/{table}. It returns the
 // record as the instance stored it, sys_id included. Insert is retried only
 // when the instance said it did not process the request (429, 503), since
@@ -147,7 +130,7 @@ func (c *Client) Insert(ctx context.Context, table string, fields map[string]str
 		return nil, fmt.Errorf("insert into %s: invalid table name", table)
 	}
 	u := c.base.String() + "/api/now/table/" + table + "?" + readParams(nil).Encode()
-	res, err := c.write(ctx, http.MethodPost, u, fields)
+	res, err := c.write(ctx, http.MethodPost, table, u, fields)
 	if err != nil {
 		return nil, fmt.Errorf("insert into %s: %w", table, err)
 	}
@@ -160,13 +143,15 @@ func (c *Client) Insert(ctx context.Context, table string, fields map[string]str
 
 // Update sets fields of a record: PATCH /api/now/table/{table}/{sys_id}. It
 // returns the updated record, or nil when the instance answered 2xx without
-// a body.
+// a body. An update that sets a journal field (work_notes, comments) is an
+// append and is not retried after a failure that may have applied it; use
+// WriteJournal to add an entry once.
 func (c *Client) Update(ctx context.Context, table, sysID string, fields map[string]string) (Record, error) {
 	u, err := c.recordURL(table, sysID, nil)
 	if err != nil {
 		return nil, fmt.Errorf("update %s %s: %w", table, sysID, err)
 	}
-	res, err := c.write(ctx, http.MethodPatch, u, fields)
+	res, err := c.write(ctx, http.MethodPatch, table, u, fields)
 	if err != nil {
 		return nil, fmt.Errorf("update %s %s: %w", table, sysID, err)
 	}
@@ -180,10 +165,14 @@ func (c *Client) Update(ctx context.Context, table, sysID string, fields map[str
 	return rec, nil
 }
 
-func (c *Client) write(ctx context.Context, method, u string, fields map[string]string) (response, error) {
+func (c *Client) write(ctx context.Context, method, table, u string, fields map[string]string) (response, error) {
 	body, err := json.Marshal(fields)
 	if err != nil {
 		return response{}, fmt.Errorf("encode fields: %w", err)
+	}
+	access := "write"
+	if method == http.MethodPost {
+		access = "create"
 	}
 	return c.do(ctx, request{
 		method:      method,
@@ -192,8 +181,11 @@ func (c *Client) write(ctx context.Context, method, u string, fields map[string]
 		contentType: "application/json",
 		authorize:   true,
 		// Setting fields to the same values twice is harmless; creating a
-		// record twice is not.
-		idempotent: method != http.MethodPost,
+		// record twice is not, and neither is appending to a journal field
+		// twice (WriteJournal).
+		idempotent: method != http.MethodPost && !hasJournalField(fields),
+		table:      table,
+		access:     access,
 	}, nil)
 }
 
