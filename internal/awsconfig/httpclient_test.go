@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go/logging"
 )
@@ -50,27 +53,30 @@ func (r *recorder) all() []string {
 	return append([]string(nil), r.lines...)
 }
 
-// A response whose body comes after its headers, to a request the transport
-// is still writing when the headers arrive, is read whole, and the request
-// is sent once: the SDK closing the request body must not close the
-// connection under the response (which it would then retry, executing a
-// SendMessageBatch or a ReceiveMessage twice).
-func TestLateResponseBodyRequestSentOnce(t *testing.T) {
-	const queueURL = "http://127.0.0.1/000000000000/q"
-	const answer = `{"QueueUrl":"` + queueURL + `"}`
+// lateBody is a service that answers every request with answer, sending
+// the body 300ms after the headers, and counts the requests.
+func lateBody(t *testing.T, header http.Header, answer string) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
 	var requests atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
 		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		for k, v := range header {
+			w.Header()[k] = v
+		}
 		w.Header().Set("Content-Length", fmt.Sprint(len(answer)))
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush()
 		time.Sleep(300 * time.Millisecond)
 		_, _ = io.WriteString(w, answer)
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv, &requests
+}
 
+// slowConfig is a configuration for srv whose request body writes return
+// late (slowWriteConn) and whose SDK log lines go to logs.
+func slowConfig(srv *httptest.Server, logs *recorder) aws.Config {
 	slow := func(tr *http.Transport) {
 		var d net.Dialer
 		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -81,19 +87,59 @@ func TestLateResponseBodyRequestSentOnce(t *testing.T) {
 			return slowWriteConn{c}, nil
 		}
 	}
-	logs := &recorder{}
-	client := sqs.NewFromConfig(aws.Config{
+	return aws.Config{
 		Region:       LocalRegion,
 		BaseEndpoint: aws.String(srv.URL),
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
 		HTTPClient:   HTTPClient(slow),
 		Logger:       logs,
-	})
+	}
+}
+
+// A response whose body comes after its headers, to a request the transport
+// is still writing when the headers arrive, is read whole, and the request
+// is sent once: the SDK closing the request body must not close the
+// connection under the response (which it would then retry, executing a
+// SendMessageBatch or a ReceiveMessage twice).
+func TestLateResponseBodyRequestSentOnce(t *testing.T) {
+	const queueURL = "http://127.0.0.1/000000000000/q"
+	srv, requests := lateBody(t, http.Header{"Content-Type": {"application/x-amz-json-1.0"}},
+		`{"QueueUrl":"`+queueURL+`"}`)
+	logs := &recorder{}
+	client := sqs.NewFromConfig(slowConfig(srv, logs))
 	out, err := client.GetQueueUrl(context.Background(), &sqs.GetQueueUrlInput{QueueName: aws.String("q")})
 	if err != nil {
 		t.Errorf("GetQueueUrl: %v", err)
 	} else if got := aws.ToString(out.QueueUrl); got != queueURL {
 		t.Errorf("GetQueueUrl = %q, want %q", got, queueURL)
+	}
+	if n := requests.Load(); n != 1 {
+		t.Errorf("the service received the request %d times, want 1", n)
+	}
+	if l := logs.all(); len(l) > 0 {
+		t.Errorf("SDK logged %q, want nothing", l)
+	}
+}
+
+// The same for DynamoDB, whose client checks the body's CRC32 when it
+// closes it: a body cut short failed that check ("response did not match
+// expected checksum") though the service had sent it whole.
+func TestLateResponseBodyChecksumMatches(t *testing.T) {
+	const answer = `{"Item":{"pk":{"S":"x"}}}`
+	srv, requests := lateBody(t, http.Header{
+		"Content-Type": {"application/x-amz-json-1.0"},
+		"X-Amz-Crc32":  {fmt.Sprint(crc32.ChecksumIEEE([]byte(answer)))},
+	}, answer)
+	logs := &recorder{}
+	client := dynamodb.NewFromConfig(slowConfig(srv, logs))
+	out, err := client.GetItem(context.Background(), &dynamodb.GetItemInput{
+		TableName: aws.String("t"),
+		Key:       map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: "x"}},
+	})
+	if err != nil {
+		t.Errorf("GetItem: %v", err)
+	} else if len(out.Item) != 1 {
+		t.Errorf("GetItem item = %v, want pk only", out.Item)
 	}
 	if n := requests.Load(); n != 1 {
 		t.Errorf("the service received the request %d times, want 1", n)
