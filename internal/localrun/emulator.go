@@ -163,6 +163,7 @@ func emulatorProxy(u *url.URL) *httputil.ReverseProxy {
 			r.SetURL(u)
 			// Virtual-hosted execute-api requests are routed by Host.
 			r.Out.Host = r.In.Host
+			emulatorfix.ForwardBody(r.Out)
 		},
 		ModifyResponse: emulatorfix.AddDynamoDBChecksum,
 	}
