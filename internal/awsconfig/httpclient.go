@@ -13,7 +13,17 @@ import (
 // Load applies to every client. A program that gives an SDK client an HTTP
 // client of its own should build it here.
 func HTTPClient(opts ...func(*http.Transport)) aws.HTTPClient {
-	return bodyOwner{next: awshttp.NewBuildableClient().WithTransportOptions(opts...)}
+	return bodyOwner{next: awshttp.NewBuildableClient().WithTransportOptions(append([]func(*http.Transport){sharedPool}, opts...)...)}
+}
+
+// sharedPool sizes the idle pool for a transport that every service client
+// of a configuration shares. The SDK gives each service client a copy of a
+// *BuildableClient, with a pool of its own (10 idle connections per host);
+// any other client, such as bodyOwner, it uses as it is. Against an
+// emulator every service is one host, so the shared pool keeps as many
+// idle connections per host as it keeps in all.
+func sharedPool(t *http.Transport) {
+	t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, t.MaxIdleConns)
 }
 
 // bodyOwner gives net/http a request body that the SDK closing it early
@@ -60,7 +70,9 @@ func ownBodies(c aws.HTTPClient) aws.HTTPClient {
 	case bodyOwner:
 		return c
 	case nil:
-		return bodyOwner{next: awshttp.NewBuildableClient()}
+		return bodyOwner{next: awshttp.NewBuildableClient().WithTransportOptions(sharedPool)}
+	case *awshttp.BuildableClient:
+		return bodyOwner{next: c.WithTransportOptions(sharedPool)}
 	default:
 		return bodyOwner{next: c}
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -156,8 +157,15 @@ func TestLoadOwnsRequestBodies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := cfg.HTTPClient.(bodyOwner); !ok {
-		t.Errorf("HTTPClient = %T, want the body-owning client", cfg.HTTPClient)
+	own, ok := cfg.HTTPClient.(bodyOwner)
+	if !ok {
+		t.Fatalf("HTTPClient = %T, want the body-owning client", cfg.HTTPClient)
+	}
+	// Every service client shares this transport: its pool is sized for all.
+	if bc, ok := own.next.(*awshttp.BuildableClient); !ok {
+		t.Errorf("underlying client = %T, want the SDK's buildable client", own.next)
+	} else if tr := bc.GetTransport(); tr.MaxIdleConnsPerHost < awshttp.DefaultHTTPTransportMaxIdleConns {
+		t.Errorf("MaxIdleConnsPerHost = %d, want at least %d", tr.MaxIdleConnsPerHost, awshttp.DefaultHTTPTransportMaxIdleConns)
 	}
 	if again := ownBodies(cfg.HTTPClient); again != cfg.HTTPClient {
 		t.Errorf("ownBodies wrapped its own client again")
