@@ -5,6 +5,11 @@
 // standard settings apply unchanged: AWS_REGION, AWS_PROFILE, the credential
 // variables and AWS_ENDPOINT_URL (plus AWS_ENDPOINT_URL_<SERVICE>), which is
 // how the same binaries talk to AWS, LocalStack, moto or the embedded emulator.
+//
+// Its HTTP client hands net/http request bodies that the SDK cannot close
+// under a request still being written (see bodyOwner): without it a
+// response is now and then cut off, and the SDK sends a request the
+// service has already executed a second time.
 package awsconfig
 
 import (
@@ -53,6 +58,7 @@ func Load(ctx context.Context, opts Options) (aws.Config, error) {
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("load AWS config: %w", err)
 	}
+	cfg.HTTPClient = ownBodies(cfg.HTTPClient)
 	local := cfg.BaseEndpoint != nil && *cfg.BaseEndpoint != "" || os.Getenv("AWS_ENDPOINT_URL") != ""
 	if cfg.Region == "" {
 		if !local {

@@ -20,6 +20,11 @@ import (
 // every fix below to its responses.
 func Proxy(target *url.URL) *httputil.ReverseProxy {
 	p := httputil.NewSingleHostReverseProxy(target)
+	direct := p.Director
+	p.Director = func(r *http.Request) {
+		direct(r)
+		ForwardBody(r)
+	}
 	p.ModifyResponse = AddDynamoDBChecksum
 	// Runtime API long polls and SQS long polls must stream promptly.
 	p.FlushInterval = -1
@@ -43,3 +48,42 @@ func AddDynamoDBChecksum(resp *http.Response) error {
 	resp.Header.Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(body)), 10))
 	return nil
 }
+
+// ForwardBody gives a proxy's outbound request a body that ends after the
+// inbound request's Content-Length bytes without reading the inbound body
+// again. net/http's write loop reads a body once more after its declared
+// length, to check that nothing is left; the server closes the inbound body
+// when the proxy's handler returns, which may come first, and the write
+// loop then fails on "http: invalid Read on closed Body" and closes the
+// connection to the emulator: the answer was relayed, but every such race
+// costs a pooled connection. Call it from a Director or Rewrite.
+func ForwardBody(out *http.Request) {
+	if out.Body == nil || out.Body == http.NoBody || out.ContentLength <= 0 {
+		return
+	}
+	out.Body = &lengthBody{rc: out.Body, left: out.ContentLength}
+}
+
+// lengthBody reads io.EOF once left bytes are read. Only the write loop
+// reads it; Close may come from the server's goroutine.
+type lengthBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *lengthBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	if b.left <= 0 && err == nil {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (b *lengthBody) Close() error { return b.rc.Close() }

@@ -48,3 +48,58 @@ func TestProxyAddsDynamoDBChecksum(t *testing.T) {
 		})
 	}
 }
+
+// closedAfterClose is a server request body: reading it after Close fails.
+type closedAfterClose struct {
+	r      io.Reader
+	closed bool
+}
+
+func (b *closedAfterClose) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return b.r.Read(p)
+}
+
+func (b *closedAfterClose) Close() error { b.closed = true; return nil }
+
+// The transport reads a body once more after its Content-Length; by then
+// the server may have closed the inbound body. The forwarded body ends
+// without reading it.
+func TestForwardBodyEndsAtContentLength(t *testing.T) {
+	in := &closedAfterClose{r: strings.NewReader(`{"QueueUrl":"q"}`)}
+	out := httptest.NewRequest(http.MethodPost, "/", nil)
+	out.Body, out.ContentLength = in, 16
+	ForwardBody(out)
+	got, err := io.ReadAll(io.LimitReader(out.Body, out.ContentLength))
+	if err != nil || string(got) != `{"QueueUrl":"q"}` {
+		t.Fatalf("read %q, %v; want the whole body", got, err)
+	}
+	_ = in.Close()
+	if n, err := out.Body.Read(make([]byte, 8)); n != 0 || err != io.EOF {
+		t.Errorf("Read after the body's length = %d, %v; want 0, EOF", n, err)
+	}
+	if err := out.Body.Close(); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+}
+
+func TestProxyForwardsRequestBody(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(w, r.Body)
+	}))
+	defer upstream.Close()
+	u, _ := url.Parse(upstream.URL)
+	front := httptest.NewServer(Proxy(u))
+	defer front.Close()
+	const body = `{"QueueUrl":"http://127.0.0.1/000000000000/q","MaxNumberOfMessages":10}`
+	resp, err := http.Post(front.URL, "application/x-amz-json-1.0", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if got, _ := io.ReadAll(resp.Body); string(got) != body {
+		t.Errorf("upstream read %q, want %q", got, body)
+	}
+}

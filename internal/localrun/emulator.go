@@ -139,16 +139,7 @@ func ServeEmulator(target string) (*Emulator, error) {
 		return nil, fmt.Errorf("listen on the emulator's self-call address %s: %w", addr, err)
 	}
 	e := &Emulator{URL: "http://" + addr, polling: map[string]chan struct{}{}}
-	proxy := &httputil.ReverseProxy{
-		Transport:    pooledTransport(),
-		ErrorHandler: proxyError,
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(u)
-			// Virtual-hosted execute-api requests are routed by Host.
-			r.Out.Host = r.In.Host
-		},
-		ModifyResponse: emulatorfix.AddDynamoDBChecksum,
-	}
+	proxy := emulatorProxy(u)
 	e.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if fn, ok := runtimeNext(r.URL.Path); ok {
@@ -160,6 +151,22 @@ func ServeEmulator(target string) (*Emulator, error) {
 	}
 	go func() { _ = e.srv.Serve(l) }()
 	return e, nil
+}
+
+// emulatorProxy is the reverse proxy to kumo at u that the emulator's
+// address serves.
+func emulatorProxy(u *url.URL) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Transport:    pooledTransport(),
+		ErrorHandler: proxyError,
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(u)
+			// Virtual-hosted execute-api requests are routed by Host.
+			r.Out.Host = r.In.Host
+			emulatorfix.ForwardBody(r.Out)
+		},
+		ModifyResponse: emulatorfix.AddDynamoDBChecksum,
+	}
 }
 
 // Close stops serving and, if it started one, the embedded kumo.

@@ -115,11 +115,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	cfg := awstest.Config(t)
 	e := &env{
-		t:   t,
-		res: awstest.Resources(t),
-		// The emulators' CRC32 headers do not match their bodies; on
-		// loopback the check protects nothing and only floods the log.
-		ddb:     dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.DisableValidateResponseChecksum = true }),
+		t:       t,
+		res:     awstest.Resources(t),
+		ddb:     dynamodb.NewFromConfig(cfg),
 		sqs:     sqs.NewFromConfig(cfg),
 		secrets: secrets.New(secretsmanager.NewFromConfig(cfg)),
 		clk:     &clock{t: time.Now().UTC().Truncate(time.Second)},

@@ -1,0 +1,4 @@
+package localrun
+
+// EmulatorProxy is emulatorProxy for the tests.
+var EmulatorProxy = emulatorProxy
