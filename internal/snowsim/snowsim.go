@@ -229,15 +229,18 @@ func (s *Sim) Record(table, sysID string) (map[string]string, bool) {
 	return maps.Clone(r.fields), true
 }
 
-// WorkNotes returns the work notes journaled on a record, oldest first.
+// WorkNotes returns the work notes journaled on a record (its
+// sys_journal_field entries), oldest first.
 func (s *Sim) WorkNotes(table, sysID string) []string {
+	return s.Journal(table, sysID, "work_notes")
+}
+
+// Journal returns the entries of a record's journal field ("comments" or
+// "work_notes"), oldest first.
+func (s *Sim) Journal(table, sysID, element string) []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	t, ok := s.tables[table]
-	if !ok || t.byID[sysID] == nil {
-		return nil
-	}
-	return slices.Clone(t.byID[sysID].journal["work_notes"])
+	return s.journalLocked(table, sysID, element)
 }
 
 // Insert adds a record as a POST to the Table API does, firing Business

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,10 @@ const (
 	TableIncident      = "incident"
 	TableChangeRequest = "change_request"
 	TableUserGroup     = "sys_user_group"
+	// TableJournal holds the entries of every journal field (comments, work
+	// notes): element_id is the record's sys_id, element the field, name
+	// the record's table.
+	TableJournal = "sys_journal_field"
 )
 
 // Outcome errors of record operations.
@@ -62,13 +67,18 @@ var tableDefs = map[string]tableDef{
 		"sys_id": "", "sys_created_on": "", "sys_created_by": "", "sys_updated_on": "",
 		"sys_updated_by": "", "sys_mod_count": "0",
 	}},
+	TableJournal: {columns: map[string]string{
+		"element_id": "", "element": "", "value": "", "name": "",
+		"sys_id": "", "sys_created_on": "", "sys_created_by": "",
+	}},
 }
 
 // references maps a reference field to the table it points at; the
 // simulator resolves dot-walks ("assignment_group.name") through it.
 var references = map[string]string{"assignment_group": TableUserGroup}
 
-// journalFields are appended to a journal on write and read back as "".
+// journalFields are appended to sys_journal_field on write and read back
+// as "" on the record.
 var journalFields = map[string]bool{"work_notes": true, "comments": true}
 
 // systemFields are set by the instance; writes to them are ignored.
@@ -86,8 +96,7 @@ var inactiveStates = map[string]map[string]bool{
 var sysIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 type record struct {
-	fields  map[string]string
-	journal map[string][]string
+	fields map[string]string
 }
 
 type table struct {
@@ -129,13 +138,14 @@ func (s *Sim) insertLocked(tableName string, in map[string]string, user string, 
 		return change{}, fmt.Errorf("%w %s", ErrInvalidTable, tableName)
 	}
 	now := s.clock().UTC().Format(timeLayout)
-	rec := &record{fields: maps.Clone(t.def.columns), journal: map[string][]string{}}
+	rec := &record{fields: maps.Clone(t.def.columns)}
+	var notes []journalEntry
 	for k, v := range in {
 		switch {
 		case systemFields[k] && !seed:
 		case journalFields[k]:
 			if v != "" {
-				rec.journal[k] = append(rec.journal[k], v)
+				notes = append(notes, journalEntry{element: k, value: v})
 			}
 		default:
 			rec.fields[k] = s.resolveRefLocked(k, v)
@@ -157,8 +167,9 @@ func (s *Sim) insertLocked(tableName string, in map[string]string, user string, 
 			t.next = n + 1
 		}
 	}
+	has := func(k string) bool { _, ok := t.def.columns[k]; return ok }
 	for _, k := range []string{"sys_created_on", "sys_updated_on"} {
-		if f[k] == "" || !seed {
+		if has(k) && (f[k] == "" || !seed) {
 			f[k] = now
 		}
 	}
@@ -168,10 +179,10 @@ func (s *Sim) insertLocked(tableName string, in map[string]string, user string, 
 	if f["sys_created_by"] == "" || !seed {
 		f["sys_created_by"] = user
 	}
-	if f["sys_updated_by"] == "" || !seed {
+	if has("sys_updated_by") && (f["sys_updated_by"] == "" || !seed) {
 		f["sys_updated_by"] = user
 	}
-	if !seed || f["sys_mod_count"] == "" {
+	if has("sys_mod_count") && (!seed || f["sys_mod_count"] == "") {
 		f["sys_mod_count"] = "0"
 	}
 	if _, given := in["active"]; !given && inactiveStates[tableName][f["state"]] {
@@ -179,6 +190,12 @@ func (s *Sim) insertLocked(tableName string, in map[string]string, user string, 
 	}
 	t.rows = append(t.rows, rec)
 	t.byID[f["sys_id"]] = rec
+	// Entries are ordered by field name so that a record given both journal
+	// fields journals them in a stable order.
+	slices.SortFunc(notes, func(a, b journalEntry) int { return strings.Compare(a.element, b.element) })
+	for _, n := range notes {
+		s.appendJournalLocked(tableName, f["sys_id"], n.element, n.value, f["sys_created_by"], f["sys_created_on"])
+	}
 	return change{table: tableName, op: "insert", after: maps.Clone(f), written: true}, nil
 }
 
@@ -195,13 +212,13 @@ func (s *Sim) updateLocked(tableName, sysID string, in map[string]string, user s
 	}
 	before := maps.Clone(rec.fields)
 	changed := false
+	var notes []journalEntry
 	for k, v := range in {
 		switch {
 		case systemFields[k] || k == "sys_id":
 		case journalFields[k]:
 			if v != "" {
-				rec.journal[k] = append(rec.journal[k], v)
-				changed = true
+				notes = append(notes, journalEntry{element: k, value: v})
 			}
 		default:
 			v = s.resolveRefLocked(k, v)
@@ -211,7 +228,7 @@ func (s *Sim) updateLocked(tableName, sysID string, in map[string]string, user s
 			}
 		}
 	}
-	if !changed {
+	if !changed && len(notes) == 0 {
 		return change{table: tableName, op: "update", after: before, before: before}, nil
 	}
 	f := rec.fields
@@ -222,9 +239,43 @@ func (s *Sim) updateLocked(tableName, sysID string, in map[string]string, user s
 	}
 	n, _ := strconv.Atoi(f["sys_mod_count"])
 	f["sys_mod_count"] = strconv.Itoa(n + 1)
-	f["sys_updated_on"] = s.clock().UTC().Format(timeLayout)
+	now := s.clock().UTC().Format(timeLayout)
+	f["sys_updated_on"] = now
 	f["sys_updated_by"] = user
+	// A journal entry is part of the update: the record's version moves and
+	// update rules fire, as for any other field.
+	slices.SortFunc(notes, func(a, b journalEntry) int { return strings.Compare(a.element, b.element) })
+	for _, n := range notes {
+		s.appendJournalLocked(tableName, sysID, n.element, n.value, user, now)
+	}
 	return change{table: tableName, op: "update", after: maps.Clone(f), before: before, written: true}, nil
+}
+
+// journalEntry is a value written to a journal field.
+type journalEntry struct{ element, value string }
+
+// appendJournalLocked adds one sys_journal_field entry for a record.
+func (s *Sim) appendJournalLocked(tableName, sysID, element, value, user, at string) {
+	t := s.tables[TableJournal]
+	rec := &record{fields: map[string]string{
+		"sys_id": NewSysID(), "element_id": sysID, "element": element, "value": value,
+		"name": tableName, "sys_created_on": at, "sys_created_by": user,
+	}}
+	t.rows = append(t.rows, rec)
+	t.byID[rec.fields["sys_id"]] = rec
+}
+
+// journalLocked returns the values journaled in a record's field, oldest
+// first.
+func (s *Sim) journalLocked(tableName, sysID, element string) []string {
+	var out []string
+	for _, r := range s.tables[TableJournal].rows {
+		f := r.fields
+		if f["element_id"] == sysID && f["element"] == element && f["name"] == tableName {
+			out = append(out, f["value"])
+		}
+	}
+	return out
 }
 
 // resolveRefLocked turns a reference given by display value (a group name)
