@@ -73,6 +73,13 @@ func writeNoRecord(w http.ResponseWriter) {
 	writeError(w, http.StatusNotFound, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
 }
 
+// writeNoReadRight is the answer for a table the user's ACLs do not let it
+// read: 403, unlike a single row hidden by an ACL, which is a 404.
+func writeNoReadRight(w http.ResponseWriter, table string) {
+	writeError(w, http.StatusForbidden, "Insufficient rights to query records",
+		"The session user has no read access to table "+table)
+}
+
 func (s *Sim) knownTable(name string) bool {
 	_, ok := s.tables[name] // the set of tables never changes after New
 	return ok
@@ -142,10 +149,14 @@ func (s *Sim) renderLocked(fields map[string]string, v view) map[string]any {
 	return out
 }
 
-func (s *Sim) handleGet(w http.ResponseWriter, r *http.Request, _ string) {
+func (s *Sim) handleGet(w http.ResponseWriter, r *http.Request, user string) {
 	table, id := r.PathValue("table"), r.PathValue("sys_id")
 	if !s.knownTable(table) {
 		writeInvalidTable(w, table)
+		return
+	}
+	if !s.canRead(user, table) {
+		writeNoReadRight(w, table)
 		return
 	}
 	if s.hidden(table, id) {
@@ -170,10 +181,14 @@ func (s *Sim) handleGet(w http.ResponseWriter, r *http.Request, _ string) {
 	writeJSON(w, http.StatusOK, map[string]any{"result": out})
 }
 
-func (s *Sim) handleList(w http.ResponseWriter, r *http.Request, _ string) {
+func (s *Sim) handleList(w http.ResponseWriter, r *http.Request, user string) {
 	table := r.PathValue("table")
 	if !s.knownTable(table) {
 		writeInvalidTable(w, table)
+		return
+	}
+	if !s.canRead(user, table) {
+		writeNoReadRight(w, table)
 		return
 	}
 	params := r.URL.Query()

@@ -49,6 +49,9 @@ type Sim struct {
 	propMu     sync.RWMutex
 	properties map[string]string
 
+	aclMu    sync.RWMutex
+	denyRead map[string]bool // "user/table" without table read rights
+
 	faultMu sync.Mutex
 	faults  faultState
 	chaos   chaosState // OutboundFaults and ReadFaults
@@ -109,6 +112,17 @@ func WithProperty(name, value string) Option {
 	return func(s *Sim) { s.properties[name] = value }
 }
 
+// WithReadDenied takes the read right on tables away from user, as a table
+// ACL that user's roles do not satisfy: queries and reads of those tables
+// answer 403 "Insufficient rights to query records".
+func WithReadDenied(user string, tables ...string) Option {
+	return func(s *Sim) {
+		for _, t := range tables {
+			s.denyRead[user+"/"+t] = true
+		}
+	}
+}
+
 // New returns a Sim with empty incident, change_request and sys_user_group
 // tables and outbound HTTP switched on.
 func New(opts ...Option) *Sim {
@@ -121,6 +135,7 @@ func New(opts ...Option) *Sim {
 		tables:        newTables(),
 		auth:          newAuthState(),
 		properties:    map[string]string{},
+		denyRead:      map[string]bool{},
 		outbound:      true,
 		stats:         newStats(),
 	}
@@ -137,6 +152,24 @@ func (s *Sim) SetProperty(name, value string) {
 	s.propMu.Lock()
 	defer s.propMu.Unlock()
 	s.properties[name] = value
+}
+
+// SetReadDenied takes the read right on a table away from a user (denied)
+// or gives it back; see WithReadDenied.
+func (s *Sim) SetReadDenied(user, table string, denied bool) {
+	s.aclMu.Lock()
+	defer s.aclMu.Unlock()
+	if denied {
+		s.denyRead[user+"/"+table] = true
+	} else {
+		delete(s.denyRead, user+"/"+table)
+	}
+}
+
+func (s *Sim) canRead(user, table string) bool {
+	s.aclMu.RLock()
+	defer s.aclMu.RUnlock()
+	return !s.denyRead[user+"/"+table]
 }
 
 func (s *Sim) property(name string) (string, bool) {
