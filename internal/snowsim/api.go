@@ -200,16 +200,17 @@ func (s *Sim) handleList(w http.ResponseWriter, r *http.Request, user string) {
 	if n, err := strconv.Atoi(params.Get("sysparm_offset")); err == nil && n > 0 {
 		offset = n
 	}
-	q, err := parseQuery(params.Get("sysparm_query"))
-	if err != nil {
-		// Instances answer an invalid query with no rows rather than an error.
-		q = nil
-	}
 	v := s.viewOf(r)
 
 	s.mu.RLock()
+	q, bad := parseTerms(params.Get("sysparm_query"))
+	// An instance drops the invalid part of an encoded query (a term that
+	// does not parse, a field the table lacks) and runs the rest, which
+	// can return more rows, up to the whole table; with
+	// glide.invalid_query.returns_no_rows=true it returns none instead.
+	invalid := q.prune(func(f string) bool { return s.fieldKnownLocked(table, f) }) || len(bad) > 0
 	var rows []*record
-	if q != nil {
+	if !invalid || !s.propertyTrue(PropInvalidQueryNoRows) {
 		for _, rec := range s.tables[table].rows {
 			if q.match(s.getterLocked(rec.fields)) {
 				rows = append(rows, rec)

@@ -48,9 +48,20 @@ type query struct {
 }
 
 // parseQuery parses a ServiceNow encoded query such as
-// "active=true^priority<=2^ORurgency=1^ORDERBYDESCsys_updated_on".
+// "active=true^priority<=2^ORurgency=1^ORDERBYDESCsys_updated_on"; a term
+// that does not parse is an error (Business Rule conditions).
 func parseQuery(s string) (*query, error) {
-	q := &query{}
+	q, bad := parseTerms(s)
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrBadQuery, bad[0])
+	}
+	return q, nil
+}
+
+// parseTerms parses an encoded query, skipping the terms that do not parse
+// and returning why each was skipped.
+func parseTerms(s string) (q *query, bad []string) {
+	q = &query{}
 	if strings.TrimSpace(s) == "" {
 		return q, nil
 	}
@@ -70,7 +81,8 @@ func parseQuery(s string) (*query, error) {
 			or := strings.HasPrefix(term, "OR")
 			c, err := parseCondition(strings.TrimPrefix(term, "OR"))
 			if err != nil {
-				return nil, err
+				bad = append(bad, err.Error())
+				continue
 			}
 			if or && len(groups) > 0 {
 				groups[len(groups)-1] = append(groups[len(groups)-1], c)
@@ -82,7 +94,39 @@ func parseQuery(s string) (*query, error) {
 			q.alternatives = append(q.alternatives, groups)
 		}
 	}
-	return q, nil
+	return q, bad
+}
+
+// prune drops the conditions and sort keys on fields the table does not
+// have, as an instance drops the invalid part of an encoded query; it
+// reports whether it dropped anything. An alternative left with no
+// condition matches every record.
+func (q *query) prune(known func(field string) bool) bool {
+	dropped := false
+	alts := q.alternatives[:0]
+	for _, groups := range q.alternatives {
+		kept := groups[:0]
+		for _, group := range groups {
+			g := slices.DeleteFunc(group, func(c condition) bool { return !known(c.field) })
+			dropped = dropped || len(g) < len(group)
+			if len(g) > 0 {
+				kept = append(kept, g)
+			}
+		}
+		if len(kept) == 0 {
+			// Nothing left: this alternative, so the query, matches every
+			// record.
+			dropped = true
+			alts = nil
+			break
+		}
+		alts = append(alts, kept)
+	}
+	q.alternatives = alts
+	// A sort key on an unknown field orders nothing; it is not counted as
+	// an invalid condition.
+	q.order = slices.DeleteFunc(q.order, func(k orderKey) bool { return !known(k.field) })
+	return dropped
 }
 
 // parseCondition splits "fieldOPvalue". Field names are lower case

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -170,6 +171,17 @@ func (s *Sim) canRead(user, table string) bool {
 	s.aclMu.RLock()
 	defer s.aclMu.RUnlock()
 	return !s.denyRead[user+"/"+table]
+}
+
+// PropInvalidQueryNoRows is the system property that makes an encoded query
+// with an invalid term return no rows; by default (unset or false) the
+// invalid term is dropped and the rest of the query runs.
+const PropInvalidQueryNoRows = "glide.invalid_query.returns_no_rows"
+
+// propertyTrue reports whether a system property is set to "true".
+func (s *Sim) propertyTrue(name string) bool {
+	v, _ := s.property(name)
+	return strings.EqualFold(v, "true")
 }
 
 func (s *Sim) property(name string) (string, bool) {

@@ -104,12 +104,46 @@ type table struct {
 	next int
 	rows []*record
 	byID map[string]*record
+	// extra are fields beyond the table's default columns that a fixture
+	// or a write introduced (custom u_ fields on a real instance).
+	extra map[string]bool
+}
+
+func (t *table) hasField(f string) bool {
+	_, ok := t.def.columns[f]
+	return ok || t.extra[f]
+}
+
+// noteField records a field written to the table.
+func (t *table) noteField(f string) {
+	if _, ok := t.def.columns[f]; !ok {
+		t.extra[f] = true
+	}
+}
+
+// fieldKnownLocked reports whether a table has a field; a dot-walk
+// ("assignment_group.name") is known when the reference field is and the
+// table it points at has the field.
+func (s *Sim) fieldKnownLocked(tableName, field string) bool {
+	t, ok := s.tables[tableName]
+	if !ok {
+		return false
+	}
+	ref, sub, dotted := strings.Cut(field, ".")
+	if !t.hasField(ref) {
+		return false
+	}
+	if !dotted {
+		return true
+	}
+	target, ok := references[ref]
+	return ok && !strings.Contains(sub, ".") && s.tables[target].hasField(sub)
 }
 
 func newTables() map[string]*table {
 	ts := make(map[string]*table, len(tableDefs))
 	for name, def := range tableDefs {
-		ts[name] = &table{def: def, next: def.firstNum, byID: map[string]*record{}}
+		ts[name] = &table{def: def, next: def.firstNum, byID: map[string]*record{}, extra: map[string]bool{}}
 	}
 	return ts
 }
@@ -148,6 +182,7 @@ func (s *Sim) insertLocked(tableName string, in map[string]string, user string, 
 				notes = append(notes, journalEntry{element: k, value: v})
 			}
 		default:
+			t.noteField(k)
 			rec.fields[k] = s.resolveRefLocked(k, v)
 		}
 	}
@@ -221,6 +256,7 @@ func (s *Sim) updateLocked(tableName, sysID string, in map[string]string, user s
 				notes = append(notes, journalEntry{element: k, value: v})
 			}
 		default:
+			t.noteField(k)
 			v = s.resolveRefLocked(k, v)
 			if old, ok := rec.fields[k]; !ok || old != v {
 				rec.fields[k] = v
