@@ -204,6 +204,7 @@ func (s *Sim) handleList(w http.ResponseWriter, r *http.Request, user string) {
 
 	s.mu.RLock()
 	q, bad := parseTerms(params.Get("sysparm_query"))
+	q.caseSensitive = s.caseSensitiveQueries
 	// An instance drops the invalid part of an encoded query (a term that
 	// does not parse, a field the table lacks) and runs the rest, which
 	// can return more rows, up to the whole table; with

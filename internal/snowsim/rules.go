@@ -13,7 +13,8 @@ var ErrBadRule = errors.New("invalid business rule")
 
 // Rule is an "after" Business Rule: when a record of Table is inserted or
 // updated (per Insert and Update) and matches Condition (an encoded query,
-// evaluated against the record after the change), Script runs with
+// evaluated against the record after the change, comparing strings
+// case-sensitively as filter conditions do), Script runs with
 // current, previous, gs, sn_ws.RESTMessageV2 and the Glide classes.
 type Rule struct {
 	Name      string
@@ -44,6 +45,10 @@ func (s *Sim) AddBusinessRule(rule Rule) error {
 	if err != nil {
 		return fmt.Errorf("%w %q: condition: %w", ErrBadRule, rule.Name, err)
 	}
+	// A filter condition is evaluated by GlideFilter, which compares
+	// strings case-sensitively whatever the database does: a condition
+	// assignment_group.name=network never matches the group "Network".
+	cond.caseSensitive = true
 	prog, err := goja.Compile(rule.Name, rule.Script, false)
 	if err != nil {
 		return fmt.Errorf("%w %q: script: %w", ErrBadRule, rule.Name, err)

@@ -40,6 +40,9 @@ type Sim struct {
 	client    *http.Client
 	// scriptTimeout bounds the JavaScript part of a Business Rule run.
 	scriptTimeout time.Duration
+	// caseSensitiveQueries makes Table API queries compare strings
+	// case-sensitively (WithCaseSensitiveQueries).
+	caseSensitiveQueries bool
 
 	mu     sync.RWMutex // tables and rules
 	tables map[string]*table
@@ -111,6 +114,16 @@ func WithScriptTimeout(d time.Duration) Option { return func(s *Sim) { s.scriptT
 // WithProperty sets a system property read by gs.getProperty.
 func WithProperty(name, value string) Option {
 	return func(s *Sim) { s.properties[name] = value }
+}
+
+// WithCaseSensitiveQueries makes encoded queries of the Table API compare
+// strings case-sensitively (short_description=Disk full no longer matches
+// "disk full"), as on an instance whose database or column collation is
+// case-sensitive. The default is case-insensitive, as on ServiceNow's
+// default databases. Business Rule conditions are case-sensitive either
+// way.
+func WithCaseSensitiveQueries(on bool) Option {
+	return func(s *Sim) { s.caseSensitiveQueries = on }
 }
 
 // WithReadDenied takes the read right on tables away from user, as a table
