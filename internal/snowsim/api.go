@@ -34,10 +34,18 @@ func (s *Sim) routes() *http.ServeMux {
 // ServeHTTP serves the Table API and the OAuth token endpoint.
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, sim: s, method: r.Method}
-	if s.injectFault(sw, r) {
+	serve := func() {
+		if s.injectFault(sw, r) {
+			return
+		}
+		s.mux.ServeHTTP(sw, r)
+	}
+	if !strings.HasPrefix(r.URL.Path, "/api/") {
+		serve()
 		return
 	}
-	s.mux.ServeHTTP(sw, r)
+	// Injected latency counts as time on an API thread.
+	s.withAPIThread(sw, r, serve)
 }
 
 func (s *Sim) authed(h func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
@@ -45,6 +53,9 @@ func (s *Sim) authed(h func(http.ResponseWriter, *http.Request, string)) http.Ha
 		user, ok := s.authenticate(r)
 		if !ok {
 			writeError(w, http.StatusUnauthorized, "User Not Authenticated", "Required to provide Auth information")
+			return
+		}
+		if s.rateLimit(w, user) {
 			return
 		}
 		h(w, r, user)

@@ -25,8 +25,9 @@ type Faults struct {
 	RetryAfter    time.Duration
 	// DropRate closes the connection without a response.
 	DropRate float64
-	// RateLimitPerMinute answers 429 once this many requests have been
-	// served in the current minute of the sim clock (0: no limit).
+	// RateLimitPerMinute is a rate limit rule for every user with a
+	// one-minute window (0: none); a RateLimitRule set with WithRateLimit
+	// or SetRateLimits takes precedence.
 	RateLimitPerMinute int
 	// Hidden records ("table/sys_id") read as 404 and are trimmed from query
 	// results after the page is cut, as ServiceNow's ACLs do: a page may be
@@ -37,10 +38,8 @@ type Faults struct {
 }
 
 type faultState struct {
-	f           Faults
-	rng         *rand.Rand
-	windowStart time.Time
-	windowCount int
+	f   Faults
+	rng *rand.Rand
 }
 
 func (fs *faultState) reset(f Faults) {
@@ -51,8 +50,6 @@ func (fs *faultState) reset(f Faults) {
 	f.Hidden = maps.Clone(f.Hidden) // the caller may keep editing its map
 	fs.f = f
 	fs.rng = rand.New(rand.NewPCG(seed, seed^0x5eed))
-	fs.windowStart = time.Time{}
-	fs.windowCount = 0
 }
 
 // roll draws against rate. It draws only for a rate above 0, so fault
@@ -65,8 +62,9 @@ func (fs *faultState) roll(rate float64) bool {
 // and restarts their random sequence and rate-limit window.
 func (s *Sim) SetFaults(f Faults) {
 	s.faultMu.Lock()
-	defer s.faultMu.Unlock()
 	s.faults.reset(f)
+	s.faultMu.Unlock()
+	s.setFaultRateLimit(f.RateLimitPerMinute)
 }
 
 func (s *Sim) hidden(table, sysID string) bool {
@@ -87,43 +85,31 @@ const (
 	faultNone faultAction = iota
 	faultDrop
 	fault429
-	faultRateLimit
 	faultError
 )
 
 // decideFault picks this request's fault under the lock, so the draws keep
 // their order; the slow parts (sleeping, writing) happen outside it.
-func (s *Sim) decideFault() (faultAction, Faults, time.Time) {
+func (s *Sim) decideFault() (faultAction, Faults) {
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
 	fs := &s.faults
 	f := fs.f
-	now := s.clock()
-	if f.RateLimitPerMinute > 0 {
-		window := now.Truncate(time.Minute)
-		if !window.Equal(fs.windowStart) {
-			fs.windowStart, fs.windowCount = window, 0
-		}
-		if fs.windowCount >= f.RateLimitPerMinute {
-			return faultRateLimit, f, window.Add(time.Minute)
-		}
-		fs.windowCount++
-	}
 	switch {
 	case fs.roll(f.DropRate):
-		return faultDrop, f, now
+		return faultDrop, f
 	case fs.roll(f.Status429Rate):
-		return fault429, f, now
+		return fault429, f
 	case fs.roll(f.ErrorRate):
-		return faultError, f, now
+		return faultError, f
 	}
-	return faultNone, f, now
+	return faultNone, f
 }
 
 // injectFault applies a fault to the request; it reports whether the
 // request was answered (or dropped) and must not be handled.
 func (s *Sim) injectFault(w *statusWriter, r *http.Request) bool {
-	action, f, reset := s.decideFault()
+	action, f := s.decideFault()
 	if f.Latency > 0 {
 		t := time.NewTimer(f.Latency)
 		select {
@@ -149,12 +135,6 @@ func (s *Sim) injectFault(w *statusWriter, r *http.Request) bool {
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
 		writeError(w, http.StatusTooManyRequests, "Too Many Requests", "The instance is throttling requests")
-	case faultRateLimit:
-		secs := int(reset.Sub(s.clock()).Round(time.Second) / time.Second)
-		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-		w.Header().Set("X-RateLimit-Limit", strconv.Itoa(f.RateLimitPerMinute))
-		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
-		writeError(w, http.StatusTooManyRequests, "Rate limit exceeded", "Too many requests for the rate limit rule")
 	case faultError:
 		status := f.ErrorStatus
 		if status == 0 {

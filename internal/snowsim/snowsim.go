@@ -56,6 +56,9 @@ type Sim struct {
 	aclMu    sync.RWMutex
 	denyRead map[string]bool // "user/table" without table read rights
 
+	limits rateLimits
+	sem    semaphore
+
 	faultMu sync.Mutex
 	faults  faultState
 	chaos   chaosState // OutboundFaults and ReadFaults
@@ -150,6 +153,7 @@ func New(opts ...Option) *Sim {
 		auth:          newAuthState(),
 		properties:    map[string]string{},
 		denyRead:      map[string]bool{},
+		limits:        rateLimits{counts: map[string]*rateCount{}},
 		outbound:      true,
 		stats:         newStats(),
 	}
