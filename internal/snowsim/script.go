@@ -301,12 +301,19 @@ func (e *scriptEnv) restMessage(call goja.ConstructorCall) *goja.Object {
 			req := *m
 			req.headers = m.headers.Clone()
 			res := &outboundResult{done: make(chan struct{})}
+			delay, resend := e.sim.eccPlan()
 			e.sim.startAsync()
 			go func() {
 				defer e.sim.endAsync()
+				time.Sleep(delay) // waiting in the ECC queue
 				r := e.sim.send(req)
 				res.status, res.body, res.headers, res.err = r.status, r.body, r.headers, r.err
 				close(res.done)
+				if resend > 0 {
+					time.Sleep(resend)
+					e.sim.count(func(st *Stats) { st.OutboundResent++ })
+					e.sim.send(req)
+				}
 			}()
 			return e.response(res)
 		},

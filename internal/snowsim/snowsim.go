@@ -157,6 +157,8 @@ func New(opts ...Option) *Sim {
 		outbound:      true,
 		stats:         newStats(),
 	}
+	s.chaos.ecc = ECCQueue{Delay: DefaultECCDelay}
+	s.chaos.eccRng = seeded(0)
 	for _, o := range opts {
 		o(s)
 	}
