@@ -34,6 +34,10 @@ func (s *Sim) routes() *http.ServeMux {
 // ServeHTTP serves the Table API and the OAuth token endpoint.
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, sim: s, method: r.Method}
+	if s.Hibernating() {
+		writeHibernating(sw)
+		return
+	}
 	serve := func() {
 		if s.injectFault(sw, r) {
 			return
@@ -247,6 +251,10 @@ func (s *Sim) handleList(w http.ResponseWriter, r *http.Request, user string) {
 		w.Header().Set("X-Total-Count", strconv.Itoa(total))
 	}
 	w.Header().Set("Link", linkHeader(r, offset, limit, total, noCount))
+	if s.quotaCancel() {
+		writeQuotaCancelled(w, map[string]any{"result": result})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"result": result})
 }
 

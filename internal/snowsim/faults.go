@@ -1,6 +1,7 @@
 package snowsim
 
 import (
+	"encoding/json"
 	"maps"
 	"math/rand/v2"
 	"net/http"
@@ -35,6 +36,11 @@ type Faults struct {
 	Hidden map[string]bool
 	// DuplicateRate makes a Business Rule run its script twice.
 	DuplicateRate float64
+	// QuotaCancelRate makes a query (GET of a table) be cancelled by a
+	// transaction quota rule while its answer was being written: status 200
+	// with the normal headers, the body cut part-way and an error object
+	// appended to it.
+	QuotaCancelRate float64
 }
 
 type faultState struct {
@@ -71,6 +77,24 @@ func (s *Sim) hidden(table, sysID string) bool {
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
 	return s.faults.f.Hidden[table+"/"+sysID]
+}
+
+func (s *Sim) quotaCancel() bool {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	return s.faults.roll(s.faults.f.QuotaCancelRate)
+}
+
+// writeQuotaCancelled writes a query answer as a transaction cancelled by a
+// quota rule does: 200, the JSON body cut off halfway, then the error and
+// status members a complete error envelope would carry.
+func writeQuotaCancelled(w http.ResponseWriter, v any) {
+	body, _ := json.Marshal(v) // records of strings always marshal
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body[:len(body)/2])
+	_, _ = w.Write([]byte(`"error":{"message":"Transaction cancelled: maximum execution time exceeded",` +
+		`"detail":"A transaction quota rule cancelled the request while its answer was being written"},"status":"failure"}`))
 }
 
 func (s *Sim) duplicateRule() bool {

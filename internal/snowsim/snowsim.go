@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -62,6 +63,8 @@ type Sim struct {
 	faultMu sync.Mutex
 	faults  faultState
 	chaos   chaosState // OutboundFaults and ReadFaults
+
+	hibernating atomic.Bool
 
 	outMu    sync.Mutex
 	outbound bool
@@ -208,6 +211,27 @@ func (s *Sim) property(name string) (string, bool) {
 	defer s.propMu.RUnlock()
 	v, ok := s.properties[name]
 	return v, ok
+}
+
+// WithHibernating starts the Sim hibernating; see SetHibernating.
+func WithHibernating() Option { return func(s *Sim) { s.hibernating.Store(true) } }
+
+// SetHibernating puts the instance to sleep or wakes it. A hibernating
+// developer instance answers every request, API calls and token requests
+// alike, with 200 and an HTML page asking its owner to wake it; nothing is
+// served and no Business Rule runs.
+func (s *Sim) SetHibernating(on bool) { s.hibernating.Store(on) }
+
+// Hibernating reports whether the instance is hibernating.
+func (s *Sim) Hibernating() bool { return s.hibernating.Load() }
+
+// writeHibernating writes the page a hibernating instance serves.
+func writeHibernating(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html;charset=UTF-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "<!DOCTYPE html>\n<html><head><title>Instance hibernating</title></head>"+
+		"<body><h1>This instance is hibernating</h1>"+
+		"<p>Sign in to the developer portal to wake it up.</p></body></html>\n")
 }
 
 // SetOutbound switches outbound HTTP (RESTMessageV2) on or off. Off, every
