@@ -95,6 +95,26 @@ func writeNoReadRight(w http.ResponseWriter, table string) {
 		"The session user has no read access to table "+table)
 }
 
+// syncGenerated brings sys_dictionary up to date with the tables' fields
+// before it is read.
+func (s *Sim) syncGenerated(table string) {
+	if table == TableDictionary {
+		s.mu.Lock()
+		s.syncDictionaryLocked()
+		s.mu.Unlock()
+	}
+}
+
+// refuseGenerated answers a write to a table the simulator keeps itself.
+func refuseGenerated(w http.ResponseWriter, table string) bool {
+	if !generatedTables[table] {
+		return false
+	}
+	writeError(w, http.StatusForbidden, "Operation Failed",
+		"Table "+table+" is kept by the simulator: add Business Rules with AddBusinessRule, fields with a fixture")
+	return true
+}
+
 func (s *Sim) knownTable(name string) bool {
 	_, ok := s.tables[name] // the set of tables never changes after New
 	return ok
@@ -174,6 +194,7 @@ func (s *Sim) handleGet(w http.ResponseWriter, r *http.Request, user string) {
 		writeNoReadRight(w, table)
 		return
 	}
+	s.syncGenerated(table)
 	if s.hidden(table, id) {
 		writeNoRecord(w)
 		return
@@ -206,6 +227,7 @@ func (s *Sim) handleList(w http.ResponseWriter, r *http.Request, user string) {
 		writeNoReadRight(w, table)
 		return
 	}
+	s.syncGenerated(table)
 	params := r.URL.Query()
 	limit := s.pageLimit
 	if n, err := strconv.Atoi(params.Get("sysparm_limit")); err == nil && n > 0 {
@@ -333,6 +355,9 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, user string) 
 		writeInvalidTable(w, table)
 		return
 	}
+	if refuseGenerated(w, table) {
+		return
+	}
 	in, err := readFields(r)
 	if err != nil {
 		writeBadBody(w)
@@ -358,6 +383,9 @@ func (s *Sim) handleUpdate(w http.ResponseWriter, r *http.Request, user string) 
 	table, id := r.PathValue("table"), r.PathValue("sys_id")
 	if !s.knownTable(table) {
 		writeInvalidTable(w, table)
+		return
+	}
+	if refuseGenerated(w, table) {
 		return
 	}
 	if s.hidden(table, id) {
@@ -392,6 +420,9 @@ func (s *Sim) handleDelete(w http.ResponseWriter, r *http.Request, _ string) {
 	table, id := r.PathValue("table"), r.PathValue("sys_id")
 	if !s.knownTable(table) {
 		writeInvalidTable(w, table)
+		return
+	}
+	if refuseGenerated(w, table) {
 		return
 	}
 	if s.hidden(table, id) {

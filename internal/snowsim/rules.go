@@ -16,6 +16,12 @@ var ErrBadRule = errors.New("invalid business rule")
 // evaluated against the record after the change, comparing strings
 // case-sensitively as filter conditions do), Script runs with
 // current, previous, gs, sn_ws.RESTMessageV2 and the Glide classes.
+//
+// Scope is the rule's application scope: "" or "global" for Global, else a
+// scoped application's scope name ("x_acme_app"). As on an instance,
+// GlideCertificateEncryption exists only in Global; scoped scripts have
+// CertificateEncryption. An Inactive rule never runs. Registered rules read
+// back through the Table API as sys_script records.
 type Rule struct {
 	Name      string
 	Table     string
@@ -23,12 +29,16 @@ type Rule struct {
 	Script    string
 	Insert    bool
 	Update    bool
+	Scope     string
+	Inactive  bool
 }
 
 type compiledRule struct {
 	Rule
-	cond *query
-	prog *goja.Program
+	cond  *query
+	prog  *goja.Program
+	sysID string // its sys_script record
+	added string // when it was first added
 }
 
 // AddBusinessRule registers a rule, replacing one of the same name. It
@@ -53,11 +63,13 @@ func (s *Sim) AddBusinessRule(rule Rule) error {
 	if err != nil {
 		return fmt.Errorf("%w %q: script: %w", ErrBadRule, rule.Name, err)
 	}
-	cr := &compiledRule{Rule: rule, cond: cond, prog: prog}
+	cr := &compiledRule{Rule: rule, cond: cond, prog: prog, sysID: NewSysID(), added: formatTime(s.clock())}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.syncScriptsLocked()
 	for i, r := range s.rules {
 		if r.Name == rule.Name {
+			cr.sysID, cr.added = r.sysID, r.added
 			s.rules[i] = cr
 			return nil
 		}
@@ -73,6 +85,7 @@ func (s *Sim) RemoveBusinessRule(name string) bool {
 	for i, r := range s.rules {
 		if r.Name == name {
 			s.rules = append(s.rules[:i], s.rules[i+1:]...)
+			s.syncScriptsLocked()
 			return true
 		}
 	}
@@ -91,7 +104,7 @@ func (s *Sim) fireRules(c change, user string) {
 	s.mu.RLock()
 	get := s.getterLocked(c.after)
 	for _, r := range s.rules {
-		if r.Table != c.table || (c.op == "insert" && !r.Insert) || (c.op == "update" && !r.Update) {
+		if r.Inactive || r.Table != c.table || (c.op == "insert" && !r.Insert) || (c.op == "update" && !r.Update) {
 			continue
 		}
 		if r.cond.match(get) {

@@ -41,11 +41,14 @@ type scriptEnv struct {
 	vm   *goja.Runtime
 	rule string
 	user string
+	// global is whether the rule runs in the Global scope, the only one
+	// with GlideCertificateEncryption.
+	global bool
 }
 
 func (s *Sim) runScript(r *compiledRule, c change, user string) (err error) {
 	vm := goja.New()
-	e := &scriptEnv{sim: s, vm: vm, rule: r.Name, user: user}
+	e := &scriptEnv{sim: s, vm: vm, rule: r.Name, user: user, global: r.Scope == "" || r.Scope == GlobalScope}
 	if err := e.install(c); err != nil {
 		return fmt.Errorf("install shims: %w", err)
 	}
@@ -82,15 +85,19 @@ func (e *scriptEnv) install(c change) error {
 			return err
 		}
 	}
-	for name, v := range map[string]any{
-		"current":                    e.record(c.table, c.after, c.op, c.before),
-		"previous":                   previous,
-		"gs":                         e.gs(),
-		"sn_ws":                      sn,
-		"GlideDateTime":              e.glideDateTime,
-		"GlideCertificateEncryption": e.certEncryption,
-		"GlideStringUtil":            strUtil,
-	} {
+	globals := map[string]any{
+		"current":               e.record(c.table, c.after, c.op, c.before),
+		"previous":              previous,
+		"gs":                    e.gs(),
+		"sn_ws":                 sn,
+		"GlideDateTime":         e.glideDateTime,
+		"CertificateEncryption": e.certEncryption,
+		"GlideStringUtil":       strUtil,
+	}
+	if e.global {
+		globals["GlideCertificateEncryption"] = e.certEncryption
+	}
+	for name, v := range globals {
 		if err := vm.Set(name, v); err != nil {
 			return err
 		}
@@ -217,8 +224,9 @@ func (e *scriptEnv) glideDateTime(call goja.ConstructorCall) *goja.Object {
 	return nil
 }
 
-// certEncryption is `new GlideCertificateEncryption()`; generateMac takes
-// the key base64-encoded and returns the MAC base64-encoded.
+// certEncryption is `new GlideCertificateEncryption()` (Global scope only)
+// and `new CertificateEncryption()` (any scope); generateMac takes the key
+// base64-encoded and returns the MAC base64-encoded.
 func (e *scriptEnv) certEncryption(call goja.ConstructorCall) *goja.Object {
 	vm := e.vm
 	_ = call.This.Set("generateMac", func(key, alg, data string) string {

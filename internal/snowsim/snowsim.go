@@ -54,6 +54,10 @@ type Sim struct {
 	propMu     sync.RWMutex
 	properties map[string]string
 
+	// userTZ and userRoles configure the sys_user records written at New.
+	userTZ    map[string]string
+	userRoles map[string][]string
+
 	aclMu    sync.RWMutex
 	denyRead map[string]bool // "user/table" without table read rights
 
@@ -156,6 +160,8 @@ func New(opts ...Option) *Sim {
 		auth:          newAuthState(),
 		properties:    map[string]string{},
 		denyRead:      map[string]bool{},
+		userTZ:        map[string]string{},
+		userRoles:     map[string][]string{},
 		limits:        rateLimits{counts: map[string]*rateCount{}},
 		outbound:      true,
 		stats:         newStats(),
@@ -165,6 +171,7 @@ func New(opts ...Option) *Sim {
 	for _, o := range opts {
 		o(s)
 	}
+	s.seedUsersLocked()
 	s.faults.reset(Faults{})
 	s.mux = s.routes()
 	return s
@@ -367,9 +374,11 @@ func (s *Sim) Seed(r io.Reader) error {
 		return fmt.Errorf("decode fixture: %w", err)
 	}
 	names := slices.Sorted(maps.Keys(fx))
-	// sys_user_group sorts last; references need it first.
-	if i := slices.Index(names, TableUserGroup); i >= 0 {
-		names = append([]string{TableUserGroup}, slices.Delete(names, i, i+1)...)
+	// Groups, users and roles sort last; references need them first.
+	for _, first := range []string{TableUserRole, TableRole, TableUser, TableUserGroup} {
+		if i := slices.Index(names, first); i >= 0 {
+			names = append([]string{first}, slices.Delete(names, i, i+1)...)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -53,7 +53,7 @@ func withColumns(base map[string]string, extra map[string]string) map[string]str
 	return m
 }
 
-var tableDefs = map[string]tableDef{
+var tableDefs = mergeDefs(systemTableDefs, map[string]tableDef{
 	TableIncident: {prefix: "INC", firstNum: 10001, columns: withColumns(taskColumns, map[string]string{
 		"state": "1", "priority": "5", "caller_id": "", "category": "inquiry",
 		"sys_class_name": "incident", "resolved_at": "", "close_code": "",
@@ -71,11 +71,20 @@ var tableDefs = map[string]tableDef{
 		"element_id": "", "element": "", "value": "", "name": "",
 		"sys_id": "", "sys_created_on": "", "sys_created_by": "",
 	}},
+})
+
+func mergeDefs(a, b map[string]tableDef) map[string]tableDef {
+	m := maps.Clone(a)
+	maps.Copy(m, b)
+	return m
 }
 
 // references maps a reference field to the table it points at; the
 // simulator resolves dot-walks ("assignment_group.name") through it.
-var references = map[string]string{"assignment_group": TableUserGroup}
+var references = map[string]string{
+	"assignment_group": TableUserGroup,
+	"user":             TableUser, "role": TableRole, "manager": TableUser, "sys_scope": TableScope,
+}
 
 // journalFields are appended to sys_journal_field on write and read back
 // as "" on the record.
@@ -107,6 +116,9 @@ type table struct {
 	// extra are fields beyond the table's default columns that a fixture
 	// or a write introduced (custom u_ fields on a real instance).
 	extra map[string]bool
+	// removed are fields this instance lacks (WithoutField); writes to them
+	// are ignored, as the Table API ignores fields a table does not have.
+	removed map[string]bool
 }
 
 func (t *table) hasField(f string) bool {
@@ -143,7 +155,7 @@ func (s *Sim) fieldKnownLocked(tableName, field string) bool {
 func newTables() map[string]*table {
 	ts := make(map[string]*table, len(tableDefs))
 	for name, def := range tableDefs {
-		ts[name] = &table{def: def, next: def.firstNum, byID: map[string]*record{}, extra: map[string]bool{}}
+		ts[name] = &table{def: def, next: def.firstNum, byID: map[string]*record{}, extra: map[string]bool{}, removed: map[string]bool{}}
 	}
 	return ts
 }
@@ -176,6 +188,7 @@ func (s *Sim) insertLocked(tableName string, in map[string]string, user string, 
 	var notes []journalEntry
 	for k, v := range in {
 		switch {
+		case t.removed[k]:
 		case systemFields[k] && !seed:
 		case journalFields[k]:
 			if v != "" {
@@ -190,7 +203,7 @@ func (s *Sim) insertLocked(tableName string, in map[string]string, user string, 
 	switch id := f["sys_id"]; {
 	case t.byID[id] != nil:
 		return change{}, fmt.Errorf("insert %s %s: %w", tableName, id, ErrDuplicate)
-	case !sysIDPattern.MatchString(id):
+	case !sysIDPattern.MatchString(id) && !(tableName == TableScope && id == GlobalScope):
 		// ServiceNow makes a sys_id when none (or an unusable one) is given.
 		f["sys_id"] = NewSysID()
 	}
@@ -250,6 +263,7 @@ func (s *Sim) updateLocked(tableName, sysID string, in map[string]string, user s
 	var notes []journalEntry
 	for k, v := range in {
 		switch {
+		case t.removed[k]:
 		case systemFields[k] || k == "sys_id":
 		case journalFields[k]:
 			if v != "" {
