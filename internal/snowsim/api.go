@@ -345,6 +345,12 @@ func stringFields(raw map[string]any) (map[string]string, error) {
 	return out, nil
 }
 
+// displayInput reports whether a write gives references by display value
+// (sysparm_input_display_value=true); by default they are taken as given.
+func displayInput(r *http.Request) bool {
+	return r.URL.Query().Get("sysparm_input_display_value") == "true"
+}
+
 func writeBadBody(w http.ResponseWriter) {
 	writeError(w, http.StatusBadRequest, "Exception while reading request", "The payload is not valid JSON.")
 }
@@ -364,7 +370,7 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, user string) 
 		return
 	}
 	s.mu.Lock()
-	c, err := s.insertLocked(table, in, user, false)
+	c, err := s.insertLocked(table, in, user, false, displayInput(r))
 	var out map[string]any
 	if err == nil {
 		out = s.renderLocked(c.after, s.viewOf(r))
@@ -398,7 +404,7 @@ func (s *Sim) handleUpdate(w http.ResponseWriter, r *http.Request, user string) 
 		return
 	}
 	s.mu.Lock()
-	c, err := s.updateLocked(table, id, in, user)
+	c, err := s.updateLocked(table, id, in, user, displayInput(r))
 	var out map[string]any
 	if err == nil {
 		out = s.renderLocked(c.after, s.viewOf(r))

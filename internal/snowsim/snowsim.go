@@ -339,10 +339,11 @@ func (s *Sim) Journal(table, sysID, element string) []string {
 }
 
 // Insert adds a record as a POST to the Table API does, firing Business
-// Rules; it returns the record written.
+// Rules; it returns the record written. Reference fields are stored as
+// given (a sys_id), as without sysparm_input_display_value.
 func (s *Sim) Insert(table string, fields map[string]string) (map[string]string, error) {
 	s.mu.Lock()
-	c, err := s.insertLocked(table, fields, "admin", false)
+	c, err := s.insertLocked(table, fields, "admin", false, false)
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -353,9 +354,10 @@ func (s *Sim) Insert(table string, fields map[string]string) (map[string]string,
 
 // Update changes a record as a PATCH to the Table API does, firing Business
 // Rules when something changed; it returns the record after the update.
+// Reference fields are stored as given, as in Insert.
 func (s *Sim) Update(table, sysID string, fields map[string]string) (map[string]string, error) {
 	s.mu.Lock()
-	c, err := s.updateLocked(table, sysID, fields, "admin")
+	c, err := s.updateLocked(table, sysID, fields, "admin", false)
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -366,8 +368,10 @@ func (s *Sim) Update(table, sysID string, fields map[string]string) (map[string]
 
 // Seed loads records from a JSON fixture
 // {"incident":[{...}],"change_request":[...],"sys_user_group":[...]}.
-// Values may be strings, numbers or booleans. Groups load first so records
-// can name their assignment_group. No Business Rule fires.
+// Values may be strings, numbers or booleans. Groups, users and roles load
+// first, and a fixture may name a reference by display value (a group's
+// name): fixtures resolve it, as a write with
+// sysparm_input_display_value=true would. No Business Rule fires.
 func (s *Sim) Seed(r io.Reader) error {
 	var fx map[string][]map[string]any
 	if err := json.NewDecoder(r).Decode(&fx); err != nil {
@@ -388,7 +392,7 @@ func (s *Sim) Seed(r io.Reader) error {
 			if err != nil {
 				return fmt.Errorf("fixture %s[%d]: %w", name, i, err)
 			}
-			if _, err := s.insertLocked(name, in, "admin", true); err != nil {
+			if _, err := s.insertLocked(name, in, "admin", true, true); err != nil {
 				return fmt.Errorf("fixture %s[%d]: %w", name, i, err)
 			}
 		}

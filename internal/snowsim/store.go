@@ -82,8 +82,9 @@ func mergeDefs(a, b map[string]tableDef) map[string]tableDef {
 // references maps a reference field to the table it points at; the
 // simulator resolves dot-walks ("assignment_group.name") through it.
 var references = map[string]string{
-	"assignment_group": TableUserGroup,
-	"user":             TableUser, "role": TableRole, "manager": TableUser, "sys_scope": TableScope,
+	"assignment_group": TableUserGroup, "assigned_to": TableUser, "caller_id": TableUser,
+	"cmdb_ci": TableCI, "user": TableUser, "role": TableRole, "manager": TableUser,
+	"sys_scope": TableScope,
 }
 
 // journalFields are appended to sys_journal_field on write and read back
@@ -177,8 +178,11 @@ type change struct {
 	written bool
 }
 
-// insertLocked adds a record. seed keeps system fields from the input (fixtures).
-func (s *Sim) insertLocked(tableName string, in map[string]string, user string, seed bool) (change, error) {
+// insertLocked adds a record. seed keeps system fields from the input
+// (fixtures); a reference field given by display value (a group's name) is
+// resolved to its sys_id only with displayInput
+// (sysparm_input_display_value=true) or seed, else it is stored as given.
+func (s *Sim) insertLocked(tableName string, in map[string]string, user string, seed, displayInput bool) (change, error) {
 	t, ok := s.tables[tableName]
 	if !ok {
 		return change{}, fmt.Errorf("%w %s", ErrInvalidTable, tableName)
@@ -196,7 +200,12 @@ func (s *Sim) insertLocked(tableName string, in map[string]string, user string, 
 			}
 		default:
 			t.noteField(k)
-			rec.fields[k] = s.resolveRefLocked(k, v)
+			if seed || displayInput {
+				if displayInput {
+					v = s.resolveRefLocked(k, v)
+				}
+			}
+			rec.fields[k] = v
 		}
 	}
 	f := rec.fields
@@ -249,7 +258,8 @@ func (s *Sim) insertLocked(tableName string, in map[string]string, user string, 
 
 // updateLocked applies in to a record. As on ServiceNow, a write that
 // changes nothing is not written: no sys_mod_count bump and no rules.
-func (s *Sim) updateLocked(tableName, sysID string, in map[string]string, user string) (change, error) {
+// displayInput resolves references given by display value, as for insert.
+func (s *Sim) updateLocked(tableName, sysID string, in map[string]string, user string, displayInput bool) (change, error) {
 	t, ok := s.tables[tableName]
 	if !ok {
 		return change{}, fmt.Errorf("%w %s", ErrInvalidTable, tableName)
@@ -271,7 +281,9 @@ func (s *Sim) updateLocked(tableName, sysID string, in map[string]string, user s
 			}
 		default:
 			t.noteField(k)
-			v = s.resolveRefLocked(k, v)
+			if displayInput {
+				v = s.resolveRefLocked(k, v)
+			}
 			if old, ok := rec.fields[k]; !ok || old != v {
 				rec.fields[k] = v
 				changed = true
@@ -328,8 +340,10 @@ func (s *Sim) journalLocked(tableName, sysID, element string) []string {
 	return out
 }
 
-// resolveRefLocked turns a reference given by display value (a group name)
-// into the sys_id it stands for, as the Table API does on write.
+// resolveRefLocked turns a reference given by display value (a group's or
+// a user's name) into the sys_id it stands for, as the Table API does on
+// write with sysparm_input_display_value=true; a value that names nothing
+// is kept as given.
 func (s *Sim) resolveRefLocked(field, v string) string {
 	target, ok := references[field]
 	if !ok || v == "" || sysIDPattern.MatchString(v) {

@@ -19,6 +19,8 @@ const (
 	TableDictionary = "sys_dictionary"
 	TableScript     = "sys_script"
 	TableScope      = "sys_scope"
+	// TableCI is the configuration item base table cmdb_ci references.
+	TableCI = "cmdb_ci"
 )
 
 // GlobalScope is the sys_id of the Global application scope, as on every
@@ -58,6 +60,9 @@ var systemTableDefs = map[string]tableDef{
 		"advanced": "true", "order": "100",
 	})},
 	TableScope: {columns: sysColumns(map[string]string{"scope": "", "name": "", "version": ""})},
+	TableCI: {columns: sysColumns(map[string]string{
+		"name": "", "sys_class_name": "cmdb_ci", "operational_status": "1", "ip_address": "", "fqdn": "",
+	})},
 }
 
 func sysColumns(extra map[string]string) map[string]string {
@@ -119,7 +124,7 @@ func (s *Sim) seedUsersLocked() {
 		}
 		id := stableID("role:" + name)
 		roleIDs[name] = id
-		_, _ = s.insertLocked(TableRole, map[string]string{"sys_id": id, "name": name}, "system", false)
+		_, _ = s.insertLocked(TableRole, map[string]string{"sys_id": id, "name": name}, "system", false, false)
 		return id
 	}
 	for _, u := range slices.Sorted(maps.Keys(users)) {
@@ -131,7 +136,7 @@ func (s *Sim) seedUsersLocked() {
 		_, _ = s.insertLocked(TableUser, map[string]string{
 			"sys_id": id, "user_name": u, "name": u, "time_zone": tz,
 			"web_service_access_only": strconv.FormatBool(s.auth.wsOnly[u]),
-		}, "system", false)
+		}, "system", false, false)
 		roles, ok := s.userRoles[u]
 		if !ok {
 			roles = DefaultUserRoles
@@ -142,10 +147,10 @@ func (s *Sim) seedUsersLocked() {
 		for _, r := range roles {
 			_, _ = s.insertLocked(TableUserRole, map[string]string{
 				"sys_id": stableID("has_role:" + u + ":" + r), "user": id, "role": role(r),
-			}, "system", false)
+			}, "system", false, false)
 		}
 	}
-	_, _ = s.insertLocked(TableScope, map[string]string{"sys_id": GlobalScope, "scope": "global", "name": "Global"}, "system", false)
+	_, _ = s.insertLocked(TableScope, map[string]string{"sys_id": GlobalScope, "scope": "global", "name": "Global"}, "system", false, false)
 }
 
 // UserSysID returns the sys_id of a user's sys_user record.
@@ -159,7 +164,7 @@ func (s *Sim) scopeIDLocked(scope string) string {
 	}
 	id := stableID("scope:" + scope)
 	if s.tables[TableScope].byID[id] == nil {
-		_, _ = s.insertLocked(TableScope, map[string]string{"sys_id": id, "scope": scope, "name": scope}, "system", false)
+		_, _ = s.insertLocked(TableScope, map[string]string{"sys_id": id, "scope": scope, "name": scope}, "system", false, false)
 	}
 	return id
 }
