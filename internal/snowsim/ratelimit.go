@@ -243,8 +243,8 @@ func (sm *semaphore) release() {
 	sm.active--
 }
 
-// withAPIThread serves an API request on an API thread; it reports whether
-// the request was answered for want of one.
+// withAPIThread serves an API request on an API thread, or answers it 429
+// (queue full) or 500 (queued too long) for want of one.
 func (s *Sim) withAPIThread(w http.ResponseWriter, r *http.Request, serve func()) {
 	switch s.sem.acquire(r.Context()) {
 	case semUnbounded:

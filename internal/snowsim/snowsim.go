@@ -3,9 +3,33 @@
 // queries, Link pagination, basic and OAuth auth, ServiceNow's JSON error
 // shapes), takes inserts and updates through that API as a real instance
 // does, injects faults on demand (latency, 429, 5xx, dropped connections,
-// rate limits, ACL-hidden records) and runs Business Rule scripts in a
-// JavaScript engine with the Glide shims webhook scripts use, so the script
-// handed to users is exercised end to end.
+// ACL-hidden records, quota-cancelled answers) and runs Business Rule
+// scripts in a JavaScript engine with the Glide shims webhook scripts use,
+// so the script handed to users is exercised end to end.
+//
+// It holds to ServiceNow's documented behaviour where a consumer could
+// come to depend on the difference, each with the instance's default and
+// an option where an instance setting changes it:
+//
+//   - comments and work notes are sys_journal_field records; a journal
+//     write bumps sys_mod_count and fires update rules; the field reads "";
+//   - a table the user may not read answers 403 (WithReadDenied), a hidden
+//     row 404;
+//   - an invalid encoded-query term is dropped, not answered with no rows
+//     (PropInvalidQueryNoRows);
+//   - Business Rule conditions compare strings case-sensitively, database
+//     queries case-insensitively (WithCaseSensitiveQueries);
+//   - rate limit rules count per user per hour (RateLimitRule); API threads
+//     have a bounded queue (APISemaphore);
+//   - executeAsync calls pass through an ECC queue: late, reordered,
+//     sometimes sent twice (ECCQueue);
+//   - a hibernating instance answers HTML (SetHibernating);
+//   - the OAuth client credentials grant is off (PropOAuthClientCredentials);
+//     basic auth can be restricted to web service users
+//     (WithBasicAuthRestricted);
+//   - references are stored as given unless sysparm_input_display_value=true;
+//   - sys_user, sys_user_has_role, sys_user_group, sys_dictionary and
+//     sys_script describe the instance's setup.
 package snowsim
 
 import (
@@ -296,6 +320,7 @@ func (s *Sim) WaitOutbound(ctx context.Context) error {
 // Records returns a snapshot of a table's records in insertion order
 // (nil for an unknown table). Journal fields read as "", as in the API.
 func (s *Sim) Records(table string) []map[string]string {
+	s.syncGenerated(table)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	t, ok := s.tables[table]
@@ -311,6 +336,7 @@ func (s *Sim) Records(table string) []map[string]string {
 
 // Record returns a snapshot of one record.
 func (s *Sim) Record(table, sysID string) (map[string]string, bool) {
+	s.syncGenerated(table)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	t, ok := s.tables[table]
