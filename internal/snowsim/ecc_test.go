@@ -58,7 +58,7 @@ func TestECCQueueResend(t *testing.T) {
 
 func TestECCQueueOutOfOrder(t *testing.T) {
 	rc := newReceiver(t, nil)
-	sim, srv := webhookSim(t, rc, snowsim.WithECCQueue(snowsim.ECCQueue{Jitter: 600 * time.Millisecond, Seed: 7}))
+	sim, srv := webhookSim(t, rc, snowsim.WithECCQueue(snowsim.ECCQueue{Jitter: time.Second, Seed: 7}))
 	const n = 8
 	for i := range n {
 		call(t, "PATCH", srv.URL+"/api/now/table/incident/00000000000000000000000000000004",
@@ -78,6 +78,6 @@ func TestECCQueueOutOfOrder(t *testing.T) {
 		t.Fatalf("receiver got %d webhooks, want %d", len(versions), n)
 	}
 	if slices.IsSorted(versions) {
-		t.Errorf("webhooks arrived in version order %v with a 600ms jitter, want some out of order", versions)
+		t.Errorf("webhooks arrived in version order %v with a 1s jitter, want some out of order", versions)
 	}
 }
