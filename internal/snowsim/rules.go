@@ -20,7 +20,11 @@ var ErrBadRule = errors.New("invalid business rule")
 // Scope is the rule's application scope: "" or "global" for Global, else a
 // scoped application's scope name ("x_acme_app"). As on an instance,
 // GlideCertificateEncryption exists only in Global; scoped scripts have
-// CertificateEncryption. An Inactive rule never runs. Registered rules read
+// CertificateEncryption; and a Global rule runs in ES5 Standards mode: a
+// script using later syntax (let, const, arrow functions, template
+// literals, classes…) is accepted but fails with a syntax error on every
+// run, while a scoped rule runs ECMAScript 2021. An Inactive rule never
+// runs. Registered rules read
 // back through the Table API as sys_script records.
 type Rule struct {
 	Name      string
@@ -35,10 +39,13 @@ type Rule struct {
 
 type compiledRule struct {
 	Rule
-	cond  *query
-	prog  *goja.Program
-	sysID string // its sys_script record
-	added string // when it was first added
+	cond *query
+	prog *goja.Program
+	// notES5 names the ES2015+ construct that makes a Global rule's script
+	// fail in ES5 Standards mode ("" when it is plain ES5 or scoped).
+	notES5 string
+	sysID  string // its sys_script record
+	added  string // when it was first added
 }
 
 // AddBusinessRule registers a rule, replacing one of the same name. It
@@ -64,6 +71,12 @@ func (s *Sim) AddBusinessRule(rule Rule) error {
 		return fmt.Errorf("%w %q: script: %w", ErrBadRule, rule.Name, err)
 	}
 	cr := &compiledRule{Rule: rule, cond: cond, prog: prog, sysID: NewSysID(), added: formatTime(s.clock())}
+	if rule.Scope == "" || rule.Scope == GlobalScope {
+		// Saved as an instance saves it; every run then fails to compile.
+		if cr.notES5, err = es5Violation(rule.Name, rule.Script); err != nil {
+			return fmt.Errorf("%w %q: script: %w", ErrBadRule, rule.Name, err)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.syncScriptsLocked()

@@ -47,6 +47,9 @@ type scriptEnv struct {
 }
 
 func (s *Sim) runScript(r *compiledRule, c change, user string) (err error) {
+	if r.notES5 != "" {
+		return fmt.Errorf("run script: SyntaxError: %s is not ES5, and a Global-scope rule runs in ES5 Standards mode", r.notES5)
+	}
 	vm := goja.New()
 	e := &scriptEnv{sim: s, vm: vm, rule: r.Name, user: user, global: r.Scope == "" || r.Scope == GlobalScope}
 	if err := e.install(c); err != nil {

@@ -140,3 +140,36 @@ func scopeID(t *testing.T, base string) string {
 	}
 	return ids[0]
 }
+
+// TestGlobalRulesRunES5 follows ServiceNow's "JavaScript modes" (API
+// reference, server-side scripting): global applications run in ES5
+// Standards mode, scoped applications in ECMAScript 2021. A Global rule
+// using let or an arrow function is saved but fails on every run; the same
+// script in a scoped rule runs.
+func TestGlobalRulesRunES5(t *testing.T) {
+	tests := []struct {
+		name, scope, script string
+		fails               bool
+	}{
+		{"ES5 in Global", "", `var n = [1, 2].map(function (x) { return x * 2; }); gs.info('n ' + n);`, false},
+		{"arrow function in Global", "", `var n = [1, 2].map(x => x * 2); gs.info('n ' + n);`, true},
+		{"let in Global", "global", `let n = 1; gs.info('n ' + n);`, true},
+		{"template literal in Global", "", "gs.info(`n ${1}`);", true},
+		{"default parameter in Global", "", `function f(a, b = 2) { return a + b; } gs.info('n ' + f(1));`, true},
+		{"arrow function in a scoped app", "x_snowgate", `var n = [1, 2].map(x => x * 2); gs.info('n ' + n);`, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sim, _ := start(t)
+			if err := sim.AddBusinessRule(snowsim.Rule{Name: "r", Table: "incident", Insert: true, Scope: tc.scope, Script: tc.script}); err != nil {
+				t.Fatalf("AddBusinessRule: %v (an instance saves the rule)", err)
+			}
+			if _, err := sim.Insert("incident", map[string]string{"short_description": "x"}); err != nil {
+				t.Fatal(err)
+			}
+			if st := sim.Stats(); st.RulesFired != 1 || (st.RuleErrors == 1) != tc.fails {
+				t.Errorf("RulesFired %d RuleErrors %d, want 1 run that fails = %v", st.RulesFired, st.RuleErrors, tc.fails)
+			}
+		})
+	}
+}
