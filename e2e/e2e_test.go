@@ -38,7 +38,7 @@ func unique(t *testing.T, s string) string {
 func incident(t *testing.T, group, desc string) map[string]string {
 	return map[string]string{
 		"short_description": unique(t, desc), "priority": "3", "impact": "2", "urgency": "3", "state": "1",
-		"assignment_group": group, "cmdb_ci": "rtr-07", "u_environment": "production",
+		"assignment_group": group, "cmdb_ci": snowsim.DemoCI("rtr-07"), "u_environment": "production",
 	}
 }
 
@@ -141,7 +141,7 @@ func TestChangeRequests(t *testing.T) {
 	change := func(desc, approval, state string, start, end time.Duration) map[string]string {
 		return map[string]string{
 			"short_description": unique(t, desc), "type": "normal", "approval": approval, "state": state,
-			"assignment_group": st.group, "cmdb_ci": "sw-core-02", "u_environment": "production",
+			"assignment_group": st.group, "cmdb_ci": snowsim.DemoCI("sw-core-02"), "u_environment": "production",
 			"start_date": simTime(now.Add(start)), "end_date": simTime(now.Add(end)),
 		}
 	}

@@ -393,7 +393,7 @@ func (s *System) depth(ctx context.Context, url string) int {
 func (s *System) createIncident(ctx context.Context, short, ci string) (string, error) {
 	body := mustJSON(map[string]string{
 		"short_description": short, "priority": "3", "impact": "2", "urgency": "2", "state": "1",
-		"assignment_group": snowsim.DemoGroupNetwork, "cmdb_ci": ci, "u_environment": "production",
+		"assignment_group": snowsim.DemoGroupNetwork, "cmdb_ci": snowsim.DemoCI(ci), "u_environment": "production",
 	})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.env[localrun.EnvSimURL]+"/api/now/table/incident", bytes.NewReader(body))
 	if err != nil {

@@ -121,19 +121,19 @@ func DemoWith(ctx context.Context, env map[string]string, out io.Writer, o DemoO
 	steps := []demoStep{
 		{what: "create incident", table: registry.TableIncident, label: "checkout", expect: state.StatusAccepted, fields: map[string]string{
 			"short_description": checkout, "priority": "2", "impact": "2", "urgency": "2",
-			"state": "1", "assignment_group": snowsim.DemoGroupNetwork, "cmdb_ci": "lb-web-01", "u_environment": "production"}},
+			"state": "1", "assignment_group": snowsim.DemoGroupNetwork, "cmdb_ci": snowsim.DemoCI("lb-web-01"), "u_environment": "production"}},
 		{what: "raise its priority", table: registry.TableIncident, update: "checkout", expect: state.StatusAccepted, fields: map[string]string{
 			"priority": "1", "impact": "1", "state": "2"}},
 		{what: "create the same incident again", table: registry.TableIncident, label: "duplicate", expect: state.StatusDeduplicated, dupOf: "checkout", fields: map[string]string{
 			"short_description": checkout, "priority": "2", "impact": "2", "urgency": "2",
-			"state": "1", "assignment_group": snowsim.DemoGroupNetwork, "cmdb_ci": "lb-web-01", "u_environment": "production"}},
+			"state": "1", "assignment_group": snowsim.DemoGroupNetwork, "cmdb_ci": snowsim.DemoCI("lb-web-01"), "u_environment": "production"}},
 		{what: "create a change in its window", table: registry.TableChangeRequest, label: "change-now", expect: state.StatusAccepted, fields: map[string]string{
 			"short_description": "Restart lb-web-01 with new TLS settings", "type": "normal", "approval": "approved", "state": "-1",
-			"assignment_group": snowsim.DemoGroupNetwork, "cmdb_ci": "lb-web-01", "u_environment": "production",
+			"assignment_group": snowsim.DemoGroupNetwork, "cmdb_ci": snowsim.DemoCI("lb-web-01"), "u_environment": "production",
 			"start_date": at(-10 * time.Minute), "end_date": at(50 * time.Minute)}},
 		{what: "create a change starting in an hour", table: registry.TableChangeRequest, label: "change-later", expect: state.StatusDeferred, fields: map[string]string{
 			"short_description": "Resize orders-db volume", "type": "standard", "approval": "approved", "state": "-2",
-			"assignment_group": snowsim.DemoGroupDatabase, "cmdb_ci": "orders-db-01", "u_environment": "production",
+			"assignment_group": snowsim.DemoGroupDatabase, "cmdb_ci": snowsim.DemoCI("orders-db-01"), "u_environment": "production",
 			"start_date": at(time.Hour), "end_date": at(2 * time.Hour)}},
 	}
 	sim := &tableClient{base: simURL, user: user, pass: pass}

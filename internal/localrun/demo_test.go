@@ -71,7 +71,7 @@ func TestDemo(t *testing.T) {
 	const tag = "taken"
 	earlier := simCreate(t, env, map[string]string{
 		"short_description": "Checkout API returns 502 for some requests (demo " + tag + ")", "priority": "3", "impact": "2", "urgency": "2",
-		"state": "1", "assignment_group": snowsim.DemoGroupNetwork, "cmdb_ci": "lb-web-01", "u_environment": "production",
+		"state": "1", "assignment_group": snowsim.DemoGroupNetwork, "cmdb_ci": snowsim.DemoCI("lb-web-01"), "u_environment": "production",
 	})
 	if got := newTicketWatch(t, env).wait(t, earlier, 60*time.Second); got.Status != state.StatusAccepted {
 		t.Fatalf("earlier incident: ticket %+v, want accepted", got)

@@ -108,7 +108,7 @@ func TestDev(t *testing.T) {
 
 	sysID := simCreate(t, env, map[string]string{
 		"short_description": "Edge router rtr-07 drops BGP sessions", "priority": "2", "impact": "2", "urgency": "2",
-		"state": "1", "assignment_group": snowsim.DemoGroupNetwork, "cmdb_ci": "rtr-07", "u_environment": "production",
+		"state": "1", "assignment_group": snowsim.DemoGroupNetwork, "cmdb_ci": snowsim.DemoCI("rtr-07"), "u_environment": "production",
 	})
 	if got := tickets.wait(t, sysID, 60*time.Second); got.Status == "" {
 		t.Errorf("record created with the webhook on: no ticket for %s", sysID)
@@ -122,7 +122,7 @@ func TestDev(t *testing.T) {
 	post(t, env[localrun.EnvSimURL]+"/sim/outbound?enabled=false", "", nil)
 	missed := simCreate(t, env, map[string]string{
 		"short_description": "Backup job failed on orders-db-01", "priority": "3", "impact": "2", "urgency": "3",
-		"state": "1", "assignment_group": snowsim.DemoGroupDatabase, "cmdb_ci": "orders-db-01", "u_environment": "production",
+		"state": "1", "assignment_group": snowsim.DemoGroupDatabase, "cmdb_ci": snowsim.DemoCI("orders-db-01"), "u_environment": "production",
 	})
 	if got := tickets.wait(t, missed, 90*time.Second); got.Status == "" {
 		t.Errorf("record created with outbound calls off: the reconciler did not find %s", missed)

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/snowgate/snowgate/internal/snowsim"
 )
@@ -15,12 +16,15 @@ import (
 // maxRuleBytes bounds a pasted Business Rule.
 const maxRuleBytes = 1 << 20
 
-// simHandler serves the simulator's Table API plus two admin endpoints that
+// simHandler serves the simulator's Table API plus admin endpoints that
 // only make dev has, for what a ServiceNow administrator does by hand:
 //
 //	POST /sim/outbound?enabled=false          switch outbound calls (webhooks) off or on
 //	POST /sim/business_rules                  add (or replace, by name) a Business Rule
 //	GET  /sim/stats                           the simulator's counters (SimStats)
+//	POST /sim/properties?name=…&value=…       set a system property (glide.invalid_query.returns_no_rows, …)
+//	POST /sim/hibernate?enabled=true          put the instance to sleep (every answer an HTML page) or wake it
+//	POST /sim/rate_limits                     replace the rate limit rules: [{"name","user","limit","window_seconds"}]
 //
 // A rule is posted either as JSON, the output of `2501 infra webhook create
 // --output json` or just its business_rule ({"name","table","condition",
@@ -51,6 +55,47 @@ func simHandler(sim *snowsim.Sim, log *slog.Logger) http.Handler {
 		}
 		log.Info("business rule loaded", "name", rule.Name, "table", rule.Table)
 		writeAdmin(w, http.StatusCreated, map[string]any{"name": rule.Name, "table": rule.Table})
+	})
+	mux.HandleFunc("POST /sim/properties", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		name := q.Get("name")
+		if name == "" {
+			http.Error(w, "want ?name=<property>&value=<value>", http.StatusBadRequest)
+			return
+		}
+		sim.SetProperty(name, q.Get("value"))
+		log.Info("simulator property set", "name", name, "value", q.Get("value"))
+		writeAdmin(w, http.StatusOK, map[string]any{"name": name, "value": q.Get("value")})
+	})
+	mux.HandleFunc("POST /sim/hibernate", func(w http.ResponseWriter, r *http.Request) {
+		on, err := strconv.ParseBool(r.URL.Query().Get("enabled"))
+		if err != nil {
+			http.Error(w, "want ?enabled=true or ?enabled=false", http.StatusBadRequest)
+			return
+		}
+		sim.SetHibernating(on)
+		log.Info("simulator hibernation switched", "enabled", on)
+		writeAdmin(w, http.StatusOK, map[string]any{"hibernating": on})
+	})
+	mux.HandleFunc("POST /sim/rate_limits", func(w http.ResponseWriter, r *http.Request) {
+		var rules []struct {
+			Name          string `json:"name"`
+			User          string `json:"user"`
+			Limit         int    `json:"limit"`
+			WindowSeconds int    `json:"window_seconds"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, maxRuleBytes)).Decode(&rules); err != nil {
+			http.Error(w, "want a JSON list of {name, user, limit, window_seconds}", http.StatusBadRequest)
+			return
+		}
+		out := make([]snowsim.RateLimitRule, 0, len(rules))
+		for _, rl := range rules {
+			out = append(out, snowsim.RateLimitRule{Name: rl.Name, User: rl.User, Limit: rl.Limit,
+				Window: time.Duration(rl.WindowSeconds) * time.Second})
+		}
+		sim.SetRateLimits(out...)
+		log.Info("simulator rate limit rules set", "rules", len(out))
+		writeAdmin(w, http.StatusOK, map[string]any{"rules": len(out)})
 	})
 	mux.HandleFunc("GET /sim/stats", func(w http.ResponseWriter, _ *http.Request) {
 		writeAdmin(w, http.StatusOK, simStats(sim.Stats()))

@@ -19,19 +19,23 @@ import (
 	"github.com/snowgate/snowgate/internal/state"
 )
 
+// groupNetwork is the sys_id of the "Network" group newEnv seeds; records
+// refer to groups by sys_id, as writes to a real instance do.
+const groupNetwork = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01"
+
 func snTime(d time.Duration) string { return time.Now().Add(d).UTC().Format("2006-01-02 15:04:05") }
 
 func incident(desc string) map[string]string {
 	return map[string]string{
 		"short_description": desc, "priority": "2", "state": "2",
-		"assignment_group": "Network", "u_environment": "production", "cmdb_ci": "ci-router-1",
+		"assignment_group": groupNetwork, "u_environment": "production", "cmdb_ci": "ci-router-1",
 	}
 }
 
 func change(approval, st, start, end string) map[string]string {
 	return map[string]string{
 		"short_description": "Firmware upgrade", "type": "normal", "approval": approval, "state": st,
-		"start_date": start, "end_date": end, "assignment_group": "Network", "u_environment": "production",
+		"start_date": start, "end_date": end, "assignment_group": groupNetwork, "u_environment": "production",
 	}
 }
 
@@ -350,7 +354,7 @@ func TestSQSEventFixture(t *testing.T) {
 	skipOnMoto(t) // the batch delivers one record twice, concurrently
 	e := newEnv(t, pipeline.Config{})
 	e.seed(`{"incident": [{"sys_id": "9d385017c611228701d22104cc95c371", "number": "INC0010042",
-		"short_description": "VPN unreachable", "state": "2", "assignment_group": "Network",
+		"short_description": "VPN unreachable", "state": "2", "assignment_group": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01",
 		"u_environment": "production", "sys_mod_count": "4", "sys_updated_on": "2026-03-01 10:00:00"}]}`)
 	payload, err := os.ReadFile("testdata/sqs_event.json")
 	if err != nil {

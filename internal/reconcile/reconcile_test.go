@@ -51,12 +51,13 @@ func TestLostWebhooksAllProcessedOnce(t *testing.T) {
 	r := e.reconciler(reconcile.Config{PageSize: 7})
 
 	var ids, closed []string
-	outside := e.insert(map[string]string{"short_description": "not ours", "assignment_group": "Database"})
+	// Groups by sys_id (Database, Network), as writes to an instance give them.
+	outside := e.insert(map[string]string{"short_description": "not ours", "assignment_group": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa02"})
 	for round := range 4 {
 		for i := range 9 {
 			e.clk.add(time.Duration(i%3) * time.Second) // several per second
 			ids = append(ids, e.insert(map[string]string{
-				"short_description": fmt.Sprintf("disk full %d.%d", round, i), "assignment_group": "Network",
+				"short_description": fmt.Sprintf("disk full %d.%d", round, i), "assignment_group": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01",
 			}))
 		}
 		for i, id := range ids[:len(ids)/2] {

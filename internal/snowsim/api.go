@@ -34,10 +34,22 @@ func (s *Sim) routes() *http.ServeMux {
 // ServeHTTP serves the Table API and the OAuth token endpoint.
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, sim: s, method: r.Method}
-	if s.injectFault(sw, r) {
+	if s.Hibernating() {
+		writeHibernating(sw)
 		return
 	}
-	s.mux.ServeHTTP(sw, r)
+	serve := func() {
+		if s.injectFault(sw, r) {
+			return
+		}
+		s.mux.ServeHTTP(sw, r)
+	}
+	if !strings.HasPrefix(r.URL.Path, "/api/") {
+		serve()
+		return
+	}
+	// Injected latency counts as time on an API thread.
+	s.withAPIThread(sw, r, serve)
 }
 
 func (s *Sim) authed(h func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
@@ -45,6 +57,9 @@ func (s *Sim) authed(h func(http.ResponseWriter, *http.Request, string)) http.Ha
 		user, ok := s.authenticate(r)
 		if !ok {
 			writeError(w, http.StatusUnauthorized, "User Not Authenticated", "Required to provide Auth information")
+			return
+		}
+		if s.rateLimit(w, user) {
 			return
 		}
 		h(w, r, user)
@@ -71,6 +86,33 @@ func writeInvalidTable(w http.ResponseWriter, table string) {
 
 func writeNoRecord(w http.ResponseWriter) {
 	writeError(w, http.StatusNotFound, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
+}
+
+// writeNoReadRight is the answer for a table the user's ACLs do not let it
+// read: 403, unlike a single row hidden by an ACL, which is a 404.
+func writeNoReadRight(w http.ResponseWriter, table string) {
+	writeError(w, http.StatusForbidden, "Insufficient rights to query records",
+		"The session user has no read access to table "+table)
+}
+
+// syncGenerated brings sys_dictionary up to date with the tables' fields
+// before it is read.
+func (s *Sim) syncGenerated(table string) {
+	if table == TableDictionary {
+		s.mu.Lock()
+		s.syncDictionaryLocked()
+		s.mu.Unlock()
+	}
+}
+
+// refuseGenerated answers a write to a table the simulator keeps itself.
+func refuseGenerated(w http.ResponseWriter, table string) bool {
+	if !generatedTables[table] {
+		return false
+	}
+	writeError(w, http.StatusForbidden, "Operation Failed",
+		"Table "+table+" is kept by the simulator: add Business Rules with AddBusinessRule, fields with a fixture")
+	return true
 }
 
 func (s *Sim) knownTable(name string) bool {
@@ -142,12 +184,17 @@ func (s *Sim) renderLocked(fields map[string]string, v view) map[string]any {
 	return out
 }
 
-func (s *Sim) handleGet(w http.ResponseWriter, r *http.Request, _ string) {
+func (s *Sim) handleGet(w http.ResponseWriter, r *http.Request, user string) {
 	table, id := r.PathValue("table"), r.PathValue("sys_id")
 	if !s.knownTable(table) {
 		writeInvalidTable(w, table)
 		return
 	}
+	if !s.canRead(user, table) {
+		writeNoReadRight(w, table)
+		return
+	}
+	s.syncGenerated(table)
 	if s.hidden(table, id) {
 		writeNoRecord(w)
 		return
@@ -170,12 +217,17 @@ func (s *Sim) handleGet(w http.ResponseWriter, r *http.Request, _ string) {
 	writeJSON(w, http.StatusOK, map[string]any{"result": out})
 }
 
-func (s *Sim) handleList(w http.ResponseWriter, r *http.Request, _ string) {
+func (s *Sim) handleList(w http.ResponseWriter, r *http.Request, user string) {
 	table := r.PathValue("table")
 	if !s.knownTable(table) {
 		writeInvalidTable(w, table)
 		return
 	}
+	if !s.canRead(user, table) {
+		writeNoReadRight(w, table)
+		return
+	}
+	s.syncGenerated(table)
 	params := r.URL.Query()
 	limit := s.pageLimit
 	if n, err := strconv.Atoi(params.Get("sysparm_limit")); err == nil && n > 0 {
@@ -185,16 +237,18 @@ func (s *Sim) handleList(w http.ResponseWriter, r *http.Request, _ string) {
 	if n, err := strconv.Atoi(params.Get("sysparm_offset")); err == nil && n > 0 {
 		offset = n
 	}
-	q, err := parseQuery(params.Get("sysparm_query"))
-	if err != nil {
-		// Instances answer an invalid query with no rows rather than an error.
-		q = nil
-	}
 	v := s.viewOf(r)
 
 	s.mu.RLock()
+	q, bad := parseTerms(params.Get("sysparm_query"))
+	q.caseSensitive = s.caseSensitiveQueries
+	// An instance drops the invalid part of an encoded query (a term that
+	// does not parse, a field the table lacks) and runs the rest, which
+	// can return more rows, up to the whole table; with
+	// glide.invalid_query.returns_no_rows=true it returns none instead.
+	invalid := q.prune(func(f string) bool { return s.fieldKnownLocked(table, f) }) || len(bad) > 0
 	var rows []*record
-	if q != nil {
+	if !invalid || !s.propertyTrue(PropInvalidQueryNoRows) {
 		for _, rec := range s.tables[table].rows {
 			if q.match(s.getterLocked(rec.fields)) {
 				rows = append(rows, rec)
@@ -219,6 +273,10 @@ func (s *Sim) handleList(w http.ResponseWriter, r *http.Request, _ string) {
 		w.Header().Set("X-Total-Count", strconv.Itoa(total))
 	}
 	w.Header().Set("Link", linkHeader(r, offset, limit, total, noCount))
+	if s.quotaCancel() {
+		writeQuotaCancelled(w, map[string]any{"result": result})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"result": result})
 }
 
@@ -287,6 +345,12 @@ func stringFields(raw map[string]any) (map[string]string, error) {
 	return out, nil
 }
 
+// displayInput reports whether a write gives references by display value
+// (sysparm_input_display_value=true); by default they are taken as given.
+func displayInput(r *http.Request) bool {
+	return r.URL.Query().Get("sysparm_input_display_value") == "true"
+}
+
 func writeBadBody(w http.ResponseWriter) {
 	writeError(w, http.StatusBadRequest, "Exception while reading request", "The payload is not valid JSON.")
 }
@@ -297,13 +361,16 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, user string) 
 		writeInvalidTable(w, table)
 		return
 	}
+	if refuseGenerated(w, table) {
+		return
+	}
 	in, err := readFields(r)
 	if err != nil {
 		writeBadBody(w)
 		return
 	}
 	s.mu.Lock()
-	c, err := s.insertLocked(table, in, user, false)
+	c, err := s.insertLocked(table, in, user, false, displayInput(r))
 	var out map[string]any
 	if err == nil {
 		out = s.renderLocked(c.after, s.viewOf(r))
@@ -324,6 +391,9 @@ func (s *Sim) handleUpdate(w http.ResponseWriter, r *http.Request, user string) 
 		writeInvalidTable(w, table)
 		return
 	}
+	if refuseGenerated(w, table) {
+		return
+	}
 	if s.hidden(table, id) {
 		writeNoRecord(w)
 		return
@@ -334,7 +404,7 @@ func (s *Sim) handleUpdate(w http.ResponseWriter, r *http.Request, user string) 
 		return
 	}
 	s.mu.Lock()
-	c, err := s.updateLocked(table, id, in, user)
+	c, err := s.updateLocked(table, id, in, user, displayInput(r))
 	var out map[string]any
 	if err == nil {
 		out = s.renderLocked(c.after, s.viewOf(r))
@@ -356,6 +426,9 @@ func (s *Sim) handleDelete(w http.ResponseWriter, r *http.Request, _ string) {
 	table, id := r.PathValue("table"), r.PathValue("sys_id")
 	if !s.knownTable(table) {
 		writeInvalidTable(w, table)
+		return
+	}
+	if refuseGenerated(w, table) {
 		return
 	}
 	if s.hidden(table, id) {

@@ -17,7 +17,9 @@ func TestCRUD(t *testing.T) {
 	sim, srv := start(t, snowsim.WithClock(clk.Now))
 	base := srv.URL + "/api/now/table/incident"
 
-	created := call(t, "POST", base+"?sysparm_exclude_reference_link=true", map[string]any{
+	// The group is given by name, which a write resolves only with
+	// sysparm_input_display_value=true (see TestReferenceWrites).
+	created := call(t, "POST", base+"?sysparm_exclude_reference_link=true&sysparm_input_display_value=true", map[string]any{
 		"short_description": "Disk full on app-01", "priority": 2, "assignment_group": "Network",
 		"sys_mod_count": "42", // system fields are the instance's
 	})

@@ -18,7 +18,14 @@ type token struct {
 type authState struct {
 	users   map[string]string
 	clients map[string]string
-	ttl     time.Duration
+	// appUser is each OAuth client's OAuth Application User, the user a
+	// client credentials token acts as.
+	appUser map[string]string
+	// wsOnly are the users flagged web service access only (non-interactive);
+	// basicRestricted lets only them use basic auth.
+	wsOnly          map[string]bool
+	basicRestricted bool
+	ttl             time.Duration
 
 	mu      sync.Mutex
 	access  map[string]token
@@ -27,10 +34,45 @@ type authState struct {
 
 func newAuthState() authState {
 	return authState{
-		users: map[string]string{}, clients: map[string]string{}, ttl: DefaultTokenTTL,
+		users: map[string]string{}, clients: map[string]string{}, appUser: map[string]string{},
+		wsOnly: map[string]bool{}, ttl: DefaultTokenTTL,
 		access: map[string]token{}, refresh: map[string]token{},
 	}
 }
+
+// PropOAuthClientCredentials is the system property that enables the OAuth
+// client credentials grant for inbound integrations; it is false (absent)
+// on an instance out of the box.
+const PropOAuthClientCredentials = "glide.oauth.inbound.client.credential.grant_type.enabled"
+
+// WithOAuthClientCredentials sets up what the client credentials grant
+// needs, as an administrator does: an OAuth client whose OAuth Application
+// User is appUser, and PropOAuthClientCredentials set to true (a later
+// WithProperty can set it back to false).
+func WithOAuthClientCredentials(id, secret, appUser string) Option {
+	return func(s *Sim) {
+		s.auth.clients[id] = secret
+		s.auth.appUser[id] = appUser
+		s.properties[PropOAuthClientCredentials] = "true"
+	}
+}
+
+// WithWebServiceUser adds a user accepted by basic auth and the OAuth
+// password grant, flagged web service access only (a non-interactive
+// integration account, the only kind WithBasicAuthRestricted lets use
+// basic auth).
+func WithWebServiceUser(user, pass string) Option {
+	return func(s *Sim) {
+		s.auth.users[user] = pass
+		s.auth.wsOnly[user] = true
+	}
+}
+
+// WithBasicAuthRestricted enforces the basic authentication restriction:
+// basic auth is accepted only for web service access only users
+// (WithWebServiceUser); any other user gets the same 401 as for a wrong
+// password. Off by default, as on instances before enforcement.
+func WithBasicAuthRestricted() Option { return func(s *Sim) { s.auth.basicRestricted = true } }
 
 // refreshTTL is ServiceNow's default refresh token lifetime (100 days).
 const refreshTTL = 100 * 24 * time.Hour
@@ -44,6 +86,10 @@ func (s *Sim) authenticate(r *http.Request) (string, bool) {
 	}
 	if user, pass, ok := r.BasicAuth(); ok {
 		want, known := a.users[user]
+		if a.basicRestricted && !a.wsOnly[user] {
+			// Refused like a wrong password: the instance does not say why.
+			return user, false
+		}
 		return user, known && want == pass
 	}
 	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -81,8 +127,8 @@ func newToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// handleToken is POST /oauth_token.do: client_credentials, password and
-// refresh_token grants.
+// handleToken is POST /oauth_token.do: password and refresh_token grants,
+// and client_credentials where enabled (PropOAuthClientCredentials).
 func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "malformed form"})
@@ -101,7 +147,13 @@ func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 	var user string
 	switch r.PostForm.Get("grant_type") {
 	case "client_credentials":
-		user = clientID
+		// Off unless the system property is true and the client has an OAuth
+		// Application User; refused with the same opaque 401 as a bad secret.
+		user = a.appUser[clientID]
+		if !s.propertyTrue(PropOAuthClientCredentials) || user == "" {
+			denied()
+			return
+		}
 	case "password":
 		user = r.PostForm.Get("username")
 		if pass, ok := a.users[user]; !ok || pass != r.PostForm.Get("password") {

@@ -49,6 +49,9 @@ type chaosState struct {
 	// its reads still fail (0 for a record not picked or done failing).
 	left   map[string]int
 	picked []string
+	// ecc is the ECC queue of executeAsync calls.
+	ecc    ECCQueue
+	eccRng *rand.Rand
 }
 
 func seeded(seed int64) *rand.Rand {

@@ -24,7 +24,7 @@ func TestOutboundFaults(t *testing.T) {
 			sim, srv := webhookSim(t, rc)
 			sim.SetOutboundFaults(tc.faults)
 			for i := range 20 {
-				call(t, "POST", srv.URL+"/api/now/table/incident", map[string]any{"short_description": fmt.Sprint("Outage ", i), "assignment_group": "Network"})
+				call(t, "POST", srv.URL+"/api/now/table/incident", map[string]any{"short_description": fmt.Sprint("Outage ", i), "assignment_group": groupNetwork})
 			}
 			waitOutbound(t, sim)
 			if n := len(rc.requests()); n != tc.wantCalls {
@@ -49,7 +49,7 @@ func TestOutboundFaultsRate(t *testing.T) {
 		var lost []int
 		for i := range 20 {
 			before := sim.Stats().OutboundFailed
-			call(t, "POST", srv.URL+"/api/now/table/incident", map[string]any{"short_description": fmt.Sprint("Outage ", i), "assignment_group": "Network"})
+			call(t, "POST", srv.URL+"/api/now/table/incident", map[string]any{"short_description": fmt.Sprint("Outage ", i), "assignment_group": groupNetwork})
 			waitOutbound(t, sim)
 			if sim.Stats().OutboundFailed > before {
 				lost = append(lost, i)

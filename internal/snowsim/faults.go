@@ -1,6 +1,7 @@
 package snowsim
 
 import (
+	"encoding/json"
 	"maps"
 	"math/rand/v2"
 	"net/http"
@@ -25,8 +26,9 @@ type Faults struct {
 	RetryAfter    time.Duration
 	// DropRate closes the connection without a response.
 	DropRate float64
-	// RateLimitPerMinute answers 429 once this many requests have been
-	// served in the current minute of the sim clock (0: no limit).
+	// RateLimitPerMinute is a rate limit rule for every user with a
+	// one-minute window (0: none); a RateLimitRule set with WithRateLimit
+	// or SetRateLimits takes precedence.
 	RateLimitPerMinute int
 	// Hidden records ("table/sys_id") read as 404 and are trimmed from query
 	// results after the page is cut, as ServiceNow's ACLs do: a page may be
@@ -34,13 +36,16 @@ type Faults struct {
 	Hidden map[string]bool
 	// DuplicateRate makes a Business Rule run its script twice.
 	DuplicateRate float64
+	// QuotaCancelRate makes a query (GET of a table) be cancelled by a
+	// transaction quota rule while its answer was being written: status 200
+	// with the normal headers, the body cut part-way and an error object
+	// appended to it.
+	QuotaCancelRate float64
 }
 
 type faultState struct {
-	f           Faults
-	rng         *rand.Rand
-	windowStart time.Time
-	windowCount int
+	f   Faults
+	rng *rand.Rand
 }
 
 func (fs *faultState) reset(f Faults) {
@@ -51,8 +56,6 @@ func (fs *faultState) reset(f Faults) {
 	f.Hidden = maps.Clone(f.Hidden) // the caller may keep editing its map
 	fs.f = f
 	fs.rng = rand.New(rand.NewPCG(seed, seed^0x5eed))
-	fs.windowStart = time.Time{}
-	fs.windowCount = 0
 }
 
 // roll draws against rate. It draws only for a rate above 0, so fault
@@ -65,14 +68,33 @@ func (fs *faultState) roll(rate float64) bool {
 // and restarts their random sequence and rate-limit window.
 func (s *Sim) SetFaults(f Faults) {
 	s.faultMu.Lock()
-	defer s.faultMu.Unlock()
 	s.faults.reset(f)
+	s.faultMu.Unlock()
+	s.setFaultRateLimit(f.RateLimitPerMinute)
 }
 
 func (s *Sim) hidden(table, sysID string) bool {
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
 	return s.faults.f.Hidden[table+"/"+sysID]
+}
+
+func (s *Sim) quotaCancel() bool {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	return s.faults.roll(s.faults.f.QuotaCancelRate)
+}
+
+// writeQuotaCancelled writes a query answer as a transaction cancelled by a
+// quota rule does: 200, the JSON body cut off halfway, then the error and
+// status members a complete error envelope would carry.
+func writeQuotaCancelled(w http.ResponseWriter, v any) {
+	body, _ := json.Marshal(v) // records of strings always marshal
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body[:len(body)/2])
+	_, _ = w.Write([]byte(`"error":{"message":"Transaction cancelled: maximum execution time exceeded",` +
+		`"detail":"A transaction quota rule cancelled the request while its answer was being written"},"status":"failure"}`))
 }
 
 func (s *Sim) duplicateRule() bool {
@@ -87,43 +109,31 @@ const (
 	faultNone faultAction = iota
 	faultDrop
 	fault429
-	faultRateLimit
 	faultError
 )
 
 // decideFault picks this request's fault under the lock, so the draws keep
 // their order; the slow parts (sleeping, writing) happen outside it.
-func (s *Sim) decideFault() (faultAction, Faults, time.Time) {
+func (s *Sim) decideFault() (faultAction, Faults) {
 	s.faultMu.Lock()
 	defer s.faultMu.Unlock()
 	fs := &s.faults
 	f := fs.f
-	now := s.clock()
-	if f.RateLimitPerMinute > 0 {
-		window := now.Truncate(time.Minute)
-		if !window.Equal(fs.windowStart) {
-			fs.windowStart, fs.windowCount = window, 0
-		}
-		if fs.windowCount >= f.RateLimitPerMinute {
-			return faultRateLimit, f, window.Add(time.Minute)
-		}
-		fs.windowCount++
-	}
 	switch {
 	case fs.roll(f.DropRate):
-		return faultDrop, f, now
+		return faultDrop, f
 	case fs.roll(f.Status429Rate):
-		return fault429, f, now
+		return fault429, f
 	case fs.roll(f.ErrorRate):
-		return faultError, f, now
+		return faultError, f
 	}
-	return faultNone, f, now
+	return faultNone, f
 }
 
 // injectFault applies a fault to the request; it reports whether the
 // request was answered (or dropped) and must not be handled.
 func (s *Sim) injectFault(w *statusWriter, r *http.Request) bool {
-	action, f, reset := s.decideFault()
+	action, f := s.decideFault()
 	if f.Latency > 0 {
 		t := time.NewTimer(f.Latency)
 		select {
@@ -149,12 +159,6 @@ func (s *Sim) injectFault(w *statusWriter, r *http.Request) bool {
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
 		writeError(w, http.StatusTooManyRequests, "Too Many Requests", "The instance is throttling requests")
-	case faultRateLimit:
-		secs := int(reset.Sub(s.clock()).Round(time.Second) / time.Second)
-		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-		w.Header().Set("X-RateLimit-Limit", strconv.Itoa(f.RateLimitPerMinute))
-		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
-		writeError(w, http.StatusTooManyRequests, "Rate limit exceeded", "Too many requests for the rate limit rule")
 	case faultError:
 		status := f.ErrorStatus
 		if status == 0 {

@@ -15,6 +15,14 @@ import (
 	"github.com/snowgate/snowgate/internal/snowsim"
 )
 
+// Sys_ids of the groups in testdata/records.json. Records refer to a group
+// by sys_id, as writes to a real instance must unless they ask for display
+// values to be resolved.
+const (
+	groupNetwork  = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01"
+	groupDatabase = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa02"
+)
+
 // start serves a new Sim seeded with testdata/records.json.
 func start(t *testing.T, opts ...snowsim.Option) (*snowsim.Sim, *httptest.Server) {
 	t.Helper()

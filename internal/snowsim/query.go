@@ -42,15 +42,35 @@ type orderKey struct {
 
 // query is a parsed encoded query: alternatives separated by ^NQ, each an
 // AND of OR-groups (ServiceNow binds ^OR tighter than ^), plus sort keys.
+//
+// caseSensitive says how strings compare, and the two evaluators differ on
+// a real instance: a database query (Table API, GlideRecord) compares as
+// the database's collation does, case-insensitively on the instance's
+// default databases, while a Business Rule filter condition is evaluated
+// in memory by GlideFilter, which is case-sensitive. The simulator sets it
+// per use: Sim's WithCaseSensitiveQueries for the Table API, always true
+// for rule conditions.
 type query struct {
-	alternatives [][][]condition
-	order        []orderKey
+	alternatives  [][][]condition
+	order         []orderKey
+	caseSensitive bool
 }
 
 // parseQuery parses a ServiceNow encoded query such as
-// "active=true^priority<=2^ORurgency=1^ORDERBYDESCsys_updated_on".
+// "active=true^priority<=2^ORurgency=1^ORDERBYDESCsys_updated_on"; a term
+// that does not parse is an error (Business Rule conditions).
 func parseQuery(s string) (*query, error) {
-	q := &query{}
+	q, bad := parseTerms(s)
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrBadQuery, bad[0])
+	}
+	return q, nil
+}
+
+// parseTerms parses an encoded query, skipping the terms that do not parse
+// and returning why each was skipped.
+func parseTerms(s string) (q *query, bad []string) {
+	q = &query{}
 	if strings.TrimSpace(s) == "" {
 		return q, nil
 	}
@@ -70,7 +90,8 @@ func parseQuery(s string) (*query, error) {
 			or := strings.HasPrefix(term, "OR")
 			c, err := parseCondition(strings.TrimPrefix(term, "OR"))
 			if err != nil {
-				return nil, err
+				bad = append(bad, err.Error())
+				continue
 			}
 			if or && len(groups) > 0 {
 				groups[len(groups)-1] = append(groups[len(groups)-1], c)
@@ -82,7 +103,39 @@ func parseQuery(s string) (*query, error) {
 			q.alternatives = append(q.alternatives, groups)
 		}
 	}
-	return q, nil
+	return q, bad
+}
+
+// prune drops the conditions and sort keys on fields the table does not
+// have, as an instance drops the invalid part of an encoded query; it
+// reports whether it dropped anything. An alternative left with no
+// condition matches every record.
+func (q *query) prune(known func(field string) bool) bool {
+	dropped := false
+	alts := q.alternatives[:0]
+	for _, groups := range q.alternatives {
+		kept := groups[:0]
+		for _, group := range groups {
+			g := slices.DeleteFunc(group, func(c condition) bool { return !known(c.field) })
+			dropped = dropped || len(g) < len(group)
+			if len(g) > 0 {
+				kept = append(kept, g)
+			}
+		}
+		if len(kept) == 0 {
+			// Nothing left: this alternative, so the query, matches every
+			// record.
+			dropped = true
+			alts = nil
+			break
+		}
+		alts = append(alts, kept)
+	}
+	q.alternatives = alts
+	// A sort key on an unknown field orders nothing; it is not counted as
+	// an invalid condition.
+	q.order = slices.DeleteFunc(q.order, func(k orderKey) bool { return !known(k.field) })
+	return dropped
 }
 
 // parseCondition splits "fieldOPvalue". Field names are lower case
@@ -127,18 +180,18 @@ func (q *query) match(get func(field string) string) bool {
 		return true
 	}
 	for _, groups := range q.alternatives {
-		if matchAll(groups, get) {
+		if matchAll(groups, get, q.caseSensitive) {
 			return true
 		}
 	}
 	return false
 }
 
-func matchAll(groups [][]condition, get func(string) string) bool {
+func matchAll(groups [][]condition, get func(string) string, cs bool) bool {
 	for _, group := range groups {
 		ok := false
 		for _, c := range group {
-			if c.match(get(c.field)) {
+			if c.match(get(c.field), cs) {
 				ok = true
 				break
 			}
@@ -174,15 +227,23 @@ func kindOf(field string) fieldKind {
 	return fieldKinds[field]
 }
 
-func (c condition) match(v string) bool {
+// match reports whether value v satisfies the condition; cs makes string
+// comparisons case-sensitive.
+func (c condition) match(v string, cs bool) bool {
 	kind := kindOf(c.field)
+	fold := func(x string) string {
+		if cs {
+			return x
+		}
+		return strings.ToLower(x)
+	}
 	switch c.op {
 	case "=":
-		return equal(kind, v, c.value)
+		return equal(kind, v, c.value, cs)
 	case "!=":
-		return !equal(kind, v, c.value)
+		return !equal(kind, v, c.value, cs)
 	case ">", ">=", "<", "<=":
-		n, ok := compare(kind, v, c.value)
+		n, ok := compare(kind, v, c.value, cs)
 		if !ok {
 			return false
 		}
@@ -199,20 +260,20 @@ func (c condition) match(v string) bool {
 	case "IN", "NOT IN":
 		in := false
 		for _, want := range strings.Split(c.value, ",") {
-			if equal(kind, v, want) {
+			if equal(kind, v, want, cs) {
 				in = true
 				break
 			}
 		}
 		return in == (c.op == "IN")
 	case "LIKE":
-		return strings.Contains(strings.ToLower(v), strings.ToLower(c.value))
+		return strings.Contains(fold(v), fold(c.value))
 	case "NOT LIKE":
-		return !strings.Contains(strings.ToLower(v), strings.ToLower(c.value))
+		return !strings.Contains(fold(v), fold(c.value))
 	case "STARTSWITH":
-		return strings.HasPrefix(strings.ToLower(v), strings.ToLower(c.value))
+		return strings.HasPrefix(fold(v), fold(c.value))
 	case "ENDSWITH":
-		return strings.HasSuffix(strings.ToLower(v), strings.ToLower(c.value))
+		return strings.HasSuffix(fold(v), fold(c.value))
 	case "ISEMPTY":
 		return v == ""
 	case "ISNOTEMPTY":
@@ -222,27 +283,30 @@ func (c condition) match(v string) bool {
 		if !ok {
 			return false
 		}
-		a, ok1 := compare(kind, v, lo)
-		b, ok2 := compare(kind, v, hi)
+		a, ok1 := compare(kind, v, lo, cs)
+		b, ok2 := compare(kind, v, hi, cs)
 		return ok1 && ok2 && a >= 0 && b <= 0
 	}
 	return false
 }
 
-// equal compares like the instance database does: numbers by value, strings
-// case-insensitively.
-func equal(kind fieldKind, a, b string) bool {
+// equal compares numbers and dates by value and strings case-insensitively,
+// as the instance database does, or exactly when cs is set.
+func equal(kind fieldKind, a, b string, cs bool) bool {
 	if kind != kindString {
-		if n, ok := compare(kind, a, b); ok {
+		if n, ok := compare(kind, a, b, cs); ok {
 			return n == 0
 		}
+	}
+	if cs {
+		return a == b
 	}
 	return strings.EqualFold(a, b)
 }
 
 // compare orders two values of a field; ok is false when either does not
 // parse as the field's type (an empty number or date matches no range).
-func compare(kind fieldKind, a, b string) (int, bool) {
+func compare(kind fieldKind, a, b string, cs bool) (int, bool) {
 	switch kind {
 	case kindNumber:
 		x, err1 := strconv.ParseFloat(a, 64)
@@ -262,6 +326,9 @@ func compare(kind fieldKind, a, b string) (int, bool) {
 			return 0, false
 		}
 		return x.Compare(y), true
+	}
+	if cs {
+		return strings.Compare(a, b), true
 	}
 	return compareFold(a, b), true
 }
@@ -333,7 +400,7 @@ func sortRows[T any](q *query, rows []T, get func(row T, f string) string) {
 	// sort gives the stable result.
 	slices.SortFunc(ks, func(a, b keyed) int {
 		for j, k := range q.order {
-			if c := sortCompare(kinds[j], a.keys[j], b.keys[j]); c != 0 {
+			if c := sortCompare(kinds[j], a.keys[j], b.keys[j], q.caseSensitive); c != 0 {
 				if k.desc {
 					return -c
 				}
@@ -349,7 +416,7 @@ func sortRows[T any](q *query, rows []T, get func(row T, f string) string) {
 
 // sortCompare puts empty values first (as the database sorts NULLs), then
 // typed values, then falls back to text.
-func sortCompare(kind fieldKind, a, b string) int {
+func sortCompare(kind fieldKind, a, b string, cs bool) int {
 	switch {
 	case a == b:
 		return 0
@@ -358,7 +425,7 @@ func sortCompare(kind fieldKind, a, b string) int {
 	case b == "":
 		return 1
 	}
-	if n, ok := compare(kind, a, b); ok {
+	if n, ok := compare(kind, a, b, cs); ok {
 		return n
 	}
 	return compareFold(a, b)

@@ -1,10 +1,13 @@
 package snowsim_test
 
 import (
+	"fmt"
 	"net/url"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/snowgate/snowgate/internal/snowsim"
 )
 
 func TestQueryOperators(t *testing.T) {
@@ -55,7 +58,9 @@ func TestQueryOperators(t *testing.T) {
 		{"ORDERBY number", "ORDERBYDESCsys_mod_count", []string{"INC0010004", "INC0010002", "INC0010003", "INC0010001"}},
 		{"ORDERBY with filter", "active=true^ORDERBYpriority", []string{"INC0010001", "INC0010002", "INC0010004"}},
 		{"ORDERBY then EQ", "sys_updated_on>=2026-03-01 00:00:00^ORDERBYsys_updated_on^ORDERBYsys_id^EQ", []string{"INC0010003", "INC0010001", "INC0010002"}},
-		{"invalid query returns no rows", "^^nooperator", []string{}},
+		// An unparseable term is dropped, not answered with no rows; see
+		// TestInvalidQuery.
+		{"unparseable term is ignored", "^^nooperator", []string{"INC0010001", "INC0010002", "INC0010003", "INC0010004"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,5 +82,50 @@ func TestQueryChangeRequestDates(t *testing.T) {
 	r := call(t, "GET", srv.URL+"/api/now/table/change_request?sysparm_query="+url.QueryEscape(q), nil)
 	if diff := cmp.Diff([]string{"CHG0030001"}, r.column(t, "number")); diff != "" {
 		t.Errorf("query %q (-want +got):\n%s", q, diff)
+	}
+}
+
+// TestInvalidQuery follows the GlideRecord - Scoped API reference
+// (ServiceNow docs, the note on invalid encoded queries) and the developer
+// blog post on glide.invalid_query.returns_no_rows: an instance drops the
+// invalid part of an encoded query (an unknown field, a term without an
+// operator) and runs the rest, returning more rows, possibly the whole
+// table; only with the property set to true does it return no rows.
+func TestInvalidQuery(t *testing.T) {
+	tests := []struct {
+		name  string
+		query string
+		want  []string // numbers, default instance
+	}{
+		{"unknown field alone matches all", "u_no_such_field=1", []string{"INC0010001", "INC0010002", "INC0010003", "INC0010004"}},
+		{"unknown field ANDed is dropped", "priority=1^u_no_such_field=1", []string{"INC0010001"}},
+		{"unknown field ORed is dropped", "priority=1^ORu_no_such_field=1", []string{"INC0010001"}},
+		{"unknown dot-walk is dropped", "assignment_group.u_region=emea^priority<=2", []string{"INC0010001", "INC0010003"}},
+		{"dot-walk through a non-reference is dropped", "short_description.name=x^priority=5", []string{"INC0010004"}},
+		{"term without operator is dropped", "priority=1^priority", []string{"INC0010001"}},
+		{"custom field a record has is valid", "u_environment=staging", []string{"INC0010002"}},
+	}
+	for _, strict := range []bool{false, true} {
+		var opts []snowsim.Option
+		if strict {
+			opts = append(opts, snowsim.WithProperty(snowsim.PropInvalidQueryNoRows, "true"))
+		}
+		_, srv := start(t, opts...)
+		for _, tc := range tests {
+			t.Run(fmt.Sprintf("%s/returns_no_rows=%v", tc.name, strict), func(t *testing.T) {
+				want := tc.want
+				if strict && tc.name != "custom field a record has is valid" {
+					want = []string{}
+				}
+				u := srv.URL + "/api/now/table/incident?sysparm_query=" + url.QueryEscape(tc.query)
+				r := call(t, "GET", u, nil)
+				if r.Status != 200 {
+					t.Fatalf("GET %q: status %d, want 200", tc.query, r.Status)
+				}
+				if diff := cmp.Diff(want, r.column(t, "number")); diff != "" {
+					t.Errorf("query %q (-want +got):\n%s", tc.query, diff)
+				}
+			})
+		}
 	}
 }

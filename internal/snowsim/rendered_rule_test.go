@@ -46,14 +46,14 @@ func TestRenderedBusinessRule(t *testing.T) {
 			base := srv.URL + "/api/now/table/incident"
 
 			// Outside the filter: another group, another environment.
-			call(t, "POST", base, map[string]any{"short_description": "db", "assignment_group": "Database", "u_environment": "production"})
-			call(t, "POST", base, map[string]any{"short_description": "stg", "assignment_group": "Network", "u_environment": "staging"})
+			call(t, "POST", base, map[string]any{"short_description": "db", "assignment_group": groupDatabase, "u_environment": "production"})
+			call(t, "POST", base, map[string]any{"short_description": "stg", "assignment_group": groupNetwork, "u_environment": "staging"})
 			waitOutbound(t, sim)
 			if n := len(rc.requests()); n != 0 {
 				t.Fatalf("receiver got %d webhooks for records outside the filter, want 0", n)
 			}
 
-			created := call(t, "POST", base, map[string]any{"short_description": "in scope", "assignment_group": "Network", "u_environment": "production"}).result(t)
+			created := call(t, "POST", base, map[string]any{"short_description": "in scope", "assignment_group": groupNetwork, "u_environment": "production"}).result(t)
 			waitOutbound(t, sim)
 			got := rc.requests()
 			if len(got) != 1 {

@@ -13,8 +13,19 @@ var ErrBadRule = errors.New("invalid business rule")
 
 // Rule is an "after" Business Rule: when a record of Table is inserted or
 // updated (per Insert and Update) and matches Condition (an encoded query,
-// evaluated against the record after the change), Script runs with
+// evaluated against the record after the change, comparing strings
+// case-sensitively as filter conditions do), Script runs with
 // current, previous, gs, sn_ws.RESTMessageV2 and the Glide classes.
+//
+// Scope is the rule's application scope: "" or "global" for Global, else a
+// scoped application's scope name ("x_acme_app"). As on an instance,
+// GlideCertificateEncryption exists only in Global; scoped scripts have
+// CertificateEncryption; and a Global rule runs in ES5 Standards mode: a
+// script using later syntax (let, const, arrow functions, template
+// literals, classes…) is accepted but fails with a syntax error on every
+// run, while a scoped rule runs ECMAScript 2021. An Inactive rule never
+// runs. Registered rules read
+// back through the Table API as sys_script records.
 type Rule struct {
 	Name      string
 	Table     string
@@ -22,12 +33,19 @@ type Rule struct {
 	Script    string
 	Insert    bool
 	Update    bool
+	Scope     string
+	Inactive  bool
 }
 
 type compiledRule struct {
 	Rule
 	cond *query
 	prog *goja.Program
+	// notES5 names the ES2015+ construct that makes a Global rule's script
+	// fail in ES5 Standards mode ("" when it is plain ES5 or scoped).
+	notES5 string
+	sysID  string // its sys_script record
+	added  string // when it was first added
 }
 
 // AddBusinessRule registers a rule, replacing one of the same name. It
@@ -44,15 +62,27 @@ func (s *Sim) AddBusinessRule(rule Rule) error {
 	if err != nil {
 		return fmt.Errorf("%w %q: condition: %w", ErrBadRule, rule.Name, err)
 	}
+	// A filter condition is evaluated by GlideFilter, which compares
+	// strings case-sensitively whatever the database does: a condition
+	// assignment_group.name=network never matches the group "Network".
+	cond.caseSensitive = true
 	prog, err := goja.Compile(rule.Name, rule.Script, false)
 	if err != nil {
 		return fmt.Errorf("%w %q: script: %w", ErrBadRule, rule.Name, err)
 	}
-	cr := &compiledRule{Rule: rule, cond: cond, prog: prog}
+	cr := &compiledRule{Rule: rule, cond: cond, prog: prog, sysID: NewSysID(), added: formatTime(s.clock())}
+	if rule.Scope == "" || rule.Scope == GlobalScope {
+		// Saved as an instance saves it; every run then fails to compile.
+		if cr.notES5, err = es5Violation(rule.Name, rule.Script); err != nil {
+			return fmt.Errorf("%w %q: script: %w", ErrBadRule, rule.Name, err)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.syncScriptsLocked()
 	for i, r := range s.rules {
 		if r.Name == rule.Name {
+			cr.sysID, cr.added = r.sysID, r.added
 			s.rules[i] = cr
 			return nil
 		}
@@ -68,6 +98,7 @@ func (s *Sim) RemoveBusinessRule(name string) bool {
 	for i, r := range s.rules {
 		if r.Name == name {
 			s.rules = append(s.rules[:i], s.rules[i+1:]...)
+			s.syncScriptsLocked()
 			return true
 		}
 	}
@@ -86,7 +117,7 @@ func (s *Sim) fireRules(c change, user string) {
 	s.mu.RLock()
 	get := s.getterLocked(c.after)
 	for _, r := range s.rules {
-		if r.Table != c.table || (c.op == "insert" && !r.Insert) || (c.op == "update" && !r.Update) {
+		if r.Inactive || r.Table != c.table || (c.op == "insert" && !r.Insert) || (c.op == "update" && !r.Update) {
 			continue
 		}
 		if r.cond.match(get) {

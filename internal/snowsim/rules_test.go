@@ -171,7 +171,7 @@ func TestBusinessRuleWebhook(t *testing.T) {
 	sim, srv := webhookSim(t, rc, snowsim.WithClock(clk.Now))
 	base := srv.URL + "/api/now/table/incident"
 
-	created := call(t, "POST", base, map[string]any{"short_description": "Link down", "assignment_group": "Network"}).result(t)
+	created := call(t, "POST", base, map[string]any{"short_description": "Link down", "assignment_group": groupNetwork}).result(t)
 	id := created["sys_id"].(string)
 	waitOutbound(t, sim)
 	clk.Advance(time.Minute)
@@ -189,7 +189,7 @@ func TestBusinessRuleWebhook(t *testing.T) {
 	}
 
 	// Not matching the condition: another group, or the record going inactive.
-	call(t, "POST", base, map[string]any{"short_description": "Slow query", "assignment_group": "Database"})
+	call(t, "POST", base, map[string]any{"short_description": "Slow query", "assignment_group": groupDatabase})
 	call(t, "PATCH", base+"/"+id, map[string]any{"state": "7"})
 	// A PATCH that changes nothing is not an update.
 	call(t, "PATCH", base+"/00000000000000000000000000000004", map[string]any{"priority": "1"})
@@ -208,7 +208,7 @@ func TestBusinessRuleOutboundOff(t *testing.T) {
 	rc := newReceiver(t, nil)
 	sim, srv := webhookSim(t, rc)
 	sim.SetOutbound(false)
-	r := call(t, "POST", srv.URL+"/api/now/table/incident", map[string]any{"short_description": "Lost", "assignment_group": "Network"})
+	r := call(t, "POST", srv.URL+"/api/now/table/incident", map[string]any{"short_description": "Lost", "assignment_group": groupNetwork})
 	if r.Status != 201 {
 		t.Fatalf("POST with outbound off: status %d, want 201", r.Status)
 	}
@@ -221,7 +221,7 @@ func TestBusinessRuleOutboundOff(t *testing.T) {
 	}
 
 	sim.SetOutbound(true)
-	call(t, "POST", srv.URL+"/api/now/table/incident", map[string]any{"short_description": "Delivered", "assignment_group": "Network"})
+	call(t, "POST", srv.URL+"/api/now/table/incident", map[string]any{"short_description": "Delivered", "assignment_group": groupNetwork})
 	waitOutbound(t, sim)
 	if n := len(rc.requests()); n != 1 {
 		t.Errorf("receiver got %d webhooks with outbound back on, want 1", n)
@@ -258,7 +258,7 @@ func TestDuplicateFault(t *testing.T) {
 	rc := newReceiver(t, nil)
 	sim, srv := webhookSim(t, rc)
 	sim.SetFaults(snowsim.Faults{DuplicateRate: 1})
-	call(t, "POST", srv.URL+"/api/now/table/incident", map[string]any{"short_description": "Twice", "assignment_group": "Network"})
+	call(t, "POST", srv.URL+"/api/now/table/incident", map[string]any{"short_description": "Twice", "assignment_group": groupNetwork})
 	waitOutbound(t, sim)
 	got := rc.requests()
 	if len(got) != 2 {

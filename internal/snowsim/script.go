@@ -41,11 +41,17 @@ type scriptEnv struct {
 	vm   *goja.Runtime
 	rule string
 	user string
+	// global is whether the rule runs in the Global scope, the only one
+	// with GlideCertificateEncryption.
+	global bool
 }
 
 func (s *Sim) runScript(r *compiledRule, c change, user string) (err error) {
+	if r.notES5 != "" {
+		return fmt.Errorf("run script: SyntaxError: %s is not ES5, and a Global-scope rule runs in ES5 Standards mode", r.notES5)
+	}
 	vm := goja.New()
-	e := &scriptEnv{sim: s, vm: vm, rule: r.Name, user: user}
+	e := &scriptEnv{sim: s, vm: vm, rule: r.Name, user: user, global: r.Scope == "" || r.Scope == GlobalScope}
 	if err := e.install(c); err != nil {
 		return fmt.Errorf("install shims: %w", err)
 	}
@@ -82,15 +88,19 @@ func (e *scriptEnv) install(c change) error {
 			return err
 		}
 	}
-	for name, v := range map[string]any{
-		"current":                    e.record(c.table, c.after, c.op, c.before),
-		"previous":                   previous,
-		"gs":                         e.gs(),
-		"sn_ws":                      sn,
-		"GlideDateTime":              e.glideDateTime,
-		"GlideCertificateEncryption": e.certEncryption,
-		"GlideStringUtil":            strUtil,
-	} {
+	globals := map[string]any{
+		"current":               e.record(c.table, c.after, c.op, c.before),
+		"previous":              previous,
+		"gs":                    e.gs(),
+		"sn_ws":                 sn,
+		"GlideDateTime":         e.glideDateTime,
+		"CertificateEncryption": e.certEncryption,
+		"GlideStringUtil":       strUtil,
+	}
+	if e.global {
+		globals["GlideCertificateEncryption"] = e.certEncryption
+	}
+	for name, v := range globals {
 		if err := vm.Set(name, v); err != nil {
 			return err
 		}
@@ -217,8 +227,9 @@ func (e *scriptEnv) glideDateTime(call goja.ConstructorCall) *goja.Object {
 	return nil
 }
 
-// certEncryption is `new GlideCertificateEncryption()`; generateMac takes
-// the key base64-encoded and returns the MAC base64-encoded.
+// certEncryption is `new GlideCertificateEncryption()` (Global scope only)
+// and `new CertificateEncryption()` (any scope); generateMac takes the key
+// base64-encoded and returns the MAC base64-encoded.
 func (e *scriptEnv) certEncryption(call goja.ConstructorCall) *goja.Object {
 	vm := e.vm
 	_ = call.This.Set("generateMac", func(key, alg, data string) string {
@@ -301,12 +312,19 @@ func (e *scriptEnv) restMessage(call goja.ConstructorCall) *goja.Object {
 			req := *m
 			req.headers = m.headers.Clone()
 			res := &outboundResult{done: make(chan struct{})}
+			delay, resend := e.sim.eccPlan()
 			e.sim.startAsync()
 			go func() {
 				defer e.sim.endAsync()
+				time.Sleep(delay) // waiting in the ECC queue
 				r := e.sim.send(req)
 				res.status, res.body, res.headers, res.err = r.status, r.body, r.headers, r.err
 				close(res.done)
+				if resend > 0 {
+					time.Sleep(resend)
+					e.sim.count(func(st *Stats) { st.OutboundResent++ })
+					e.sim.send(req)
+				}
 			}()
 			return e.response(res)
 		},

@@ -3,9 +3,33 @@
 // queries, Link pagination, basic and OAuth auth, ServiceNow's JSON error
 // shapes), takes inserts and updates through that API as a real instance
 // does, injects faults on demand (latency, 429, 5xx, dropped connections,
-// rate limits, ACL-hidden records) and runs Business Rule scripts in a
-// JavaScript engine with the Glide shims webhook scripts use, so the script
-// handed to users is exercised end to end.
+// ACL-hidden records, quota-cancelled answers) and runs Business Rule
+// scripts in a JavaScript engine with the Glide shims webhook scripts use,
+// so the script handed to users is exercised end to end.
+//
+// It holds to ServiceNow's documented behaviour where a consumer could
+// come to depend on the difference, each with the instance's default and
+// an option where an instance setting changes it:
+//
+//   - comments and work notes are sys_journal_field records; a journal
+//     write bumps sys_mod_count and fires update rules; the field reads "";
+//   - a table the user may not read answers 403 (WithReadDenied), a hidden
+//     row 404;
+//   - an invalid encoded-query term is dropped, not answered with no rows
+//     (PropInvalidQueryNoRows);
+//   - Business Rule conditions compare strings case-sensitively, database
+//     queries case-insensitively (WithCaseSensitiveQueries);
+//   - rate limit rules count per user per hour (RateLimitRule); API threads
+//     have a bounded queue (APISemaphore);
+//   - executeAsync calls pass through an ECC queue: late, reordered,
+//     sometimes sent twice (ECCQueue);
+//   - a hibernating instance answers HTML (SetHibernating);
+//   - the OAuth client credentials grant is off (PropOAuthClientCredentials);
+//     basic auth can be restricted to web service users
+//     (WithBasicAuthRestricted);
+//   - references are stored as given unless sysparm_input_display_value=true;
+//   - sys_user, sys_user_has_role, sys_user_group, sys_dictionary and
+//     sys_script describe the instance's setup.
 package snowsim
 
 import (
@@ -18,7 +42,9 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,6 +65,9 @@ type Sim struct {
 	client    *http.Client
 	// scriptTimeout bounds the JavaScript part of a Business Rule run.
 	scriptTimeout time.Duration
+	// caseSensitiveQueries makes Table API queries compare strings
+	// case-sensitively (WithCaseSensitiveQueries).
+	caseSensitiveQueries bool
 
 	mu     sync.RWMutex // tables and rules
 	tables map[string]*table
@@ -49,9 +78,21 @@ type Sim struct {
 	propMu     sync.RWMutex
 	properties map[string]string
 
+	// userTZ and userRoles configure the sys_user records written at New.
+	userTZ    map[string]string
+	userRoles map[string][]string
+
+	aclMu    sync.RWMutex
+	denyRead map[string]bool // "user/table" without table read rights
+
+	limits rateLimits
+	sem    semaphore
+
 	faultMu sync.Mutex
 	faults  faultState
 	chaos   chaosState // OutboundFaults and ReadFaults
+
+	hibernating atomic.Bool
 
 	outMu    sync.Mutex
 	outbound bool
@@ -109,6 +150,27 @@ func WithProperty(name, value string) Option {
 	return func(s *Sim) { s.properties[name] = value }
 }
 
+// WithCaseSensitiveQueries makes encoded queries of the Table API compare
+// strings case-sensitively (short_description=Disk full no longer matches
+// "disk full"), as on an instance whose database or column collation is
+// case-sensitive. The default is case-insensitive, as on ServiceNow's
+// default databases. Business Rule conditions are case-sensitive either
+// way.
+func WithCaseSensitiveQueries(on bool) Option {
+	return func(s *Sim) { s.caseSensitiveQueries = on }
+}
+
+// WithReadDenied takes the read right on tables away from user, as a table
+// ACL that user's roles do not satisfy: queries and reads of those tables
+// answer 403 "Insufficient rights to query records".
+func WithReadDenied(user string, tables ...string) Option {
+	return func(s *Sim) {
+		for _, t := range tables {
+			s.denyRead[user+"/"+t] = true
+		}
+	}
+}
+
 // New returns a Sim with empty incident, change_request and sys_user_group
 // tables and outbound HTTP switched on.
 func New(opts ...Option) *Sim {
@@ -121,12 +183,19 @@ func New(opts ...Option) *Sim {
 		tables:        newTables(),
 		auth:          newAuthState(),
 		properties:    map[string]string{},
+		denyRead:      map[string]bool{},
+		userTZ:        map[string]string{},
+		userRoles:     map[string][]string{},
+		limits:        rateLimits{counts: map[string]*rateCount{}},
 		outbound:      true,
 		stats:         newStats(),
 	}
+	s.chaos.ecc = ECCQueue{Delay: DefaultECCDelay}
+	s.chaos.eccRng = seeded(0)
 	for _, o := range opts {
 		o(s)
 	}
+	s.seedUsersLocked()
 	s.faults.reset(Faults{})
 	s.mux = s.routes()
 	return s
@@ -139,11 +208,61 @@ func (s *Sim) SetProperty(name, value string) {
 	s.properties[name] = value
 }
 
+// SetReadDenied takes the read right on a table away from a user (denied)
+// or gives it back; see WithReadDenied.
+func (s *Sim) SetReadDenied(user, table string, denied bool) {
+	s.aclMu.Lock()
+	defer s.aclMu.Unlock()
+	if denied {
+		s.denyRead[user+"/"+table] = true
+	} else {
+		delete(s.denyRead, user+"/"+table)
+	}
+}
+
+func (s *Sim) canRead(user, table string) bool {
+	s.aclMu.RLock()
+	defer s.aclMu.RUnlock()
+	return !s.denyRead[user+"/"+table]
+}
+
+// PropInvalidQueryNoRows is the system property that makes an encoded query
+// with an invalid term return no rows; by default (unset or false) the
+// invalid term is dropped and the rest of the query runs.
+const PropInvalidQueryNoRows = "glide.invalid_query.returns_no_rows"
+
+// propertyTrue reports whether a system property is set to "true".
+func (s *Sim) propertyTrue(name string) bool {
+	v, _ := s.property(name)
+	return strings.EqualFold(v, "true")
+}
+
 func (s *Sim) property(name string) (string, bool) {
 	s.propMu.RLock()
 	defer s.propMu.RUnlock()
 	v, ok := s.properties[name]
 	return v, ok
+}
+
+// WithHibernating starts the Sim hibernating; see SetHibernating.
+func WithHibernating() Option { return func(s *Sim) { s.hibernating.Store(true) } }
+
+// SetHibernating puts the instance to sleep or wakes it. A hibernating
+// developer instance answers every request, API calls and token requests
+// alike, with 200 and an HTML page asking its owner to wake it; nothing is
+// served and no Business Rule runs.
+func (s *Sim) SetHibernating(on bool) { s.hibernating.Store(on) }
+
+// Hibernating reports whether the instance is hibernating.
+func (s *Sim) Hibernating() bool { return s.hibernating.Load() }
+
+// writeHibernating writes the page a hibernating instance serves.
+func writeHibernating(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html;charset=UTF-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "<!DOCTYPE html>\n<html><head><title>Instance hibernating</title></head>"+
+		"<body><h1>This instance is hibernating</h1>"+
+		"<p>Sign in to the developer portal to wake it up.</p></body></html>\n")
 }
 
 // SetOutbound switches outbound HTTP (RESTMessageV2) on or off. Off, every
@@ -201,6 +320,7 @@ func (s *Sim) WaitOutbound(ctx context.Context) error {
 // Records returns a snapshot of a table's records in insertion order
 // (nil for an unknown table). Journal fields read as "", as in the API.
 func (s *Sim) Records(table string) []map[string]string {
+	s.syncGenerated(table)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	t, ok := s.tables[table]
@@ -216,6 +336,7 @@ func (s *Sim) Records(table string) []map[string]string {
 
 // Record returns a snapshot of one record.
 func (s *Sim) Record(table, sysID string) (map[string]string, bool) {
+	s.syncGenerated(table)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	t, ok := s.tables[table]
@@ -229,22 +350,26 @@ func (s *Sim) Record(table, sysID string) (map[string]string, bool) {
 	return maps.Clone(r.fields), true
 }
 
-// WorkNotes returns the work notes journaled on a record, oldest first.
+// WorkNotes returns the work notes journaled on a record (its
+// sys_journal_field entries), oldest first.
 func (s *Sim) WorkNotes(table, sysID string) []string {
+	return s.Journal(table, sysID, "work_notes")
+}
+
+// Journal returns the entries of a record's journal field ("comments" or
+// "work_notes"), oldest first.
+func (s *Sim) Journal(table, sysID, element string) []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	t, ok := s.tables[table]
-	if !ok || t.byID[sysID] == nil {
-		return nil
-	}
-	return slices.Clone(t.byID[sysID].journal["work_notes"])
+	return s.journalLocked(table, sysID, element)
 }
 
 // Insert adds a record as a POST to the Table API does, firing Business
-// Rules; it returns the record written.
+// Rules; it returns the record written. Reference fields are stored as
+// given (a sys_id), as without sysparm_input_display_value.
 func (s *Sim) Insert(table string, fields map[string]string) (map[string]string, error) {
 	s.mu.Lock()
-	c, err := s.insertLocked(table, fields, "admin", false)
+	c, err := s.insertLocked(table, fields, "admin", false, false)
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -255,9 +380,10 @@ func (s *Sim) Insert(table string, fields map[string]string) (map[string]string,
 
 // Update changes a record as a PATCH to the Table API does, firing Business
 // Rules when something changed; it returns the record after the update.
+// Reference fields are stored as given, as in Insert.
 func (s *Sim) Update(table, sysID string, fields map[string]string) (map[string]string, error) {
 	s.mu.Lock()
-	c, err := s.updateLocked(table, sysID, fields, "admin")
+	c, err := s.updateLocked(table, sysID, fields, "admin", false)
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -268,17 +394,21 @@ func (s *Sim) Update(table, sysID string, fields map[string]string) (map[string]
 
 // Seed loads records from a JSON fixture
 // {"incident":[{...}],"change_request":[...],"sys_user_group":[...]}.
-// Values may be strings, numbers or booleans. Groups load first so records
-// can name their assignment_group. No Business Rule fires.
+// Values may be strings, numbers or booleans. Groups, users and roles load
+// first, and a fixture may name a reference by display value (a group's
+// name): fixtures resolve it, as a write with
+// sysparm_input_display_value=true would. No Business Rule fires.
 func (s *Sim) Seed(r io.Reader) error {
 	var fx map[string][]map[string]any
 	if err := json.NewDecoder(r).Decode(&fx); err != nil {
 		return fmt.Errorf("decode fixture: %w", err)
 	}
 	names := slices.Sorted(maps.Keys(fx))
-	// sys_user_group sorts last; references need it first.
-	if i := slices.Index(names, TableUserGroup); i >= 0 {
-		names = append([]string{TableUserGroup}, slices.Delete(names, i, i+1)...)
+	// Groups, users and roles sort last; references need them first.
+	for _, first := range []string{TableUserRole, TableRole, TableUser, TableUserGroup} {
+		if i := slices.Index(names, first); i >= 0 {
+			names = append([]string{first}, slices.Delete(names, i, i+1)...)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -288,7 +418,7 @@ func (s *Sim) Seed(r io.Reader) error {
 			if err != nil {
 				return fmt.Errorf("fixture %s[%d]: %w", name, i, err)
 			}
-			if _, err := s.insertLocked(name, in, "admin", true); err != nil {
+			if _, err := s.insertLocked(name, in, "admin", true, true); err != nil {
 				return fmt.Errorf("fixture %s[%d]: %w", name, i, err)
 			}
 		}

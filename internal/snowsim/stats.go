@@ -21,6 +21,9 @@ type Stats struct {
 	OutboundAttempted int
 	OutboundFailed    int
 	OutboundStatus    map[int]int
+	// OutboundResent counts executeAsync calls the ECC queue sent a second
+	// time (each also counts in OutboundAttempted).
+	OutboundResent int
 	// RulesFired counts Business Rule script runs (a duplicate fault runs a
 	// script twice); RuleErrors those that threw.
 	RulesFired int

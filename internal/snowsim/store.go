@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,10 @@ const (
 	TableIncident      = "incident"
 	TableChangeRequest = "change_request"
 	TableUserGroup     = "sys_user_group"
+	// TableJournal holds the entries of every journal field (comments, work
+	// notes): element_id is the record's sys_id, element the field, name
+	// the record's table.
+	TableJournal = "sys_journal_field"
 )
 
 // Outcome errors of record operations.
@@ -48,7 +53,7 @@ func withColumns(base map[string]string, extra map[string]string) map[string]str
 	return m
 }
 
-var tableDefs = map[string]tableDef{
+var tableDefs = mergeDefs(systemTableDefs, map[string]tableDef{
 	TableIncident: {prefix: "INC", firstNum: 10001, columns: withColumns(taskColumns, map[string]string{
 		"state": "1", "priority": "5", "caller_id": "", "category": "inquiry",
 		"sys_class_name": "incident", "resolved_at": "", "close_code": "",
@@ -62,13 +67,28 @@ var tableDefs = map[string]tableDef{
 		"sys_id": "", "sys_created_on": "", "sys_created_by": "", "sys_updated_on": "",
 		"sys_updated_by": "", "sys_mod_count": "0",
 	}},
+	TableJournal: {columns: map[string]string{
+		"element_id": "", "element": "", "value": "", "name": "",
+		"sys_id": "", "sys_created_on": "", "sys_created_by": "",
+	}},
+})
+
+func mergeDefs(a, b map[string]tableDef) map[string]tableDef {
+	m := maps.Clone(a)
+	maps.Copy(m, b)
+	return m
 }
 
 // references maps a reference field to the table it points at; the
 // simulator resolves dot-walks ("assignment_group.name") through it.
-var references = map[string]string{"assignment_group": TableUserGroup}
+var references = map[string]string{
+	"assignment_group": TableUserGroup, "assigned_to": TableUser, "caller_id": TableUser,
+	"cmdb_ci": TableCI, "user": TableUser, "role": TableRole, "manager": TableUser,
+	"sys_scope": TableScope,
+}
 
-// journalFields are appended to a journal on write and read back as "".
+// journalFields are appended to sys_journal_field on write and read back
+// as "" on the record.
 var journalFields = map[string]bool{"work_notes": true, "comments": true}
 
 // systemFields are set by the instance; writes to them are ignored.
@@ -86,8 +106,7 @@ var inactiveStates = map[string]map[string]bool{
 var sysIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 type record struct {
-	fields  map[string]string
-	journal map[string][]string
+	fields map[string]string
 }
 
 type table struct {
@@ -95,12 +114,49 @@ type table struct {
 	next int
 	rows []*record
 	byID map[string]*record
+	// extra are fields beyond the table's default columns that a fixture
+	// or a write introduced (custom u_ fields on a real instance).
+	extra map[string]bool
+	// removed are fields this instance lacks (WithoutField); writes to them
+	// are ignored, as the Table API ignores fields a table does not have.
+	removed map[string]bool
+}
+
+func (t *table) hasField(f string) bool {
+	_, ok := t.def.columns[f]
+	return ok || t.extra[f]
+}
+
+// noteField records a field written to the table.
+func (t *table) noteField(f string) {
+	if _, ok := t.def.columns[f]; !ok {
+		t.extra[f] = true
+	}
+}
+
+// fieldKnownLocked reports whether a table has a field; a dot-walk
+// ("assignment_group.name") is known when the reference field is and the
+// table it points at has the field.
+func (s *Sim) fieldKnownLocked(tableName, field string) bool {
+	t, ok := s.tables[tableName]
+	if !ok {
+		return false
+	}
+	ref, sub, dotted := strings.Cut(field, ".")
+	if !t.hasField(ref) {
+		return false
+	}
+	if !dotted {
+		return true
+	}
+	target, ok := references[ref]
+	return ok && !strings.Contains(sub, ".") && s.tables[target].hasField(sub)
 }
 
 func newTables() map[string]*table {
 	ts := make(map[string]*table, len(tableDefs))
 	for name, def := range tableDefs {
-		ts[name] = &table{def: def, next: def.firstNum, byID: map[string]*record{}}
+		ts[name] = &table{def: def, next: def.firstNum, byID: map[string]*record{}, extra: map[string]bool{}, removed: map[string]bool{}}
 	}
 	return ts
 }
@@ -122,30 +178,41 @@ type change struct {
 	written bool
 }
 
-// insertLocked adds a record. seed keeps system fields from the input (fixtures).
-func (s *Sim) insertLocked(tableName string, in map[string]string, user string, seed bool) (change, error) {
+// insertLocked adds a record. seed keeps system fields from the input
+// (fixtures); a reference field given by display value (a group's name) is
+// resolved to its sys_id only with displayInput
+// (sysparm_input_display_value=true) or seed, else it is stored as given.
+func (s *Sim) insertLocked(tableName string, in map[string]string, user string, seed, displayInput bool) (change, error) {
 	t, ok := s.tables[tableName]
 	if !ok {
 		return change{}, fmt.Errorf("%w %s", ErrInvalidTable, tableName)
 	}
 	now := s.clock().UTC().Format(timeLayout)
-	rec := &record{fields: maps.Clone(t.def.columns), journal: map[string][]string{}}
+	rec := &record{fields: maps.Clone(t.def.columns)}
+	var notes []journalEntry
 	for k, v := range in {
 		switch {
+		case t.removed[k]:
 		case systemFields[k] && !seed:
 		case journalFields[k]:
 			if v != "" {
-				rec.journal[k] = append(rec.journal[k], v)
+				notes = append(notes, journalEntry{element: k, value: v})
 			}
 		default:
-			rec.fields[k] = s.resolveRefLocked(k, v)
+			t.noteField(k)
+			if seed || displayInput {
+				if displayInput {
+					v = s.resolveRefLocked(k, v)
+				}
+			}
+			rec.fields[k] = v
 		}
 	}
 	f := rec.fields
 	switch id := f["sys_id"]; {
 	case t.byID[id] != nil:
 		return change{}, fmt.Errorf("insert %s %s: %w", tableName, id, ErrDuplicate)
-	case !sysIDPattern.MatchString(id):
+	case !sysIDPattern.MatchString(id) && !(tableName == TableScope && id == GlobalScope):
 		// ServiceNow makes a sys_id when none (or an unusable one) is given.
 		f["sys_id"] = NewSysID()
 	}
@@ -157,8 +224,9 @@ func (s *Sim) insertLocked(tableName string, in map[string]string, user string, 
 			t.next = n + 1
 		}
 	}
+	has := func(k string) bool { _, ok := t.def.columns[k]; return ok }
 	for _, k := range []string{"sys_created_on", "sys_updated_on"} {
-		if f[k] == "" || !seed {
+		if has(k) && (f[k] == "" || !seed) {
 			f[k] = now
 		}
 	}
@@ -168,10 +236,10 @@ func (s *Sim) insertLocked(tableName string, in map[string]string, user string, 
 	if f["sys_created_by"] == "" || !seed {
 		f["sys_created_by"] = user
 	}
-	if f["sys_updated_by"] == "" || !seed {
+	if has("sys_updated_by") && (f["sys_updated_by"] == "" || !seed) {
 		f["sys_updated_by"] = user
 	}
-	if !seed || f["sys_mod_count"] == "" {
+	if has("sys_mod_count") && (!seed || f["sys_mod_count"] == "") {
 		f["sys_mod_count"] = "0"
 	}
 	if _, given := in["active"]; !given && inactiveStates[tableName][f["state"]] {
@@ -179,12 +247,19 @@ func (s *Sim) insertLocked(tableName string, in map[string]string, user string, 
 	}
 	t.rows = append(t.rows, rec)
 	t.byID[f["sys_id"]] = rec
+	// Entries are ordered by field name so that a record given both journal
+	// fields journals them in a stable order.
+	slices.SortFunc(notes, func(a, b journalEntry) int { return strings.Compare(a.element, b.element) })
+	for _, n := range notes {
+		s.appendJournalLocked(tableName, f["sys_id"], n.element, n.value, f["sys_created_by"], f["sys_created_on"])
+	}
 	return change{table: tableName, op: "insert", after: maps.Clone(f), written: true}, nil
 }
 
 // updateLocked applies in to a record. As on ServiceNow, a write that
 // changes nothing is not written: no sys_mod_count bump and no rules.
-func (s *Sim) updateLocked(tableName, sysID string, in map[string]string, user string) (change, error) {
+// displayInput resolves references given by display value, as for insert.
+func (s *Sim) updateLocked(tableName, sysID string, in map[string]string, user string, displayInput bool) (change, error) {
 	t, ok := s.tables[tableName]
 	if !ok {
 		return change{}, fmt.Errorf("%w %s", ErrInvalidTable, tableName)
@@ -195,23 +270,27 @@ func (s *Sim) updateLocked(tableName, sysID string, in map[string]string, user s
 	}
 	before := maps.Clone(rec.fields)
 	changed := false
+	var notes []journalEntry
 	for k, v := range in {
 		switch {
+		case t.removed[k]:
 		case systemFields[k] || k == "sys_id":
 		case journalFields[k]:
 			if v != "" {
-				rec.journal[k] = append(rec.journal[k], v)
-				changed = true
+				notes = append(notes, journalEntry{element: k, value: v})
 			}
 		default:
-			v = s.resolveRefLocked(k, v)
+			t.noteField(k)
+			if displayInput {
+				v = s.resolveRefLocked(k, v)
+			}
 			if old, ok := rec.fields[k]; !ok || old != v {
 				rec.fields[k] = v
 				changed = true
 			}
 		}
 	}
-	if !changed {
+	if !changed && len(notes) == 0 {
 		return change{table: tableName, op: "update", after: before, before: before}, nil
 	}
 	f := rec.fields
@@ -222,13 +301,49 @@ func (s *Sim) updateLocked(tableName, sysID string, in map[string]string, user s
 	}
 	n, _ := strconv.Atoi(f["sys_mod_count"])
 	f["sys_mod_count"] = strconv.Itoa(n + 1)
-	f["sys_updated_on"] = s.clock().UTC().Format(timeLayout)
+	now := s.clock().UTC().Format(timeLayout)
+	f["sys_updated_on"] = now
 	f["sys_updated_by"] = user
+	// A journal entry is part of the update: the record's version moves and
+	// update rules fire, as for any other field.
+	slices.SortFunc(notes, func(a, b journalEntry) int { return strings.Compare(a.element, b.element) })
+	for _, n := range notes {
+		s.appendJournalLocked(tableName, sysID, n.element, n.value, user, now)
+	}
 	return change{table: tableName, op: "update", after: maps.Clone(f), before: before, written: true}, nil
 }
 
-// resolveRefLocked turns a reference given by display value (a group name)
-// into the sys_id it stands for, as the Table API does on write.
+// journalEntry is a value written to a journal field.
+type journalEntry struct{ element, value string }
+
+// appendJournalLocked adds one sys_journal_field entry for a record.
+func (s *Sim) appendJournalLocked(tableName, sysID, element, value, user, at string) {
+	t := s.tables[TableJournal]
+	rec := &record{fields: map[string]string{
+		"sys_id": NewSysID(), "element_id": sysID, "element": element, "value": value,
+		"name": tableName, "sys_created_on": at, "sys_created_by": user,
+	}}
+	t.rows = append(t.rows, rec)
+	t.byID[rec.fields["sys_id"]] = rec
+}
+
+// journalLocked returns the values journaled in a record's field, oldest
+// first.
+func (s *Sim) journalLocked(tableName, sysID, element string) []string {
+	var out []string
+	for _, r := range s.tables[TableJournal].rows {
+		f := r.fields
+		if f["element_id"] == sysID && f["element"] == element && f["name"] == tableName {
+			out = append(out, f["value"])
+		}
+	}
+	return out
+}
+
+// resolveRefLocked turns a reference given by display value (a group's or
+// a user's name) into the sys_id it stands for, as the Table API does on
+// write with sysparm_input_display_value=true; a value that names nothing
+// is kept as given.
 func (s *Sim) resolveRefLocked(field, v string) string {
 	target, ok := references[field]
 	if !ok || v == "" || sysIDPattern.MatchString(v) {
