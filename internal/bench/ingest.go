@@ -14,7 +14,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -22,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/uuid"
 
+	"github.com/snowgate/snowgate/internal/awsconfig"
 	"github.com/snowgate/snowgate/internal/ingest"
 	"github.com/snowgate/snowgate/internal/localrun"
 	"github.com/snowgate/snowgate/internal/provision"
@@ -72,7 +72,7 @@ func httpClient() *http.Client {
 func sdkConfig(cfg aws.Config, endpoint string) aws.Config {
 	c := cfg.Copy()
 	c.BaseEndpoint = aws.String(endpoint)
-	c.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+	c.HTTPClient = awsconfig.HTTPClient(func(t *http.Transport) {
 		t.MaxIdleConns, t.MaxIdleConnsPerHost = maxConns, maxConns
 	})
 	return c

@@ -19,7 +19,7 @@ import (
 // seeded with records.
 func newSim(tb testing.TB, records map[string][]map[string]string, opts ...snowsim.Option) (*snowsim.Sim, string) {
 	tb.Helper()
-	opts = append([]snowsim.Option{snowsim.WithUser(testUser, testPassword), snowsim.WithOAuthClient(testClientID, testClientSecret)}, opts...)
+	opts = append([]snowsim.Option{snowsim.WithUser(testUser, testPassword), snowsim.WithOAuthClientCredentials(testClientID, testClientSecret, testUser)}, opts...)
 	sim := snowsim.New(opts...)
 	if len(records) > 0 {
 		b, err := json.Marshal(records)
