@@ -19,16 +19,18 @@ import (
 // Proxy returns a reverse proxy to the emulator at target that applies
 // every fix below to its responses.
 func Proxy(target *url.URL) *httputil.ReverseProxy {
-	p := httputil.NewSingleHostReverseProxy(target)
-	direct := p.Director
-	p.Director = func(r *http.Request) {
-		direct(r)
-		ForwardBody(r)
+	return &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			// As a Director-based single-host proxy does: the emulator sees
+			// the Host the client called (queue URLs, virtual hosts).
+			r.Out.Host = r.In.Host
+			ForwardBody(r.Out)
+		},
+		ModifyResponse: AddDynamoDBChecksum,
+		// Runtime API long polls and SQS long polls must stream promptly.
+		FlushInterval: -1,
 	}
-	p.ModifyResponse = AddDynamoDBChecksum
-	// Runtime API long polls and SQS long polls must stream promptly.
-	p.FlushInterval = -1
-	return p
 }
 
 // AddDynamoDBChecksum adds the X-Amz-Crc32 header that DynamoDB sends and
@@ -56,7 +58,7 @@ func AddDynamoDBChecksum(resp *http.Response) error {
 // when the proxy's handler returns, which may come first, and the write
 // loop then fails on "http: invalid Read on closed Body" and closes the
 // connection to the emulator: the answer was relayed, but every such race
-// costs a pooled connection. Call it from a Director or Rewrite.
+// costs a pooled connection. Call it from a proxy's Rewrite.
 func ForwardBody(out *http.Request) {
 	if out.Body == nil || out.Body == http.NoBody || out.ContentLength <= 0 {
 		return
