@@ -176,6 +176,14 @@ func (s *Sim) SetAPISemaphore(c APISemaphore) {
 	s.sem.cfg = c
 }
 
+// APILoad reports how many requests hold an API thread and how many wait
+// in the queue for one.
+func (s *Sim) APILoad() (active, queued int) {
+	s.sem.mu.Lock()
+	defer s.sem.mu.Unlock()
+	return s.sem.active, len(s.sem.queue)
+}
+
 type semResult int
 
 const (

@@ -2,7 +2,6 @@ package snowsim_test
 
 import (
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -71,9 +70,9 @@ func TestRateLimitRules(t *testing.T) {
 // waited too long in the queue fails with 500.
 func TestAPISemaphore(t *testing.T) {
 	sim, srv := start(t, snowsim.WithAPISemaphore(snowsim.APISemaphore{
-		Threads: 1, QueueDepth: 1, QueueTimeout: 700 * time.Millisecond,
+		Threads: 1, QueueDepth: 1, QueueTimeout: 300 * time.Millisecond,
 	}))
-	sim.SetFaults(snowsim.Faults{Latency: 1500 * time.Millisecond}) // time on the thread
+	sim.SetFaults(snowsim.Faults{Latency: 2 * time.Second}) // time on the thread
 	type answer struct {
 		status     int
 		retryAfter string
@@ -86,27 +85,39 @@ func TestAPISemaphore(t *testing.T) {
 		resp.Body.Close()
 		return answer{resp.StatusCode, resp.Header.Get("Retry-After")}
 	}
-	// Three requests, started 100ms apart: one takes the thread, one waits
-	// in the queue past its timeout, one finds the queue full. Which is
-	// which depends on arrival, so only the set of answers is checked.
-	var wg sync.WaitGroup
-	answers := make([]answer, 3)
-	for i := range answers {
-		wg.Add(1)
-		go func() { defer wg.Done(); answers[i] = get() }()
-		time.Sleep(100 * time.Millisecond)
-	}
-	wg.Wait()
-	var statuses []int
-	for _, a := range answers {
-		statuses = append(statuses, a.status)
-		if a.status == 429 && a.retryAfter != "" {
-			t.Errorf("429 for a full queue has Retry-After %q, want none", a.retryAfter)
+	// waitLoad waits until the node has the given threads busy and requests
+	// queued: each request is sent once the one before it has its place,
+	// whatever the machine's speed.
+	waitLoad := func(active, queued int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			a, q := sim.APILoad()
+			if a == active && q == queued {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("API load: %d active, %d queued; want %d and %d", a, q, active, queued)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	slices.Sort(statuses)
-	if !slices.Equal(statuses, []int{200, 429, 500}) {
-		t.Errorf("statuses %v, want one 200 (on the thread), one 429 (queue full), one 500 (queued past the timeout)", statuses)
+	var wg sync.WaitGroup
+	var running, queued answer
+	wg.Add(2)
+	go func() { defer wg.Done(); running = get() }()
+	waitLoad(1, 0)
+	go func() { defer wg.Done(); queued = get() }()
+	waitLoad(1, 1)
+	if full := get(); full.status != 429 || full.retryAfter != "" {
+		t.Errorf("third request with the queue full: status %d Retry-After %q, want 429 and none", full.status, full.retryAfter)
+	}
+	wg.Wait()
+	if queued.status != 500 {
+		t.Errorf("queued request past the queue timeout: status %d, want 500", queued.status)
+	}
+	if running.status != 200 {
+		t.Errorf("request on the thread: status %d, want 200", running.status)
 	}
 
 	// Within the timeout, a queued request is served in turn.
