@@ -95,6 +95,10 @@ func Render(p Params) (Rule, error) {
 	if p.Secret == "" {
 		return Rule{}, fmt.Errorf("%w: no secret", ErrInvalid)
 	}
+	// The id also stands in a // comment, which a line break would end.
+	if strings.ContainsAny(p.WebhookID, "\r\n\u2028\u2029") {
+		return Rule{}, fmt.Errorf("%w: webhook id %q holds a line break", ErrInvalid, p.WebhookID)
+	}
 	var auth string
 	switch p.Signing {
 	case registry.SigningSecret:

@@ -298,6 +298,7 @@ func TestRenderRejects(t *testing.T) {
 		{"no secret", func(p *businessrule.Params) { p.Secret = "" }},
 		{"unknown signing", func(p *businessrule.Params) { p.Signing = "jwt" }},
 		{"hmac with a plain secret", func(p *businessrule.Params) { p.Signing = registry.SigningHMAC }},
+		{"line break in the webhook id", func(p *businessrule.Params) { p.WebhookID = "whk_1\nalert(1)" }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
