@@ -2,11 +2,15 @@
 // snowgate about record changes: the settings an administrator enters on
 // the Business Rule form and the script for its Advanced tab.
 //
-// The script is ES5 (ServiceNow's global scope runs Rhino) and uses only
-// documented server APIs: current, gs, sn_ws.RESTMessageV2, GlideDateTime and
-// GlideCertificateEncryption. The ServiceNow simulator runs Rule.Script as is
-// on every matching insert and update, so what users paste is what the tests
-// execute.
+// The rule belongs in the Global application (Application), where scripts
+// run in ES5 Standards mode: the script is ES5, and a test parses it with an
+// ES5-only parser. It uses only documented server APIs: current, gs,
+// sn_ws.RESTMessageV2, GlideDateTime and, to sign (HMAC mode),
+// GlideCertificateEncryption, which exists only in the Global scope, or
+// else the scoped equivalent CertificateEncryption, so a rule created in a
+// scoped application by mistake still signs. The ServiceNow simulator runs
+// Rule.Script as is on every matching insert and update, so what users
+// paste is what the tests execute.
 package businessrule
 
 import (
@@ -30,6 +34,13 @@ const (
 	// HTTPTimeoutMillis bounds the POST, so a slow endpoint cannot hold up
 	// ServiceNow's outbound queue.
 	HTTPTimeoutMillis = 5000
+	// Application is the application scope the rule is created in: Global
+	// (its sys_scope is "global" on every instance). A rule takes the
+	// scope of the application the administrator's session is in when the
+	// rule is created, so Text says how to switch to Global first.
+	Application = "global"
+	// ApplicationLabel is how the Business Rule form shows Application.
+	ApplicationLabel = "Global"
 )
 
 // Params are what a rule depends on.
@@ -53,14 +64,16 @@ type Params struct {
 // Rule is a rendered Business Rule. It is plain data: the simulator loads
 // Table, Condition and Script from it.
 type Rule struct {
-	Name     string `json:"name"`
-	Table    string `json:"table"`
-	Active   bool   `json:"active"`
-	Advanced bool   `json:"advanced"`
-	When     string `json:"when"`
-	Order    int    `json:"order"`
-	Insert   bool   `json:"insert"`
-	Update   bool   `json:"update"`
+	Name  string `json:"name"`
+	Table string `json:"table"`
+	// Application is the rule's application scope, always Application.
+	Application string `json:"application"`
+	Active      bool   `json:"active"`
+	Advanced    bool   `json:"advanced"`
+	When        string `json:"when"`
+	Order       int    `json:"order"`
+	Insert      bool   `json:"insert"`
+	Update      bool   `json:"update"`
 	// Condition is the filter condition as an encoded query.
 	Condition string `json:"condition"`
 	// ConditionText is Condition in words, as the condition builder shows it.
@@ -82,6 +95,10 @@ func Render(p Params) (Rule, error) {
 	if p.Secret == "" {
 		return Rule{}, fmt.Errorf("%w: no secret", ErrInvalid)
 	}
+	// The id also stands in a // comment, which a line break would end.
+	if strings.ContainsAny(p.WebhookID, "\r\n\u2028\u2029") {
+		return Rule{}, fmt.Errorf("%w: webhook id %q holds a line break", ErrInvalid, p.WebhookID)
+	}
 	var auth string
 	switch p.Signing {
 	case registry.SigningSecret:
@@ -95,15 +112,18 @@ func Render(p Params) (Rule, error) {
 	default:
 		return Rule{}, fmt.Errorf("%w: signing %q is not %s or %s", ErrInvalid, p.Signing, registry.SigningSecret, registry.SigningHMAC)
 	}
-	label := "snowgate webhook " + p.WebhookID
-	script := fmt.Sprintf(scriptTemplate, label, jsString(p.URL), auth, HTTPTimeoutMillis, jsString(label+": "))
 	name := "snowgate"
 	if p.WebhookName != "" {
 		name += ": " + p.WebhookName
 	}
+	// What gs.error messages start with: the webhook and the rule, so the
+	// system log says which rule failed.
+	label := fmt.Sprintf("snowgate webhook %s (Business Rule %q): ", p.WebhookID, name)
+	script := fmt.Sprintf(scriptTemplate, p.WebhookID, jsString(label), jsString(p.URL), auth, HTTPTimeoutMillis)
 	return Rule{
 		Name:          name,
 		Table:         p.Table,
+		Application:   Application,
 		Active:        true,
 		Advanced:      true,
 		When:          When,
@@ -119,11 +139,13 @@ func Render(p Params) (Rule, error) {
 // The script. Values are inserted as JSON string literals, which are valid
 // JavaScript literals, so no value can break out of its quotes. The body
 // carries what identifies the change; snowgate fetches the record itself
-// and trusts nothing else from it. Errors are logged, never thrown: a
-// failed notification must not block the user's save, and the reconciler
-// catches the change later.
+// and trusts nothing else from it. Errors are logged with gs.error, never
+// thrown: a failed notification must not block the user's save, and the
+// reconciler catches the change later. ES5 only (var, function, no
+// template literals): Global-scope scripts run in ES5 Standards mode.
 const scriptTemplate = `(function executeRule(current, previous /*null when async*/) {
-	// %s: tells snowgate that this record changed.
+	// snowgate webhook %s: tells snowgate that this record changed.
+	var label = %s;
 	try {
 		var body = JSON.stringify({
 			sys_id: String(current.getUniqueValue()),
@@ -140,7 +162,7 @@ const scriptTemplate = `(function executeRule(current, previous /*null when asyn
 		request.setHttpTimeout(%d);
 		request.executeAsync();
 	} catch (ex) {
-		gs.error(%s + (ex && ex.message ? ex.message : ex));
+		gs.error(label + 'not sent: ' + (ex && ex.message ? ex.message : ex));
 	}
 })(current, previous);
 `
@@ -148,10 +170,27 @@ const scriptTemplate = `(function executeRule(current, previous /*null when asyn
 const secretHeader = "\t\trequest.setRequestHeader('X-Webhook-Secret', %s);\n"
 
 // Standard Webhooks: HMAC-SHA256 over "<id>.<timestamp>.<body>" with the
-// base64 key, sent as "v1,<base64 mac>".
+// base64 key, sent as "v1,<base64 mac>". GlideCertificateEncryption is the
+// Global scope's class; a scoped application has CertificateEncryption,
+// with the same generateMac(key, algorithm, data). Without either, or
+// without a MAC, nothing is sent and the system log says why.
 const hmacHeaders = `		var id = 'msg_' + gs.generateGUID();
 		var timestamp = String(Math.floor(new GlideDateTime().getNumericValue() / 1000));
-		var mac = new GlideCertificateEncryption().generateMac(%s, 'HmacSHA256', id + '.' + timestamp + '.' + body);
+		var signer = null;
+		if (typeof GlideCertificateEncryption !== 'undefined') {
+			signer = new GlideCertificateEncryption();
+		} else if (typeof CertificateEncryption !== 'undefined') {
+			signer = new CertificateEncryption();
+		}
+		if (!signer) {
+			gs.error(label + 'not sent: neither GlideCertificateEncryption (Global scope) nor CertificateEncryption (scoped applications) exists to sign it; create the rule with Application: Global');
+			return;
+		}
+		var mac = signer.generateMac(%s, 'HmacSHA256', id + '.' + timestamp + '.' + body);
+		if (!mac) {
+			gs.error(label + 'not sent: generateMac returned no signature');
+			return;
+		}
 		request.setRequestHeader('webhook-id', id);
 		request.setRequestHeader('webhook-timestamp', timestamp);
 		request.setRequestHeader('webhook-signature', 'v1,' + mac);

@@ -19,7 +19,9 @@ import (
 
 // shim is the smallest ServiceNow server-side environment the script needs.
 // Requests are recorded in `sent` instead of being sent; GlideDateTime is
-// frozen at `nowMillis`; generateMac is the real HMAC, from Go.
+// frozen at `nowMillis`; generateMac is the real HMAC, from Go. Both
+// signing classes are properties of the global object, so a test can take
+// one away (execute's drop) the way an application scope does.
 const shim = `
 var sent = [];
 var errors = [];
@@ -44,9 +46,12 @@ var sn_ws = {
 	}
 };
 function GlideDateTime() { this.getNumericValue = function () { return nowMillis; }; }
-function GlideCertificateEncryption() {
+this.GlideCertificateEncryption = function () {
 	this.generateMac = function (key, alg, data) { return goMac(key, alg, data); };
-}
+};
+this.CertificateEncryption = function () {
+	this.generateMac = function (key, alg, data) { return goMac(key, alg, data); };
+};
 function record(fields, op) {
 	return {
 		getUniqueValue: function () { return fields.sys_id; },
@@ -71,8 +76,9 @@ type run struct {
 }
 
 // execute runs a rule's script for one record the way ServiceNow does:
-// `current` and `previous` in scope, the script evaluated as is.
-func execute(t *testing.T, r businessrule.Rule, fields map[string]string, op string, failSend bool) run {
+// `current` and `previous` in scope, the script evaluated as is. The
+// globals named in drop do not exist for the run.
+func execute(t *testing.T, r businessrule.Rule, fields map[string]string, op string, failSend bool, drop ...string) run {
 	t.Helper()
 	vm := goja.New()
 	must := func(err error) {
@@ -97,6 +103,14 @@ func execute(t *testing.T, r businessrule.Rule, fields map[string]string, op str
 	}))
 	_, err := vm.RunString(shim)
 	must(err)
+	for _, name := range drop {
+		if err := vm.GlobalObject().Delete(name); err != nil {
+			t.Fatalf("remove %s from the shim: %v", name, err)
+		}
+		if v, _ := vm.RunString("typeof " + name); v.String() != "undefined" {
+			t.Fatalf("%s is still defined", name)
+		}
+	}
 	must(vm.Set("fields", fields))
 	_, err = vm.RunString("var current = record(fields, " + quote(op) + "); var previous = null;")
 	must(err)
@@ -147,6 +161,12 @@ func TestScriptPostsWithStaticSecret(t *testing.T) {
 	}
 }
 
+// TestScriptSignsWithHMAC signs in either scope. ServiceNow documents
+// GlideCertificateEncryption as a Global-scope class whose scoped
+// equivalent is CertificateEncryption, both with generateMac(key,
+// algorithm, data) taking a base64 key and answering a base64 MAC:
+// https://www.servicenow.com/docs/r/api-reference/server-api-reference/c_GlideCertificateEncryptionAPI.html
+// https://www.servicenow.com/docs/r/api-reference/server-api-reference/c_CertificateEncryptionScopedAPI.html
 func TestScriptSignsWithHMAC(t *testing.T) {
 	key := webhook.NewSigningKey()
 	rule, err := businessrule.Render(businessrule.Params{
@@ -157,35 +177,95 @@ func TestScriptSignsWithHMAC(t *testing.T) {
 		t.Fatalf("Render: %v", err)
 	}
 	change := map[string]string{"sys_id": "c0ffee", "sys_class_name": "change_request", "number": "CHG0030001", "sys_mod_count": "0"}
-	got := execute(t, rule, change, "insert", false)
-	if len(got.sent) != 1 {
-		t.Fatalf("sent %d requests (errors %q), want 1", len(got.sent), got.errors)
+	for _, tc := range []struct {
+		name string
+		drop []string
+	}{
+		{"global scope", nil},
+		{"scoped application", []string{"GlideCertificateEncryption"}},
+		{"global class only", []string{"CertificateEncryption"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := execute(t, rule, change, "insert", false, tc.drop...)
+			if len(got.sent) != 1 || len(got.errors) != 0 {
+				t.Fatalf("sent %d requests (errors %q), want 1 and no errors", len(got.sent), got.errors)
+			}
+			req := got.sent[0]
+			if _, ok := req.Headers["X-Webhook-Secret"]; ok {
+				t.Error("hmac request carries X-Webhook-Secret")
+			}
+			if ts := req.Headers["webhook-timestamp"]; ts != "1767225600" {
+				t.Errorf("webhook-timestamp = %q, want 1767225600 (unix seconds)", ts)
+			}
+			if id := req.Headers["webhook-id"]; !strings.HasPrefix(id, "msg_") || len(id) < 20 {
+				t.Errorf("webhook-id = %q, want msg_<guid>", id)
+			}
+			raw, err := webhook.DecodeSigningKey(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantSig := webhook.Sign(raw, req.Headers["webhook-id"], req.Headers["webhook-timestamp"], []byte(req.Body))
+			if req.Headers["webhook-signature"] != wantSig {
+				t.Errorf("webhook-signature = %q, want %q", req.Headers["webhook-signature"], wantSig)
+			}
+			var body map[string]any
+			if err := json.Unmarshal([]byte(req.Body), &body); err != nil {
+				t.Fatalf("body %q: %v", req.Body, err)
+			}
+			wantBody := map[string]any{"sys_id": "c0ffee", "table": "change_request", "number": "CHG0030001", "sys_mod_count": float64(0), "operation": "insert"}
+			if diff := cmp.Diff(wantBody, body); diff != "" {
+				t.Errorf("body mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
-	req := got.sent[0]
-	if _, ok := req.Headers["X-Webhook-Secret"]; ok {
-		t.Error("hmac request carries X-Webhook-Secret")
-	}
-	if ts := req.Headers["webhook-timestamp"]; ts != "1767225600" {
-		t.Errorf("webhook-timestamp = %q, want 1767225600 (unix seconds)", ts)
-	}
-	if id := req.Headers["webhook-id"]; !strings.HasPrefix(id, "msg_") || len(id) < 20 {
-		t.Errorf("webhook-id = %q, want msg_<guid>", id)
-	}
-	raw, err := webhook.DecodeSigningKey(key)
+}
+
+// TestScriptLogsWhenItCannotSign: with neither signing class (or a MAC
+// that comes back empty) nothing is sent unsigned, and gs.error names the
+// webhook, the rule and the reason instead of the failure passing unseen.
+func TestScriptLogsWhenItCannotSign(t *testing.T) {
+	key := webhook.NewSigningKey()
+	rule, err := businessrule.Render(businessrule.Params{
+		WebhookID: "whk_4", WebhookName: "changes", Table: registry.TableChangeRequest, URL: ingestURL,
+		Signing: registry.SigningHMAC, Secret: key,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSig := webhook.Sign(raw, req.Headers["webhook-id"], req.Headers["webhook-timestamp"], []byte(req.Body))
-	if req.Headers["webhook-signature"] != wantSig {
-		t.Errorf("webhook-signature = %q, want %q", req.Headers["webhook-signature"], wantSig)
+	b64, err := webhook.SigningKeyBase64(key)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var body map[string]any
-	if err := json.Unmarshal([]byte(req.Body), &body); err != nil {
-		t.Fatalf("body %q: %v", req.Body, err)
-	}
-	wantBody := map[string]any{"sys_id": "c0ffee", "table": "change_request", "number": "CHG0030001", "sys_mod_count": float64(0), "operation": "insert"}
-	if diff := cmp.Diff(wantBody, body); diff != "" {
-		t.Errorf("body mismatch (-want +got):\n%s", diff)
+	change := map[string]string{"sys_id": "c0ffee", "sys_class_name": "change_request", "number": "CHG0030001", "sys_mod_count": "0"}
+	for _, tc := range []struct {
+		name   string
+		script string
+		drop   []string
+		why    string
+	}{
+		{"no signing class", rule.Script, []string{"GlideCertificateEncryption", "CertificateEncryption"}, "neither GlideCertificateEncryption"},
+		{"empty MAC", "this.GlideCertificateEncryption = function () { this.generateMac = function () { return ''; }; };\n" + rule.Script, nil, "generateMac returned no signature"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rule
+			r.Script = tc.script
+			got := execute(t, r, change, "insert", false, tc.drop...)
+			if len(got.sent) != 0 {
+				t.Errorf("sent %d requests, want none", len(got.sent))
+			}
+			if len(got.errors) != 1 {
+				t.Fatalf("errors = %q, want one", got.errors)
+			}
+			msg := got.errors[0]
+			for _, want := range []string{"whk_4", `Business Rule "snowgate: changes"`, "not sent", tc.why} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("gs.error(%q) lacks %q", msg, want)
+				}
+			}
+			if strings.Contains(msg, b64) || strings.Contains(msg, key) {
+				t.Error("the logged error contains the signing key")
+			}
+		})
 	}
 }
 
@@ -218,6 +298,7 @@ func TestRenderRejects(t *testing.T) {
 		{"no secret", func(p *businessrule.Params) { p.Secret = "" }},
 		{"unknown signing", func(p *businessrule.Params) { p.Signing = "jwt" }},
 		{"hmac with a plain secret", func(p *businessrule.Params) { p.Signing = registry.SigningHMAC }},
+		{"line break in the webhook id", func(p *businessrule.Params) { p.WebhookID = "whk_1\nalert(1)" }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -256,7 +337,10 @@ func TestText(t *testing.T) {
 	text := rule.Text()
 	for _, want := range []string{
 		"--- ServiceNow Business Rule configuration ---\n",
-		"  Table:            change_request [change_request]\n",
+		"  Table:            change_request [change_request]\n" +
+			"  Application:      Global\n" +
+			"                    (before creating the rule, switch to Global: the application picker in the banner,\n" +
+			"                     or Settings > Developer > Application; the form's Application must read Global)\n",
 		"  When:             after\n",
 		"  Insert:           true\n",
 		"  Update:           true\n",

@@ -6,13 +6,22 @@ import (
 )
 
 // Text is the block printed for an administrator: the form settings, then
-// the script to paste into the Advanced tab.
+// the script to paste into the Advanced tab. The Application line says how
+// to switch to Global first: a new rule takes the application the
+// administrator's session is in.
 func (r Rule) Text() string {
 	var b strings.Builder
 	line := func(label string, value any) { fmt.Fprintf(&b, "  %-17s %v\n", label+":", value) }
 	b.WriteString("--- ServiceNow Business Rule configuration ---\n")
 	line("Name", r.Name)
 	line("Table", fmt.Sprintf("%s [%s]", r.Table, r.Table))
+	if r.Application == Application {
+		line("Application", ApplicationLabel)
+		fmt.Fprintf(&b, "  %-17s (before creating the rule, switch to Global: the application picker in the banner,\n", "")
+		fmt.Fprintf(&b, "  %-17s  or Settings > Developer > Application; the form's Application must read Global)\n", "")
+	} else {
+		line("Application", r.Application)
+	}
 	line("Active", r.Active)
 	line("Advanced", r.Advanced)
 	line("When", r.When)

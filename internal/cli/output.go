@@ -194,8 +194,11 @@ type webhookCreatedJSON struct {
 // are the rule's fields as ServiceNow names them; the simulator of make dev
 // reads name, table, condition, script, insert and update.
 type businessRuleJSON struct {
-	Name          string `json:"name"`
-	Table         string `json:"table"`
+	Name  string `json:"name"`
+	Table string `json:"table"`
+	// Application is the application scope to create the rule in
+	// ("global").
+	Application   string `json:"application"`
 	Active        bool   `json:"active"`
 	Advanced      bool   `json:"advanced"`
 	When          string `json:"when"`
@@ -209,7 +212,7 @@ type businessRuleJSON struct {
 
 func businessRuleOutput(r businessrule.Rule) businessRuleJSON {
 	return businessRuleJSON{
-		Name: r.Name, Table: r.Table, Active: r.Active, Advanced: r.Advanced, When: r.When, Order: r.Order,
+		Name: r.Name, Table: r.Table, Application: r.Application, Active: r.Active, Advanced: r.Advanced, When: r.When, Order: r.Order,
 		Insert: r.Insert, Update: r.Update, Condition: r.Condition, ConditionText: r.ConditionText, Script: r.Script,
 	}
 }

@@ -111,6 +111,13 @@ X-Webhook-Secret header; snowgate stores only its hash. With --signing hmac it
 signs each call (Standard Webhooks: webhook-id, webhook-timestamp,
 webhook-signature) with a key kept in Secrets Manager.
 
+Create the Business Rule in the Global application: switch to Global in the
+application picker before you create it, since a new rule takes the
+application your session is in. The script is ES5 (Global scripts run in ES5
+Standards mode). With hmac it signs with GlideCertificateEncryption, or with
+CertificateEncryption in a scoped application, and when it cannot sign it
+sends nothing and says why in the system log (gs.error).
+
 The secret is shown once. Lost it? 2501 infra webhook rotate-secret.`,
 	Example: `2501 infra webhook create --name prod-incidents --source-type servicenow --event-type incident
 2501 infra webhook create --name prod-changes --source-type servicenow --event-type change_request --gateway-id gtw_0b7c… --signing hmac`,

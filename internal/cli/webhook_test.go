@@ -59,7 +59,8 @@ func TestWebhookLifecycle(t *testing.T) {
 	wantLines := []string{
 		"Webhook created!\n  ID:         " + id + "\n  URL:        " + url + "\n  Secret:     " + secret + "\n  Event type: incident\n  Gateway:    " + g.ID,
 		"\n\n--- ServiceNow Business Rule configuration ---\n",
-		"  Table:            incident [incident]\n",
+		"  Table:            incident [incident]\n  Application:      Global\n",
+		"(before creating the rule, switch to Global: the application picker in the banner,",
 		"  Active:           true\n  Advanced:         true\n  When:             after\n",
 		"  Insert:           true\n  Update:           true\n",
 		"  Filter Conditions: active=true^assignment_group.nameINNetwork\n",
@@ -208,11 +209,11 @@ func TestWebhookHMAC(t *testing.T) {
 		t.Error("JSON output exposes key references or hashes")
 	}
 	rule := v.BusinessRule
-	if rule == nil || rule.Table != "change_request" || rule.Condition != "active=true" {
+	if rule == nil || rule.Table != "change_request" || rule.Condition != "active=true" || rule.Application != "global" {
 		t.Fatalf("business rule = %+v", rule)
 	}
 	b64, _ := webhook.SigningKeyBase64(v.Secret)
-	for _, want := range []string{"GlideCertificateEncryption().generateMac(\"" + b64 + "\", 'HmacSHA256'", "'webhook-signature', 'v1,' + mac"} {
+	for _, want := range []string{"new GlideCertificateEncryption();", "new CertificateEncryption();", "signer.generateMac(\"" + b64 + "\", 'HmacSHA256'", "'webhook-signature', 'v1,' + mac"} {
 		if !strings.Contains(rule.Script, want) {
 			t.Errorf("script lacks %q:\n%s", want, rule.Script)
 		}

@@ -14,7 +14,14 @@ import (
 
 // TestRenderedBusinessRule runs the exact script `2501 infra webhook create`
 // prints, with the gateway's filter as its condition, on inserts through
-// the Table API.
+// the Table API: as the Global rule it is meant to be (ES5 Standards mode,
+// GlideCertificateEncryption), and as a rule created by mistake in a
+// scoped application, where only CertificateEncryption exists. ServiceNow
+// documents the Global class and its scoped equivalent:
+// https://www.servicenow.com/docs/r/api-reference/server-api-reference/c_GlideCertificateEncryptionAPI.html
+// https://www.servicenow.com/docs/r/api-reference/server-api-reference/c_CertificateEncryptionScopedAPI.html
+// and that a rule belongs to the application scope it was created in:
+// https://www.servicenow.com/docs/r/api-reference/business-rules-classic/c_BusinessRulesInScopedApps.html
 func TestRenderedBusinessRule(t *testing.T) {
 	gw := registry.Gateway{AssignmentGroupFilter: "Network", EnvironmentFilter: "production"}
 	key := webhook.NewSigningKey()
@@ -22,9 +29,12 @@ func TestRenderedBusinessRule(t *testing.T) {
 		name    string
 		signing string
 		secret  string
+		scope   string
 	}{
-		{"static secret", registry.SigningSecret, "s3cret-static-value"},
-		{"hmac", registry.SigningHMAC, key},
+		{"static secret", registry.SigningSecret, "s3cret-static-value", ""},
+		{"hmac", registry.SigningHMAC, key, ""},
+		{"static secret in a scoped application", registry.SigningSecret, "s3cret-static-value", "x_acme_app"},
+		{"hmac in a scoped application", registry.SigningHMAC, key, "x_acme_app"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -37,9 +47,16 @@ func TestRenderedBusinessRule(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Render: %v", err)
 			}
+			if rule.Application != snowsim.GlobalScope {
+				t.Fatalf("rendered rule's application = %q, want %q", rule.Application, snowsim.GlobalScope)
+			}
+			scope := rule.Application
+			if tc.scope != "" {
+				scope = tc.scope
+			}
 			sim, srv := start(t)
 			err = sim.AddBusinessRule(snowsim.Rule{Name: rule.Name, Table: rule.Table, Condition: rule.Condition,
-				Script: rule.Script, Insert: rule.Insert, Update: rule.Update})
+				Script: rule.Script, Insert: rule.Insert, Update: rule.Update, Scope: scope})
 			if err != nil {
 				t.Fatalf("AddBusinessRule(rendered): %v", err)
 			}
