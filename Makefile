@@ -16,6 +16,9 @@ FUNCTIONS     := ingest processor reconciler
 LAMBDA_ENV    := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 LAMBDA_FLAGS  := -trimpath -tags lambda.norpc -ldflags='-s -w'
 FUZZTIME      ?= 60s
+# 2501 version reports the commit it was built from: stamp it even where
+# GOFLAGS turns VCS stamping off (-buildvcs=auto skips it outside a checkout).
+CLI_FLAGS     := -buildvcs=auto
 # make test's fuzz budget is a count, not a duration: Go 1.26's fuzz coordinator
 # can report a spurious "context deadline exceeded" when a duration runs out
 # while a worker is busy (golang/go#75804, fixed in Go 1.27), which a loaded
@@ -46,7 +49,7 @@ help: ## list the targets
 
 .PHONY: build
 build: ## build the CLI (bin/2501) and the Lambda bundles (build/<fn>/bootstrap + .zip)
-	$(GO) build -o $(BIN)/2501 ./cli/2501
+	$(GO) build $(CLI_FLAGS) -o $(BIN)/2501 ./cli/2501
 	@for fn in $(FUNCTIONS); do \
 	  mkdir -p $(BUILD)/$$fn && \
 	  $(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o $(BUILD)/$$fn/bootstrap ./functions/$$fn && \
@@ -56,7 +59,7 @@ build: ## build the CLI (bin/2501) and the Lambda bundles (build/<fn>/bootstrap 
 
 .PHONY: build-local
 build-local: ## host-platform builds for make dev: bin/2501, bin/snowgate-dev, build/local/<fn>/bootstrap
-	$(GO) build -o $(BIN)/2501 ./cli/2501
+	$(GO) build $(CLI_FLAGS) -o $(BIN)/2501 ./cli/2501
 	$(GO) build -o $(BIN)/snowgate-dev ./cmd/snowgate-dev
 	@for fn in $(FUNCTIONS); do \
 	  mkdir -p $(BUILD)/local/$$fn && \
