@@ -141,7 +141,7 @@ func TestRun(t *testing.T) {
 		{
 			name: "basic auth restricted to web service users",
 			setup: setup{
-				opts: []snowsim.Option{snowsim.WithUser("interactive", password), snowsim.WithBasicAuthRestricted()},
+				opts:    []snowsim.Option{snowsim.WithUser("interactive", password), snowsim.WithBasicAuthRestricted()},
 				gateway: func(g *registry.Gateway) { g.Username = "interactive" },
 				creds:   func(string) servicenow.Auth { return servicenow.BasicAuth("interactive", password) },
 			},
