@@ -139,15 +139,14 @@ var workNoteRoles = map[string][]string{
 }
 
 type runner struct {
-	t        Target
-	base     http.RoundTripper
-	now      func() time.Time
-	inst     Instance
-	limits   *rateLimitRecorder
-	checks   []Check
-	user     servicenow.Record // the integration user's sys_user record, when known
-	canary   canaryRecord
-	readable map[string]bool
+	t      Target
+	base   http.RoundTripper
+	now    func() time.Time
+	inst   Instance
+	limits *rateLimitRecorder
+	checks []Check
+	user   servicenow.Record // the integration user's sys_user record, when known
+	canary canaryRecord
 	// throttled: a call was answered 429.
 	throttled bool
 }
@@ -159,7 +158,7 @@ type canaryRecord struct {
 // Run runs every check of t and returns their outcomes; it fails only
 // through the checks it reports.
 func Run(ctx context.Context, t Target, connect Connect, opts ...Option) Report {
-	r := &runner{t: t, base: http.DefaultTransport, now: time.Now, readable: map[string]bool{}}
+	r := &runner{t: t, base: http.DefaultTransport, now: time.Now}
 	for _, o := range opts {
 		o(r)
 	}
@@ -402,7 +401,6 @@ func (r *runner) readRights(ctx context.Context) {
 			broken = append(broken, table+": "+err.Error())
 		default:
 			ok = append(ok, table)
-			r.readable[table] = true
 			if r.canary.sysID == "" && table != tableJournal && len(recs) > 0 && recs[0].SysID() != "" {
 				r.canary = canaryRecord{table: table, sysID: recs[0].SysID(), updatedOn: recs[0][servicenow.FieldSysUpdatedOn]}
 			}
@@ -486,7 +484,7 @@ func (r *runner) timeZone(context.Context) {
 			"check that its Time zone is UTC (the query canary below still tests how dates are read)", "")
 	case r.user == nil:
 		r.add(CheckTimeZone, Failed, "no sys_user record with user_name "+r.t.Gateway.Username+" is readable, so its time zone is unknown",
-			"let the integration user read its own sys_user record (or check the user name), then "+fix[4:])
+			"let the integration user read its own sys_user record (or check the user name), and set its Time zone to UTC")
 	default:
 		tz := r.user["time_zone"]
 		switch tz {

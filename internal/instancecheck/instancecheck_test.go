@@ -354,3 +354,25 @@ func TestRunUntrustedCertificate(t *testing.T) {
 		t.Errorf("credentials = %s, want skipped", c.Status)
 	}
 }
+
+// Credentials that cannot be loaded fail the credentials check; nothing
+// else can run.
+func TestRunWithoutCredentials(t *testing.T) {
+	g := registry.Gateway{ID: "gtw_nocreds", InstanceURL: "https://acme.service-now.com", Auth: registry.AuthBasic, Username: user}
+	connect := func(context.Context, ...servicenow.Option) (instancecheck.Instance, error) {
+		return nil, servicenow.ErrInvalidCredentials
+	}
+	rep := instancecheck.Run(context.Background(), instancecheck.Target{Gateway: g}, connect)
+	for _, c := range rep.Checks {
+		want := instancecheck.Skipped
+		if c.Name == instancecheck.CheckCredentials {
+			want = instancecheck.Failed
+		}
+		if c.Status != want {
+			t.Errorf("check %s = %s (%s), want %s", c.Name, c.Status, c.Detail, want)
+		}
+	}
+	if len(rep.Checks) != 9 || rep.Checks[0].Name != instancecheck.CheckReachability {
+		t.Errorf("checks = %+v, want all 9 in order", rep.Checks)
+	}
+}
