@@ -508,13 +508,18 @@ func (r *runner) queryCanary(ctx context.Context) {
 		r.add(CheckQueryCanary, Skipped, "no readable "+strings.Join(r.tables(), " or ")+" record to test with", "")
 		return
 	}
-	q := servicenow.Query{Encoded: "sys_updated_on<=" + c.updatedOn + "^sys_id=" + c.sysID, Fields: []string{"sys_id"}, PageSize: 1}
+	// Bounded on both sides, so that an offset either way (a zone west or
+	// east of UTC) leaves the record out.
+	q := servicenow.Query{
+		Encoded: "sys_updated_on>=" + c.updatedOn + "^sys_updated_on<=" + c.updatedOn + "^sys_id=" + c.sysID,
+		Fields:  []string{"sys_id"}, PageSize: 1,
+	}
 	recs, err := r.first(ctx, c.table, q)
 	switch {
 	case err != nil:
 		r.add(CheckQueryCanary, Failed, "the canary query failed: "+err.Error(), "run the check again; if it persists, check the instance's health")
 	case len(recs) == 0 || recs[0].SysID() != c.sysID:
-		r.add(CheckQueryCanary, Failed, fmt.Sprintf("%s %s was not returned by sys_updated_on<=%s (its own sys_updated_on): "+
+		r.add(CheckQueryCanary, Failed, fmt.Sprintf("%s %s was not returned by sys_updated_on>=%[3]s^sys_updated_on<=%[3]s (its own sys_updated_on): "+
 			"plain date literals are not read as UTC, so the reconciler would miss changes", c.table, c.sysID, c.updatedOn),
 			"set the integration user's Time zone to UTC")
 	default:
@@ -575,7 +580,11 @@ func (r *runner) filters(ctx context.Context) {
 				}
 			}
 			if len(missing) > 0 {
-				problems = append(problems, "the environment filter reads "+environmentField+", which "+strings.Join(missing, " and ")+" lack(s)")
+				verb := " lacks"
+				if len(missing) > 1 {
+					verb = " lack"
+				}
+				problems = append(problems, "the environment filter reads "+environmentField+", which "+strings.Join(missing, " and ")+verb)
 				fixes = append(fixes, "add the field "+environmentField+" to "+strings.Join(missing, " and ")+" (or to task), or clear --environment-filter")
 			} else {
 				found = append(found, environmentField+" exists on "+strings.Join(tables, ", "))
@@ -633,6 +642,7 @@ func (r *runner) businessRules(ctx context.Context) {
 		r.add(CheckBusinessRules, Failed, "cannot read sys_script: "+err.Error(), fix)
 		return
 	}
+	scopes := r.scopeNames(ctx, recs)
 	var problems, fixes []string
 	for i, w := range hooks {
 		name := names[i]
@@ -650,7 +660,7 @@ func (r *runner) businessRules(ctx context.Context) {
 		case !slices.ContainsFunc(mine, func(rec servicenow.Record) bool { return rec["active"] == "true" && rec["sys_scope"] == globalScope }):
 			rec := mine[0]
 			if rec["sys_scope"] != globalScope {
-				problems = append(problems, fmt.Sprintf("%q on %s is in the application scope %s, not Global", name, w.EventType, rec["sys_scope"]))
+				problems = append(problems, fmt.Sprintf("%q on %s is in the application scope %s, not Global", name, w.EventType, scopes(rec["sys_scope"])))
 				fixes = append(fixes, "delete it and create it again with the application picker set to Global (GlideCertificateEncryption exists only there)")
 			}
 			if rec["active"] != "true" {
@@ -664,4 +674,34 @@ func (r *runner) businessRules(ctx context.Context) {
 		return
 	}
 	r.add(CheckBusinessRules, OK, fmt.Sprintf("%d rule(s) present, active, in Global: %s", len(names), strings.Join(names, ", ")), "")
+}
+
+// scopeNames returns a function naming the application scopes of rules
+// that are not in Global by their sys_scope scope (x_acme_app), or by
+// sys_id when sys_scope cannot be read.
+func (r *runner) scopeNames(ctx context.Context, rules []servicenow.Record) func(string) string {
+	var ids []string
+	for _, rec := range rules {
+		if id := rec["sys_scope"]; id != "" && id != globalScope && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	names := map[string]string{}
+	if len(ids) > 0 {
+		recs, err := r.all(ctx, "sys_scope", servicenow.Query{Encoded: "sys_idIN" + strings.Join(ids, ","), Fields: []string{"sys_id", "scope"}, PageSize: 100})
+		if err == nil {
+			for _, rec := range recs {
+				names[rec.SysID()] = rec["scope"]
+			}
+		}
+	}
+	return func(id string) string {
+		if n := names[id]; n != "" {
+			return n
+		}
+		if id == "" {
+			return "(none)"
+		}
+		return id
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,8 @@ type setup struct {
 	noRules  bool
 	prepare  func(*snowsim.Sim)
 	webhooks []registry.Webhook
+	// handler wraps the simulator.
+	handler func(http.Handler) http.Handler
 }
 
 // run serves a simulator holding a well set-up instance (a web service
@@ -70,7 +73,11 @@ func run(t *testing.T, s setup) instancecheck.Report {
 	if s.prepare != nil {
 		s.prepare(sim)
 	}
-	srv := httptest.NewServer(sim)
+	var h http.Handler = sim
+	if s.handler != nil {
+		h = s.handler(sim)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	g := registry.Gateway{
 		ID: "gtw_test", Name: "prod", InstanceURL: srv.URL, Auth: registry.AuthBasic, Username: user,
@@ -223,6 +230,20 @@ func TestRun(t *testing.T) {
 			},
 		},
 		{
+			name:  "plain literals read in the user's time zone",
+			setup: setup{handler: literalsIn("America/Los_Angeles")},
+			want: want{
+				instancecheck.CheckQueryCanary: failed("not read as UTC"),
+			},
+		},
+		{
+			name:  "plain literals read in a zone east of UTC",
+			setup: setup{handler: literalsIn("Europe/Berlin")},
+			want: want{
+				instancecheck.CheckQueryCanary: failed("not read as UTC"),
+			},
+		},
+		{
 			name:  "missing group",
 			setup: setup{gateway: func(g *registry.Gateway) { g.AssignmentGroupFilter = "Network,network-ops" }},
 			want: want{
@@ -269,7 +290,7 @@ func TestRun(t *testing.T) {
 			name:  "rule in a scoped application",
 			setup: setup{rules: func(r *snowsim.Rule) { r.Scope = "x_acme_app" }},
 			want: want{
-				instancecheck.CheckBusinessRules: failed("Global"),
+				instancecheck.CheckBusinessRules: failed("in the application scope x_acme_app, not Global"),
 			},
 		},
 		{
@@ -323,6 +344,35 @@ func TestRun(t *testing.T) {
 			if got, wantFailed := rep.Failed(), hasFailure(tc.want); got != wantFailed {
 				t.Errorf("Failed() = %v, want %v", got, wantFailed)
 			}
+		})
+	}
+}
+
+// literalsIn makes an instance that reads the date literals of
+// sys_updated_on terms in zone, not UTC: the simulator follows ServiceNow
+// staff (literals are UTC), and this is the other reading the query
+// canary is there to catch.
+func literalsIn(zone string) func(http.Handler) http.Handler {
+	term := regexp.MustCompile(`(sys_updated_on(?:>=|<=|=|>|<))(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})`)
+	return func(next http.Handler) http.Handler {
+		loc, err := time.LoadLocation(zone)
+		if err != nil {
+			panic(err)
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			q := r.URL.Query()
+			if enc := q.Get("sysparm_query"); enc != "" {
+				q.Set("sysparm_query", term.ReplaceAllStringFunc(enc, func(m string) string {
+					parts := term.FindStringSubmatch(m)
+					local, err := time.ParseInLocation(servicenow.TimeLayout, parts[2], loc)
+					if err != nil {
+						return m
+					}
+					return parts[1] + local.UTC().Format(servicenow.TimeLayout)
+				}))
+				r.URL.RawQuery = q.Encode()
+			}
+			next.ServeHTTP(w, r)
 		})
 	}
 }
