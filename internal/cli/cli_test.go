@@ -224,7 +224,7 @@ func TestBadInput(t *testing.T) {
 		stderr string
 	}{
 		{name: "unknown command", args: []string{"infra", "gatway", "list"}, code: 2, stderr: `2501: unknown command "infra gatway list"`},
-		{name: "group without command", args: []string{"infra", "gateway"}, code: 2, stderr: "2501: gateway: choose a command: create, delete, list, show, update"},
+		{name: "group without command", args: []string{"infra", "gateway"}, code: 2, stderr: "2501: gateway: choose a command: check, create, delete, list, show, update"},
 		{name: "unknown flag", args: []string{"infra", "webhook", "list", "--colour"}, code: 2, stderr: "2501: webhook list: --colour is not a flag of this command"},
 		{name: "positional argument", args: []string{"infra", "webhook", "show", "whk_1"}, code: 2, stderr: `unexpected argument "whk_1"`},
 		{name: "bad output format", args: []string{"infra", "gateway", "list", "--output", "yaml"}, code: 2, stderr: "--output must be text or json"},

@@ -122,7 +122,7 @@ func checkGatewayID(flagName, id string) error {
 var gatewayCreate = Command{
 	Path:  "infra gateway create",
 	Short: "register a ServiceNow instance; its password or client secret is read from stdin",
-	Usage: "--name <name> --instance-url <url> --auth basic|oauth-client-credentials|oauth-password [--username <user>] [--client-id <id>] [--password-stdin] [--client-secret-stdin] [--assignment-group-filter <groups>] [--environment-filter <envs>] [--dedup-window-minutes 30] [--write-back=true] [--description <text>]",
+	Usage: "--name <name> --instance-url <url> --auth basic|oauth-client-credentials|oauth-password [--username <user>] [--client-id <id>] [--password-stdin] [--client-secret-stdin] [--assignment-group-filter <groups>] [--environment-filter <envs>] [--dedup-window-minutes 30] [--write-back=true] [--description <text>] [--skip-instance-checks]",
 	Long: `The password and client secret are stored in AWS Secrets Manager (named
 <secret prefix>gateways/<gateway id>), never in the registry table. When both
 are read, stdin holds the password on the first line, the client secret on
@@ -132,6 +132,7 @@ printf '%s\n' "$SN_CLIENT_SECRET" | 2501 infra gateway create --name prod --inst
 	Flags: func(fs *pflag.FlagSet) Action {
 		var f gatewayFlags
 		f.register(fs)
+		skipChecks := fs.Bool("skip-instance-checks", false, "do not check the gateway against its instance after registering it (see gateway check; a failed check only warns)")
 		return func(ctx context.Context, c *Call) error {
 			in := registration.GatewayInput{
 				Name: f.name, Description: f.description, InstanceURL: f.instanceURL,
@@ -159,11 +160,17 @@ printf '%s\n' "$SN_CLIENT_SECRET" | 2501 infra gateway create --name prod --inst
 			if err != nil {
 				return usage(err)
 			}
-			return c.Print(gatewayOutput(g), func(w io.Writer) {
+			if err := c.Print(gatewayOutput(g), func(w io.Writer) {
 				fmt.Fprintln(w, "Gateway created!")
 				writeGateway(w, g, nil)
 				fmt.Fprintf(w, "\nNext: %s infra webhook create --name %s-incidents --source-type servicenow --event-type incident --gateway-id %s\n", Name, slug(g.Name), g.ID)
-			})
+			}); err != nil {
+				return err
+			}
+			if !*skipChecks {
+				warnChecks(ctx, c, g)
+			}
+			return nil
 		}
 	},
 }

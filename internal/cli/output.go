@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/snowgate/snowgate/internal/businessrule"
+	"github.com/snowgate/snowgate/internal/instancecheck"
 	"github.com/snowgate/snowgate/internal/reconcile"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/servicenow"
@@ -441,4 +442,30 @@ type versionJSON struct {
 
 func versionOutput(v buildInfo) versionJSON {
 	return versionJSON(v)
+}
+
+// gatewayCheckJSON is gateway check: each check of the gateway against its
+// ServiceNow instance (docs/schemas/gateway-check.schema.json).
+type gatewayCheckJSON struct {
+	GatewayID   string              `json:"gateway_id"`
+	InstanceURL string              `json:"instance_url"`
+	OK          bool                `json:"ok"`
+	Checks      []instanceCheckJSON `json:"checks"`
+}
+
+// instanceCheckJSON is one check: ok, failed or skipped.
+type instanceCheckJSON struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Detail string `json:"detail"`
+	// Fix is left out unless the check failed.
+	Fix string `json:"fix,omitempty"`
+}
+
+func gatewayCheckOutput(rep instancecheck.Report) gatewayCheckJSON {
+	v := gatewayCheckJSON{GatewayID: rep.GatewayID, InstanceURL: rep.InstanceURL, OK: !rep.Failed(), Checks: []instanceCheckJSON{}}
+	for _, c := range rep.Checks {
+		v.Checks = append(v.Checks, instanceCheckJSON{Name: c.Name, Status: string(c.Status), Detail: c.Detail, Fix: c.Fix})
+	}
+	return v
 }

@@ -78,6 +78,24 @@ func jsonCases() []jsonCase {
 				decode(t, out, &g)
 				f.gatewayID = g.ID
 			}},
+		{path: "infra gateway check", schema: "gateway-check.schema.json",
+			args: func(t *testing.T, f *jsonFixture) ([]string, string) {
+				// Before any webhook: the simulator has none of their rules.
+				return []string{"--id", f.gatewayID}, ""
+			},
+			check: func(t *testing.T, f *jsonFixture, out []byte) {
+				var v struct {
+					OK     bool `json:"ok"`
+					Checks []struct {
+						Name   string `json:"name"`
+						Status string `json:"status"`
+					} `json:"checks"`
+				}
+				decode(t, out, &v)
+				if !v.OK || len(v.Checks) != 9 {
+					t.Errorf("gateway check against the simulator: ok %v with %d checks, want true with 9:\n%s", v.OK, len(v.Checks), out)
+				}
+			}},
 		{path: "infra gateway list", schema: "gateway-list.schema.json",
 			args: noFlags},
 		{path: "infra webhook create", schema: "webhook-created.schema.json",

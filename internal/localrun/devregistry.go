@@ -76,9 +76,11 @@ func createDemo(ctx context.Context, reg *registry.Store, sec *secrets.Store, si
 		if err != nil {
 			return demoRegistry{}, fmt.Errorf("render business rule of %s: %w", w.ID, err)
 		}
+		// In Global, as the printed instructions say: gateway check looks
+		// for the rule there.
 		if err := sim.AddBusinessRule(snowsim.Rule{
 			Name: rule.Name, Table: rule.Table, Condition: rule.Condition, Script: rule.Script,
-			Insert: rule.Insert, Update: rule.Update,
+			Insert: rule.Insert, Update: rule.Update, Scope: snowsim.GlobalScope,
 		}); err != nil {
 			return demoRegistry{}, fmt.Errorf("load business rule of %s: %w", w.ID, err)
 		}

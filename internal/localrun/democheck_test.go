@@ -1,0 +1,62 @@
+package localrun
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/snowgate/snowgate/internal/awstest"
+	"github.com/snowgate/snowgate/internal/instancecheck"
+	"github.com/snowgate/snowgate/internal/reconcile"
+	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/secrets"
+	"github.com/snowgate/snowgate/internal/servicenow"
+	"github.com/snowgate/snowgate/internal/snowsim"
+)
+
+// make dev's demo gateway passes every instance check: its Business Rules
+// are in the simulator's sys_script, active and in Global, and its user
+// reads what it needs, in UTC.
+func TestDemoGatewayPassesTheInstanceChecks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := awstest.Config(t)
+	res := awstest.Resources(t)
+	reg := registry.New(dynamodb.NewFromConfig(cfg), res.RegistryTable)
+	sec := secrets.New(secretsmanager.NewFromConfig(cfg))
+
+	// The simulator as startSim makes it.
+	user, pass := "admin", randomHex(8)
+	sim := snowsim.New(snowsim.WithUser(user, pass))
+	if err := sim.Seed(bytes.NewReader(snowsim.DemoFixture())); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+
+	demo, err := createDemo(ctx, reg, sec, sim, srv.URL, user, pass, "http://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks, err := reg.Webhooks(ctx, demo.gateway.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect := func(ctx context.Context, opts ...servicenow.Option) (instancecheck.Instance, error) {
+		return reconcile.NewConnector(sec, opts...).Connect(ctx, demo.gateway)
+	}
+	rep := instancecheck.Run(ctx, instancecheck.Target{Gateway: demo.gateway, Webhooks: hooks}, connect)
+	for _, c := range rep.Checks {
+		if c.Status != instancecheck.OK {
+			t.Errorf("demo gateway: check %s = %s: %s (fix: %s)", c.Name, c.Status, c.Detail, c.Fix)
+		}
+	}
+	if c, _ := rep.Check(instancecheck.CheckBusinessRules); len(hooks) != len(registry.EventTypes) || c.Status != instancecheck.OK {
+		t.Errorf("demo gateway has %d webhooks, business rules check %s", len(hooks), c.Status)
+	}
+}
