@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/snowgate/snowgate/internal/reconcile"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/watermark"
@@ -102,14 +100,8 @@ func benchRun(b *testing.B, size, changed int) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		gw := "gtw_" + uuid.NewString()
-		e.putItem(registry.GatewayKey(gw), registry.KindGateway, registry.Gateway{
-			ID: gw, Name: "bench", Type: registry.SourceServiceNow, Active: true, InstanceURL: srv.URL,
-			Auth: registry.AuthBasic, CredentialsSecretARN: e.arn,
-		})
-		e.putItem(registry.WebhookKey("whk_"+uuid.NewString()), registry.KindWebhook, registry.Webhook{
-			ID: "whk_bench", EventType: registry.TableIncident, GatewayID: gw, Active: true, CreatedAt: mark,
-		})
+		gw := e.addGateway("bench", srv.URL, "")
+		e.addWebhookTo(gw, registry.TableIncident, mark)
 		if err := e.marks.Advance(context.Background(), gw, registry.TableIncident, watermark.Position{UpdatedOn: mark, SysID: "x"}); err != nil {
 			b.Fatal(err)
 		}

@@ -15,10 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -28,8 +25,8 @@ import (
 	"github.com/snowgate/snowgate/internal/provision"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/reconcile"
+	"github.com/snowgate/snowgate/internal/registration"
 	"github.com/snowgate/snowgate/internal/registry"
-	"github.com/snowgate/snowgate/internal/schema"
 	"github.com/snowgate/snowgate/internal/secrets"
 	"github.com/snowgate/snowgate/internal/servicenow"
 	"github.com/snowgate/snowgate/internal/snowsim"
@@ -40,10 +37,8 @@ import (
 func TestMain(m *testing.M) { awstest.Main(m) }
 
 const (
-	gatewayID = "gtw_00000000-0000-4000-8000-000000000001"
-	webhookID = "whk_00000000-0000-4000-8000-000000000001"
-	snowUser  = "integration"
-	snowPass  = "s3cret"
+	snowUser = "integration"
+	snowPass = "s3cret"
 )
 
 // clock is a settable time source shared by the simulator (sys_updated_on)
@@ -74,10 +69,14 @@ type env struct {
 	ddb     *dynamodb.Client
 	sqs     *sqs.Client
 	secrets *secrets.Store
-	arn     string
-	clk     *clock
-	sim     *snowsim.Sim
-	srv     *httptest.Server
+	// gatewayID and webhookID are the test's gateway and its incident
+	// webhook, registered as the CLI registers them.
+	gatewayID string
+	webhookID string
+	prefix    string // the test's Secrets Manager name prefix
+	clk       *clock
+	sim       *snowsim.Sim
+	srv       *httptest.Server
 	// wrap, when set, sees every request before the simulator does.
 	wrap    func(w http.ResponseWriter, r *http.Request, next http.Handler)
 	tickets *state.Store
@@ -139,26 +138,25 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 
 	ctx := context.Background()
-	creds, _ := json.Marshal(registry.Credentials{Auth: registry.AuthBasic, Username: snowUser, Password: snowPass})
-	var err error
-	e.arn, err = e.secrets.Create(ctx, awstest.UniqueName("snowgate-test/creds-"), string(creds), "test gateway credentials")
+	e.prefix = awstest.UniqueName("snowgate-test-") + "/"
+	t.Cleanup(func() {
+		// Before the tables go: the gateways' credentials secrets with them.
+		gws, _ := registry.New(e.ddb, e.res.RegistryTable).Gateways(context.Background())
+		for _, g := range gws {
+			_, _ = e.ops(e.clk.now()).DeleteGateway(context.Background(), g.ID, true)
+		}
+	})
+	e.gatewayID = e.addGateway("ops", e.srv.URL, o.groups)
+	// Read once so that concurrent readers hit the cache: the embedded
+	// emulator's GetSecretValue is not safe for concurrent calls.
+	g, err := registry.New(e.ddb, e.res.RegistryTable).Gateway(ctx, e.gatewayID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = e.secrets.Delete(context.Background(), e.arn) })
-	// Read once so that concurrent readers hit the cache: the embedded
-	// emulator's GetSecretValue is not safe for concurrent calls.
-	if _, err := e.secrets.Get(ctx, e.arn); err != nil {
+	if _, err := e.secrets.Get(ctx, g.CredentialsSecretARN); err != nil {
 		t.Fatal(err)
 	}
-
-	e.putItem(registry.GatewayKey(gatewayID), registry.KindGateway, registry.Gateway{
-		ID: gatewayID, Name: "ops", Type: registry.SourceServiceNow, Active: true,
-		InstanceURL: e.srv.URL, Auth: registry.AuthBasic, CredentialsSecretARN: e.arn,
-		AssignmentGroupFilter: o.groups, DedupWindowMinutes: -1,
-		CreatedAt: e.clk.now(), UpdatedAt: e.clk.now(),
-	})
-	e.putWebhook(webhookID, registry.TableIncident, e.clk.now())
+	e.webhookID = e.addWebhook(registry.TableIncident, e.clk.now())
 
 	e.tickets = state.New(e.ddb, e.res.StateTable)
 	e.marks = watermark.New(e.ddb, e.res.StateTable)
@@ -171,28 +169,45 @@ func newEnv(t testing.TB, o envOptions) *env {
 	return e
 }
 
-func (e *env) putItem(pk, kind string, v any) {
-	e.t.Helper()
-	item, err := attributevalue.MarshalMap(v)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	item[schema.AttrPK] = &ddbtypes.AttributeValueMemberS{Value: pk}
-	item[schema.AttrKind] = &ddbtypes.AttributeValueMemberS{Value: kind}
-	if _, err := e.ddb.PutItem(context.Background(), &dynamodb.PutItemInput{
-		TableName: aws.String(e.res.RegistryTable), Item: item,
-	}); err != nil {
-		e.t.Fatal(err)
-	}
+// ops is the registration service with a clock that reads now: what it
+// creates is created then (the reconciler's first pass starts at a
+// webhook's creation).
+func (e *env) ops(now time.Time) *registration.Service {
+	clock := func() time.Time { return now }
+	return registration.New(registry.New(e.ddb, e.res.RegistryTable, registry.WithClock(clock)), e.secrets,
+		registration.WithSecretPrefix(e.prefix), registration.WithClock(clock))
 }
 
-func (e *env) putWebhook(id, table string, created time.Time) {
+// addGateway registers a gateway on instance (basic auth with the test
+// credentials, no dedup window) and returns its id.
+func (e *env) addGateway(name, instance, groups string) string {
 	e.t.Helper()
-	e.putItem(registry.WebhookKey(id), registry.KindWebhook, registry.Webhook{
-		ID: id, Name: table, SourceType: registry.SourceServiceNow, EventType: table,
-		GatewayID: gatewayID, Path: strings.Repeat("a", 23) + id[len(id)-1:], Active: true,
-		Signing: registry.SigningSecret, CreatedAt: created, UpdatedAt: created,
+	g, err := e.ops(e.clk.now()).CreateGateway(context.Background(), registration.GatewayInput{
+		Name: name, InstanceURL: instance, Auth: registry.AuthBasic, Username: snowUser, Password: snowPass,
+		AssignmentGroupFilter: groups, DedupWindowMinutes: -1, Active: true,
 	})
+	if err != nil {
+		e.t.Fatalf("create gateway: %v", err)
+	}
+	return g.ID
+}
+
+// addWebhook registers a webhook of the test's gateway for table, created
+// at created, and returns its id.
+func (e *env) addWebhook(table string, created time.Time) string {
+	e.t.Helper()
+	return e.addWebhookTo(e.gatewayID, table, created)
+}
+
+func (e *env) addWebhookTo(gatewayID, table string, created time.Time) string {
+	e.t.Helper()
+	issued, err := e.ops(created).CreateWebhook(context.Background(), registration.WebhookInput{
+		Name: table, SourceType: registry.SourceServiceNow, EventType: table, GatewayID: gatewayID,
+	})
+	if err != nil {
+		e.t.Fatalf("create webhook: %v", err)
+	}
+	return issued.Webhook.ID
 }
 
 // reconciler builds a reconciler over the env with cfg.
@@ -291,12 +306,12 @@ func (e *env) jobs() []queue.JobRequest {
 }
 
 func (e *env) ticket(sysID string) (state.Ticket, error) {
-	return e.tickets.Get(context.Background(), state.Key{GatewayID: gatewayID, Table: registry.TableIncident, SysID: sysID})
+	return e.tickets.Get(context.Background(), state.Key{GatewayID: e.gatewayID, Table: registry.TableIncident, SysID: sysID})
 }
 
 func (e *env) mark() watermark.Mark {
 	e.t.Helper()
-	m, err := e.marks.Get(context.Background(), gatewayID, registry.TableIncident)
+	m, err := e.marks.Get(context.Background(), e.gatewayID, registry.TableIncident)
 	if err != nil {
 		e.t.Fatalf("watermark: %v", err)
 	}

@@ -77,7 +77,7 @@ func TestLostWebhooksAllProcessedOnce(t *testing.T) {
 		}
 		msgs := e.drain()
 		for _, m := range msgs {
-			if m.Source != queue.SourceReconcile || m.GatewayID != gatewayID || m.WebhookID != webhookID {
+			if m.Source != queue.SourceReconcile || m.GatewayID != e.gatewayID || m.WebhookID != e.webhookID {
 				t.Errorf("round %d: message %+v", round, m)
 			}
 		}
@@ -133,7 +133,7 @@ func TestDeliveredWebhooksEnqueueNothing(t *testing.T) {
 	var delivered []queue.IntakeMessage
 	for i := range 10 {
 		id := e.insert(map[string]string{"short_description": fmt.Sprintf("cpu %d", i)})
-		delivered = append(delivered, queue.IntakeMessage{GatewayID: gatewayID, WebhookID: webhookID,
+		delivered = append(delivered, queue.IntakeMessage{GatewayID: e.gatewayID, WebhookID: e.webhookID,
 			Table: registry.TableIncident, SysID: id, Source: queue.SourceWebhook, ReceivedAt: e.clk.now()})
 		e.clk.add(time.Second)
 	}
@@ -331,7 +331,7 @@ func TestFirstRunStartsAtWebhookCreation(t *testing.T) {
 	old := e.insert(nil) // before the webhook of the table below
 	e.clk.add(10 * time.Minute)
 	created := e.clk.now()
-	e.putWebhook("whk_00000000-0000-4000-8000-000000000002", registry.TableChangeRequest, created)
+	e.addWebhook(registry.TableChangeRequest, created)
 	e.clk.add(10 * time.Second)
 	rec, err := e.sim.Insert(registry.TableChangeRequest, map[string]string{"short_description": "patch"})
 	if err != nil {
@@ -371,7 +371,7 @@ func TestBackfill(t *testing.T) {
 	if diff := cmp.Diff(map[string]int{b: 1}, bySysID(t, e.drain())); diff != "" {
 		t.Errorf("short backfill enqueued (-want +got):\n%s", diff)
 	}
-	if _, err := e.marks.Get(t.Context(), gatewayID, registry.TableIncident); err != watermark.ErrNotFound {
+	if _, err := e.marks.Get(t.Context(), e.gatewayID, registry.TableIncident); err != watermark.ErrNotFound {
 		t.Errorf("watermark after a short backfill: %v, want ErrNotFound", err)
 	}
 	if !res.Done {
@@ -391,7 +391,7 @@ func TestBackfill(t *testing.T) {
 // JSON line and writes the lag metric with and without dimensions.
 func TestDueAndReporting(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	e.putWebhook("whk_00000000-0000-4000-8000-000000000002", registry.TableChangeRequest, e.clk.now())
+	e.addWebhook(registry.TableChangeRequest, e.clk.now())
 	start := time.Now().UTC().Add(30 * time.Minute).Format("2006-01-02 15:04:05")
 	rec, err := e.sim.Insert(registry.TableChangeRequest, map[string]string{
 		"short_description": "patch", "type": "normal", "approval": "approved", "state": "-2",
@@ -400,9 +400,9 @@ func TestDueAndReporting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.process([]queue.IntakeMessage{{GatewayID: gatewayID, Table: registry.TableChangeRequest,
+	e.process([]queue.IntakeMessage{{GatewayID: e.gatewayID, Table: registry.TableChangeRequest,
 		SysID: rec["sys_id"], Source: queue.SourceWebhook, ReceivedAt: time.Now()}})
-	tk, err := e.tickets.Get(t.Context(), state.Key{GatewayID: gatewayID, Table: registry.TableChangeRequest, SysID: rec["sys_id"]})
+	tk, err := e.tickets.Get(t.Context(), state.Key{GatewayID: e.gatewayID, Table: registry.TableChangeRequest, SysID: rec["sys_id"]})
 	if err != nil || tk.Status != state.StatusDeferred {
 		t.Fatalf("change ticket %+v, %v; want deferred", tk, err)
 	}
@@ -463,7 +463,7 @@ func TestForbiddenTableIsPermanent(t *testing.T) {
 	if got := calls.Load(); got != 1 {
 		t.Errorf("instance received %d requests, want 1: a 403 is not retried", got)
 	}
-	if m, err := e.marks.Get(t.Context(), gatewayID, registry.TableIncident); !errors.Is(err, watermark.ErrNotFound) {
+	if m, err := e.marks.Get(t.Context(), e.gatewayID, registry.TableIncident); !errors.Is(err, watermark.ErrNotFound) {
 		t.Errorf("watermark %+v, %v; want none", m, err)
 	}
 	if msgs := e.drain(); len(msgs) != 0 {
