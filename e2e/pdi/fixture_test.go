@@ -101,7 +101,8 @@ func (r *Redactor) Add(secrets ...string) {
 	for _, s := range secrets {
 		// A secret of a few characters would blank out unrelated text.
 		if len(s) >= 4 {
-			r.secrets = append(r.secrets, s, url.QueryEscape(s))
+			// As written, in a URL, and inside a JSON string.
+			r.secrets = append(r.secrets, s, url.QueryEscape(s), jsonString(s))
 		}
 	}
 	// Longest first, so that a secret holding another is replaced whole.
@@ -197,17 +198,31 @@ func (r *Redactor) literal(s string) string {
 	return s
 }
 
+// jsonString is s as it is written inside a JSON string of a fixture.
+func jsonString(s string) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)
+	q := strings.TrimSpace(b.String())
+	return q[1 : len(q)-1]
+}
+
 // writeFixture writes f, redacted, as dir/<f.Name>.json.
 func writeFixture(dir string, r *Redactor, f Fixture) (string, error) {
 	for i, e := range f.Exchanges {
 		f.Exchanges[i] = r.Exchange(e)
 	}
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
+	// Queries hold & < >: kept as they are, for a reader of the file.
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(f); err != nil {
 		return "", fmt.Errorf("encode fixture %s: %w", f.Name, err)
 	}
 	// A last pass over the whole file: a finding may quote a value.
-	out := []byte(r.literal(string(b)) + "\n")
+	out := []byte(r.literal(b.String()))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("write fixture %s: %w", f.Name, err)
 	}

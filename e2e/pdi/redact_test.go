@@ -20,8 +20,9 @@ func TestRedaction(t *testing.T) {
 		session  = "JSESSIONID=0A1B2C3D4E5F"
 		usertok  = "usertoken-112233"
 		host     = "dev123456.service-now.com"
+		quoted   = `pa"ss\\word<&>`
 	)
-	r := NewRedactor(host, password, secret)
+	r := NewRedactor(host, password, secret, quoted)
 	r.Add(access) // learned from the token answer
 	e := Exchange{
 		Request: ExchangeRequest{
@@ -47,7 +48,7 @@ func TestRedaction(t *testing.T) {
 		},
 	}
 	dir := t.TempDir()
-	path, err := writeFixture(dir, r, Fixture{Name: "redaction", Check: "test", Exchanges: []Exchange{e}, Findings: map[string]any{"echo": password}})
+	path, err := writeFixture(dir, r, Fixture{Name: "redaction", Check: "test", Exchanges: []Exchange{e}, Findings: map[string]any{"echo": password, "quoted": "x" + quoted}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +60,9 @@ func TestRedaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := string(b)
+	if strings.Contains(out, `pa\"ss`) {
+		t.Errorf("fixture holds the JSON-escaped secret:\n%s", out)
+	}
 	for _, leak := range []string{password, secret, access, refresh, "0A1B2C3D4E5F", usertok, "YWRtaW46", host, "glide.abc"} {
 		if strings.Contains(out, leak) {
 			t.Errorf("fixture holds %q:\n%s", leak, out)
