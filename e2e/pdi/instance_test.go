@@ -108,7 +108,25 @@ func connect(t *testing.T) *instance {
 		t.Fatal(err)
 	}
 	t.Logf("run %s against %s as %s (auth %s); fixtures in %s", run, u.Host, user, in.client.AuthMode(), in.dir)
+	in.preflight(t)
 	return in
+}
+
+// preflight makes one read and stops the run with the reason when the
+// instance does not answer the API: wrong credentials, or a developer
+// instance that is asleep (it answers a page, not JSON).
+func (in *instance) preflight(t *testing.T) {
+	t.Helper()
+	e := in.call(t, http.MethodGet, tablePath("sys_user"), with(raw("sys_id"), "sysparm_query", "user_name="+in.user, "sysparm_limit", "1"), nil)
+	ct := e.Response.Header.Get("Content-Type")
+	switch {
+	case e.Response.Status == http.StatusUnauthorized:
+		in.save(t, Fixture{Name: "preflight_unauthorized", Check: "preflight", Exchanges: []Exchange{e}})
+		t.Fatalf("the instance refused the credentials (401): check %s and %s (and, with OAuth, the client settings)", envUser, envPassword)
+	case !strings.Contains(ct, "json"):
+		in.save(t, Fixture{Name: "preflight_not_json", Check: "preflight", Note: "the API answered something other than JSON", Exchanges: []Exchange{e}})
+		t.Fatalf("the instance answered status %d with %q, not JSON: a developer instance that is asleep answers a page; wake it from the developer portal and run again", e.Response.Status, ct)
+	}
 }
 
 // fixtureDir is where fixtures go: SNOWGATE_PDI_FIXTURES, or the client

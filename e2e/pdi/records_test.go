@@ -29,13 +29,15 @@ func businessRule(name, table, when, filter, script string) map[string]string {
 // checkCase: a group named "<tag> Network" is looked up with the name in
 // lower case, by a Table API query and by a Business Rule filter condition
 // (a before-insert rule on incident whose condition dot-walks to the
-// group's name). A second rule with the name as written is the control: it
-// shows that rules created this way run at all.
+// group's name); the same for a plain string field, the incident's
+// short_description. A rule with the value as written is the control of
+// each pair: it shows that rules created this way run at all.
 func checkCase(t *testing.T, in *instance, sum *findings) {
 	name := in.tag + " Network"
 	lower := strings.ToLower(name)
+	short := in.tag + " case Network"
 	var exs []Exchange
-	out := map[string]any{"group_name": name, "queried_as": lower}
+	out := map[string]any{"group_name": name, "short_description": short, "queried_in": "lower case"}
 	defer func() {
 		in.save(t, Fixture{Name: "case", Check: "case of a string in a Business Rule filter condition vs a Table API query", Findings: out, Exchanges: exs})
 		sum.set("case", out)
@@ -44,15 +46,15 @@ func checkCase(t *testing.T, in *instance, sum *findings) {
 	exs = append(exs, ge)
 	gid := str(group, "sys_id")
 
-	for _, c := range []struct{ key, table, q string }{
-		{"table_api_group_name_eq", "sys_user_group", "name=" + lower},
-		{"table_api_group_name_eq_as_written", "sys_user_group", "name=" + name},
+	for _, c := range []struct{ key, q string }{
+		{"table_api_group_name_lower", "name=" + lower},
+		{"table_api_group_name_as_written", "name=" + name},
 	} {
-		e, recs := in.list(t, c.table, with(raw("sys_id", "name"), "sysparm_query", c.q, "sysparm_no_count", "true"))
+		e, recs := in.list(t, "sys_user_group", with(raw("sys_id", "name"), "sysparm_query", c.q, "sysparm_no_count", "true"))
 		exs = append(exs, e)
 		out[c.key] = len(recs) == 1
 	}
-	if out["table_api_group_name_eq_as_written"] != true {
+	if out["table_api_group_name_as_written"] != true {
 		t.Fatalf("the group %q is not found by its own name", name)
 	}
 
@@ -61,9 +63,15 @@ func checkCase(t *testing.T, in *instance, sum *findings) {
 			"\tcurrent.description = (current.getValue('description') || '') + " + strconv.Quote(mark+";") + ";\n" +
 			"})(current, previous);"
 	}
-	for _, r := range []struct{ mark, value string }{{"as_written", name}, {"lower", lower}} {
+	rules := []struct{ mark, filter string }{
+		{"group_as_written", "assignment_group.name=" + name},
+		{"group_lower", "assignment_group.name=" + lower},
+		{"field_as_written", "short_description=" + short},
+		{"field_lower", "short_description=" + strings.ToLower(short)},
+	}
+	for _, r := range rules {
 		e := in.call(t, http.MethodPost, tablePath("sys_script"), raw("sys_id", "name", "filter_condition", "sys_scope"),
-			businessRule(in.tag+" case "+r.mark, "incident", "before", "assignment_group.name="+r.value+"^EQ", script(r.mark)))
+			businessRule(in.tag+" case "+r.mark, "incident", "before", r.filter+"^EQ", script(r.mark)))
 		exs = append(exs, e)
 		rec, _, _ := result(e)
 		if id := str(rec, "sys_id"); id != "" {
@@ -71,29 +79,39 @@ func checkCase(t *testing.T, in *instance, sum *findings) {
 		}
 		if e.Response.Status/100 != 2 {
 			out["needs"] = needRule
-			t.Skipf("create a Business Rule: status %d: the rule half of the check needs %s (the Table API half is in the case fixture: lower-case name found = %v)", e.Response.Status, needRule, out["table_api_group_name_eq"])
+			t.Skipf("create a Business Rule: status %d: the rule half of the check needs %s (the Table API half is in the case fixture: lower-case name found = %v)", e.Response.Status, needRule, out["table_api_group_name_lower"])
 		}
 	}
-	ie, inc := in.insert(t, "incident", map[string]string{"short_description": in.tag + " case", "assignment_group": gid}, needIncident)
+	ie, inc := in.insert(t, "incident", map[string]string{"short_description": short, "assignment_group": gid}, needIncident)
 	exs = append(exs, ie)
 	id := str(inc, "sys_id")
-	e := in.call(t, http.MethodGet, tablePath("incident", id), raw("description", "assignment_group"), nil)
+	e := in.call(t, http.MethodGet, tablePath("incident", id), raw("description", "assignment_group", "short_description"), nil)
 	exs = append(exs, e)
 	rec, _, _ := result(e)
 	desc := str(rec, "description")
-	out["rule_as_written_fired"] = strings.Contains(desc, "as_written;")
-	out["rule_lower_fired"] = strings.Contains(desc, "lower;")
-	qe, recs := in.list(t, "incident", with(raw("sys_id"), "sysparm_query", "sys_id="+id+"^assignment_group.name="+lower, "sysparm_no_count", "true"))
-	exs = append(exs, qe)
-	out["table_api_dot_walk_eq"] = len(recs) == 1
-	switch {
-	case out["rule_as_written_fired"] != true:
-		t.Errorf("the control rule (condition with the name as written) did not fire (description %q): rules created through the Table API may not run here; see the case fixture", desc)
-	default:
-		out["business_rule_condition"] = map[bool]string{true: "case-insensitive", false: "case-sensitive"}[out["rule_lower_fired"] == true]
-		out["table_api_query"] = map[bool]string{true: "case-insensitive", false: "case-sensitive"}[out["table_api_group_name_eq"] == true]
-		t.Logf("Business Rule condition: %s; Table API query: %s (dot-walked: %v)", out["business_rule_condition"], out["table_api_query"], out["table_api_dot_walk_eq"])
+	fired := map[string]bool{}
+	for _, r := range rules {
+		fired[r.mark] = strings.Contains(desc, r.mark+";")
 	}
+	out["rules_fired"] = fired
+	for _, c := range []struct{ key, q string }{
+		{"table_api_dot_walk_lower", "assignment_group.name=" + lower},
+		{"table_api_field_lower", "short_description=" + strings.ToLower(short)},
+	} {
+		qe, recs := in.list(t, "incident", with(raw("sys_id"), "sysparm_query", "sys_id="+id+"^"+c.q, "sysparm_no_count", "true"))
+		exs = append(exs, qe)
+		out[c.key] = len(recs) == 1
+	}
+	kind := map[bool]string{true: "case-insensitive", false: "case-sensitive"}
+	if !fired["group_as_written"] || !fired["field_as_written"] {
+		t.Errorf("a control rule (condition with the value as written) did not fire (description %q): rules created through the Table API may not run here; see the case fixture", desc)
+		return
+	}
+	out["business_rule_condition_dot_walk"] = kind[fired["group_lower"]]
+	out["business_rule_condition_field"] = kind[fired["field_lower"]]
+	out["table_api_query"] = kind[out["table_api_group_name_lower"] == true]
+	t.Logf("Business Rule condition: %s (dot-walked), %s (field); Table API query: %s (dot-walked found: %v, field found: %v)",
+		out["business_rule_condition_dot_walk"], out["business_rule_condition_field"], out["table_api_query"], out["table_api_dot_walk_lower"], out["table_api_field_lower"])
 }
 
 // checkJournal: what does a work note do to sys_mod_count? A record's
