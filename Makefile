@@ -88,6 +88,11 @@ test: ## run every test with -race: on kumo, then again on moto when moto_server
 	@echo "--- ingest fuzzer, $(FUZZ_QUICK) inputs (make fuzz runs it longer)"
 	$(GO) test -run='^$$' -fuzz=FuzzHandle -fuzztime=$(FUZZ_QUICK) ./internal/ingest/
 
+.PHONY: test-pdi
+test-pdi: ## opt-in checks against a real ServiceNow instance (SNOWGATE_PDI_*, see docs/testing.md); writes fixtures
+	@test -n "$$SNOWGATE_PDI_URL" -a -n "$$SNOWGATE_PDI_USER" -a -n "$$SNOWGATE_PDI_PASSWORD" || { echo "set SNOWGATE_PDI_URL, SNOWGATE_PDI_USER and SNOWGATE_PDI_PASSWORD (see docs/testing.md, Against a real instance)"; exit 1; }
+	$(GO) test -count=1 -v -timeout 30m -run '^TestPDI$$' ./e2e/pdi/
+
 .PHONY: bench
 bench: $(RIE) ## measure ingest, webhook-to-dispatch latency, processor, reconciler, package sizes and cold starts next to their baselines (~10 min); tables in docs/performance.md and build/bench.md
 	$(GO) build -o $(BIN)/snowgate-bench ./cmd/snowgate-bench
