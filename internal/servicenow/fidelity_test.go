@@ -358,3 +358,86 @@ func TestFidelityJournalAnswerLost(t *testing.T) {
 		})
 	}
 }
+
+// TestFidelityJournalUnreadable: the PATCH answer is lost and the
+// integration user may not read sys_journal_field (its read ACL answers
+// 403, as for any table; "Journal fields" entries are records of that
+// table). The outcome cannot be settled, so the note is not sent again:
+// ErrJournalUnconfirmed, one PATCH, one note.
+func TestFidelityJournalUnreadable(t *testing.T) {
+	sim, _ := newSim(t, nil, snowsim.WithReadDenied(testUser, servicenow.TableJournal))
+	var patches atomic.Int32
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch && patches.Add(1) == 1 {
+			sim.ServeHTTP(httptest.NewRecorder(), r)
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		sim.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	var w waits
+	c := newClient(t, front.URL, servicenow.BasicAuth(testUser, testPassword), servicenow.WithSleep(w.sleep))
+	ctx := context.Background()
+	ins, err := c.Insert(ctx, "incident", map[string]string{"short_description": "Queue stuck"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = c.WriteJournal(ctx, "incident", ins.SysID(), servicenow.FieldWorkNotes, "Accepted by gateway ops", 0)
+	if !errors.Is(err, servicenow.ErrJournalUnconfirmed) || !errors.Is(err, servicenow.ErrForbidden) {
+		t.Fatalf("WriteJournal: %v, want ErrJournalUnconfirmed caused by the journal's 403", err)
+	}
+	if !strings.Contains(err.Error(), "may not read table "+servicenow.TableJournal) {
+		t.Errorf("error %q, want it to name the missing read right on %s", err, servicenow.TableJournal)
+	}
+	if p, notes := patches.Load(), sim.WorkNotes("incident", ins.SysID()); p != 1 || len(notes) != 1 {
+		t.Errorf("%d PATCH requests and notes %q, want 1 and exactly one", p, notes)
+	}
+}
+
+// TestFidelitySemaphoreQueueFull: with every API thread busy and the
+// queue at its depth, the instance answers 429 without Retry-After
+// (KB0635398, API_INT semaphores), unlike a rate limit rule's 429. The
+// client then backs off on its own schedule, and hands the 429 back with
+// no wait of ServiceNow's when its attempts are spent.
+func TestFidelitySemaphoreQueueFull(t *testing.T) {
+	sim, url := newSim(t, nil, snowsim.WithAPISemaphore(snowsim.APISemaphore{Threads: 1, QueueDepth: 0}))
+	// One request holds the only thread until it is cancelled.
+	sim.SetFaults(snowsim.Faults{Latency: time.Hour})
+	holdCtx, release := context.WithCancel(context.Background())
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		req, _ := http.NewRequestWithContext(holdCtx, http.MethodGet, url+"/api/now/table/incident", nil)
+		req.SetBasicAuth(testUser, testPassword)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	t.Cleanup(func() { release(); <-held })
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if active, _ := sim.APILoad(); active == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the holding request never got the API thread")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	var w waits
+	c := newClient(t, url, servicenow.BasicAuth(testUser, testPassword), servicenow.WithMaxAttempts(2),
+		servicenow.WithBackoff(100*time.Millisecond, time.Second), servicenow.WithSleep(w.sleep))
+	_, err := c.Get(context.Background(), "incident", sysID1)
+	var se *servicenow.Error
+	if !errors.As(err, &se) || se.Status != http.StatusTooManyRequests || se.RetryAfter != 0 {
+		t.Fatalf("Get with the queue full: %v, want a 429 *Error without RetryAfter", err)
+	}
+	if got := w.all(); len(got) != 1 || got[0] < 50*time.Millisecond || got[0] > 100*time.Millisecond {
+		t.Errorf("waits %v, want one backoff of 50-100ms", got)
+	}
+	if !servicenow.IsRetryable(err) {
+		t.Errorf("IsRetryable(%v) = false, want true", err)
+	}
+}
