@@ -298,7 +298,7 @@ func TestRun(t *testing.T) {
 			setup: setup{opts: []snowsim.Option{snowsim.WithRateLimit(snowsim.RateLimitRule{
 				Name: "integration", User: user, Limit: 1000,
 			})}},
-			want: want{instancecheck.CheckRateLimit: {instancecheck.OK, "limit 1000 requests per window (rule integration)"}},
+			want: want{instancecheck.CheckRateLimit: {instancecheck.OK, "limit 1000 requests per window (rule " + snowsim.RateLimitRuleSysID("integration") + ")"}},
 		},
 		{
 			name: "rate limit exhausted",

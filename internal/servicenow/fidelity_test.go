@@ -219,7 +219,8 @@ func TestFidelityRateLimitRule(t *testing.T) {
 
 // TestFidelityRateLimitHeaders checks the simulator side of the rule above
 // on the wire, since the client keeps only the wait: every answer the rule
-// counts carries X-RateLimit-Limit and X-RateLimit-Reset, and the 429 a
+// counts carries X-RateLimit-Limit, X-RateLimit-Reset and X-RateLimit-Rule
+// (the rule's sys_id, "Inbound REST API rate limiting"), and the 429 a
 // Retry-After matching the reset.
 func TestFidelityRateLimitHeaders(t *testing.T) {
 	now := time.Date(2026, 3, 10, 12, 15, 0, 0, time.UTC)
@@ -241,6 +242,9 @@ func TestFidelityRateLimitHeaders(t *testing.T) {
 		}
 		resp.Body.Close()
 		h := resp.Header
+		if rule := h.Get("X-RateLimit-Rule"); !servicenow.ValidSysID(rule) || rule != snowsim.RateLimitRuleSysID("integration hourly") {
+			t.Errorf("request %d: X-RateLimit-Rule %q, want the rule's sys_id", i+1, rule)
+		}
 		if resp.StatusCode != want.status || h.Get("X-RateLimit-Limit") != "1" || h.Get("X-RateLimit-Reset") != reset || h.Get("Retry-After") != want.retryAfter {
 			t.Errorf("request %d: %d Limit=%q Reset=%q Retry-After=%q, want %d 1 %s %q", i+1, resp.StatusCode,
 				h.Get("X-RateLimit-Limit"), h.Get("X-RateLimit-Reset"), h.Get("Retry-After"), want.status, reset, want.retryAfter)

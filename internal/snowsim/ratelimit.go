@@ -15,10 +15,12 @@ const DefaultRateLimitWindow = time.Hour
 // RateLimitRule is a REST API rate limit rule (sys_rate_limit_rules): each
 // user it applies to may make Limit Table API requests per Window. A
 // request it applies to is answered with X-RateLimit-Limit and
-// X-RateLimit-Reset (the UNIX time the window ends); one over the limit is
+// X-RateLimit-Reset (the UNIX time the window ends) and X-RateLimit-Rule
+// (the sys_id of the rule, RateLimitRuleSysID); one over the limit is
 // answered 429 with Retry-After and not served.
 type RateLimitRule struct {
-	// Name identifies the rule (X-RateLimit-Rule).
+	// Name identifies the rule; its sys_id, in X-RateLimit-Rule, derives
+	// from it.
 	Name string
 	// User is the user the rule is for; empty: every user. A rule for a
 	// user overrides the rules for every user; of several rules of the same
@@ -30,6 +32,11 @@ type RateLimitRule struct {
 	// resets on the hour.
 	Window time.Duration
 }
+
+// RateLimitRuleSysID is the sys_id of the rate limit rule named name, the
+// value of X-RateLimit-Rule: an instance names the rule that counted a
+// request by its sys_id in sys_rate_limit_rules, not by its name.
+func RateLimitRuleSysID(name string) string { return stableID("sys_rate_limit_rules:" + name) }
 
 type rateCount struct {
 	start time.Time
@@ -126,9 +133,7 @@ func (s *Sim) rateLimit(w http.ResponseWriter, user string) bool {
 	h := w.Header()
 	h.Set("X-RateLimit-Limit", strconv.Itoa(rule.Limit))
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
-	if rule.Name != "" {
-		h.Set("X-RateLimit-Rule", rule.Name)
-	}
+	h.Set("X-RateLimit-Rule", RateLimitRuleSysID(rule.Name))
 	if !over {
 		return false
 	}
