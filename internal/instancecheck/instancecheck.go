@@ -15,8 +15,6 @@ package instancecheck
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -257,7 +255,7 @@ func (r *runner) probe(ctx context.Context) bool {
 			"wake the instance (developer instances: sign in at developer.servicenow.com and wake it), then run the check again")
 		r.skipRest("the instance does not answer the API")
 		return false
-	case isCertificateError(err):
+	case servicenow.IsCertificateError(err):
 		r.add(CheckReachability, Failed, "TLS: the instance's certificate is not trusted: "+err.Error(),
 			"use the instance's own https://<instance>.service-now.com URL, or trust the proxy's certificate authority")
 		r.skipRest("the instance cannot be reached")
@@ -321,17 +319,6 @@ func refusal(e *servicenow.Error) string {
 		s += ": " + e.Detail
 	}
 	return s
-}
-
-func isCertificateError(err error) bool {
-	var (
-		unknown   x509.UnknownAuthorityError
-		invalid   x509.CertificateInvalidError
-		hostname  x509.HostnameError
-		verifyErr *tls.CertificateVerificationError
-	)
-	return errors.As(err, &unknown) || errors.As(err, &invalid) ||
-		errors.As(err, &hostname) || errors.As(err, &verifyErr)
 }
 
 // errFirstPage stops a query after its first page.

@@ -175,13 +175,15 @@ func IsRetryable(err error) bool {
 	}
 	var te *transportError
 	if errors.As(err, &te) {
-		return !isCertificateError(err)
+		return !IsCertificateError(err)
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-func isCertificateError(err error) bool {
+// IsCertificateError reports whether err is a failure to trust the
+// instance's TLS certificate, which no retry can fix.
+func IsCertificateError(err error) bool {
 	var (
 		unknown   x509.UnknownAuthorityError
 		invalid   x509.CertificateInvalidError

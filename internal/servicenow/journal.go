@@ -181,7 +181,7 @@ func mayHaveStored(err error) bool {
 	}
 	var te *transportError
 	if errors.As(err, &te) {
-		return !isCertificateError(err)
+		return !IsCertificateError(err)
 	}
 	// A deadline or cancellation while the request was in flight.
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
