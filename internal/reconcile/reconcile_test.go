@@ -30,8 +30,10 @@ func TestChangedQuery(t *testing.T) {
 	}{
 		{"no filters: no active condition", registry.Gateway{},
 			"sys_updated_on>=2026-03-01 10:00:05^ORDERBYsys_updated_on^ORDERBYsys_id"},
-		{"group and environment kept", registry.Gateway{AssignmentGroupFilter: "Network,DB", EnvironmentFilter: "prod"},
+		{"group names (registered offline) and environment kept", registry.Gateway{AssignmentGroupFilter: "Network,DB", EnvironmentFilter: "prod"},
 			"assignment_group.nameINNetwork,DB^u_environmentINprod^sys_updated_on>=2026-03-01 10:00:05^ORDERBYsys_updated_on^ORDERBYsys_id"},
+		{"group sys_ids", registry.Gateway{AssignmentGroupFilter: "Network", AssignmentGroupIDs: []string{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01"}},
+			"assignment_groupINaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01^sys_updated_on>=2026-03-01 10:00:05^ORDERBYsys_updated_on^ORDERBYsys_id"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
