@@ -1,6 +1,7 @@
 package reconcile_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -51,6 +52,11 @@ func TestLostWebhooksAllProcessedOnce(t *testing.T) {
 	e := newEnv(t, envOptions{groups: "Network"})
 	e.sim.SetOutbound(false)
 	r := e.reconciler(reconcile.Config{PageSize: 7})
+	// The filter was resolved at registration: the query names the sys_id.
+	if gw, err := registry.New(e.ddb, e.res.RegistryTable).Gateway(context.Background(), e.gatewayID); err != nil ||
+		gw.ScopeQuery() != "active=true^assignment_groupINaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01" {
+		t.Fatalf("gateway scope = %q (%v), want Network's sys_id", gw.ScopeQuery(), err)
+	}
 
 	var ids, closed []string
 	// Groups by sys_id (Database, Network), as writes to an instance give them.
