@@ -93,6 +93,11 @@ func (s *system) createGateway(t *testing.T, loadRules bool, extra ...string) se
 	args := append([]string{"infra", "gateway", "create", "--name", name, "--instance-url", s.instanceURL,
 		"--auth", "basic", "--username", s.simUser, "--password-stdin", "--assignment-group-filter", groupName}, extra...)
 	s.cliJSON(t, &st.gateway, s.simPass+"\n", args...)
+	// The name is resolved to the group's sys_id, which the Business Rule
+	// condition, the processor and the reconciler match on.
+	if len(st.gateway.AssignmentGroupIDs) != 1 || st.gateway.AssignmentGroupIDs[0] != st.group {
+		t.Fatalf("gateway create resolved --assignment-group-filter %s to %q, want [%s]", groupName, st.gateway.AssignmentGroupIDs, st.group)
+	}
 	for _, w := range []struct {
 		hook           *createdWebhook
 		table, signing string

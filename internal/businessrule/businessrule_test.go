@@ -363,6 +363,7 @@ func TestDescribe(t *testing.T) {
 		{"short_descriptionLIKEdisk^state!=7", "Short description contains disk AND State is not 7"},
 		{"active=true^NQpriority<=2", "Active is true OR (Priority is at most 2)"},
 		{"weird", "weird"},
+		{"active=true^assignment_groupIN287ebd7da9fe198100f92cc8d1d2154e", "Active is true AND Assignment group is one of 287ebd7da9fe198100f92cc8d1d2154e"},
 	}
 	for _, tc := range tests {
 		if got := businessrule.Describe(tc.query); got != tc.want {

@@ -14,6 +14,7 @@ import (
 	"github.com/snowgate/snowgate/internal/businessrule"
 	"github.com/snowgate/snowgate/internal/registration"
 	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/servicenow"
 )
 
 func init() {
@@ -43,11 +44,11 @@ func (f *gatewayFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.clientID, "client-id", "", "OAuth client id (oauth-*)")
 	fs.BoolVar(&f.passwordStdin, "password-stdin", false, "read the user's password from stdin")
 	fs.BoolVar(&f.clientSecretStdin, "client-secret-stdin", false, "read the OAuth client secret from stdin (after the password when both are read)")
-	fs.StringVar(&f.groups, "assignment-group-filter", "", "act only on these assignment groups (comma-separated names; empty: any)")
+	fs.StringVar(&f.groups, "assignment-group-filter", "", "act only on these assignment groups (comma-separated names exactly as on the instance, or sys_ids; resolved to sys_ids; empty: any)")
 	fs.StringVar(&f.envs, "environment-filter", "", "act only on these u_environment values (comma-separated; empty: any)")
 	fs.IntVar(&f.dedup, "dedup-window-minutes", registry.DefaultDedupWindowMinutes, "incidents with the same fingerprint within this window are deduplicated; -1 disables")
 	fs.BoolVar(&f.writeBack, "write-back", true, "add a work note to each record the gateway accepts")
-	fs.StringVar(&f.escalation, "escalation-group", "", "assignment group for escalations")
+	fs.StringVar(&f.escalation, "escalation-group", "", "assignment group for escalations (a name exactly as on the instance, or a sys_id; resolved to its sys_id)")
 	fs.BoolVar(&f.active, "active", true, "whether the gateway processes records")
 }
 
@@ -87,7 +88,10 @@ func operations(ctx context.Context, c *Call) (*registration.Service, error) {
 		return nil, err
 	}
 	// After Registry: the prefix comes from the stack when it was read.
-	return registration.New(store, sm, registration.WithSecretPrefix(c.SecretPrefix()), registration.WithClock(c.Now)), nil
+	// Filters are resolved on the instance with the credentials being
+	// registered; one retry, so an unreachable instance fails soon.
+	return registration.New(store, sm, registration.WithSecretPrefix(c.SecretPrefix()), registration.WithClock(c.Now),
+		registration.WithDirectory(registration.ConnectInstance(servicenow.WithMaxAttempts(2)))), nil
 }
 
 // usage makes a validation error of the operations a usage error (exit 2),
@@ -123,7 +127,16 @@ var gatewayCreate = Command{
 	Path:  "infra gateway create",
 	Short: "register a ServiceNow instance; its password or client secret is read from stdin",
 	Usage: "--name <name> --instance-url <url> --auth basic|oauth-client-credentials|oauth-password [--username <user>] [--client-id <id>] [--password-stdin] [--client-secret-stdin] [--assignment-group-filter <groups>] [--environment-filter <envs>] [--dedup-window-minutes 30] [--write-back=true] [--description <text>] [--skip-instance-checks]",
-	Long: `The password and client secret are stored in AWS Secrets Manager (named
+	Long: `The assignment group filter and the escalation group are resolved to
+sys_user_group sys_ids on the instance, with the credentials given: Business
+Rule conditions compare strings case-sensitively, so a name must be typed
+exactly as the instance spells it (a near miss is refused with the name to
+type); a sys_id of an existing group is accepted too. An environment filter
+is refused when the instance has no u_environment field on incident and
+change_request (or task). --skip-instance-checks registers without the
+instance: the filters are stored as typed and matched by name.
+
+The password and client secret are stored in AWS Secrets Manager (named
 <secret prefix>gateways/<gateway id>), never in the registry table. When both
 are read, stdin holds the password on the first line, the client secret on
 the second; on a terminal they are prompted for without echo.`,
@@ -132,13 +145,14 @@ printf '%s\n' "$SN_CLIENT_SECRET" | 2501 infra gateway create --name prod --inst
 	Flags: func(fs *pflag.FlagSet) Action {
 		var f gatewayFlags
 		f.register(fs)
-		skipChecks := fs.Bool("skip-instance-checks", false, "do not check the gateway against its instance after registering it (see gateway check; a failed check only warns)")
+		skipChecks := fs.Bool("skip-instance-checks", false, skipChecksHelp+", nor check it after registering it (see gateway check; a failed check only warns)")
 		return func(ctx context.Context, c *Call) error {
 			in := registration.GatewayInput{
 				Name: f.name, Description: f.description, InstanceURL: f.instanceURL,
 				Auth: f.auth, Username: f.username, ClientID: f.clientID,
 				AssignmentGroupFilter: f.groups, EnvironmentFilter: f.envs, DedupWindowMinutes: f.dedup,
 				EscalationGroup: f.escalation, WriteBack: f.writeBack, Active: f.active,
+				SkipInstanceChecks: *skipChecks,
 			}
 			// Check what the flags alone must supply before reading stdin.
 			probe := in
@@ -163,6 +177,9 @@ printf '%s\n' "$SN_CLIENT_SECRET" | 2501 infra gateway create --name prod --inst
 			if err := c.Print(gatewayOutput(g), func(w io.Writer) {
 				fmt.Fprintln(w, "Gateway created!")
 				writeGateway(w, g, nil)
+				if *skipChecks {
+					writeOffline(w, g)
+				}
 				fmt.Fprintf(w, "\nNext: %s infra webhook create --name %s-incidents --source-type servicenow --event-type incident --gateway-id %s\n", Name, slug(g.Name), g.ID)
 			}); err != nil {
 				return err
@@ -173,6 +190,21 @@ printf '%s\n' "$SN_CLIENT_SECRET" | 2501 infra gateway create --name prod --inst
 			return nil
 		}
 	},
+}
+
+// skipChecksHelp is the help of --skip-instance-checks.
+const skipChecksHelp = "register without the instance: store the assignment group filter and escalation group as typed (matched by name, case-sensitively) and do not check the environment field"
+
+// writeOffline says what an offline registration stored.
+func writeOffline(w io.Writer, g registry.Gateway) {
+	if g.AssignmentGroupFilter == "" && g.EscalationGroup == "" && g.EnvironmentFilter == "" {
+		return
+	}
+	fmt.Fprintln(w, "\nNot checked against the instance (--skip-instance-checks): the filters are stored as typed.")
+	if len(g.AssignmentGroupIDs) == 0 && g.AssignmentGroupFilter != "" {
+		fmt.Fprintln(w, "Its groups are matched by name, exactly as typed (case included). To match them by sys_id once the")
+		fmt.Fprintf(w, "instance is reachable: %s infra gateway update --id %s --assignment-group-filter %q\n", Name, g.ID, g.AssignmentGroupFilter)
+	}
 }
 
 // mark stands in for a secret that will be read, for checks made before
@@ -259,24 +291,28 @@ var gatewayShow = Command{
 var gatewayUpdate = Command{
 	Path:  "infra gateway update",
 	Short: "change a gateway (only the flags given); --active=false stops it at once",
-	Usage: "--id <gtw_…> [--name …] [--active=true|false] [--instance-url …] [--auth … --username … --client-id … --password-stdin --client-secret-stdin] [--assignment-group-filter …] [--environment-filter …] [--dedup-window-minutes …] [--write-back=…] [--description …]",
+	Usage: "--id <gtw_…> [--name …] [--active=true|false] [--instance-url …] [--auth … --username … --client-id … --password-stdin --client-secret-stdin] [--assignment-group-filter …] [--environment-filter …] [--dedup-window-minutes …] [--write-back=…] [--description …] [--skip-instance-checks]",
 	Long: `Only the flags given change. Activating or deactivating a gateway rewrites
 the path items of all its webhooks in the same transaction, so ingest stops
 (or resumes) accepting their calls at once. Changing --auth needs the new
 mode's secrets on stdin; other credential flags update the stored secret.
 A changed filter changes the Business Rule condition: re-create the
-webhooks' rules or edit their Filter Conditions to match.`,
+webhooks' rules or edit their Filter Conditions to match. Changed filters
+(or a changed instance URL) are resolved on the instance as with create;
+giving --assignment-group-filter again resolves the names of a gateway
+registered with --skip-instance-checks.`,
 	Example: `2501 infra gateway update --id gtw_0b7c… --active=false
 printf '%s\n' "$NEW_PASSWORD" | 2501 infra gateway update --id gtw_0b7c… --password-stdin`,
 	Flags: func(fs *pflag.FlagSet) Action {
 		var f gatewayFlags
 		f.register(fs)
 		id := fs.String("id", "", "gateway id (required)")
+		skipChecks := fs.Bool("skip-instance-checks", false, skipChecksHelp)
 		return func(ctx context.Context, c *Call) error {
 			if err := checkGatewayID("id", *id); err != nil {
 				return err
 			}
-			var ch registration.GatewayChanges
+			ch := registration.GatewayChanges{SkipInstanceChecks: *skipChecks}
 			given := func(flag string, apply func()) {
 				if c.Set(flag) {
 					apply()
@@ -343,6 +379,9 @@ printf '%s\n' "$NEW_PASSWORD" | 2501 infra gateway update --id gtw_0b7c… --pas
 			return c.Print(gatewayOutput(g), func(w io.Writer) {
 				fmt.Fprintln(w, "Gateway updated.")
 				writeGateway(w, g, hooks)
+				if *skipChecks {
+					writeOffline(w, g)
+				}
 				if c.Set("active") && cur.Active != g.Active && len(hooks) > 0 {
 					state := "rejects"
 					if g.Active {
@@ -437,6 +476,9 @@ func writeGateway(w io.Writer, g registry.Gateway, hooks []registry.Webhook) {
 	}
 	line("Auth", auth)
 	line("Credentials", "Secrets Manager "+g.CredentialsSecretARN)
+	if g.AssignmentGroupFilter != "" {
+		line("Groups", groupsLine(g))
+	}
 	line("Scope", g.ScopeQuery())
 	fmt.Fprintf(w, "  %-17s (%s)\n", "", businessrule.Describe(g.ScopeQuery()))
 	dedup := fmt.Sprintf("%d minutes", g.DedupWindowMinutes)
@@ -446,7 +488,13 @@ func writeGateway(w io.Writer, g registry.Gateway, hooks []registry.Webhook) {
 	line("Dedup window", dedup)
 	line("Write-back", onOff(g.WriteBack))
 	if g.EscalationGroup != "" {
-		line("Escalation group", g.EscalationGroup)
+		esc := g.EscalationGroup + " (name, not resolved)"
+		if g.EscalationGroupID == g.EscalationGroup {
+			esc = g.EscalationGroup
+		} else if g.EscalationGroupID != "" {
+			esc = g.EscalationGroup + " (" + g.EscalationGroupID + ")"
+		}
+		line("Escalation group", esc)
 	}
 	line("Created", g.CreatedAt.Format(time.RFC3339))
 	line("Updated", g.UpdatedAt.Format(time.RFC3339))
@@ -462,6 +510,27 @@ func writeGateway(w io.Writer, g registry.Gateway, hooks []registry.Webhook) {
 			fmt.Fprintf(w, "  %-17s %s %s %s (%s)\n", label, h.ID, h.EventType, activeWord(h.Active), h.Name)
 		}
 	}
+}
+
+// groupsLine is the group filter as typed with the sys_id each resolved
+// to, or says it is matched by name.
+func groupsLine(g registry.Gateway) string {
+	typed := g.AssignmentGroups()
+	if !g.GroupsByID() {
+		return strings.Join(typed, ", ") + " (names, matched exactly: not resolved to sys_ids)"
+	}
+	if len(typed) != len(g.AssignmentGroupIDs) {
+		// Two names of one group resolve to one sys_id.
+		return strings.Join(typed, ", ") + " → " + strings.Join(g.AssignmentGroupIDs, ", ")
+	}
+	parts := make([]string, len(typed))
+	for i, t := range typed {
+		parts[i] = t
+		if t != g.AssignmentGroupIDs[i] {
+			parts[i] += " (" + g.AssignmentGroupIDs[i] + ")"
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func onOff(b bool) string {

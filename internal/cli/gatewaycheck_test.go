@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/snowsim"
 )
 
@@ -42,6 +43,30 @@ func TestGatewayCheck(t *testing.T) {
 	out = h.ok("pa55word\n", append(create, "--skip-instance-checks")...)
 	if strings.Contains(out, "instance check") || strings.Contains(out, "time_zone") {
 		t.Errorf("gateway create --skip-instance-checks checked the instance:\n%s", out)
+	}
+
+	// Groups are resolved on the instance: a case near miss is refused
+	// (exit 2, naming the flag and the name to type), the exact name is
+	// stored with its sys_id; offline, the name is stored as typed.
+	if err := sim.Sim.Seed(strings.NewReader(`{"sys_user_group": [{"sys_id": "` + snowsim.DemoGroupNetwork + `", "name": "Network"}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	r = h.run("pa55word\n", append(create, "--assignment-group-filter", "network")...)
+	if r.code != 2 || !strings.Contains(r.stderr, `--assignment-group-filter: no group is named "network"; did you mean "Network"?`) {
+		t.Errorf("gateway create with a case near miss: exit %d, stderr %q; want 2 and did you mean \"Network\"", r.code, r.stderr)
+	}
+	var g registry.Gateway
+	h.json(&g, "pa55word\n", append(create, "--assignment-group-filter", "Network", "--escalation-group", snowsim.DemoGroupNetwork)...)
+	if len(g.AssignmentGroupIDs) != 1 || g.AssignmentGroupIDs[0] != snowsim.DemoGroupNetwork || g.EscalationGroupID != snowsim.DemoGroupNetwork {
+		t.Errorf("gateway create resolved the filter to %q, escalation to %q; want %s", g.AssignmentGroupIDs, g.EscalationGroupID, snowsim.DemoGroupNetwork)
+	}
+	out = h.ok("", "infra", "gateway", "show", "--id", g.ID)
+	if !strings.Contains(out, "Network ("+snowsim.DemoGroupNetwork+")") || !strings.Contains(out, "assignment_groupIN"+snowsim.DemoGroupNetwork) {
+		t.Errorf("gateway show lacks the resolved group:\n%s", out)
+	}
+	out = h.ok("pa55word\n", append(create, "--assignment-group-filter", "network", "--skip-instance-checks")...)
+	if !strings.Contains(out, "Not checked against the instance") || !strings.Contains(out, "assignment_group.nameINnetwork") {
+		t.Errorf("offline gateway create does not say what it stored:\n%s", out)
 	}
 
 	if r := h.run("", "infra", "gateway", "check", "--id", "gtw_00000000-0000-4000-8000-000000000000"); r.code != 1 || !strings.Contains(r.stderr, "not found") {

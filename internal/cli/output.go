@@ -57,24 +57,26 @@ func serviceNowTime(s string) string {
 
 // gatewayJSON is a gateway (docs/schemas/gateway.schema.json).
 type gatewayJSON struct {
-	ID                    string `json:"id"`
-	Name                  string `json:"name"`
-	Type                  string `json:"type"`
-	Description           string `json:"description"`
-	Active                bool   `json:"active"`
-	InstanceURL           string `json:"instance_url"`
-	Auth                  string `json:"auth"`
-	Username              string `json:"username"`
-	ClientID              string `json:"client_id"`
-	CredentialsSecretARN  string `json:"credentials_secret_arn"`
-	AssignmentGroupFilter string `json:"assignment_group_filter"`
-	EnvironmentFilter     string `json:"environment_filter"`
-	Scope                 string `json:"scope"`
-	DedupWindowMinutes    int    `json:"dedup_window_minutes"`
-	EscalationGroup       string `json:"escalation_group"`
-	WriteBack             bool   `json:"write_back"`
-	CreatedAt             string `json:"created_at"`
-	UpdatedAt             string `json:"updated_at"`
+	ID                    string   `json:"id"`
+	Name                  string   `json:"name"`
+	Type                  string   `json:"type"`
+	Description           string   `json:"description"`
+	Active                bool     `json:"active"`
+	InstanceURL           string   `json:"instance_url"`
+	Auth                  string   `json:"auth"`
+	Username              string   `json:"username"`
+	ClientID              string   `json:"client_id"`
+	CredentialsSecretARN  string   `json:"credentials_secret_arn"`
+	AssignmentGroupFilter string   `json:"assignment_group_filter"`
+	AssignmentGroupIDs    []string `json:"assignment_group_ids"`
+	EnvironmentFilter     string   `json:"environment_filter"`
+	Scope                 string   `json:"scope"`
+	DedupWindowMinutes    int      `json:"dedup_window_minutes"`
+	EscalationGroup       string   `json:"escalation_group"`
+	EscalationGroupID     string   `json:"escalation_group_id"`
+	WriteBack             bool     `json:"write_back"`
+	CreatedAt             string   `json:"created_at"`
+	UpdatedAt             string   `json:"updated_at"`
 }
 
 func gatewayOutput(g registry.Gateway) gatewayJSON {
@@ -82,10 +84,19 @@ func gatewayOutput(g registry.Gateway) gatewayJSON {
 		ID: g.ID, Name: g.Name, Type: g.Type, Description: g.Description, Active: g.Active,
 		InstanceURL: g.InstanceURL, Auth: g.Auth, Username: g.Username, ClientID: g.ClientID,
 		CredentialsSecretARN:  g.CredentialsSecretARN,
-		AssignmentGroupFilter: g.AssignmentGroupFilter, EnvironmentFilter: g.EnvironmentFilter, Scope: g.ScopeQuery(),
-		DedupWindowMinutes: g.DedupWindowMinutes, EscalationGroup: g.EscalationGroup, WriteBack: g.WriteBack,
+		AssignmentGroupFilter: g.AssignmentGroupFilter, AssignmentGroupIDs: nonNil(g.AssignmentGroupIDs),
+		EnvironmentFilter: g.EnvironmentFilter, Scope: g.ScopeQuery(), DedupWindowMinutes: g.DedupWindowMinutes,
+		EscalationGroup: g.EscalationGroup, EscalationGroupID: g.EscalationGroupID, WriteBack: g.WriteBack,
 		CreatedAt: rfc3339(g.CreatedAt), UpdatedAt: rfc3339(g.UpdatedAt),
 	}
+}
+
+// nonNil prints an empty list as [], not null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // gatewayListOutput is gateway list (docs/schemas/gateway-list.schema.json).

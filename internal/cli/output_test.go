@@ -69,14 +69,19 @@ func jsonCases() []jsonCase {
 		{path: "infra gateway create", schema: "gateway.schema.json",
 			args: func(t *testing.T, f *jsonFixture) ([]string, string) {
 				return []string{"--name", "ops", "--instance-url", f.sim.URL, "--auth", "basic", "--username", "svc",
-					"--password-stdin", "--description", "the ops instance"}, "pa55word\n"
+					"--password-stdin", "--description", "the ops instance", "--assignment-group-filter", "Network"}, "pa55word\n"
 			},
 			check: func(t *testing.T, f *jsonFixture, out []byte) {
 				var g struct {
-					ID string `json:"id"`
+					ID       string   `json:"id"`
+					GroupIDs []string `json:"assignment_group_ids"`
+					Scope    string   `json:"scope"`
 				}
 				decode(t, out, &g)
 				f.gatewayID = g.ID
+				if len(g.GroupIDs) != 1 || g.Scope != "active=true^assignment_groupIN"+g.GroupIDs[0] {
+					t.Errorf("gateway create: assignment_group_ids %q, scope %q; want Network's sys_id in both", g.GroupIDs, g.Scope)
+				}
 			}},
 		{path: "infra gateway check", schema: "gateway-check.schema.json",
 			args: func(t *testing.T, f *jsonFixture) ([]string, string) {
@@ -162,7 +167,7 @@ func jsonCases() []jsonCase {
 			args: func(t *testing.T, f *jsonFixture) ([]string, string) {
 				for range 2 {
 					f.h.advance(time.Second)
-					rec, err := f.sim.Sim.Insert("incident", map[string]string{"short_description": "lost webhook"})
+					rec, err := f.sim.Sim.Insert("incident", map[string]string{"short_description": "lost webhook", "assignment_group": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01"})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -346,6 +351,12 @@ func TestJSONOutputMatchesSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(sim.Close)
+	// The groups the gateway's filter and escalation group resolve to.
+	if err := sim.Sim.Seed(strings.NewReader(`{"sys_user_group": [
+		{"sys_id": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01", "name": "Network"},
+		{"sys_id": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa03", "name": "Ops escalations"}]}`)); err != nil {
+		t.Fatal(err)
+	}
 	f := &jsonFixture{h: h, sim: sim}
 	schemas := compileSchemas(t)
 

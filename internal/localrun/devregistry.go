@@ -45,7 +45,10 @@ func (r demoRegistry) webhookIDs() []string {
 // into the simulator when there is an API for it to call (apiURL).
 func createDemo(ctx context.Context, reg *registry.Store, sec *secrets.Store, sim *snowsim.Sim,
 	simURL, user, pass, apiURL string) (demoRegistry, error) {
-	ops := registration.New(reg, sec, registration.WithSecretPrefix(schema.DefaultSecretPrefix))
+	// Filters, when the demo has any, resolve on the simulator as on an
+	// instance.
+	ops := registration.New(reg, sec, registration.WithSecretPrefix(schema.DefaultSecretPrefix),
+		registration.WithDirectory(registration.ConnectInstance()))
 	gw, err := ops.CreateGateway(ctx, registration.GatewayInput{
 		Name: "demo", Description: "make dev: the local ServiceNow simulator",
 		InstanceURL: simURL, Auth: registry.AuthBasic, Username: user, Password: pass,

@@ -78,7 +78,7 @@ func scope(g registry.Gateway, table string, v version, now time.Time) (status, 
 	case !m.Active:
 		return state.StatusOutOfScope, "record inactive", time.Time{}
 	}
-	if groups := g.AssignmentGroups(); len(groups) > 0 && !containsFold(groups, m.AssignmentGroupName) {
+	if !inGroupFilter(g, m) {
 		return state.StatusOutOfScope, fmt.Sprintf("assignment group %q not in the gateway's filter", m.AssignmentGroupName), time.Time{}
 	}
 	if envs := g.Environments(); len(envs) > 0 && !containsFold(envs, m.Environment) {
@@ -98,6 +98,18 @@ func scope(g registry.Gateway, table string, v version, now time.Time) (status, 
 		return state.StatusDeferred, "change window opens at " + m.StartDate + " UTC", v.start
 	}
 	return "", "", time.Time{}
+}
+
+// inGroupFilter matches the record's assignment group as the Business
+// Rule condition does: by sys_id when the gateway's filter was resolved at
+// registration, else by name, exactly (conditions compare strings
+// case-sensitively, so "network" does not select the group "Network").
+func inGroupFilter(g registry.Gateway, m state.Mirror) bool {
+	if g.GroupsByID() {
+		return slices.Contains(g.AssignmentGroupIDs, m.AssignmentGroup)
+	}
+	groups := g.AssignmentGroups()
+	return len(groups) == 0 || slices.Contains(groups, m.AssignmentGroupName)
 }
 
 func containsFold(list []string, v string) bool {

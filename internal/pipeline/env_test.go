@@ -96,8 +96,10 @@ func newEnv(t testing.TB, cfg pipeline.Config) *env {
 		{"sys_id": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01", "name": "Network"},
 		{"sys_id": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa02", "name": "Database"}]}`)
 
+	// Filters are resolved on the simulator, as gateway create does.
 	e.ops = registration.New(registry.New(e.ddb, e.res.RegistryTable), e.secrets,
-		registration.WithSecretPrefix(awstest.UniqueName("snowgate-test-")+"/"))
+		registration.WithSecretPrefix(awstest.UniqueName("snowgate-test-")+"/"),
+		registration.WithDirectory(registration.ConnectInstance()))
 	t.Cleanup(func() {
 		// Before the tables go: the gateways' credentials secrets with them.
 		gws, _ := registry.New(e.ddb, e.res.RegistryTable).Gateways(context.Background())
@@ -141,8 +143,15 @@ func (e *env) createGateway(g registry.Gateway) string {
 }
 
 // setGateway gives the test's gateway the settings of g (all of them; its
-// id and credentials stay).
+// id and credentials stay), its filters resolved on the instance.
 func (e *env) setGateway(g registry.Gateway) {
+	e.t.Helper()
+	e.updateGateway(g, false)
+}
+
+// updateGateway is setGateway, offline (filters stored as typed) when skip
+// is set.
+func (e *env) updateGateway(g registry.Gateway, skip bool) {
 	e.t.Helper()
 	if g.InstanceURL == "" {
 		g.InstanceURL = e.sim.URL
@@ -151,6 +160,7 @@ func (e *env) setGateway(g registry.Gateway) {
 		Name: &g.Name, Description: &g.Description, InstanceURL: &g.InstanceURL,
 		AssignmentGroupFilter: &g.AssignmentGroupFilter, EnvironmentFilter: &g.EnvironmentFilter,
 		DedupWindowMinutes: &g.DedupWindowMinutes, EscalationGroup: &g.EscalationGroup, WriteBack: &g.WriteBack, Active: &g.Active,
+		SkipInstanceChecks: skip,
 	}); err != nil {
 		e.t.Fatalf("update gateway: %v", err)
 	}

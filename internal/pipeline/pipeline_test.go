@@ -52,6 +52,7 @@ func TestStatuses(t *testing.T) {
 		before      func(e *env, sysID string)
 		hidden      bool
 		toGateway   string // message's gateway id when not the default
+		offline     bool   // the gateway's filters are stored as typed, not resolved
 		wantStatus  string
 		wantOutcome string // the ticket's last outcome, when it differs from the status
 		wantReason  string // substring
@@ -67,10 +68,16 @@ func TestStatuses(t *testing.T) {
 			wantStatus: state.StatusOutOfScope, wantReason: "gateway inactive"},
 		{name: "inactive record", table: "incident", fields: map[string]string{"short_description": "old", "active": "false"},
 			wantStatus: state.StatusOutOfScope, wantReason: "record inactive"},
-		{name: "assignment group filter", gateway: &registry.Gateway{Active: true, AssignmentGroupFilter: "Database, Storage"}, table: "incident", fields: incident("Router down"),
+		{name: "assignment group filter", gateway: &registry.Gateway{Active: true, AssignmentGroupFilter: "Database"}, table: "incident", fields: incident("Router down"),
 			wantStatus: state.StatusOutOfScope, wantReason: `assignment group "Network"`},
-		{name: "assignment group filter matches", gateway: &registry.Gateway{Active: true, AssignmentGroupFilter: "Database,network"}, table: "incident", fields: incident("Router down"),
+		{name: "assignment group filter matches", gateway: &registry.Gateway{Active: true, AssignmentGroupFilter: "Database,Network"}, table: "incident", fields: incident("Router down"),
 			wantStatus: state.StatusAccepted, wantJobs: 1},
+		// Registered offline, the filter holds names and is compared as the
+		// Business Rule condition compares it: exactly, case included.
+		{name: "offline group filter by name", gateway: &registry.Gateway{Active: true, AssignmentGroupFilter: "Network"}, offline: true,
+			table: "incident", fields: incident("Router down"), wantStatus: state.StatusAccepted, wantJobs: 1},
+		{name: "offline group filter differing in case", gateway: &registry.Gateway{Active: true, AssignmentGroupFilter: "network"}, offline: true,
+			table: "incident", fields: incident("Router down"), wantStatus: state.StatusOutOfScope, wantReason: `assignment group "Network"`},
 		{name: "environment filter", gateway: &registry.Gateway{Active: true, EnvironmentFilter: "staging"}, table: "incident", fields: incident("Router down"),
 			wantStatus: state.StatusOutOfScope, wantReason: `environment "production"`},
 		{name: "change in its window", table: "change_request", fields: change("approved", "-1", snTime(-time.Hour), snTime(time.Hour)),
@@ -121,7 +128,7 @@ func TestStatuses(t *testing.T) {
 			if tt.gateway != nil {
 				g := *tt.gateway
 				g.Name = "ops"
-				e.setGateway(g)
+				e.updateGateway(g, tt.offline)
 			}
 			sysID := e.insert(tt.table, tt.fields)
 			if tt.before != nil {

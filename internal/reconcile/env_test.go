@@ -175,7 +175,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 func (e *env) ops(now time.Time) *registration.Service {
 	clock := func() time.Time { return now }
 	return registration.New(registry.New(e.ddb, e.res.RegistryTable, registry.WithClock(clock)), e.secrets,
-		registration.WithSecretPrefix(e.prefix), registration.WithClock(clock))
+		registration.WithSecretPrefix(e.prefix), registration.WithClock(clock),
+		// Group filters resolve to sys_ids on the simulator, as gateway create does.
+		registration.WithDirectory(registration.ConnectInstance()))
 }
 
 // addGateway registers a gateway on instance (basic auth with the test

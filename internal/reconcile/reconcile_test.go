@@ -1,6 +1,7 @@
 package reconcile_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -30,8 +31,10 @@ func TestChangedQuery(t *testing.T) {
 	}{
 		{"no filters: no active condition", registry.Gateway{},
 			"sys_updated_on>=2026-03-01 10:00:05^ORDERBYsys_updated_on^ORDERBYsys_id"},
-		{"group and environment kept", registry.Gateway{AssignmentGroupFilter: "Network,DB", EnvironmentFilter: "prod"},
+		{"group names (registered offline) and environment kept", registry.Gateway{AssignmentGroupFilter: "Network,DB", EnvironmentFilter: "prod"},
 			"assignment_group.nameINNetwork,DB^u_environmentINprod^sys_updated_on>=2026-03-01 10:00:05^ORDERBYsys_updated_on^ORDERBYsys_id"},
+		{"group sys_ids", registry.Gateway{AssignmentGroupFilter: "Network", AssignmentGroupIDs: []string{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01"}},
+			"assignment_groupINaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01^sys_updated_on>=2026-03-01 10:00:05^ORDERBYsys_updated_on^ORDERBYsys_id"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -49,6 +52,11 @@ func TestLostWebhooksAllProcessedOnce(t *testing.T) {
 	e := newEnv(t, envOptions{groups: "Network"})
 	e.sim.SetOutbound(false)
 	r := e.reconciler(reconcile.Config{PageSize: 7})
+	// The filter was resolved at registration: the query names the sys_id.
+	if gw, err := registry.New(e.ddb, e.res.RegistryTable).Gateway(context.Background(), e.gatewayID); err != nil ||
+		gw.ScopeQuery() != "active=true^assignment_groupINaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01" {
+		t.Fatalf("gateway scope = %q (%v), want Network's sys_id", gw.ScopeQuery(), err)
+	}
 
 	var ids, closed []string
 	// Groups by sys_id (Database, Network), as writes to an instance give them.

@@ -33,6 +33,10 @@ type GatewayInput struct {
 	EscalationGroup    string
 	WriteBack          bool
 	Active             bool
+	// SkipInstanceChecks registers without reaching the instance: the
+	// group filter and escalation group are stored as typed, unresolved,
+	// and the environment field is not checked.
+	SkipInstanceChecks bool
 }
 
 func (in GatewayInput) credentials() credentialFields {
@@ -50,6 +54,9 @@ type GatewayChanges struct {
 	DedupWindowMinutes                               *int
 	EscalationGroup                                  *string
 	WriteBack, Active                                *bool
+	// SkipInstanceChecks changes the filters without reaching the
+	// instance, as for GatewayInput; it changes nothing by itself.
+	SkipInstanceChecks bool
 }
 
 // DeletedGateway is what DeleteGateway removed.
@@ -72,6 +79,12 @@ func (s *Service) CreateGateway(ctx context.Context, in GatewayInput) (registry.
 	if err != nil {
 		return registry.Gateway{}, fmt.Errorf("encode credentials: %w", err)
 	}
+	var res filters
+	if !in.SkipInstanceChecks {
+		if res, err = s.resolve(ctx, instance, creds, splitNames(in.AssignmentGroupFilter), strings.TrimSpace(in.EscalationGroup), splitNames(in.EnvironmentFilter)); err != nil {
+			return registry.Gateway{}, err
+		}
+	}
 	arn, err := s.sec.Create(ctx, GatewaySecretName(s.prefix, id), string(doc), "snowgate ServiceNow credentials of gateway "+id)
 	if err != nil {
 		return registry.Gateway{}, err
@@ -79,8 +92,9 @@ func (s *Service) CreateGateway(ctx context.Context, in GatewayInput) (registry.
 	g, err := s.reg.CreateGateway(ctx, registry.Gateway{
 		ID: id, Name: in.Name, Type: registry.SourceServiceNow, Description: in.Description,
 		Active: in.Active, InstanceURL: instance, Auth: in.Auth, Username: in.Username, ClientID: in.ClientID,
-		CredentialsSecretARN: arn, AssignmentGroupFilter: in.AssignmentGroupFilter, EnvironmentFilter: in.EnvironmentFilter,
-		DedupWindowMinutes: in.DedupWindowMinutes, EscalationGroup: in.EscalationGroup, WriteBack: in.WriteBack,
+		CredentialsSecretARN: arn, AssignmentGroupFilter: in.AssignmentGroupFilter, AssignmentGroupIDs: res.groupIDs,
+		EnvironmentFilter: in.EnvironmentFilter, DedupWindowMinutes: in.DedupWindowMinutes,
+		EscalationGroup: in.EscalationGroup, EscalationGroupID: res.escalationID, WriteBack: in.WriteBack,
 	})
 	if err != nil {
 		return registry.Gateway{}, s.undoCreate(ctx, err, arn)
@@ -133,11 +147,47 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 	}
 	var restore func() error
 	var plan credentialPlan
+	var newSecret, oldSecret string
+	var creds registry.Credentials
 	if c.credentialsChange() {
 		if plan, err = plannedCredentials(cur, c); err != nil {
 			return registry.Gateway{}, registry.Gateway{}, err
 		}
-		if restore, err = s.writeCredentials(ctx, cur, c, plan); err != nil {
+		if oldSecret, creds, err = s.plannedSecret(ctx, cur, c, plan); err != nil {
+			return registry.Gateway{}, registry.Gateway{}, err
+		}
+	}
+	// The filters as they will be, resolved on the instance as it will be
+	// when any of them (or the instance) changes.
+	after := cur
+	if c.InstanceURL != nil {
+		after.InstanceURL = instance
+	}
+	set(&after.AssignmentGroupFilter, c.AssignmentGroupFilter)
+	set(&after.EnvironmentFilter, c.EnvironmentFilter)
+	set(&after.EscalationGroup, c.EscalationGroup)
+	filtersChange := c.InstanceURL != nil || c.AssignmentGroupFilter != nil || c.EnvironmentFilter != nil || c.EscalationGroup != nil
+	var res filters
+	resolved := false
+	if filtersChange && !c.SkipInstanceChecks {
+		resolved = true
+		groups, escalation, envs := splitNames(after.AssignmentGroupFilter), strings.TrimSpace(after.EscalationGroup), splitNames(after.EnvironmentFilter)
+		if len(groups) > 0 || escalation != "" || len(envs) > 0 {
+			if !c.credentialsChange() {
+				if creds, err = s.storedCredentials(ctx, cur); err != nil {
+					return registry.Gateway{}, registry.Gateway{}, err
+				}
+			}
+			if res, err = s.resolve(ctx, after.InstanceURL, creds, groups, escalation, envs); err != nil {
+				return registry.Gateway{}, registry.Gateway{}, err
+			}
+		}
+	}
+	if c.credentialsChange() {
+		if newSecret, err = encodeCredentials(creds); err != nil {
+			return registry.Gateway{}, registry.Gateway{}, err
+		}
+		if restore, err = s.putCredentials(ctx, cur, oldSecret, newSecret); err != nil {
 			return registry.Gateway{}, registry.Gateway{}, err
 		}
 	}
@@ -151,6 +201,19 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 		set(&g.EnvironmentFilter, c.EnvironmentFilter)
 		set(&g.DedupWindowMinutes, c.DedupWindowMinutes)
 		set(&g.EscalationGroup, c.EscalationGroup)
+		switch {
+		case resolved:
+			g.AssignmentGroupIDs, g.EscalationGroupID = res.groupIDs, res.escalationID
+		case c.SkipInstanceChecks:
+			// Offline, what changed is left to names: sys_ids of other
+			// names, or of another instance, would be wrong.
+			if c.AssignmentGroupFilter != nil || c.InstanceURL != nil {
+				g.AssignmentGroupIDs = nil
+			}
+			if c.EscalationGroup != nil || c.InstanceURL != nil {
+				g.EscalationGroupID = ""
+			}
+		}
 		set(&g.WriteBack, c.WriteBack)
 		set(&g.Active, c.Active)
 		if restore != nil {
@@ -224,21 +287,16 @@ func plannedCredentials(cur registry.Gateway, c GatewayChanges) (credentialPlan,
 	return p, nil
 }
 
-// writeCredentials replaces the gateway's credentials secret and returns how
-// to put the previous value back.
-func (s *Service) writeCredentials(ctx context.Context, cur registry.Gateway, c GatewayChanges, p credentialPlan) (restore func() error, err error) {
+// plannedSecret reads the gateway's credentials secret and returns it with
+// the credentials it will hold after the changes.
+func (s *Service) plannedSecret(ctx context.Context, cur registry.Gateway, c GatewayChanges, p credentialPlan) (old string, creds registry.Credentials, err error) {
 	if !ownSecret(cur.CredentialsSecretARN, cur.ID) {
-		return nil, fmt.Errorf("gateway %s points at credentials secret %q, which is not the one named for it (%s): not changing it",
+		return "", registry.Credentials{}, fmt.Errorf("gateway %s points at credentials secret %q, which is not the one named for it (%s): not changing it",
 			cur.ID, cur.CredentialsSecretARN, GatewaySecretName("<prefix>", cur.ID))
 	}
-	old, err := s.sec.Get(ctx, cur.CredentialsSecretARN)
+	old, creds, err = s.readCredentials(ctx, cur)
 	if err != nil {
-		return nil, fmt.Errorf("read the gateway's credentials: %w", err)
-	}
-	var creds registry.Credentials
-	if err := json.Unmarshal([]byte(old), &creds); err != nil {
-		// The decoder's message could quote the secret.
-		return nil, errors.New("decode the gateway's credentials secret: not a credentials document")
+		return "", registry.Credentials{}, err
 	}
 	if p.newMode {
 		creds = registry.Credentials{}
@@ -255,13 +313,42 @@ func (s *Service) writeCredentials(ctx context.Context, cur registry.Gateway, c 
 	}
 	// The stored secret may lack what the mode needs (written by hand).
 	if err := requireCredentials(p.auth, credentialFields{username: creds.Username, password: creds.Password, clientID: creds.ClientID, clientSecret: creds.ClientSecret}); err != nil {
-		return nil, err
+		return "", registry.Credentials{}, err
 	}
+	return old, creds, nil
+}
+
+// storedCredentials are the gateway's credentials as its secret holds them.
+func (s *Service) storedCredentials(ctx context.Context, cur registry.Gateway) (registry.Credentials, error) {
+	_, creds, err := s.readCredentials(ctx, cur)
+	return creds, err
+}
+
+func (s *Service) readCredentials(ctx context.Context, cur registry.Gateway) (string, registry.Credentials, error) {
+	doc, err := s.sec.Get(ctx, cur.CredentialsSecretARN)
+	if err != nil {
+		return "", registry.Credentials{}, fmt.Errorf("read the gateway's credentials: %w", err)
+	}
+	var creds registry.Credentials
+	if err := json.Unmarshal([]byte(doc), &creds); err != nil {
+		// The decoder's message could quote the secret.
+		return "", registry.Credentials{}, errors.New("decode the gateway's credentials secret: not a credentials document")
+	}
+	return doc, creds, nil
+}
+
+func encodeCredentials(creds registry.Credentials) (string, error) {
 	doc, err := json.Marshal(creds)
 	if err != nil {
-		return nil, fmt.Errorf("encode credentials: %w", err)
+		return "", fmt.Errorf("encode credentials: %w", err)
 	}
-	if err := s.sec.Put(ctx, cur.CredentialsSecretARN, string(doc)); err != nil {
+	return string(doc), nil
+}
+
+// putCredentials replaces the gateway's credentials secret and returns how
+// to put the previous value back.
+func (s *Service) putCredentials(ctx context.Context, cur registry.Gateway, old, doc string) (restore func() error, err error) {
+	if err := s.sec.Put(ctx, cur.CredentialsSecretARN, doc); err != nil {
 		return nil, err
 	}
 	return func() error {
@@ -270,6 +357,11 @@ func (s *Service) writeCredentials(ctx context.Context, cur registry.Gateway, c 
 		}
 		return nil
 	}, nil
+}
+
+// splitNames splits a comma-separated list as the registry does.
+func splitNames(s string) []string {
+	return registry.Gateway{AssignmentGroupFilter: s}.AssignmentGroups()
 }
 
 func deref(p *string) string {

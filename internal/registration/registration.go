@@ -22,6 +22,15 @@
 // what cannot be deleted afterwards is reported, by ARN, in a
 // *LeftoverSecretsError next to the result of the operation that succeeded.
 //
+// Gateway create and update resolve the assignment group filter and the
+// escalation group to sys_user_group sys_ids on the instance (through a
+// Directory, WithDirectory), because Business Rule conditions compare
+// strings case-sensitively: a name is accepted only exactly as the instance
+// spells it (a near miss is refused with the name to type), a sys_id only
+// when such a group exists. An environment filter is refused when the
+// instance lacks its field. SkipInstanceChecks registers offline: the
+// filters are stored as typed and matched by name.
+//
 // The command line (internal/cli), make dev's demo registration, the
 // benchmarks and the tests all call this package; nothing else writes
 // gateway or webhook items. Inputs are plain structs: the caller reads
@@ -129,10 +138,11 @@ func (e *LeftoverSecretsError) Unwrap() error { return e.Err }
 
 // Service runs the operations over a registry table and Secrets Manager.
 type Service struct {
-	reg    Registry
-	sec    Secrets
-	prefix string
-	now    func() time.Time
+	reg     Registry
+	sec     Secrets
+	prefix  string
+	now     func() time.Time
+	connect Connect
 }
 
 // Option adjusts a Service.

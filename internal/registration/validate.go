@@ -185,7 +185,10 @@ func (in GatewayInput) validate() (string, error) {
 }
 
 // Empty reports whether the changes change nothing.
-func (c GatewayChanges) Empty() bool { return c == GatewayChanges{} }
+func (c GatewayChanges) Empty() bool {
+	c.SkipInstanceChecks = false
+	return c == GatewayChanges{}
+}
 
 // Validate checks what can be checked of the changes without the gateway
 // they apply to; UpdateGateway also checks the credentials against the

@@ -80,14 +80,23 @@ type Gateway struct {
 	ClientID    string `dynamodbav:"client_id,omitempty" json:"client_id,omitempty"`
 	// CredentialsSecretARN points at a Secrets Manager secret holding
 	// Credentials as JSON; the password or client secret is never in the table.
-	CredentialsSecretARN  string    `dynamodbav:"credentials_secret_arn" json:"credentials_secret_arn"`
-	AssignmentGroupFilter string    `dynamodbav:"assignment_group_filter,omitempty" json:"assignment_group_filter,omitempty"`
-	EnvironmentFilter     string    `dynamodbav:"environment_filter,omitempty" json:"environment_filter,omitempty"`
-	DedupWindowMinutes    int       `dynamodbav:"dedup_window_minutes" json:"dedup_window_minutes"`
-	EscalationGroup       string    `dynamodbav:"escalation_group,omitempty" json:"escalation_group,omitempty"`
-	WriteBack             bool      `dynamodbav:"write_back" json:"write_back"`
-	CreatedAt             time.Time `dynamodbav:"created_at" json:"created_at"`
-	UpdatedAt             time.Time `dynamodbav:"updated_at" json:"updated_at"`
+	CredentialsSecretARN string `dynamodbav:"credentials_secret_arn" json:"credentials_secret_arn"`
+	// AssignmentGroupFilter is the filter as typed (group names, or
+	// sys_ids); AssignmentGroupIDs are the sys_user_group sys_ids it was
+	// resolved to at registration, in the same order. A gateway registered
+	// offline (or before groups were resolved) has names only, and its
+	// scope compares names.
+	AssignmentGroupFilter string   `dynamodbav:"assignment_group_filter,omitempty" json:"assignment_group_filter,omitempty"`
+	AssignmentGroupIDs    []string `dynamodbav:"assignment_group_ids,omitempty" json:"assignment_group_ids,omitempty"`
+	EnvironmentFilter     string   `dynamodbav:"environment_filter,omitempty" json:"environment_filter,omitempty"`
+	DedupWindowMinutes    int      `dynamodbav:"dedup_window_minutes" json:"dedup_window_minutes"`
+	// EscalationGroup is the escalation group as typed; EscalationGroupID
+	// its sys_user_group sys_id, empty when registered offline.
+	EscalationGroup   string    `dynamodbav:"escalation_group,omitempty" json:"escalation_group,omitempty"`
+	EscalationGroupID string    `dynamodbav:"escalation_group_id,omitempty" json:"escalation_group_id,omitempty"`
+	WriteBack         bool      `dynamodbav:"write_back" json:"write_back"`
+	CreatedAt         time.Time `dynamodbav:"created_at" json:"created_at"`
+	UpdatedAt         time.Time `dynamodbav:"updated_at" json:"updated_at"`
 }
 
 // Credentials is the JSON document stored in a gateway's secret.

@@ -23,7 +23,12 @@ import (
 // and that a rule belongs to the application scope it was created in:
 // https://www.servicenow.com/docs/r/api-reference/business-rules-classic/c_BusinessRulesInScopedApps.html
 func TestRenderedBusinessRule(t *testing.T) {
-	gw := registry.Gateway{AssignmentGroupFilter: "Network", EnvironmentFilter: "production"}
+	// As registration stores it: the group resolved to its sys_id, which the
+	// condition matches (a name would be compared case-sensitively).
+	gw := registry.Gateway{AssignmentGroupFilter: "Network", AssignmentGroupIDs: []string{groupNetwork}, EnvironmentFilter: "production"}
+	if want := "active=true^assignment_groupIN" + groupNetwork + "^u_environmentINproduction"; gw.ScopeQuery() != want {
+		t.Fatalf("ScopeQuery() = %q, want %q", gw.ScopeQuery(), want)
+	}
 	key := webhook.NewSigningKey()
 	tests := []struct {
 		name    string
