@@ -81,7 +81,8 @@ func scope(g registry.Gateway, table string, v version, now time.Time) (status, 
 	if !inGroupFilter(g, m) {
 		return state.StatusOutOfScope, fmt.Sprintf("assignment group %q not in the gateway's filter", m.AssignmentGroupName), time.Time{}
 	}
-	if envs := g.Environments(); len(envs) > 0 && !containsFold(envs, m.Environment) {
+	// Exactly, as the Business Rule condition compares it.
+	if envs := g.Environments(); len(envs) > 0 && !slices.Contains(envs, m.Environment) {
 		return state.StatusOutOfScope, fmt.Sprintf("environment %q not in the gateway's filter", m.Environment), time.Time{}
 	}
 	if table != registry.TableChangeRequest {
@@ -110,10 +111,6 @@ func inGroupFilter(g registry.Gateway, m state.Mirror) bool {
 	}
 	groups := g.AssignmentGroups()
 	return len(groups) == 0 || slices.Contains(groups, m.AssignmentGroupName)
-}
-
-func containsFold(list []string, v string) bool {
-	return slices.ContainsFunc(list, func(s string) bool { return strings.EqualFold(s, v) })
 }
 
 // dedupWindow is the gateway's dedup window; zero when disabled. A gateway

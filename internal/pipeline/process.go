@@ -149,7 +149,7 @@ func (p *Processor) decide(ctx context.Context, o Outcome, g registry.Gateway, m
 			JobID: res.JobID, GatewayID: g.ID, GatewayName: g.Name, WebhookID: m.WebhookID,
 			Table: m.Table, SysID: m.SysID, Number: v.mirror.Number, SysModCount: v.sysModCount,
 			Reason: res.Reason, Source: m.Source, RequestID: m.RequestID, RequestedAt: now.UTC(),
-			EscalationGroup: g.EscalationGroup, Ticket: jobTicket(v),
+			EscalationGroup: g.EscalationGroupRef(), Ticket: jobTicket(v),
 		}
 		attrs := map[string]string{queue.AttrJobID: res.JobID, queue.AttrGatewayID: g.ID, queue.AttrTable: m.Table}
 		if err := p.deps.Dispatch.SendJSON(ctx, job, attrs); err != nil {

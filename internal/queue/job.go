@@ -30,7 +30,8 @@ type JobRequest struct {
 	RequestID   string    `json:"request_id,omitempty"`
 	RequestedAt time.Time `json:"requested_at"`
 	// EscalationGroup is the gateway's escalation group, for the engine's
-	// runbooks; empty when the gateway sets none.
+	// runbooks: its sys_user_group sys_id when it was resolved at
+	// registration, else the name as typed; empty when the gateway sets none.
 	EscalationGroup string    `json:"escalation_group,omitempty"`
 	Ticket          JobTicket `json:"ticket"`
 }
