@@ -354,12 +354,17 @@ func TestConnectionFailure(t *testing.T) {
 
 func TestWrites(t *testing.T) {
 	ctx := context.Background()
-	t.Run("update answered 202 without a body", func(t *testing.T) {
+	// A write counts as done only when the answer is the record (Table API
+	// reference: PATCH answers 200 with the updated record).
+	t.Run("update answered 202 without a body is not confirmed", func(t *testing.T) {
 		f := newFake(t, reply{status: 202})
 		c := newClient(t, f.URL, servicenow.BasicAuth(testUser, testPassword))
 		got, err := c.Update(ctx, "incident", sysID1, map[string]string{"state": "2"})
-		if err != nil || got != nil {
-			t.Fatalf("Update() = %v, %v; want nil, nil", got, err)
+		if !errors.Is(err, servicenow.ErrBadResponse) || got != nil {
+			t.Fatalf("Update() = %v, %v; want nil, ErrBadResponse", got, err)
+		}
+		if n := len(f.requests()); n != 1 {
+			t.Errorf("%d PATCH requests, want 1", n)
 		}
 	})
 	t.Run("update returns the record", func(t *testing.T) {

@@ -142,9 +142,12 @@ func (c *Client) Insert(ctx context.Context, table string, fields map[string]str
 }
 
 // Update sets fields of a record: PATCH /api/now/table/{table}/{sys_id}. It
-// returns the updated record, or nil when the instance answered 2xx without
-// a body. An update that sets a journal field (work_notes, comments) is an
-// append and is not retried after a failure that may have applied it; use
+// returns the updated record: a write counts as done only when the answer
+// is the record as JSON (a caller that knows the version it read compares
+// the record's sys_mod_count). A 2xx without a body is ErrBadResponse: the
+// write may or may not be stored, and the caller reads the record to know.
+// An update that sets a journal field (work_notes, comments) is an append
+// and is not retried after a failure that may have applied it; use
 // WriteJournal to add an entry once.
 func (c *Client) Update(ctx context.Context, table, sysID string, fields map[string]string) (Record, error) {
 	u, err := c.recordURL(table, sysID, nil)
@@ -156,7 +159,7 @@ func (c *Client) Update(ctx context.Context, table, sysID string, fields map[str
 		return nil, fmt.Errorf("update %s %s: %w", table, sysID, err)
 	}
 	if len(bytes.TrimSpace(res.body)) == 0 {
-		return nil, nil
+		return nil, fmt.Errorf("update %s %s: answered %d without the record, so the write is not confirmed: %w", table, sysID, res.status, ErrBadResponse)
 	}
 	rec, err := decodeRecord(res.body)
 	if err != nil {
