@@ -101,11 +101,7 @@ func nonNil(s []string) []string {
 
 // gatewayListOutput is gateway list (docs/schemas/gateway-list.schema.json).
 func gatewayListOutput(gs []registry.Gateway) []gatewayJSON {
-	out := make([]gatewayJSON, 0, len(gs))
-	for _, g := range gs {
-		out = append(out, gatewayOutput(g))
-	}
-	return out
+	return each(gs, gatewayOutput)
 }
 
 // gatewayShowJSON is a gateway with its webhooks
@@ -118,11 +114,9 @@ type gatewayShowJSON struct {
 // gatewayShowOutput shows a gateway and its webhooks; apiURL (possibly
 // empty) makes their URLs.
 func gatewayShowOutput(g registry.Gateway, hooks []registry.Webhook, apiURL string, now time.Time) gatewayShowJSON {
-	v := gatewayShowJSON{gatewayJSON: gatewayOutput(g), Webhooks: []webhookJSON{}}
-	for _, h := range hooks {
-		v.Webhooks = append(v.Webhooks, webhookOutput(newView(h, apiURL, masked, now)))
-	}
-	return v
+	return gatewayShowJSON{gatewayJSON: gatewayOutput(g), Webhooks: each(hooks, func(h registry.Webhook) webhookJSON {
+		return webhookOutput(newView(h, apiURL, masked, now))
+	})}
 }
 
 // gatewayDeletedJSON is gateway delete
@@ -134,11 +128,7 @@ type gatewayDeletedJSON struct {
 
 // gatewayDeletedOutput names the gateway and the webhooks deleted with it.
 func gatewayDeletedOutput(g registry.Gateway, deleted []registry.Webhook) gatewayDeletedJSON {
-	out := gatewayDeletedJSON{Deleted: g.ID, DeletedWebhooks: []string{}}
-	for _, h := range deleted {
-		out.DeletedWebhooks = append(out.DeletedWebhooks, h.ID)
-	}
-	return out
+	return gatewayDeletedJSON{Deleted: g.ID, DeletedWebhooks: each(deleted, func(h registry.Webhook) string { return h.ID })}
 }
 
 // webhookJSON is a webhook with its secrets masked
@@ -186,11 +176,7 @@ func webhookOutput(v webhookView) webhookJSON {
 
 // webhookListOutput is webhook list (docs/schemas/webhook-list.schema.json).
 func webhookListOutput(vs []webhookView) []webhookJSON {
-	out := make([]webhookJSON, 0, len(vs))
-	for _, v := range vs {
-		out = append(out, webhookOutput(v))
-	}
-	return out
+	return each(vs, webhookOutput)
 }
 
 // webhookCreatedJSON is a webhook just created or given a new secret: the
@@ -308,11 +294,7 @@ func ticketOutput(t state.Ticket) ticketJSON {
 // ticketListOutput is ticket list and ticket show
 // (docs/schemas/ticket-list.schema.json).
 func ticketListOutput(ts []state.Ticket) []ticketJSON {
-	out := make([]ticketJSON, 0, len(ts))
-	for _, t := range ts {
-		out = append(out, ticketOutput(t))
-	}
-	return out
+	return each(ts, ticketOutput)
 }
 
 // dlqMessageJSON is one dead-lettered message
@@ -341,11 +323,7 @@ func dlqMessageOutput(m dlqMessage) dlqMessageJSON {
 
 // dlqListOutput is dlq list (docs/schemas/dlq-list.schema.json).
 func dlqListOutput(ms []dlqMessage) []dlqMessageJSON {
-	out := make([]dlqMessageJSON, 0, len(ms))
-	for _, m := range ms {
-		out = append(out, dlqMessageOutput(m))
-	}
-	return out
+	return each(ms, dlqMessageOutput)
 }
 
 // dlqRedriveJSON is dlq redrive, with or without --dry-run
@@ -370,10 +348,7 @@ type redriveFailureJSON struct {
 func dlqRedriveOutput(rep redriveReport) dlqRedriveJSON {
 	out := dlqRedriveJSON{
 		Queue: rep.Queue, DryRun: rep.DryRun, Moved: rep.Moved, NotDeleted: rep.NotDeleted,
-		Failed: len(rep.Failures), Failures: []redriveFailureJSON{},
-	}
-	for _, f := range rep.Failures {
-		out.Failures = append(out.Failures, redriveFailureJSON(f))
+		Failed: len(rep.Failures), Failures: each(rep.Failures, func(f redriveFailure) redriveFailureJSON { return redriveFailureJSON(f) }),
 	}
 	if rep.DryRun {
 		msgs := dlqListOutput(rep.Messages)
@@ -474,9 +449,18 @@ type instanceCheckJSON struct {
 }
 
 func gatewayCheckOutput(rep instancecheck.Report) gatewayCheckJSON {
-	v := gatewayCheckJSON{GatewayID: rep.GatewayID, InstanceURL: rep.InstanceURL, OK: !rep.Failed(), Checks: []instanceCheckJSON{}}
-	for _, c := range rep.Checks {
-		v.Checks = append(v.Checks, instanceCheckJSON{Name: c.Name, Status: string(c.Status), Detail: c.Detail, Fix: c.Fix})
+	return gatewayCheckJSON{GatewayID: rep.GatewayID, InstanceURL: rep.InstanceURL, OK: !rep.Failed(),
+		Checks: each(rep.Checks, func(c instancecheck.Check) instanceCheckJSON {
+			return instanceCheckJSON{Name: c.Name, Status: string(c.Status), Detail: c.Detail, Fix: c.Fix}
+		})}
+}
+
+// each converts every element of xs with f. The result is never nil, so an
+// empty list prints as [] as its schema says, not null.
+func each[T, V any](xs []T, f func(T) V) []V {
+	out := make([]V, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, f(x))
 	}
-	return v
+	return out
 }
