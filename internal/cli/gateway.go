@@ -119,6 +119,30 @@ func splitLeftover(err error) (leftover, failed error) {
 	return nil, err
 }
 
+// gatewayAndWebhooks reads the gateway --id names and its webhooks
+// (never nil: none is an empty list).
+func gatewayAndWebhooks(ctx context.Context, c *Call, id string) (registry.Gateway, []registry.Webhook, error) {
+	if err := checkGatewayID("id", id); err != nil {
+		return registry.Gateway{}, nil, err
+	}
+	store, err := c.Registry(ctx)
+	if err != nil {
+		return registry.Gateway{}, nil, err
+	}
+	g, err := store.Gateway(ctx, id)
+	if err != nil {
+		return registry.Gateway{}, nil, notFound(err, "gateway", id)
+	}
+	hooks, err := store.Webhooks(ctx, id)
+	if err != nil {
+		return registry.Gateway{}, nil, err
+	}
+	if hooks == nil {
+		hooks = []registry.Webhook{}
+	}
+	return g, hooks, nil
+}
+
 func checkGatewayID(flagName, id string) error {
 	return usage(registration.CheckGatewayID("--"+flagName, id))
 }
@@ -265,23 +289,9 @@ var gatewayShow = Command{
 	Flags: func(fs *pflag.FlagSet) Action {
 		id := fs.String("id", "", "gateway id (required)")
 		return func(ctx context.Context, c *Call) error {
-			if err := checkGatewayID("id", *id); err != nil {
-				return err
-			}
-			store, err := c.Registry(ctx)
+			g, hooks, err := gatewayAndWebhooks(ctx, c, *id)
 			if err != nil {
 				return err
-			}
-			g, err := store.Gateway(ctx, *id)
-			if err != nil {
-				return notFound(err, "gateway", *id)
-			}
-			hooks, err := store.Webhooks(ctx, *id)
-			if err != nil {
-				return err
-			}
-			if hooks == nil {
-				hooks = []registry.Webhook{}
 			}
 			return c.Print(gatewayShowOutput(g, hooks, c.knownAPIURL(), c.Now()), func(w io.Writer) { writeGateway(w, g, hooks) })
 		}

@@ -40,18 +40,11 @@ only warns.`,
 	Flags: func(fs *pflag.FlagSet) Action {
 		id := fs.String("id", "", "gateway id (required)")
 		return func(ctx context.Context, c *Call) error {
-			if err := checkGatewayID("id", *id); err != nil {
-				return err
-			}
-			store, err := c.Registry(ctx)
+			g, hooks, err := gatewayAndWebhooks(ctx, c, *id)
 			if err != nil {
 				return err
 			}
-			g, err := store.Gateway(ctx, *id)
-			if err != nil {
-				return notFound(err, "gateway", *id)
-			}
-			rep, err := checkInstance(ctx, c, g)
+			rep, err := checkInstance(ctx, c, g, hooks)
 			if err != nil {
 				return err
 			}
@@ -71,15 +64,7 @@ only warns.`,
 
 // checkInstance runs the instance checks of g with its webhooks, through a
 // client built from its credentials secret as the reconciler builds it.
-func checkInstance(ctx context.Context, c *Call, g registry.Gateway) (instancecheck.Report, error) {
-	store, err := c.Registry(ctx)
-	if err != nil {
-		return instancecheck.Report{}, err
-	}
-	hooks, err := store.Webhooks(ctx, g.ID)
-	if err != nil {
-		return instancecheck.Report{}, err
-	}
+func checkInstance(ctx context.Context, c *Call, g registry.Gateway, hooks []registry.Webhook) (instancecheck.Report, error) {
 	sm, err := c.Secrets(ctx)
 	if err != nil {
 		return instancecheck.Report{}, err
@@ -126,7 +111,8 @@ func warnChecks(ctx context.Context, c *Call, g registry.Gateway) {
 	if c.JSON() {
 		w = c.Stderr
 	}
-	rep, err := checkInstance(ctx, c, g)
+	// A gateway just created has no webhooks yet.
+	rep, err := checkInstance(ctx, c, g, nil)
 	if err != nil {
 		fmt.Fprintf(w, "\nWarning: the instance checks did not run: %v\n", c.Explain(err))
 		return
