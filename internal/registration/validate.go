@@ -48,6 +48,9 @@ func checkAuth(auth string) error {
 // credentialFields are the four credentials with the flag that gives each.
 type credentialFields struct{ username, password, clientID, clientSecret string }
 
+// checks pairs each credential's flag with whether the mode needs it and
+// whether it is given, in the order the flags are typed (so the first
+// message names the first flag to fix).
 func (c credentialFields) checks(needs credentialNeeds) []struct {
 	flag          string
 	needed, given bool
@@ -57,8 +60,8 @@ func (c credentialFields) checks(needs credentialNeeds) []struct {
 		needed, given bool
 	}{
 		{"--username", needs.username, c.username != ""},
-		{"--client-id", needs.clientID, c.clientID != ""},
 		{"--password-stdin", needs.password, c.password != ""},
+		{"--client-id", needs.clientID, c.clientID != ""},
 		{"--client-secret-stdin", needs.clientSecret, c.clientSecret != ""},
 	}
 }
@@ -74,19 +77,9 @@ func rejectUnused(auth string, given credentialFields) error {
 }
 
 // requireCredentials checks that every credential the mode needs is there.
-// The order of the messages follows the order in which they are typed.
 func requireCredentials(auth string, have credentialFields) error {
-	needs := authNeeds[auth]
-	for _, ch := range []struct {
-		flag            string
-		needed, present bool
-	}{
-		{"--username", needs.username, have.username != ""},
-		{"--password-stdin", needs.password, have.password != ""},
-		{"--client-id", needs.clientID, have.clientID != ""},
-		{"--client-secret-stdin", needs.clientSecret, have.clientSecret != ""},
-	} {
-		if ch.needed && !ch.present {
+	for _, ch := range have.checks(authNeeds[auth]) {
+		if ch.needed && !ch.given {
 			return invalid(ch.flag, "--auth %s needs %s", auth, ch.flag)
 		}
 	}
