@@ -1,7 +1,6 @@
 package localrun
 
 import (
-	"bytes"
 	"context"
 	"net/http/httptest"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/secrets"
 	"github.com/snowgate/snowgate/internal/servicenow"
-	"github.com/snowgate/snowgate/internal/snowsim"
 )
 
 // make dev's demo gateway passes every instance check: its Business Rules
@@ -30,10 +28,10 @@ func TestDemoGatewayPassesTheInstanceChecks(t *testing.T) {
 	reg := registry.New(dynamodb.NewFromConfig(cfg), res.RegistryTable)
 	sec := secrets.New(secretsmanager.NewFromConfig(cfg))
 
-	// The simulator as startSim makes it.
+	// The simulator as make dev makes it.
 	user, pass := "admin", randomHex(8)
-	sim := snowsim.New(snowsim.WithUser(user, pass))
-	if err := sim.Seed(bytes.NewReader(snowsim.DemoFixture())); err != nil {
+	sim, err := demoSim(user, pass)
+	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(sim)

@@ -231,14 +231,13 @@ func (d *dev) start(parent context.Context) error {
 // its admin endpoints.
 func (d *dev) startSim(c DevConfig) error {
 	d.simUser, d.simPass = "admin", randomHex(8)
-	sim := snowsim.New(
-		snowsim.WithUser(d.simUser, d.simPass),
+	sim, err := demoSim(d.simUser, d.simPass,
 		snowsim.WithLogger(slog.New(slog.NewJSONHandler(c.Logs.Writer("snowsim"), nil))),
 		// Its Business Rules call the webhooks as fast as records change.
 		snowsim.WithHTTPClient(&http.Client{Transport: pooledTransport()}),
 	)
-	if err := sim.Seed(bytes.NewReader(snowsim.DemoFixture())); err != nil {
-		return fmt.Errorf("seed the ServiceNow simulator: %w", err)
+	if err != nil {
+		return err
 	}
 	sim.SetOutbound(c.Outbound)
 	srv, url, err := serve(c.SimAddr, simHandler(sim, d.log))
@@ -248,6 +247,16 @@ func (d *dev) startSim(c DevConfig) error {
 	d.onClose(func() { shutdown(srv) })
 	d.sim, d.simURL = sim, url
 	return nil
+}
+
+// demoSim is make dev's ServiceNow simulator: the user, the demo records,
+// and opts.
+func demoSim(user, pass string, opts ...snowsim.Option) (*snowsim.Sim, error) {
+	sim := snowsim.New(append([]snowsim.Option{snowsim.WithUser(user, pass)}, opts...)...)
+	if err := sim.Seed(bytes.NewReader(snowsim.DemoFixture())); err != nil {
+		return nil, fmt.Errorf("seed the ServiceNow simulator: %w", err)
+	}
+	return sim, nil
 }
 
 // startFunctions registers the three functions and the HTTP API in the
