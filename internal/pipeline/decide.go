@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/snowgate/snowgate/internal/registry"
-	"github.com/snowgate/snowgate/internal/servicenow"
 	"github.com/snowgate/snowgate/internal/state"
 )
 
@@ -23,55 +22,11 @@ const (
 	approvalApproved     = "approved"
 )
 
-// version is a fetched record: its mirror and, for change requests, its
-// window.
-type version struct {
-	mirror       state.Mirror
-	sysModCount  int
-	sysUpdatedOn string
-	start, end   time.Time
-}
-
-// mirror reads a fetched record. An error means the record lacks what
-// idempotency needs (servicenow.ErrInvalidRecord).
-func mirror(table string, r servicenow.Record) (version, error) {
-	if table == registry.TableChangeRequest {
-		c, err := servicenow.ChangeRequestFrom(r)
-		if err != nil {
-			return version{}, err
-		}
-		return version{
-			mirror: state.Mirror{
-				Number: c.Number, State: c.State, Priority: c.Priority,
-				ShortDescription: c.ShortDescription, Description: c.Description,
-				AssignmentGroup: c.AssignmentGroup, AssignmentGroupName: c.AssignmentGroupName,
-				Environment: c.Environment, ConfigurationItem: c.ConfigurationItem, Active: c.Active,
-				Type: c.Type, Approval: c.Approval, StartDate: c.StartDate.String(), EndDate: c.EndDate.String(),
-			},
-			sysModCount: c.SysModCount, sysUpdatedOn: c.SysUpdatedOn.String(),
-			start: c.StartDate.Time, end: c.EndDate.Time,
-		}, nil
-	}
-	i, err := servicenow.IncidentFrom(r)
-	if err != nil {
-		return version{}, err
-	}
-	return version{
-		mirror: state.Mirror{
-			Number: i.Number, State: i.State, Priority: i.Priority,
-			ShortDescription: i.ShortDescription, Description: i.Description,
-			AssignmentGroup: i.AssignmentGroup, AssignmentGroupName: i.AssignmentGroupName,
-			Environment: i.Environment, ConfigurationItem: i.ConfigurationItem, Active: i.Active,
-		},
-		sysModCount: i.SysModCount, sysUpdatedOn: i.SysUpdatedOn.String(),
-	}, nil
-}
-
 // scope applies the gateway's filters and the change window. It returns
 // the status and reason of a record the pipeline does not dispatch, or ""
 // for one it does; due is set for deferred.
-func scope(g registry.Gateway, table string, v version, now time.Time) (status, reason string, due time.Time) {
-	m := v.mirror
+func scope(g registry.Gateway, table string, v state.Version, now time.Time) (status, reason string, due time.Time) {
+	m := v.Mirror
 	switch {
 	case !g.Active:
 		return state.StatusOutOfScope, "gateway inactive", time.Time{}
@@ -93,10 +48,10 @@ func scope(g registry.Gateway, table string, v version, now time.Time) (status, 
 		return state.StatusOutOfScope, fmt.Sprintf("change not approved (approval %q)", m.Approval), time.Time{}
 	case m.State != changeStateScheduled && m.State != changeStateImplement:
 		return state.StatusOutOfScope, fmt.Sprintf("change state %s is neither Scheduled (-2) nor Implement (-1)", m.State), time.Time{}
-	case !v.end.IsZero() && now.After(v.end):
+	case !v.End.IsZero() && now.After(v.End):
 		return state.StatusExpired, "change window ended at " + m.EndDate + " UTC", time.Time{}
-	case !v.start.IsZero() && now.Before(v.start):
-		return state.StatusDeferred, "change window opens at " + m.StartDate + " UTC", v.start
+	case !v.Start.IsZero() && now.Before(v.Start):
+		return state.StatusDeferred, "change window opens at " + m.StartDate + " UTC", v.Start
 	}
 	return "", "", time.Time{}
 }

@@ -88,21 +88,21 @@ func (p *Processor) process(ctx context.Context, rec events.SQSMessage) (o Outco
 	if err != nil {
 		return p.transient(ctx, o, "fetch record", err)
 	}
-	v, err := mirror(m.Table, rec2)
+	v, err := state.VersionOf(m.Table, rec2)
 	if err != nil {
 		return p.permanent(ctx, o, "record unusable", err)
 	}
-	o.Number, o.Version = v.mirror.Number, v.sysModCount
+	o.Number, o.Version = v.Mirror.Number, v.SysModCount
 
 	// Idempotency: claim this version.
 	token := uuid.NewString()
 	prev, err := p.deps.Tickets.Claim(ctx, state.Claim{
-		Key: o.Key, Mirror: v.mirror, SysModCount: v.sysModCount, SysUpdatedOn: v.sysUpdatedOn,
+		Key: o.Key, Mirror: v.Mirror, SysModCount: v.SysModCount, SysUpdatedOn: v.SysUpdatedOn,
 		Source: m.Source, WebhookID: m.WebhookID, Token: token, Lease: p.cfg.Lease,
 	})
 	switch {
 	case errors.Is(err, state.ErrStale):
-		o.Status, o.Reason = StatusStale, fmt.Sprintf("version %d already processed or in progress (last seen %d)", v.sysModCount, prev.SysModCount)
+		o.Status, o.Reason = StatusStale, fmt.Sprintf("version %d already processed or in progress (last seen %d)", v.SysModCount, prev.SysModCount)
 		return o
 	case errors.Is(err, state.ErrUnchanged):
 		o.Status, o.Reason = StatusUnchanged, "mirrored fields unchanged"
@@ -118,16 +118,16 @@ func (p *Processor) process(ctx context.Context, rec events.SQSMessage) (o Outco
 
 // decide runs scope, dedup, dispatch and write-back on a claimed version
 // and stores the decision.
-func (p *Processor) decide(ctx context.Context, o Outcome, g registry.Gateway, m queue.IntakeMessage, v version, prev state.Ticket, token string) Outcome {
+func (p *Processor) decide(ctx context.Context, o Outcome, g registry.Gateway, m queue.IntakeMessage, v state.Version, prev state.Ticket, token string) Outcome {
 	now := p.cfg.Now()
-	res := state.Result{Version: v.sysModCount}
+	res := state.Result{Version: v.SysModCount}
 	res.Status, res.Reason, res.Due = scope(g, m.Table, v, now)
 
 	if res.Status == "" && m.Table == registry.TableIncident {
 		if window := dedupWindow(g); window > 0 {
-			if fp := fingerprint(v.mirror); fp != "" {
+			if fp := fingerprint(v.Mirror); fp != "" {
 				res.Fingerprint = fp
-				owner := state.First{Table: m.Table, SysID: m.SysID, Number: v.mirror.Number}
+				owner := state.First{Table: m.Table, SysID: m.SysID, Number: v.Mirror.Number}
 				first, dup, err := p.deps.Tickets.ClaimFingerprint(ctx, g.ID, fp, owner, window)
 				if err != nil {
 					return p.release(ctx, o, token, "dedup window", err)
@@ -143,11 +143,11 @@ func (p *Processor) decide(ctx context.Context, o Outcome, g registry.Gateway, m
 
 	if res.Status == "" {
 		res.Status = state.StatusAccepted
-		res.Reason = dispatchReason(prev, v.mirror)
-		res.JobID = jobID(o.Key, prev, v.mirror.Hash())
+		res.Reason = dispatchReason(prev, v.Mirror)
+		res.JobID = jobID(o.Key, prev, v.Mirror.Hash())
 		job := queue.JobRequest{
 			JobID: res.JobID, GatewayID: g.ID, GatewayName: g.Name, WebhookID: m.WebhookID,
-			Table: m.Table, SysID: m.SysID, Number: v.mirror.Number, SysModCount: v.sysModCount,
+			Table: m.Table, SysID: m.SysID, Number: v.Mirror.Number, SysModCount: v.SysModCount,
 			Reason: res.Reason, Source: m.Source, RequestID: m.RequestID, RequestedAt: now.UTC(),
 			EscalationGroup: g.EscalationGroupRef(), Ticket: jobTicket(v),
 		}
@@ -173,11 +173,11 @@ func (p *Processor) decide(ctx context.Context, o Outcome, g registry.Gateway, m
 
 // writeBack adds the work note and says how it went; a failure does not
 // fail the message (the job is on its way), it is stored on the ticket.
-func (p *Processor) writeBack(ctx context.Context, g registry.Gateway, m queue.IntakeMessage, v version, jobID string) string {
+func (p *Processor) writeBack(ctx context.Context, g registry.Gateway, m queue.IntakeMessage, v state.Version, jobID string) string {
 	if !g.WriteBack {
 		return "off"
 	}
-	note := fmt.Sprintf("snowgate: gateway %q (%s) accepted %s for automation, job %s.", g.Name, g.ID, v.mirror.Number, jobID)
+	note := fmt.Sprintf("snowgate: gateway %q (%s) accepted %s for automation, job %s.", g.Name, g.ID, v.Mirror.Number, jobID)
 	ctx, cancel := p.snowContext(ctx)
 	defer cancel()
 	var err error
@@ -188,7 +188,7 @@ func (p *Processor) writeBack(ctx context.Context, g registry.Gateway, m queue.I
 		}
 		// The version fetched is the one the note's bump must pass.
 		err = p.call(ctx, g, func() error {
-			_, err := inst.WriteJournal(ctx, m.Table, m.SysID, servicenow.FieldWorkNotes, note, v.sysModCount)
+			_, err := inst.WriteJournal(ctx, m.Table, m.SysID, servicenow.FieldWorkNotes, note, v.SysModCount)
 			return err
 		})
 		// A write that may have been stored is never sent again here,
@@ -264,14 +264,14 @@ func isAuthFailure(err error) bool {
 	return errors.As(err, &se) && se.Status == http.StatusUnauthorized
 }
 
-func jobTicket(v version) queue.JobTicket {
-	m := v.mirror
+func jobTicket(v state.Version) queue.JobTicket {
+	m := v.Mirror
 	return queue.JobTicket{
 		Number: m.Number, State: m.State, Priority: m.Priority,
 		ShortDescription: m.ShortDescription, Description: m.Description,
 		AssignmentGroup: m.AssignmentGroup, AssignmentGroupName: m.AssignmentGroupName,
 		Environment: m.Environment, ConfigurationItem: m.ConfigurationItem, Active: m.Active,
-		SysUpdatedOn: v.sysUpdatedOn, Type: m.Type, Approval: m.Approval,
+		SysUpdatedOn: v.SysUpdatedOn, Type: m.Type, Approval: m.Approval,
 		StartDate: m.StartDate, EndDate: m.EndDate,
 	}
 }

@@ -92,11 +92,29 @@ type Gateway struct {
 	DedupWindowMinutes    int      `dynamodbav:"dedup_window_minutes" json:"dedup_window_minutes"`
 	// EscalationGroup is the escalation group as typed; EscalationGroupID
 	// its sys_user_group sys_id, empty when registered offline.
-	EscalationGroup   string    `dynamodbav:"escalation_group,omitempty" json:"escalation_group,omitempty"`
-	EscalationGroupID string    `dynamodbav:"escalation_group_id,omitempty" json:"escalation_group_id,omitempty"`
-	WriteBack         bool      `dynamodbav:"write_back" json:"write_back"`
-	CreatedAt         time.Time `dynamodbav:"created_at" json:"created_at"`
-	UpdatedAt         time.Time `dynamodbav:"updated_at" json:"updated_at"`
+	EscalationGroup   string `dynamodbav:"escalation_group,omitempty" json:"escalation_group,omitempty"`
+	EscalationGroupID string `dynamodbav:"escalation_group_id,omitempty" json:"escalation_group_id,omitempty"`
+	WriteBack         bool   `dynamodbav:"write_back" json:"write_back"`
+	// Org is the automation platform organisation the gateway's jobs
+	// belong to; every job event carries it.
+	Org string `dynamodbav:"org,omitempty" json:"org,omitempty"`
+	// Mode is ModeAutomatic or ModeSemiAutomatic; "" (a gateway stored
+	// before modes existed) is automatic. Read it with JobMode.
+	Mode string `dynamodbav:"mode,omitempty" json:"mode,omitempty"`
+	// Mention is the token a comment or work note must contain to create a
+	// job (semi-automatic) or to be a follow-up; "" is DefaultMention.
+	Mention string `dynamodbav:"mention,omitempty" json:"mention,omitempty"`
+	// OnSuccess, OnFailure and ResolveCloseCode are the outbound mapping:
+	// what the writer does with a result. "" takes the default (see
+	// SuccessAction, FailureAction, CloseCode).
+	OnSuccess        string `dynamodbav:"on_success,omitempty" json:"on_success,omitempty"`
+	OnFailure        string `dynamodbav:"on_failure,omitempty" json:"on_failure,omitempty"`
+	ResolveCloseCode string `dynamodbav:"resolve_close_code,omitempty" json:"resolve_close_code,omitempty"`
+	// DedupNoteOff turns off the work note on a deduplicated incident that
+	// names its primary (on by default, so the zero value is "on").
+	DedupNoteOff bool      `dynamodbav:"dedup_note_off,omitempty" json:"dedup_note_off,omitempty"`
+	CreatedAt    time.Time `dynamodbav:"created_at" json:"created_at"`
+	UpdatedAt    time.Time `dynamodbav:"updated_at" json:"updated_at"`
 }
 
 // Credentials is the JSON document stored in a gateway's secret.

@@ -11,5 +11,7 @@ const (
 	OutputIntakeDLQURL     = "IntakeDLQUrl"
 	OutputDispatchQueueURL = "DispatchQueueUrl"
 	OutputDispatchDLQURL   = "DispatchDLQUrl"
+	OutputResultsQueueURL  = "ResultsQueueUrl"
+	OutputResultsDLQURL    = "ResultsDLQUrl"
 	OutputSecretPrefix     = "SecretPrefix"
 )

@@ -121,6 +121,19 @@ var Dispatch = Queue{
 	DLQRetention:      14 * 24 * time.Hour,
 }
 
+// WriterTimeout is the writer function's timeout; the results queue's
+// visibility timeout is six times it, as AWS advises for an event source.
+const WriterTimeout = 30 * time.Second
+
+// Results carries the engine's job results to the writer.
+var Results = Queue{
+	ID:                "Results",
+	VisibilityTimeout: 6 * WriterTimeout,
+	Retention:         4 * 24 * time.Hour,
+	MaxReceiveCount:   5,
+	DLQRetention:      14 * 24 * time.Hour,
+}
+
 // Queues lists every queue.
 var Queues = []Queue{Intake, Dispatch}
 
@@ -132,6 +145,8 @@ const (
 	EnvIntakeDLQURL     = "SNOWGATE_INTAKE_DLQ_URL"
 	EnvDispatchQueueURL = "SNOWGATE_DISPATCH_QUEUE_URL"
 	EnvDispatchDLQURL   = "SNOWGATE_DISPATCH_DLQ_URL"
+	EnvResultsQueueURL  = "SNOWGATE_RESULTS_QUEUE_URL"
+	EnvResultsDLQURL    = "SNOWGATE_RESULTS_DLQ_URL"
 	EnvAPIURL           = "SNOWGATE_API_URL"
 	EnvStack            = "SNOWGATE_STACK"
 	// EnvSecretPrefix is the Secrets Manager name prefix for gateway

@@ -388,6 +388,9 @@ type ListOptions struct {
 	GatewayID string
 	// Status keeps only tickets with this status; empty keeps all.
 	Status string
+	// JobState keeps only tickets whose job is in this state (JobStates);
+	// empty keeps all.
+	JobState string
 	// Since keeps tickets updated at or after it; zero keeps all.
 	Since time.Time
 	// Limit caps the result; zero means no cap.
@@ -408,6 +411,16 @@ func (s *Store) List(ctx context.Context, o ListOptions) ([]Ticket, error) {
 		in.FilterExpression = aws.String("#status = :status")
 		in.ExpressionAttributeNames["#status"] = "status"
 		in.ExpressionAttributeValues[":status"] = str(o.Status)
+	}
+	if o.JobState != "" {
+		f := "#job.#jstate = :jstate"
+		if in.FilterExpression != nil {
+			f = *in.FilterExpression + " AND " + f
+		}
+		in.FilterExpression = aws.String(f)
+		in.ExpressionAttributeNames["#job"] = "job"
+		in.ExpressionAttributeNames["#jstate"] = "state"
+		in.ExpressionAttributeValues[":jstate"] = str(o.JobState)
 	}
 	tickets, err := s.query(ctx, in, o.Limit)
 	if err != nil {

@@ -99,6 +99,18 @@ type Ticket struct {
 	// WriteBack says what happened to the work note: "done", "off" or the error.
 	WriteBack string `dynamodbav:"write_back,omitempty"`
 
+	// Job is the ticket's current or last job; nil before its first.
+	Job *Job `dynamodbav:"job,omitempty"`
+	// JournalSeenAt is the sys_created_on (UTC, ServiceNow's layout) of the
+	// newest comment or work note the processor has considered, and
+	// JournalSeenIDs the entries of that second it has (ServiceNow stamps
+	// whole seconds), so each entry is news once.
+	JournalSeenAt  string   `dynamodbav:"journal_seen_at,omitempty"`
+	JournalSeenIDs []string `dynamodbav:"journal_seen_ids,omitempty"`
+	// CreatedOn is the record's sys_created_on: dedup links a duplicate to
+	// the earliest-created incident of its group.
+	CreatedOn string `dynamodbav:"sys_created_on,omitempty"`
+
 	ClaimToken   string `dynamodbav:"claim_token,omitempty"`
 	ClaimExpires int64  `dynamodbav:"claim_expires,omitempty"` // Unix ms; 0 = released
 
