@@ -37,6 +37,14 @@ type GatewayInput struct {
 	// group filter and escalation group are stored as typed, unresolved,
 	// and the environment field is not checked.
 	SkipInstanceChecks bool
+
+	// The job lifecycle settings, as registry.Gateway names them. Empty
+	// takes the default (registry.Gateway's accessors say which), so a
+	// caller that knows nothing of them gets the documented behaviour.
+	Org, Mode, Mention, OnSuccess, OnFailure, ResolveCloseCode string
+	// DedupNoteOff turns off the work note naming a deduplicated
+	// incident's primary (on by default).
+	DedupNoteOff bool
 }
 
 func (in GatewayInput) credentials() credentialFields {
@@ -54,6 +62,11 @@ type GatewayChanges struct {
 	DedupWindowMinutes                               *int
 	EscalationGroup                                  *string
 	WriteBack, Active                                *bool
+	// The job lifecycle settings (see GatewayInput); given, Mode, Mention,
+	// OnSuccess, OnFailure and ResolveCloseCode cannot be empty, Org can
+	// (no organisation).
+	Org, Mode, Mention, OnSuccess, OnFailure, ResolveCloseCode *string
+	DedupNoteOff                                               *bool
 	// SkipInstanceChecks changes the filters without reaching the
 	// instance, as for GatewayInput; it changes nothing by itself.
 	SkipInstanceChecks bool
@@ -95,6 +108,8 @@ func (s *Service) CreateGateway(ctx context.Context, in GatewayInput) (registry.
 		CredentialsSecretARN: arn, AssignmentGroupFilter: in.AssignmentGroupFilter, AssignmentGroupIDs: res.groupIDs,
 		EnvironmentFilter: in.EnvironmentFilter, DedupWindowMinutes: in.DedupWindowMinutes,
 		EscalationGroup: in.EscalationGroup, EscalationGroupID: res.escalationID, WriteBack: in.WriteBack,
+		Org: in.Org, Mode: in.Mode, Mention: in.Mention, OnSuccess: in.OnSuccess, OnFailure: in.OnFailure,
+		ResolveCloseCode: in.ResolveCloseCode, DedupNoteOff: in.DedupNoteOff,
 	})
 	if err != nil {
 		return registry.Gateway{}, s.undoCreate(ctx, err, arn)
@@ -216,6 +231,13 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 		}
 		set(&g.WriteBack, c.WriteBack)
 		set(&g.Active, c.Active)
+		set(&g.Org, c.Org)
+		set(&g.Mode, c.Mode)
+		set(&g.Mention, c.Mention)
+		set(&g.OnSuccess, c.OnSuccess)
+		set(&g.OnFailure, c.OnFailure)
+		set(&g.ResolveCloseCode, c.ResolveCloseCode)
+		set(&g.DedupNoteOff, c.DedupNoteOff)
 		if restore != nil {
 			g.Auth, g.Username, g.ClientID = plan.auth, plan.username, plan.clientID
 		}
@@ -421,4 +443,16 @@ func (s *Service) DeleteGateway(ctx context.Context, id string, force bool) (Del
 		}
 	}
 	return DeletedGateway{Gateway: g, Webhooks: hooks}, s.deleteSecrets(ctx, "gateway "+id+" deleted", arns)
+}
+
+// EscalationWarning says what a gateway set to escalate failures does
+// without an escalation group: it only adds the work note. It is "" when
+// the gateway escalates somewhere, or does not escalate. The setting is
+// allowed (a group can be added later), so callers warn, not refuse.
+func EscalationWarning(g registry.Gateway) string {
+	if g.FailureAction() != registry.OnFailureEscalate || strings.TrimSpace(g.EscalationGroup) != "" {
+		return ""
+	}
+	return "--on-failure " + registry.OnFailureEscalate + " without an escalation group: failed and partial results only get a work note, " +
+		"nobody is assigned; set one with --escalation-group (a name exactly as on the instance, or a sys_id)"
 }

@@ -372,6 +372,58 @@ func TestValidation(t *testing.T) {
 			_, err := f.svc.CreateGateway(ctx, g(func(in *registration.GatewayInput) { in.DedupWindowMinutes = -2 }))
 			return err
 		}},
+		{"mode", "--mode", "--mode must be automatic or semi-automatic", func() error {
+			_, err := f.svc.CreateGateway(ctx, g(func(in *registration.GatewayInput) { in.Mode = "manual" }))
+			return err
+		}},
+		{"on success", "--on-success", "--on-success must be resolve, comment or none", func() error {
+			_, err := f.svc.CreateGateway(ctx, g(func(in *registration.GatewayInput) { in.OnSuccess = "close" }))
+			return err
+		}},
+		{"on failure", "--on-failure", "--on-failure must be escalate, note or none", func() error {
+			_, err := f.svc.CreateGateway(ctx, g(func(in *registration.GatewayInput) { in.OnFailure = "Escalate" }))
+			return err
+		}},
+		{"mention with a space", "--mention", `--mention "@snow gate" cannot contain spaces: it is one token, such as @2501`, func() error {
+			_, err := f.svc.CreateGateway(ctx, g(func(in *registration.GatewayInput) { in.Mention = "@snow gate" }))
+			return err
+		}},
+		{"mention with a tab", "--mention", `--mention "@snow\tgate" cannot contain spaces: it is one token, such as @2501`, func() error {
+			_, err := f.svc.CreateGateway(ctx, g(func(in *registration.GatewayInput) { in.Mention = "@snow\tgate" }))
+			return err
+		}},
+		{"mention too long", "--mention", "--mention is 41 characters long; at most 40", func() error {
+			_, err := f.svc.CreateGateway(ctx, g(func(in *registration.GatewayInput) { in.Mention = "@" + strings.Repeat("é", 40) }))
+			return err
+		}},
+		{"org too long", "--org", "--org is 101 characters long; at most 100", func() error {
+			_, err := f.svc.CreateGateway(ctx, g(func(in *registration.GatewayInput) { in.Org = strings.Repeat("o", 101) }))
+			return err
+		}},
+		{"org with a newline", "--org", "--org cannot contain control characters", func() error {
+			_, err := f.svc.CreateGateway(ctx, g(func(in *registration.GatewayInput) { in.Org = "acme\nops" }))
+			return err
+		}},
+		{"blank close code", "--resolve-close-code", `--resolve-close-code cannot be empty (the default is "Solution provided")`, func() error {
+			_, err := f.svc.CreateGateway(ctx, g(func(in *registration.GatewayInput) { in.ResolveCloseCode = "  " }))
+			return err
+		}},
+		{"update: empty mention", "--mention", "--mention cannot be empty (the default is @2501)", func() error {
+			_, _, err := f.svc.UpdateGateway(ctx, active.ID, registration.GatewayChanges{Mention: s("")})
+			return err
+		}},
+		{"update: empty close code", "--resolve-close-code", `--resolve-close-code cannot be empty (the default is "Solution provided")`, func() error {
+			_, _, err := f.svc.UpdateGateway(ctx, active.ID, registration.GatewayChanges{ResolveCloseCode: s("")})
+			return err
+		}},
+		{"update: empty mode", "--mode", "--mode must be automatic or semi-automatic", func() error {
+			_, _, err := f.svc.UpdateGateway(ctx, active.ID, registration.GatewayChanges{Mode: s("")})
+			return err
+		}},
+		{"update: on failure", "--on-failure", "--on-failure must be escalate, note or none", func() error {
+			_, _, err := f.svc.UpdateGateway(ctx, active.ID, registration.GatewayChanges{OnFailure: s("page")})
+			return err
+		}},
 		{"update: malformed id", "--id", `--id "gtw_1" is not a gateway id (gtw_<uuid>)`, func() error {
 			_, _, err := f.svc.UpdateGateway(ctx, "gtw_1", registration.GatewayChanges{Name: s("n")})
 			return err
@@ -508,6 +560,90 @@ func TestUpdateGateway(t *testing.T) {
 			t.Errorf("UpdateGateway(unknown) = %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// The job lifecycle settings: stored as given (empty: the default), and
+// changed by an update only when given.
+func TestGatewayJobSettings(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	s := func(v string) *string { return &v }
+	b := func(v bool) *bool { return &v }
+	type settings struct {
+		Org, Mode, Mention, OnSuccess, OnFailure, CloseCode string
+		DedupNoteOff                                        bool
+	}
+	stored := func(g registry.Gateway) settings {
+		return settings{g.Org, g.Mode, g.Mention, g.OnSuccess, g.OnFailure, g.ResolveCloseCode, g.DedupNoteOff}
+	}
+
+	plain := f.gateway("plain")
+	if got := stored(plain); got != (settings{}) {
+		t.Errorf("a gateway created without settings stores %+v, want none (the defaults)", got)
+	}
+	in := basicInput("semi")
+	in.Org, in.Mode, in.Mention = "acme-ops", registry.ModeSemiAutomatic, "@bot"
+	in.OnSuccess, in.OnFailure, in.ResolveCloseCode, in.DedupNoteOff = registry.OnSuccessComment, registry.OnFailureNote, "Workaround provided", true
+	g, err := f.svc.CreateGateway(ctx, in)
+	if err != nil {
+		t.Fatalf("CreateGateway: %v", err)
+	}
+	want := settings{"acme-ops", "semi-automatic", "@bot", "comment", "note", "Workaround provided", true}
+	if diff := cmp.Diff(want, stored(g)); diff != "" {
+		t.Errorf("created (-want +got):\n%s", diff)
+	}
+	if read, _ := f.reg.Gateway(ctx, g.ID); stored(read) != want {
+		t.Errorf("stored = %+v, want %+v", stored(read), want)
+	}
+
+	steps := []struct {
+		name string
+		ch   registration.GatewayChanges
+		want settings
+	}{
+		{"mode only", registration.GatewayChanges{Mode: s(registry.ModeAutomatic)},
+			settings{"acme-ops", "automatic", "@bot", "comment", "note", "Workaround provided", true}},
+		{"mapping", registration.GatewayChanges{OnSuccess: s(registry.OnSuccessResolve), OnFailure: s(registry.OnFailureEscalate), ResolveCloseCode: s("Solved (Permanently)")},
+			settings{"acme-ops", "automatic", "@bot", "resolve", "escalate", "Solved (Permanently)", true}},
+		{"dedup note back on, org cleared", registration.GatewayChanges{DedupNoteOff: b(false), Org: s("")},
+			settings{"", "automatic", "@bot", "resolve", "escalate", "Solved (Permanently)", false}},
+		{"an unrelated change", registration.GatewayChanges{Name: s("renamed")},
+			settings{"", "automatic", "@bot", "resolve", "escalate", "Solved (Permanently)", false}},
+		{"mention", registration.GatewayChanges{Mention: s("@2501-prod")},
+			settings{"", "automatic", "@2501-prod", "resolve", "escalate", "Solved (Permanently)", false}},
+	}
+	for _, st := range steps {
+		upd, _, err := f.svc.UpdateGateway(ctx, g.ID, st.ch)
+		if err != nil {
+			t.Fatalf("%s: UpdateGateway: %v", st.name, err)
+		}
+		if diff := cmp.Diff(st.want, stored(upd)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", st.name, diff)
+		}
+	}
+}
+
+func TestEscalationWarning(t *testing.T) {
+	tests := []struct {
+		name string
+		g    registry.Gateway
+		warn bool
+	}{
+		{"default mapping, no group", registry.Gateway{}, true},
+		{"escalate, no group", registry.Gateway{OnFailure: registry.OnFailureEscalate}, true},
+		{"escalate to a group", registry.Gateway{EscalationGroup: "Ops escalations"}, false},
+		{"note only", registry.Gateway{OnFailure: registry.OnFailureNote}, false},
+		{"none", registry.Gateway{OnFailure: registry.OnFailureNone}, false},
+	}
+	for _, tc := range tests {
+		msg := registration.EscalationWarning(tc.g)
+		if (msg != "") != tc.warn {
+			t.Errorf("%s: EscalationWarning = %q, want a warning: %v", tc.name, msg, tc.warn)
+		}
+		if msg != "" && !strings.Contains(msg, "--escalation-group") {
+			t.Errorf("%s: EscalationWarning = %q, want it to name --escalation-group", tc.name, msg)
+		}
+	}
 }
 
 func TestUpdateGatewayTableWriteFailsRestoresSecret(t *testing.T) {

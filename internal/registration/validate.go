@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/snowgate/snowgate/internal/registry"
 )
@@ -115,6 +117,80 @@ func checkDedup(n int) error {
 	return nil
 }
 
+// Bounds of the free-text job settings: a mention token is typed in a
+// comment, so it stays short; an org name is an identifier, not prose.
+const (
+	MaxMentionLength = 40
+	MaxOrgLength     = 100
+)
+
+// jobSettings are a gateway's job lifecycle settings as given: nil is not
+// given. One check serves create (where an empty value means the default
+// and is not given) and update (where a given value must not be empty).
+type jobSettings struct {
+	org, mode, mention, onSuccess, onFailure, closeCode *string
+}
+
+func (s jobSettings) check() error {
+	if s.org != nil {
+		if n := utf8.RuneCountInString(*s.org); n > MaxOrgLength {
+			return invalid("--org", "--org is %d characters long; at most %d", n, MaxOrgLength)
+		}
+		if strings.ContainsFunc(*s.org, unicode.IsControl) {
+			return invalid("--org", "--org cannot contain control characters")
+		}
+	}
+	if err := checkOneOf("--mode", s.mode, registry.Modes); err != nil {
+		return err
+	}
+	if s.mention != nil {
+		m := *s.mention
+		switch n := utf8.RuneCountInString(m); {
+		case m == "":
+			return invalid("--mention", "--mention cannot be empty (the default is %s)", registry.DefaultMention)
+		case strings.ContainsFunc(m, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+			return invalid("--mention", "--mention %q cannot contain spaces: it is one token, such as %s", m, registry.DefaultMention)
+		case n > MaxMentionLength:
+			return invalid("--mention", "--mention is %d characters long; at most %d", n, MaxMentionLength)
+		}
+	}
+	if err := checkOneOf("--on-success", s.onSuccess, registry.SuccessActions); err != nil {
+		return err
+	}
+	if err := checkOneOf("--on-failure", s.onFailure, registry.FailureActions); err != nil {
+		return err
+	}
+	if s.closeCode != nil && strings.TrimSpace(*s.closeCode) == "" {
+		return invalid("--resolve-close-code", "--resolve-close-code cannot be empty (the default is %q)", registry.DefaultResolveCloseCode)
+	}
+	return nil
+}
+
+// checkOneOf checks that a given value is one of words.
+func checkOneOf(flag string, v *string, words []string) error {
+	if v != nil && !slices.Contains(words, *v) {
+		return invalid(flag, "%s must be %s", flag, orList(words))
+	}
+	return nil
+}
+
+// orList is "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// givenUnlessEmpty is a create's setting as jobSettings takes it: empty
+// is the default, not a value to check.
+func givenUnlessEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
 // CheckGatewayID checks the shape of a gateway id given with flag ("--id",
 // "--gateway-id").
 func CheckGatewayID(flag, id string) error {
@@ -174,7 +250,17 @@ func (in GatewayInput) validate() (string, error) {
 	if err := checkDedup(in.DedupWindowMinutes); err != nil {
 		return "", err
 	}
+	if err := in.jobSettings().check(); err != nil {
+		return "", err
+	}
 	return instance, nil
+}
+
+func (in GatewayInput) jobSettings() jobSettings {
+	return jobSettings{
+		org: givenUnlessEmpty(in.Org), mode: givenUnlessEmpty(in.Mode), mention: givenUnlessEmpty(in.Mention),
+		onSuccess: givenUnlessEmpty(in.OnSuccess), onFailure: givenUnlessEmpty(in.OnFailure), closeCode: givenUnlessEmpty(in.ResolveCloseCode),
+	}
 }
 
 // Empty reports whether the changes change nothing.
@@ -209,7 +295,8 @@ func (c GatewayChanges) Validate() error {
 			return err
 		}
 	}
-	return nil
+	settings := jobSettings{org: c.Org, mode: c.Mode, mention: c.Mention, onSuccess: c.OnSuccess, onFailure: c.OnFailure, closeCode: c.ResolveCloseCode}
+	return settings.check()
 }
 
 // credentialsChange reports whether the changes touch the credentials.
