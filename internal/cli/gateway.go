@@ -33,6 +33,9 @@ type gatewayFlags struct {
 	groups, envs, escalation                                 string
 	dedup                                                    int
 	writeBack, active, passwordStdin, clientSecretStdin      bool
+	// The job lifecycle settings.
+	org, mode, mention, onSuccess, onFailure, closeCode string
+	dedupNote                                           bool
 }
 
 func (f *gatewayFlags) register(fs *pflag.FlagSet) {
@@ -50,6 +53,46 @@ func (f *gatewayFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.writeBack, "write-back", true, "add a work note to each record the gateway accepts")
 	fs.StringVar(&f.escalation, "escalation-group", "", "assignment group for escalations (a name exactly as on the instance, or a sys_id; resolved to its sys_id)")
 	fs.BoolVar(&f.active, "active", true, "whether the gateway processes records")
+	fs.StringVar(&f.org, "org", "", "the automation platform organisation the gateway's jobs belong to; every job event carries it")
+	fs.StringVar(&f.mode, "mode", registry.ModeAutomatic, "when a ticket gets a job: "+registry.ModeAutomatic+" (every in-scope ticket) or "+
+		registry.ModeSemiAutomatic+" (only once a comment or work note mentions --mention)")
+	fs.StringVar(&f.mention, "mention", registry.DefaultMention, "the token (one word, at most 40 characters) a comment or work note contains to create a job (semi-automatic) or to send a follow-up to an open job")
+	fs.StringVar(&f.onSuccess, "on-success", registry.OnSuccessResolve, "what a succeeded result does: resolve (incident Resolved with the close code, change request to Review), comment (a public comment, the ticket left open) or none")
+	fs.StringVar(&f.onFailure, "on-failure", registry.OnFailureEscalate, "what a failed or partial result does: escalate (a work note, and reassigned to the escalation group), note (the work note only) or none")
+	fs.StringVar(&f.closeCode, "resolve-close-code", registry.DefaultResolveCloseCode, "the close code of an incident a succeeded result resolves (change requests close \"successful\")")
+	fs.BoolVar(&f.dedupNote, "dedup-note", true, "add a work note to a deduplicated incident naming the incident it duplicates")
+}
+
+// settingChanges are the job lifecycle settings given on the command line.
+func (f *gatewayFlags) settingChanges(c *Call, ch *registration.GatewayChanges) {
+	given := func(flag string, apply func()) {
+		if c.Set(flag) {
+			apply()
+		}
+	}
+	given("org", func() { ch.Org = &f.org })
+	given("mode", func() { ch.Mode = &f.mode })
+	given("mention", func() { ch.Mention = &f.mention })
+	given("on-success", func() { ch.OnSuccess = &f.onSuccess })
+	given("on-failure", func() { ch.OnFailure = &f.onFailure })
+	given("resolve-close-code", func() { ch.ResolveCloseCode = &f.closeCode })
+	off := !f.dedupNote
+	given("dedup-note", func() { ch.DedupNoteOff = &off })
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// warnEscalation warns, on stderr, about a gateway that escalates
+// failures to no one.
+func warnEscalation(c *Call, g registry.Gateway) {
+	if msg := registration.EscalationWarning(g); msg != "" {
+		fmt.Fprintf(c.Stderr, "Warning: %s\n", msg)
+	}
 }
 
 // stdinLabels names the secrets to read from stdin, in order.
@@ -150,7 +193,7 @@ func checkGatewayID(flagName, id string) error {
 var gatewayCreate = Command{
 	Path:  "infra gateway create",
 	Short: "register a ServiceNow instance; its password or client secret is read from stdin",
-	Usage: "--name <name> --instance-url <url> --auth basic|oauth-client-credentials|oauth-password [--username <user>] [--client-id <id>] [--password-stdin] [--client-secret-stdin] [--assignment-group-filter <groups>] [--environment-filter <envs>] [--dedup-window-minutes 30] [--write-back=true] [--description <text>] [--skip-instance-checks]",
+	Usage: "--name <name> --instance-url <url> --auth basic|oauth-client-credentials|oauth-password [--username <user>] [--client-id <id>] [--password-stdin] [--client-secret-stdin] [--assignment-group-filter <groups>] [--environment-filter <envs>] [--dedup-window-minutes 30] [--write-back=true] [--escalation-group <group>] [--org <org>] [--mode automatic|semi-automatic] [--mention @2501] [--on-success resolve|comment|none] [--on-failure escalate|note|none] [--resolve-close-code <code>] [--dedup-note=true] [--description <text>] [--skip-instance-checks]",
 	Long: `The assignment group filter and the escalation group are resolved to
 sys_user_group sys_ids on the instance, with the credentials given: Business
 Rule conditions compare strings case-sensitively, so a name must be typed
@@ -163,7 +206,15 @@ instance: the filters are stored as typed and matched by name.
 The password and client secret are stored in AWS Secrets Manager (named
 <secret prefix>gateways/<gateway id>), never in the registry table. When both
 are read, stdin holds the password on the first line, the client secret on
-the second; on a terminal they are prompted for without echo.`,
+the second; on a terminal they are prompted for without echo.
+
+A ticket has at most one job. In automatic mode every in-scope ticket gets
+one; in semi-automatic mode a ticket waits (status awaiting_mention) until a
+comment or work note contains the mention token. In both modes a later
+comment or work note with the token is a follow-up for the open job. The
+engine's results are written back as --on-success and --on-failure say;
+--on-failure escalate without --escalation-group only adds the work note
+(a warning says so).`,
 	Example: `printf '%s\n' "$SN_PASSWORD" | 2501 infra gateway create --name prod --instance-url https://acme.service-now.com --auth basic --username svc_snowgate --password-stdin --assignment-group-filter "Network,Database"
 printf '%s\n' "$SN_CLIENT_SECRET" | 2501 infra gateway create --name prod --instance-url https://acme.service-now.com --auth oauth-client-credentials --client-id 3f1e… --client-secret-stdin`,
 	Flags: func(fs *pflag.FlagSet) Action {
@@ -178,11 +229,26 @@ printf '%s\n' "$SN_CLIENT_SECRET" | 2501 infra gateway create --name prod --inst
 				EscalationGroup: f.escalation, WriteBack: f.writeBack, Active: f.active,
 				SkipInstanceChecks: *skipChecks,
 			}
+			// The job settings not given stay empty: the defaults, as for a
+			// gateway made by any other caller.
+			var typed registration.GatewayChanges
+			f.settingChanges(c, &typed)
+			in.Org, in.Mode, in.Mention = deref(typed.Org), deref(typed.Mode), deref(typed.Mention)
+			in.OnSuccess, in.OnFailure, in.ResolveCloseCode = deref(typed.OnSuccess), deref(typed.OnFailure), deref(typed.ResolveCloseCode)
+			in.DedupNoteOff = typed.DedupNoteOff != nil && *typed.DedupNoteOff
 			// Check what the flags alone must supply before reading stdin.
 			probe := in
 			probe.Password, probe.ClientSecret = mark(f.passwordStdin), mark(f.clientSecretStdin)
 			if err := probe.Validate(); err != nil {
 				return usage(err)
+			}
+			// An empty setting means the default to the operation; typed
+			// on the command line (--mention "") it is a mistake, checked
+			// as an update would check it.
+			if !typed.Empty() {
+				if err := typed.Validate(); err != nil {
+					return usage(err)
+				}
 			}
 			labels := stdinLabels(&f)
 			values, err := c.ReadSecrets(labels...)
@@ -208,6 +274,7 @@ printf '%s\n' "$SN_CLIENT_SECRET" | 2501 infra gateway create --name prod --inst
 			}); err != nil {
 				return err
 			}
+			warnEscalation(c, g)
 			if !*skipChecks {
 				warnChecks(ctx, c, g)
 			}
@@ -301,7 +368,7 @@ var gatewayShow = Command{
 var gatewayUpdate = Command{
 	Path:  "infra gateway update",
 	Short: "change a gateway (only the flags given); --active=false stops it at once",
-	Usage: "--id <gtw_…> [--name …] [--active=true|false] [--instance-url …] [--auth … --username … --client-id … --password-stdin --client-secret-stdin] [--assignment-group-filter …] [--environment-filter …] [--dedup-window-minutes …] [--write-back=…] [--description …] [--skip-instance-checks]",
+	Usage: "--id <gtw_…> [--name …] [--active=true|false] [--instance-url …] [--auth … --username … --client-id … --password-stdin --client-secret-stdin] [--assignment-group-filter …] [--environment-filter …] [--dedup-window-minutes …] [--write-back=…] [--escalation-group …] [--org …] [--mode …] [--mention …] [--on-success …] [--on-failure …] [--resolve-close-code …] [--dedup-note=…] [--description …] [--skip-instance-checks]",
 	Long: `Only the flags given change. Activating or deactivating a gateway rewrites
 the path items of all its webhooks in the same transaction, so ingest stops
 (or resumes) accepting their calls at once. Changing --auth needs the new
@@ -310,8 +377,13 @@ A changed filter changes the Business Rule condition: re-create the
 webhooks' rules or edit their Filter Conditions to match. Changed filters
 (or a changed instance URL) are resolved on the instance as with create;
 giving --assignment-group-filter again resolves the names of a gateway
-registered with --skip-instance-checks.`,
+registered with --skip-instance-checks.
+
+A changed --mode, --mention or outbound mapping (--on-success, --on-failure,
+--resolve-close-code) applies to the next record processed and the next
+result written; jobs already open stay open.`,
 	Example: `2501 infra gateway update --id gtw_0b7c… --active=false
+2501 infra gateway update --id gtw_0b7c… --mode semi-automatic --mention @automation
 printf '%s\n' "$NEW_PASSWORD" | 2501 infra gateway update --id gtw_0b7c… --password-stdin`,
 	Flags: func(fs *pflag.FlagSet) Action {
 		var f gatewayFlags
@@ -340,6 +412,7 @@ printf '%s\n' "$NEW_PASSWORD" | 2501 infra gateway update --id gtw_0b7c… --pas
 			given("write-back", func() { ch.WriteBack = &f.writeBack })
 			given("escalation-group", func() { ch.EscalationGroup = &f.escalation })
 			given("active", func() { ch.Active = &f.active })
+			f.settingChanges(c, &ch)
 			// Check what the flags alone must supply before reading stdin.
 			probe, stdin := ch, mark(true)
 			if f.passwordStdin {
@@ -385,6 +458,11 @@ printf '%s\n' "$NEW_PASSWORD" | 2501 infra gateway update --id gtw_0b7c… --pas
 			hooks, err := store.Webhooks(ctx, *id)
 			if err != nil {
 				return err
+			}
+			// Only when this update made (or kept on purpose) the setting:
+			// an unrelated change does not repeat the warning.
+			if c.Set("on-failure") || c.Set("escalation-group") {
+				defer warnEscalation(c, g)
 			}
 			return c.Print(gatewayOutput(g), func(w io.Writer) {
 				fmt.Fprintln(w, "Gateway updated.")
@@ -506,6 +584,19 @@ func writeGateway(w io.Writer, g registry.Gateway, hooks []registry.Webhook) {
 		}
 		line("Escalation group", esc)
 	}
+	if g.Org != "" {
+		line("Org", g.Org)
+	}
+	line("Mode", g.JobMode())
+	line("Mention", g.MentionToken())
+	line("On success", g.SuccessAction())
+	onFailure := g.FailureAction()
+	if registration.EscalationWarning(g) != "" {
+		onFailure += " (no escalation group: the work note only)"
+	}
+	line("On failure", onFailure)
+	line("Close code", g.CloseCode())
+	line("Dedup note", onOff(g.DedupNote()))
 	line("Created", g.CreatedAt.Format(time.RFC3339))
 	line("Updated", g.UpdatedAt.Format(time.RFC3339))
 	if hooks != nil {

@@ -42,6 +42,13 @@ func rawItem(t *testing.T, h *harness, pk string) string {
 	return string(b)
 }
 
+// effective is a stored gateway with its job settings' defaults applied,
+// as --output json shows them.
+func effective(g registry.Gateway) registry.Gateway {
+	g.Mode, g.Mention, g.OnSuccess, g.OnFailure, g.ResolveCloseCode = g.JobMode(), g.MentionToken(), g.SuccessAction(), g.FailureAction(), g.CloseCode()
+	return g
+}
+
 func TestGatewayLifecycle(t *testing.T) {
 	h := newHarness(t)
 
@@ -96,7 +103,7 @@ func TestGatewayLifecycle(t *testing.T) {
 		}
 		var list []registry.Gateway
 		h.json(&list, "", "infra", "gateway", "list")
-		if diff := cmp.Diff([]registry.Gateway{g}, list, cmpopts.EquateEmpty()); diff != "" {
+		if diff := cmp.Diff([]registry.Gateway{effective(g)}, list, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("list --output json (-want +got):\n%s", diff)
 		}
 	})
@@ -127,7 +134,7 @@ func TestGatewayLifecycle(t *testing.T) {
 			t.Errorf("updated = %+v, want renamed, inactive, dedup 45, filters kept, updated now", got)
 		}
 		stored, _ := h.store().Gateway(context.Background(), id)
-		if diff := cmp.Diff(got, stored, cmpopts.EquateEmpty()); diff != "" {
+		if diff := cmp.Diff(got, effective(stored), cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("stored after update (-output +stored):\n%s", diff)
 		}
 	})
@@ -250,4 +257,203 @@ func TestGatewayUpdateNothingToChange(t *testing.T) {
 	if stored, _ := h.store().Gateway(context.Background(), g.ID); !stored.UpdatedAt.Equal(g.UpdatedAt) {
 		t.Errorf("the gateway was written: updated %s, want %s", stored.UpdatedAt, g.UpdatedAt)
 	}
+}
+
+// gatewaySettings is the job settings part of a gateway's JSON output.
+type gatewaySettings struct {
+	Org              string `json:"org"`
+	Mode             string `json:"mode"`
+	Mention          string `json:"mention"`
+	OnSuccess        string `json:"on_success"`
+	OnFailure        string `json:"on_failure"`
+	ResolveCloseCode string `json:"resolve_close_code"`
+	DedupNote        bool   `json:"dedup_note"`
+}
+
+var defaultSettings = gatewaySettings{Mode: "automatic", Mention: "@2501", OnSuccess: "resolve", OnFailure: "escalate", ResolveCloseCode: "Solution provided", DedupNote: true}
+
+func TestGatewayJobSettings(t *testing.T) {
+	h := newHarness(t)
+	create := []string{"infra", "gateway", "create", "--instance-url", "https://acme.service-now.com", "--auth", "basic",
+		"--username", "svc", "--password-stdin", "--skip-instance-checks"}
+
+	t.Run("create", func(t *testing.T) {
+		tests := []struct {
+			name  string
+			flags []string
+			want  gatewaySettings
+			// stored is what the registry item holds: only what was given.
+			stored registry.Gateway
+		}{
+			{name: "defaults", want: defaultSettings},
+			{name: "semi-automatic", flags: []string{"--mode", "semi-automatic", "--mention", "@ops-bot", "--org", "acme"},
+				want:   gatewaySettings{Org: "acme", Mode: "semi-automatic", Mention: "@ops-bot", OnSuccess: "resolve", OnFailure: "escalate", ResolveCloseCode: "Solution provided", DedupNote: true},
+				stored: registry.Gateway{Org: "acme", Mode: "semi-automatic", Mention: "@ops-bot"}},
+			{name: "outbound mapping", flags: []string{"--on-success", "comment", "--on-failure", "note", "--resolve-close-code", "Workaround provided", "--dedup-note=false"},
+				want:   gatewaySettings{Mode: "automatic", Mention: "@2501", OnSuccess: "comment", OnFailure: "note", ResolveCloseCode: "Workaround provided", DedupNote: false},
+				stored: registry.Gateway{OnSuccess: "comment", OnFailure: "note", ResolveCloseCode: "Workaround provided", DedupNoteOff: true}},
+			{name: "the defaults typed", flags: []string{"--mode", "automatic", "--on-failure", "escalate", "--dedup-note=true"},
+				want:   defaultSettings,
+				stored: registry.Gateway{Mode: "automatic", OnFailure: "escalate"}},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				var got struct {
+					ID string `json:"id"`
+					gatewaySettings
+				}
+				h.json(&got, "pw\n", append(append(create, "--name", tc.name), tc.flags...)...)
+				if diff := cmp.Diff(tc.want, got.gatewaySettings); diff != "" {
+					t.Errorf("create %v --output json (-want +got):\n%s", tc.flags, diff)
+				}
+				g, err := h.store().Gateway(context.Background(), got.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				settings := func(g registry.Gateway) registry.Gateway {
+					return registry.Gateway{Org: g.Org, Mode: g.Mode, Mention: g.Mention, OnSuccess: g.OnSuccess, OnFailure: g.OnFailure,
+						ResolveCloseCode: g.ResolveCloseCode, DedupNoteOff: g.DedupNoteOff}
+				}
+				if diff := cmp.Diff(tc.stored, settings(g)); diff != "" {
+					t.Errorf("stored settings (-want +got):\n%s", diff)
+				}
+			})
+		}
+	})
+
+	var g struct {
+		ID string `json:"id"`
+		gatewaySettings
+	}
+	r := h.run("pw\n", append(create, "--name", "prod", "--output", "json")...)
+	if r.code != 0 {
+		t.Fatalf("create: exit %d, %q", r.code, r.stderr)
+	}
+	decode(t, []byte(r.stdout), &g)
+	// Escalating (the default) to no group: warned once, on stderr.
+	if n := strings.Count(r.stderr, "--escalation-group"); n != 1 || !strings.Contains(r.stderr, "Warning: --on-failure escalate without an escalation group") {
+		t.Errorf("create without an escalation group: stderr %q, want one warning naming --escalation-group", r.stderr)
+	}
+	if strings.Contains(r.stdout, "Warning") {
+		t.Errorf("the warning reached stdout (the JSON): %q", r.stdout)
+	}
+
+	t.Run("update only what is given", func(t *testing.T) {
+		steps := []struct {
+			flags []string
+			want  gatewaySettings
+			warn  bool
+		}{
+			{flags: []string{"--mode", "semi-automatic"}, want: func() gatewaySettings { s := defaultSettings; s.Mode = "semi-automatic"; return s }()},
+			{flags: []string{"--mention", "@robot", "--org", "acme"}, want: func() gatewaySettings {
+				s := defaultSettings
+				s.Mode, s.Mention, s.Org = "semi-automatic", "@robot", "acme"
+				return s
+			}()},
+			{flags: []string{"--on-success", "none", "--resolve-close-code", "Closed/Resolved by Caller", "--dedup-note=false"}, want: func() gatewaySettings {
+				s := defaultSettings
+				s.Mode, s.Mention, s.Org, s.OnSuccess, s.ResolveCloseCode, s.DedupNote = "semi-automatic", "@robot", "acme", "none", "Closed/Resolved by Caller", false
+				return s
+			}()},
+			{flags: []string{"--on-failure", "escalate"}, warn: true, want: func() gatewaySettings {
+				s := defaultSettings
+				s.Mode, s.Mention, s.Org, s.OnSuccess, s.ResolveCloseCode, s.DedupNote = "semi-automatic", "@robot", "acme", "none", "Closed/Resolved by Caller", false
+				return s
+			}()},
+			{flags: []string{"--on-failure", "note", "--org", ""}, want: func() gatewaySettings {
+				s := defaultSettings
+				s.Mode, s.Mention, s.OnSuccess, s.OnFailure, s.ResolveCloseCode, s.DedupNote = "semi-automatic", "@robot", "none", "note", "Closed/Resolved by Caller", false
+				return s
+			}()},
+		}
+		for _, st := range steps {
+			r := h.run("", append([]string{"infra", "gateway", "update", "--id", g.ID, "--output", "json"}, st.flags...)...)
+			if r.code != 0 {
+				t.Fatalf("update %v: exit %d, %q", st.flags, r.code, r.stderr)
+			}
+			var got gatewaySettings
+			decode(t, []byte(r.stdout), &got)
+			if diff := cmp.Diff(st.want, got); diff != "" {
+				t.Errorf("update %v (-want +got):\n%s", st.flags, diff)
+			}
+			if warned := strings.Contains(r.stderr, "--escalation-group"); warned != st.warn {
+				t.Errorf("update %v: stderr %q, want a warning: %v", st.flags, r.stderr, st.warn)
+			}
+		}
+	})
+
+	t.Run("show", func(t *testing.T) {
+		out := h.ok("", "infra", "gateway", "show", "--id", g.ID)
+		for _, want := range [][2]string{{"Mode", "semi-automatic"}, {"Mention", "@robot"}, {"On success", "none"},
+			{"On failure", "note"}, {"Close code", "Closed/Resolved by Caller"}, {"Dedup note", "off"}} {
+			if got := field(t, out, want[0]); got != want[1] {
+				t.Errorf("gateway show: %s: %q, want %q", want[0], got, want[1])
+			}
+		}
+		if strings.Contains(out, "Org:") {
+			t.Errorf("gateway show prints an Org line for a gateway without one:\n%s", out)
+		}
+		var shown, listed []gatewaySettings
+		var one gatewaySettings
+		h.json(&one, "", "infra", "gateway", "show", "--id", g.ID)
+		shown = append(shown, one)
+		var all []struct {
+			ID string `json:"id"`
+			gatewaySettings
+		}
+		h.json(&all, "", "infra", "gateway", "list")
+		for _, x := range all {
+			if x.ID == g.ID {
+				listed = append(listed, x.gatewaySettings)
+			}
+		}
+		if diff := cmp.Diff(shown, listed); diff != "" {
+			t.Errorf("gateway list and gateway show disagree (-show +list):\n%s", diff)
+		}
+	})
+
+	t.Run("escalation with a group", func(t *testing.T) {
+		r := h.run("", "infra", "gateway", "update", "--id", g.ID, "--on-failure", "escalate", "--escalation-group", "Ops", "--skip-instance-checks")
+		if r.code != 0 || strings.Contains(r.stderr, "Warning") {
+			t.Errorf("escalate with a group: exit %d, stderr %q; want 0 and no warning", r.code, r.stderr)
+		}
+		if got := field(t, h.ok("", "infra", "gateway", "show", "--id", g.ID), "On failure"); got != "escalate" {
+			t.Errorf("gateway show after setting a group: On failure: %q, want escalate", got)
+		}
+	})
+
+	t.Run("refused", func(t *testing.T) {
+		tests := []struct {
+			name string
+			args []string
+			want string
+		}{
+			{"create: mode", append(append(create, "--name", "x"), "--mode", "manual"), "--mode must be automatic or semi-automatic"},
+			{"create: on success", append(append(create, "--name", "x"), "--on-success", "close"), "--on-success must be resolve, comment or none"},
+			{"create: on failure", append(append(create, "--name", "x"), "--on-failure", "page"), "--on-failure must be escalate, note or none"},
+			{"create: empty mention", append(append(create, "--name", "x"), "--mention", ""), "--mention cannot be empty (the default is @2501)"},
+			{"create: mention with a space", append(append(create, "--name", "x"), "--mention", "@my bot"), `--mention "@my bot" cannot contain spaces`},
+			{"create: long mention", append(append(create, "--name", "x"), "--mention", "@"+strings.Repeat("m", 40)), "--mention is 41 characters long; at most 40"},
+			{"create: empty close code", append(append(create, "--name", "x"), "--resolve-close-code", ""), "--resolve-close-code cannot be empty"},
+			{"create: long org", append(append(create, "--name", "x"), "--org", strings.Repeat("o", 101)), "--org is 101 characters long; at most 100"},
+			{"update: empty mention", []string{"infra", "gateway", "update", "--id", g.ID, "--mention", ""}, "--mention cannot be empty"},
+			{"update: mode", []string{"infra", "gateway", "update", "--id", g.ID, "--mode", "Automatic"}, "--mode must be automatic or semi-automatic"},
+			{"update: org with a newline", []string{"infra", "gateway", "update", "--id", g.ID, "--org", "a\nb"}, "--org cannot contain control characters"},
+			{"update: bad dedup note", []string{"infra", "gateway", "update", "--id", g.ID, "--dedup-note=maybe"}, "--dedup-note"},
+		}
+		before := h.items()
+		beforeGateway, _ := h.store().Gateway(context.Background(), g.ID)
+		for _, tc := range tests {
+			r := h.run("pw\n", tc.args...)
+			if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("%s: exit %d, %q; want 2 and %q", tc.name, r.code, r.stderr, tc.want)
+			}
+		}
+		if n := h.items(); n != before {
+			t.Errorf("refused commands left %d registry items, want %d", n, before)
+		}
+		if after, _ := h.store().Gateway(context.Background(), g.ID); !after.UpdatedAt.Equal(beforeGateway.UpdatedAt) {
+			t.Error("a refused update wrote the gateway")
+		}
+	})
 }

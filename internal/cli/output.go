@@ -75,8 +75,16 @@ type gatewayJSON struct {
 	EscalationGroup       string   `json:"escalation_group"`
 	EscalationGroupID     string   `json:"escalation_group_id"`
 	WriteBack             bool     `json:"write_back"`
-	CreatedAt             string   `json:"created_at"`
-	UpdatedAt             string   `json:"updated_at"`
+	// The job lifecycle settings, as they take effect (defaults applied).
+	Org              string `json:"org"`
+	Mode             string `json:"mode"`
+	Mention          string `json:"mention"`
+	OnSuccess        string `json:"on_success"`
+	OnFailure        string `json:"on_failure"`
+	ResolveCloseCode string `json:"resolve_close_code"`
+	DedupNote        bool   `json:"dedup_note"`
+	CreatedAt        string `json:"created_at"`
+	UpdatedAt        string `json:"updated_at"`
 }
 
 func gatewayOutput(g registry.Gateway) gatewayJSON {
@@ -87,6 +95,8 @@ func gatewayOutput(g registry.Gateway) gatewayJSON {
 		AssignmentGroupFilter: g.AssignmentGroupFilter, AssignmentGroupIDs: nonNil(g.AssignmentGroupIDs),
 		EnvironmentFilter: g.EnvironmentFilter, Scope: g.ScopeQuery(), DedupWindowMinutes: g.DedupWindowMinutes,
 		EscalationGroup: g.EscalationGroup, EscalationGroupID: g.EscalationGroupID, WriteBack: g.WriteBack,
+		Org: g.Org, Mode: g.JobMode(), Mention: g.MentionToken(), OnSuccess: g.SuccessAction(), OnFailure: g.FailureAction(),
+		ResolveCloseCode: g.CloseCode(), DedupNote: g.DedupNote(),
 		CreatedAt: rfc3339(g.CreatedAt), UpdatedAt: rfc3339(g.UpdatedAt),
 	}
 }
