@@ -24,10 +24,11 @@ var flagWords = map[string][]string{
 	"auth":        {registry.AuthBasic, registry.AuthOAuthClientCredentials, registry.AuthOAuthPassword},
 	"signing":     {registry.SigningSecret, registry.SigningHMAC},
 	"queue":       {"intake", "dispatch"},
-	"status": {
-		state.StatusAccepted, state.StatusOutOfScope, state.StatusDeduplicated, state.StatusDeferred,
-		state.StatusExpired, state.StatusFailed, state.StatusRetrying, state.StatusProcessing,
-	},
+	"status":      ticketStatuses,
+	"job-state":   state.JobStates,
+	"mode":        registry.Modes,
+	"on-success":  registry.SuccessActions,
+	"on-failure":  registry.FailureActions,
 }
 
 // completeFlags registers value completions for c's own flags (the root's

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"slices"
 	"sort"
 	"time"
 )
@@ -26,3 +27,6 @@ func SetCompletionTimeout(d time.Duration) (restore func()) {
 	completionTimeout = d
 	return func() { completionTimeout = old }
 }
+
+// TicketStatuses are the statuses ticket list --status accepts.
+func TicketStatuses() []string { return slices.Clone(ticketStatuses) }

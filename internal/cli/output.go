@@ -253,10 +253,12 @@ type ticketJSON struct {
 	SysModCount  int    `json:"sys_mod_count"`
 	SysUpdatedOn string `json:"sys_updated_on,omitempty"`
 
-	Status            string `json:"status"`
-	Reason            string `json:"reason"`
-	LastOutcome       string `json:"last_outcome,omitempty"`
-	LastOutcomeAt     string `json:"last_outcome_at,omitempty"`
+	Status        string `json:"status"`
+	Reason        string `json:"reason"`
+	LastOutcome   string `json:"last_outcome,omitempty"`
+	LastOutcomeAt string `json:"last_outcome_at,omitempty"`
+	// JobID is the last job's id (job.id when Job is there); kept for
+	// the tickets recorded before jobs had a lifecycle, which have no job.
 	JobID             string `json:"job_id,omitempty"`
 	DuplicateOf       string `json:"duplicate_of,omitempty"`
 	DuplicateOfNumber string `json:"duplicate_of_number,omitempty"`
@@ -283,6 +285,51 @@ type ticketJSON struct {
 	Approval            string `json:"approval"`
 	StartDate           string `json:"start_date"`
 	EndDate             string `json:"end_date"`
+
+	// JobState is Job's state, beside the ticket's status for filters;
+	// Job is the ticket's current or last job. Both are left out when it
+	// never had one.
+	JobState string   `json:"job_state,omitempty"`
+	Job      *jobJSON `json:"job,omitempty"`
+}
+
+// jobJSON is a ticket's job: its state, the events sent for it and the
+// results written back.
+type jobJSON struct {
+	ID      string          `json:"id"`
+	State   string          `json:"state"`
+	Episode int             `json:"episode"`
+	Events  []jobEventJSON  `json:"events"`
+	Results []jobResultJSON `json:"results"`
+}
+
+type jobEventJSON struct {
+	Type     string `json:"type"`
+	Sequence int    `json:"sequence"`
+	EventID  string `json:"event_id"`
+	At       string `json:"at"`
+}
+
+type jobResultJSON struct {
+	ResultID string `json:"result_id"`
+	Status   string `json:"status"`
+	At       string `json:"at"`
+}
+
+// jobOutput is nil for a ticket without a job.
+func jobOutput(j *state.Job) *jobJSON {
+	if j == nil {
+		return nil
+	}
+	return &jobJSON{
+		ID: j.ID, State: j.State, Episode: j.Episode,
+		Events: each(j.Events, func(e state.JobEventRecord) jobEventJSON {
+			return jobEventJSON{Type: e.Type, Sequence: e.Sequence, EventID: e.EventID, At: rfc3339(e.At)}
+		}),
+		Results: each(j.Results, func(r state.JobResultRecord) jobResultJSON {
+			return jobResultJSON{ResultID: r.ResultID, Status: r.Status, At: rfc3339(r.At)}
+		}),
+	}
 }
 
 func ticketOutput(t state.Ticket) ticketJSON {
@@ -298,6 +345,8 @@ func ticketOutput(t state.Ticket) ticketJSON {
 		AssignmentGroup: t.AssignmentGroup, AssignmentGroupName: t.AssignmentGroupName, Environment: t.Environment,
 		ConfigurationItem: t.ConfigurationItem, Active: t.Active, Type: t.Type, Approval: t.Approval,
 		StartDate: serviceNowTime(t.StartDate), EndDate: serviceNowTime(t.EndDate),
+
+		JobState: jobState(t), Job: jobOutput(t.Job),
 	}
 }
 

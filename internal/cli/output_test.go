@@ -23,6 +23,7 @@ import (
 	"github.com/snowgate/snowgate/internal/awstest"
 	"github.com/snowgate/snowgate/internal/cli"
 	"github.com/snowgate/snowgate/internal/queue"
+	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/schema"
 	"github.com/snowgate/snowgate/internal/snowsim"
 	"github.com/snowgate/snowgate/internal/state"
@@ -69,7 +70,8 @@ func jsonCases() []jsonCase {
 		{path: "infra gateway create", schema: "gateway.schema.json",
 			args: func(t *testing.T, f *jsonFixture) ([]string, string) {
 				return []string{"--name", "ops", "--instance-url", f.sim.URL, "--auth", "basic", "--username", "svc",
-					"--password-stdin", "--description", "the ops instance", "--assignment-group-filter", "Network"}, "pa55word\n"
+					"--password-stdin", "--description", "the ops instance", "--assignment-group-filter", "Network",
+					"--org", "acme", "--mode", "semi-automatic", "--on-success", "comment", "--dedup-note=false"}, "pa55word\n"
 			},
 			check: func(t *testing.T, f *jsonFixture, out []byte) {
 				var g struct {
@@ -212,6 +214,31 @@ func jsonCases() []jsonCase {
 		{path: "infra ticket show", schema: "ticket-list.schema.json",
 			args: func(t *testing.T, f *jsonFixture) ([]string, string) {
 				return []string{"--table", "change_request", "--sys-id", "cccc0003"}, ""
+			},
+			check: func(t *testing.T, f *jsonFixture, out []byte) {
+				var ts []map[string]any
+				decode(t, out, &ts)
+				if len(ts) != 1 || ts[0]["job"] != nil || ts[0]["job_state"] != nil {
+					t.Errorf("ticket show of a ticket that never had a job = %s, want one ticket without job and job_state", out)
+				}
+			}},
+		{name: "infra ticket show with a job", path: "infra ticket show", schema: "ticket-list.schema.json",
+			args: func(t *testing.T, f *jsonFixture) ([]string, string) {
+				return []string{"--table", "incident", "--sys-id", "aaaa0001"}, ""
+			},
+			check: func(t *testing.T, f *jsonFixture, out []byte) {
+				var ts []struct {
+					JobState string `json:"job_state"`
+					Job      struct {
+						ID      string           `json:"id"`
+						Events  []map[string]any `json:"events"`
+						Results []map[string]any `json:"results"`
+					} `json:"job"`
+				}
+				decode(t, out, &ts)
+				if len(ts) != 1 || ts[0].JobState != state.JobSucceeded || ts[0].Job.ID != "job_aaaa0001" || len(ts[0].Job.Events) != 2 || len(ts[0].Job.Results) != 2 {
+					t.Errorf("ticket show of a ticket with a job = %s, want its succeeded job with 2 events and 2 results", out)
+				}
 			}},
 		{path: "infra dlq list", schema: "dlq-list.schema.json",
 			args: func(t *testing.T, f *jsonFixture) ([]string, string) {
@@ -296,6 +323,18 @@ func (f *jsonFixture) putTickets(t *testing.T) {
 	inc := state.Mirror{Number: "INC0010001", State: "1", Priority: "3", ShortDescription: "disk full", Description: "on db1",
 		AssignmentGroup: "287ebd7da9fe198100f92cc8d1d2154e", AssignmentGroupName: "Network", ConfigurationItem: "b0c4030ac0a800090152e7a4564ca36c", Active: true}
 	put("incident", "aaaa0001", inc, &state.Result{Status: state.StatusAccepted, Reason: "in scope", JobID: "job_aaaa0001", Fingerprint: "fp1", WriteBack: "done"})
+	at := time.Date(2026, 3, 1, 12, 0, 1, 500_000_000, time.UTC)
+	putJob(t, f.h, state.Key{GatewayID: f.gatewayID, Table: "incident", SysID: "aaaa0001"}, state.Job{
+		ID: "job_aaaa0001", State: state.JobSucceeded, Episode: 1, Sequence: 2, OpenedAt: at, EndedAt: at.Add(time.Minute),
+		Events: []state.JobEventRecord{
+			{Type: queue.EventJobCreated, Sequence: 1, EventID: "evt_1", At: at},
+			{Type: queue.EventJobUpdated, Sequence: 2, EventID: "evt_2", At: at.Add(time.Second)},
+		},
+		Results: []state.JobResultRecord{
+			{ResultID: "res_1", Status: queue.ResultInProgress, At: at.Add(2 * time.Second), Applied: "work note"},
+			{ResultID: "res_2", Status: queue.ResultSucceeded, At: at.Add(time.Minute), Applied: "resolved, comment"},
+		},
+	})
 	dup := inc
 	dup.Number = "INC0010002"
 	put("incident", "bbbb0002", dup, &state.Result{Status: state.StatusDeduplicated, Reason: "same as INC0010001",
@@ -543,6 +582,60 @@ func TestEveryJSONOutputHasASchemaTest(t *testing.T) {
 		if !strings.Contains(string(readme), "("+filepath.Base(file)+")") {
 			t.Errorf("docs/schemas/README.md does not link %s", filepath.Base(file))
 		}
+	}
+}
+
+// TestSchemaEnumsMatchTheCode fails when a documented list of values
+// drifts from the one the code validates against.
+func TestSchemaEnumsMatchTheCode(t *testing.T) {
+	read := func(file string) map[string]any {
+		b, err := os.ReadFile(filepath.Join(schemaDir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		return doc
+	}
+	enum := func(doc map[string]any, path ...string) []string {
+		var v any = doc
+		for _, p := range path {
+			v = v.(map[string]any)[p]
+		}
+		var out []string
+		for _, x := range v.(map[string]any)["enum"].([]any) {
+			out = append(out, x.(string))
+		}
+		return out
+	}
+	gateway, ticket := read("gateway.schema.json"), read("ticket.schema.json")
+	tests := []struct {
+		name       string
+		documented []string
+		code       []string
+	}{
+		{"gateway mode", enum(gateway, "properties", "mode"), registry.Modes},
+		{"gateway on_success", enum(gateway, "properties", "on_success"), registry.SuccessActions},
+		{"gateway on_failure", enum(gateway, "properties", "on_failure"), registry.FailureActions},
+		{"ticket job_state", enum(ticket, "properties", "job_state"), state.JobStates},
+		{"ticket job.state", enum(ticket, "properties", "job", "properties", "state"), state.JobStates},
+		{"ticket job result status", enum(ticket, "properties", "job", "properties", "results", "items", "properties", "status"), queue.ResultStatuses},
+		{"ticket job event type", enum(ticket, "properties", "job", "properties", "events", "items", "properties", "type"),
+			[]string{queue.EventJobCreated, queue.EventJobUpdated, queue.EventJobFollowUp, queue.EventJobCancelled}},
+	}
+	for _, tc := range tests {
+		if diff := cmp.Diff(tc.code, tc.documented); diff != "" {
+			t.Errorf("%s: the schema's enum differs from the code's list (-code +schema):\n%s", tc.name, diff)
+		}
+	}
+	// The statuses ticket list --status accepts, in any order.
+	statuses, accepted := enum(ticket, "properties", "status"), cli.TicketStatuses()
+	slices.Sort(statuses)
+	slices.Sort(accepted)
+	if diff := cmp.Diff(accepted, statuses); diff != "" {
+		t.Errorf("ticket status: the schema's enum differs from what ticket list --status accepts (-code +schema):\n%s", diff)
 	}
 }
 

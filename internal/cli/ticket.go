@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -21,16 +22,23 @@ func init() {
 	Register(Command{
 		Path:    "infra ticket list",
 		Short:   "list tickets, most recently updated first",
-		Usage:   "[--gateway-id gtw_…] [--status accepted|out_of_scope|…] [--since 1h|2026-03-01T00:00:00Z] [--limit n]",
-		Example: "2501 infra ticket list --status failed --since 24h",
+		Usage:   "[--gateway-id gtw_…] [--status accepted|awaiting_mention|…] [--job-state open|succeeded|…] [--since 1h|2026-03-01T00:00:00Z] [--limit n]",
+		Example: "2501 infra ticket list --status failed --since 24h\n2501 infra ticket list --job-state open",
 		Flags: func(fs *pflag.FlagSet) Action {
 			gatewayID := fs.String("gateway-id", "", "only this gateway's tickets (default: every gateway)")
-			status := fs.String("status", "", "only tickets with this status")
+			status := fs.String("status", "", "only tickets with this status: "+strings.Join(ticketStatuses, ", "))
+			jobState := fs.String("job-state", "", "only tickets whose job is in this state: "+strings.Join(state.JobStates, ", "))
 			since := fs.String("since", "", "only tickets updated since a duration ago (1h) or an RFC 3339 time")
 			limit := fs.Int("limit", 100, "at most this many tickets per gateway (0: all)")
 			return func(ctx context.Context, c *Call) error {
 				from, err := parseSince(*since, c.Now())
 				if err != nil {
+					return err
+				}
+				if err := checkWord("status", *status, ticketStatuses); err != nil {
+					return err
+				}
+				if err := checkWord("job-state", *jobState, state.JobStates); err != nil {
 					return err
 				}
 				tickets, err := ticketStore(ctx, c)
@@ -43,7 +51,7 @@ func init() {
 				}
 				all := []state.Ticket{}
 				for _, id := range ids {
-					ts, err := tickets.List(ctx, state.ListOptions{GatewayID: id, Status: *status, Since: from, Limit: *limit})
+					ts, err := tickets.List(ctx, state.ListOptions{GatewayID: id, Status: *status, JobState: *jobState, Since: from, Limit: *limit})
 					if err != nil {
 						return err
 					}
@@ -102,6 +110,21 @@ func init() {
 	})
 }
 
+// ticketStatuses are the statuses a ticket can have, as the processor
+// records them.
+var ticketStatuses = []string{
+	state.StatusAccepted, state.StatusAwaitingMention, state.StatusOutOfScope, state.StatusDeduplicated, state.StatusDeferred,
+	state.StatusExpired, state.StatusFailed, state.StatusRetrying, state.StatusProcessing,
+}
+
+// checkWord checks that a filter flag, when given, is one of words.
+func checkWord(flag, v string, words []string) error {
+	if v != "" && !slices.Contains(words, v) {
+		return Usagef("--%s %q: want one of %s", flag, v, strings.Join(words, ", "))
+	}
+	return nil
+}
+
 func ticketStore(ctx context.Context, c *Call) (*state.Store, error) {
 	table, err := c.StateTable(ctx)
 	if err != nil {
@@ -156,10 +179,10 @@ func printTickets(w io.Writer, ts []state.Ticket) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "UPDATED\tNUMBER\tTABLE\tSYS_ID\tVERSION\tSTATUS\tLAST\tREASON\tGATEWAY")
+	fmt.Fprintln(tw, "UPDATED\tNUMBER\tTABLE\tSYS_ID\tVERSION\tSTATUS\tJOB\tLAST\tREASON\tGATEWAY")
 	for _, t := range ts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", t.UpdatedAt.UTC().Format(time.RFC3339), dash(t.Number), t.Table,
-			t.SysID, t.SysModCount, t.Status, t.LastOutcome, dash(truncate(t.Reason, 60)), t.GatewayID)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", t.UpdatedAt.UTC().Format(time.RFC3339), dash(t.Number), t.Table,
+			t.SysID, t.SysModCount, t.Status, dash(jobState(t)), t.LastOutcome, dash(truncate(t.Reason, 60)), t.GatewayID)
 	}
 	tw.Flush()
 }
@@ -179,7 +202,17 @@ func printTicket(w io.Writer, t state.Ticket) {
 	row("Reason", t.Reason)
 	row("Last outcome", t.LastOutcome+" at "+t.LastOutcomeAt.UTC().Format(time.RFC3339))
 	row("Version", fmt.Sprint(t.SysModCount)+" (updated in ServiceNow "+t.SysUpdatedOn+" UTC)")
-	row("Job", t.JobID)
+	if j := t.Job; j != nil {
+		row("Job", fmt.Sprintf("%s (%s, episode %d)", j.ID, j.State, j.Episode))
+		for _, e := range j.Events {
+			row("  Event", fmt.Sprintf("#%d %s %s at %s", e.Sequence, e.Type, e.EventID, e.At.UTC().Format(time.RFC3339)))
+		}
+		for _, r := range j.Results {
+			row("  Result", fmt.Sprintf("%s %s at %s", r.Status, r.ResultID, r.At.UTC().Format(time.RFC3339)))
+		}
+	} else {
+		row("Job", t.JobID)
+	}
 	row("Duplicate of", strings.TrimSpace(t.DuplicateOfNumber+" "+t.DuplicateOf))
 	row("Due", t.DueAt)
 	row("Write-back", t.WriteBack)
@@ -192,6 +225,14 @@ func printTicket(w io.Writer, t state.Ticket) {
 	row("First seen", t.FirstSeenAt.UTC().Format(time.RFC3339))
 	row("Updated", t.UpdatedAt.UTC().Format(time.RFC3339))
 	tw.Flush()
+}
+
+// jobState is the state of the ticket's job, "" when it never had one.
+func jobState(t state.Ticket) string {
+	if t.Job == nil {
+		return ""
+	}
+	return t.Job.State
 }
 
 func dash(s string) string {

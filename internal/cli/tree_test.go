@@ -257,6 +257,11 @@ func TestCompleteIDs(t *testing.T) {
 		{[]string{"infra", "webhook", "create", "--event-type", ""}, []string{"incident", "change_request"}},
 		{[]string{"infra", "gateway", "list", "--output", ""}, []string{"text", "json"}},
 		{[]string{"infra", "dlq", "redrive", "--queue", ""}, []string{"intake", "dispatch"}},
+		{[]string{"infra", "gateway", "create", "--mode", ""}, []string{"automatic", "semi-automatic"}},
+		{[]string{"infra", "gateway", "update", "--on-success", ""}, []string{"resolve", "comment", "none"}},
+		{[]string{"infra", "gateway", "create", "--on-failure", ""}, []string{"escalate", "note", "none"}},
+		{[]string{"infra", "ticket", "list", "--job-state", ""}, []string{"open", "succeeded", "failed", "partial", "escalated", "cancelled"}},
+		{[]string{"infra", "ticket", "list", "--status", ""}, []string{"accepted", "awaiting_mention", "out_of_scope", "deduplicated", "deferred", "expired", "failed", "retrying", "processing"}},
 	}
 	for _, tc := range tests {
 		got, directive := h.complete(tc.args...)
