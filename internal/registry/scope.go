@@ -91,6 +91,8 @@ const (
 // in it. A ticket that was never in scope therefore never fires it.
 // Leaving is something an update does: those alternatives also require
 // sys_mod_count>0, since on an insert every field "changes" (from empty).
+// The change operators need the record before the change, which an
+// "after" rule has (businessrule.When); an async rule would not.
 //
 // A group filter by name (not resolved to sys_ids) can only say "the
 // group changes": the previous value of a dot-walked field is not
