@@ -28,8 +28,10 @@ var operators = []string{
 // record after the change with the record before it ("Operators available
 // for filters and queries" in ServiceNow's documentation: changes, changes
 // from, changes to). On an insert the record before has every field empty.
-// A database query has no record before, so the Table API drops such a
-// term as invalid (prune).
+// ServiceNow documents them only for conditions evaluated on a change, and
+// a database query has no record before: the simulator's Table API treats
+// such a term as invalid (prune), dropping it, or answering no rows with
+// glide.invalid_query.returns_no_rows.
 const (
 	opChanges     = "VALCHANGES"
 	opChangesFrom = "CHANGESFROM"

@@ -20,8 +20,8 @@
 //   - Business Rule conditions compare strings case-sensitively, database
 //     queries case-insensitively (WithCaseSensitiveQueries);
 //   - Business Rule conditions compare with the record before the change
-//     (VALCHANGES, CHANGESFROM, CHANGESTO); in a Table API query those
-//     terms are invalid and dropped;
+//     (VALCHANGES, CHANGESFROM, CHANGESTO); a Table API query has no
+//     record before, and the simulator drops those terms there as invalid;
 //   - rate limit rules count per user per hour (RateLimitRule); API threads
 //     have a bounded queue (APISemaphore);
 //   - executeAsync calls pass through an ECC queue: late, reordered,
