@@ -20,7 +20,8 @@ const timeLayout = "2006-01-02 15:04:05"
 // Operators of an encoded query condition, longest first so that "!=" is
 // not read as "=" and "NOT LIKE" not as "LIKE".
 var operators = []string{
-	opChangesFrom, opChangesTo, opChanges, "ISNOTEMPTY", "STARTSWITH", "ISEMPTY", "ENDSWITH", "NOT LIKE", "NOTLIKE",
+	opChangesFrom, opChangesTo, opChanges,
+	"ISNOTEMPTY", "STARTSWITH", "ISEMPTY", "ENDSWITH", "NOT LIKE", "NOTLIKE",
 	"BETWEEN", "NOT IN", "NOTIN", "LIKE", "IN", "!=", ">=", "<=", "=", ">", "<",
 }
 
@@ -125,8 +126,8 @@ func parseTerms(s string) (q *query, bad []string) {
 // prune drops the conditions and sort keys on fields the table does not
 // have, and the change operators, which need a record before the change
 // that a database query does not have, as an instance drops the invalid
-// part of an encoded query; it reports whether it dropped anything. An alternative left with no
-// condition matches every record.
+// part of an encoded query; it reports whether it dropped anything. An
+// alternative left with no condition matches every record.
 func (q *query) prune(known func(field string) bool) bool {
 	dropped := false
 	alts := q.alternatives[:0]
@@ -221,7 +222,6 @@ func matchAll(groups [][]condition, get, previous func(string) string, cs bool) 
 				ok = c.match(get(c.field), cs)
 			}
 			if ok {
-				ok = true
 				break
 			}
 		}
