@@ -57,7 +57,7 @@ type Params struct {
 	// key (signing "hmac").
 	Secret string
 	// Condition is the encoded query selecting the records, the gateway's
-	// ScopeQuery.
+	// RuleCondition: its scope, and the records that just left it.
 	Condition string
 }
 

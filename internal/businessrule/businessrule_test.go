@@ -329,7 +329,7 @@ func TestText(t *testing.T) {
 	rule, err := businessrule.Render(businessrule.Params{
 		WebhookID: "whk_1", WebhookName: "changes", Table: registry.TableChangeRequest, URL: ingestURL,
 		Signing: registry.SigningSecret, Secret: "s3cret",
-		Condition: registry.Gateway{AssignmentGroupFilter: "Network,DB", EnvironmentFilter: "prod"}.ScopeQuery(),
+		Condition: registry.Gateway{AssignmentGroupFilter: "Network,DB", EnvironmentFilter: "prod"}.RuleCondition(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -344,8 +344,14 @@ func TestText(t *testing.T) {
 		"  When:             after\n",
 		"  Insert:           true\n",
 		"  Update:           true\n",
-		"  Filter Conditions: active=true^assignment_group.nameINNetwork,DB^u_environmentINprod\n",
-		"(Active is true AND Assignment group.Name is one of Network, DB AND Environment is one of prod)\n",
+		"  Filter Conditions: active=true^assignment_group.nameINNetwork,DB^u_environmentINprod^NQactiveCHANGESTOfalse^sys_mod_count>0^",
+		"(Active is true AND Assignment group.Name is one of Network, DB AND Environment is one of prod" +
+			" OR (Active changes to false AND Updates is more than 0 AND (Assignment group.Name is one of Network, DB OR Assignment group changes)" +
+			" AND (Environment is one of prod OR Environment changes from prod))" +
+			" OR (Assignment group changes AND Updates is more than 0 AND (Active is true OR Active changes to false)" +
+			" AND (Environment is one of prod OR Environment changes from prod))" +
+			" OR (Environment changes from prod AND Updates is more than 0 AND (Active is true OR Active changes to false)" +
+			" AND (Assignment group.Name is one of Network, DB OR Assignment group changes)))\n",
 		"--- Script (paste into Advanced tab) ---\n(function executeRule(current, previous",
 	} {
 		if !strings.Contains(text, want) {
@@ -364,6 +370,12 @@ func TestDescribe(t *testing.T) {
 		{"active=true^NQpriority<=2", "Active is true OR (Priority is at most 2)"},
 		{"weird", "weird"},
 		{"active=true^assignment_groupIN287ebd7da9fe198100f92cc8d1d2154e", "Active is true AND Assignment group is one of 287ebd7da9fe198100f92cc8d1d2154e"},
+		{"stateVALCHANGES", "State changes"},
+		{"activeCHANGESTOfalse", "Active changes to false"},
+		{"u_environmentCHANGESFROMprod", "Environment changes from prod"},
+		{"active=true^ORactiveCHANGESTOfalse^u_environmentINprod^ORu_environmentCHANGESFROMprod^sys_mod_count>0",
+			"(Active is true OR Active changes to false) AND (Environment is one of prod OR Environment changes from prod) AND Updates is more than 0"},
+		{"active=true^NQactiveCHANGESTOfalse^sys_mod_count>0", "Active is true OR (Active changes to false AND Updates is more than 0)"},
 	}
 	for _, tc := range tests {
 		if got := businessrule.Describe(tc.query); got != tc.want {

@@ -3,6 +3,8 @@ package businessrule
 import (
 	"fmt"
 	"strings"
+
+	"github.com/snowgate/snowgate/internal/registry"
 )
 
 // Text is the block printed for an administrator: the form settings, then
@@ -37,6 +39,10 @@ func (r Rule) Text() string {
 
 // operators of encoded queries, longest first so that a prefix never wins.
 var operators = []struct{ op, words string }{
+	// The change operators of filter conditions (registry.RuleCondition).
+	{registry.OpChangesFrom, "changes from"},
+	{registry.OpChangesTo, "changes to"},
+	{registry.OpChanges, "changes"},
 	{"NOT LIKE", "does not contain"},
 	{"ISNOTEMPTY", "is not empty"},
 	{"STARTSWITH", "starts with"},
@@ -55,26 +61,34 @@ var operators = []struct{ op, words string }{
 
 // Describe renders an encoded query the way ServiceNow's condition builder
 // reads it, e.g. "active=true^u_environmentINprod,test" becomes
-// "Active is true AND Environment is one of prod, test". Terms it does not
-// understand are shown as they are.
+// "Active is true AND Environment is one of prod, test". An OR group
+// among other terms is put in parentheses, as the builder nests it:
+// "active=true^ORactiveCHANGESTOfalse^u_environmentINprod" reads "(Active
+// is true OR Active changes to false) AND Environment is one of prod".
+// Terms it does not understand are shown as they are.
 func Describe(query string) string {
 	if query == "" {
 		return "all records"
 	}
 	var out []string
 	for i, q := range strings.Split(query, "^NQ") {
-		var terms []string
+		// ^OR binds tighter than ^: groups of ORed terms, ANDed.
+		var groups [][]string
 		for j, t := range strings.Split(q, "^") {
-			join := " AND "
 			if rest, ok := strings.CutPrefix(t, "OR"); ok && j > 0 && !startsWithOperator(rest) {
-				t, join = rest, " OR "
+				groups[len(groups)-1] = append(groups[len(groups)-1], describeTerm(rest))
+				continue
 			}
-			if j > 0 {
-				terms = append(terms, join)
-			}
-			terms = append(terms, describeTerm(t))
+			groups = append(groups, []string{describeTerm(t)})
 		}
-		s := strings.Join(terms, "")
+		terms := make([]string, len(groups))
+		for j, g := range groups {
+			terms[j] = strings.Join(g, " OR ")
+			if len(g) > 1 && len(groups) > 1 {
+				terms[j] = "(" + terms[j] + ")"
+			}
+		}
+		s := strings.Join(terms, " AND ")
 		if i > 0 {
 			s = "OR (" + s + ")"
 		}
@@ -113,11 +127,18 @@ func describeTerm(t string) string {
 	return t
 }
 
+// labels are the labels of system fields that do not follow their names.
+var labels = map[string]string{"sys_mod_count": "Updates"}
+
 // fieldLabel turns a column name into its usual label: assignment_group.name
 // becomes "Assignment group.Name", u_environment "Environment".
 func fieldLabel(field string) string {
 	parts := strings.Split(field, ".")
 	for i, p := range parts {
+		if l, ok := labels[p]; ok {
+			parts[i] = l
+			continue
+		}
 		p = strings.ReplaceAll(strings.TrimPrefix(p, "u_"), "_", " ")
 		if p != "" {
 			p = strings.ToUpper(p[:1]) + p[1:]

@@ -478,7 +478,7 @@ printf '%s\n' "$NEW_PASSWORD" | 2501 infra gateway update --id gtw_0b7c… --pas
 					fmt.Fprintf(w, "\nIngest now %s calls to its %d webhook(s).\n", state, len(hooks))
 				}
 				if (c.Set("assignment-group-filter") || c.Set("environment-filter")) && len(hooks) > 0 {
-					fmt.Fprintf(w, "\nThe scope changed: set the Filter Conditions of its Business Rules to\n  %s\n", g.ScopeQuery())
+					fmt.Fprintf(w, "\nThe scope changed: set the Filter Conditions of its Business Rules to\n  %s\n", g.RuleCondition())
 				}
 			})
 		}

@@ -172,7 +172,7 @@ The secret is shown once. Lost it? 2501 infra webhook rotate-secret.`,
 func ruleParams(w registry.Webhook, g registry.Gateway, apiURL, secret string) businessrule.Params {
 	return businessrule.Params{
 		WebhookID: w.ID, WebhookName: w.Name, Table: w.EventType, URL: apiURL + IngestPath + w.Path,
-		Signing: w.Signing, Secret: secret, Condition: g.ScopeQuery(),
+		Signing: w.Signing, Secret: secret, Condition: g.RuleCondition(),
 	}
 }
 

@@ -64,8 +64,8 @@ func TestWebhookLifecycle(t *testing.T) {
 		"(before creating the rule, switch to Global: the application picker in the banner,",
 		"  Active:           true\n  Advanced:         true\n  When:             after\n",
 		"  Insert:           true\n  Update:           true\n",
-		"  Filter Conditions: active=true^assignment_group.nameINNetwork\n",
-		"(Active is true AND Assignment group.Name is one of Network)",
+		"  Filter Conditions: " + g.RuleCondition() + "\n",
+		"(Active is true AND Assignment group.Name is one of Network OR (Active changes to false",
 		"--- Script (paste into Advanced tab) ---\n(function executeRule(current, previous",
 		"request.setRequestHeader('X-Webhook-Secret', \"" + secret + "\");",
 		"})(current, previous);\n",
@@ -210,7 +210,7 @@ func TestWebhookHMAC(t *testing.T) {
 		t.Error("JSON output exposes key references or hashes")
 	}
 	rule := v.BusinessRule
-	if rule == nil || rule.Table != "change_request" || rule.Condition != "active=true" || rule.Application != "global" {
+	if rule == nil || rule.Table != "change_request" || rule.Condition != g.RuleCondition() || rule.Application != "global" {
 		t.Fatalf("business rule = %+v", rule)
 	}
 	b64, _ := webhook.SigningKeyBase64(v.Secret)

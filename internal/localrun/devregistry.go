@@ -74,7 +74,7 @@ func createDemo(ctx context.Context, reg *registry.Store, sec *secrets.Store, si
 		rule, err := businessrule.Render(businessrule.Params{
 			WebhookID: w.ID, WebhookName: w.Name, Table: table,
 			URL:     IngestURL(apiURL, w.Path),
-			Signing: registry.SigningSecret, Secret: secret, Condition: gw.ScopeQuery(),
+			Signing: registry.SigningSecret, Secret: secret, Condition: gw.RuleCondition(),
 		})
 		if err != nil {
 			return demoRegistry{}, fmt.Errorf("render business rule of %s: %w", w.ID, err)

@@ -37,8 +37,9 @@ func (g Gateway) EscalationGroupRef() string {
 }
 
 // ScopeQuery is the ServiceNow encoded query selecting the records this
-// gateway acts on. The Business Rule's filter conditions and the
-// reconciler's query both use it, so they select the same records.
+// gateway acts on. The reconciler's query uses it, and the Business Rule's
+// filter condition (RuleCondition) starts with it, so they select the same
+// records.
 func (g Gateway) ScopeQuery() string {
 	parts := []string{"active=true"}
 	if g.GroupsByID() {
@@ -60,4 +61,78 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// Change operators of a Business Rule filter condition: they compare the
+// record after the change with the record before it (previous), so they
+// mean nothing in a database query. ServiceNow documents them in
+// "Operators available for filters and queries" (Now Platform user
+// interface, condition builder): VALCHANGES "changes", CHANGESFROM
+// "changes from", CHANGESTO "changes to".
+const (
+	OpChanges     = "VALCHANGES"
+	OpChangesFrom = "CHANGESFROM"
+	OpChangesTo   = "CHANGESTO"
+)
+
+// RuleCondition is the Business Rule's filter condition: ScopeQuery, or a
+// record that has just left the scope. A filter condition is evaluated on
+// the record after the change, so ScopeQuery alone never fires for a
+// ticket closed (active turns false) or moved to another group or
+// environment, and the engine would hear of it only from the reconciler.
+//
+// Each of ScopeQuery's terms is a factor of "was in scope before the
+// change": the term holds now, or the field just changed away from a
+// value the term accepts (active changes to false; the group changes
+// from one of the filter's groups; the environment changes from one of
+// the filter's environments). The rule fires when every factor holds: the
+// first alternative is ScopeQuery itself, and each further one has one
+// field that just left the filter while the others were (or still are)
+// in it. A ticket that was never in scope therefore never fires it.
+// Leaving is something an update does: those alternatives also require
+// sys_mod_count>0, since on an insert every field "changes" (from empty).
+// The change operators need the record before the change, which an
+// "after" rule has (businessrule.When); an async rule would not.
+//
+// A group filter by name (not resolved to sys_ids) can only say "the
+// group changes": the previous value of a dot-walked field is not
+// something a condition can compare, so such a gateway also hears of
+// moves between two groups outside its filter; the processor finds them
+// out of scope.
+func (g Gateway) RuleCondition() string {
+	type factor struct {
+		now  string   // the ScopeQuery term
+		left []string // the ways of having just left it, ORed
+	}
+	factors := []factor{{now: "active=true", left: []string{"active" + OpChangesTo + "false"}}}
+	if g.GroupsByID() {
+		f := factor{now: FieldAssignmentGroup + "IN" + strings.Join(g.AssignmentGroupIDs, ",")}
+		for _, id := range g.AssignmentGroupIDs {
+			f.left = append(f.left, FieldAssignmentGroup+OpChangesFrom+id)
+		}
+		factors = append(factors, f)
+	} else if groups := g.AssignmentGroups(); len(groups) > 0 {
+		factors = append(factors, factor{
+			now:  FieldAssignmentGroupName + "IN" + strings.Join(groups, ","),
+			left: []string{FieldAssignmentGroup + OpChanges},
+		})
+	}
+	if envs := g.Environments(); len(envs) > 0 {
+		f := factor{now: FieldEnvironment + "IN" + strings.Join(envs, ",")}
+		for _, e := range envs {
+			f.left = append(f.left, FieldEnvironment+OpChangesFrom+e)
+		}
+		factors = append(factors, f)
+	}
+	alternatives := []string{g.ScopeQuery()}
+	for i, leaving := range factors {
+		terms := []string{strings.Join(leaving.left, "^OR"), "sys_mod_count>0"}
+		for j, other := range factors {
+			if j != i {
+				terms = append(terms, strings.Join(append([]string{other.now}, other.left...), "^OR"))
+			}
+		}
+		alternatives = append(alternatives, strings.Join(terms, "^"))
+	}
+	return strings.Join(alternatives, "^NQ")
 }

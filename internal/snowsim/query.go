@@ -20,9 +20,26 @@ const timeLayout = "2006-01-02 15:04:05"
 // Operators of an encoded query condition, longest first so that "!=" is
 // not read as "=" and "NOT LIKE" not as "LIKE".
 var operators = []string{
+	opChangesFrom, opChangesTo, opChanges,
 	"ISNOTEMPTY", "STARTSWITH", "ISEMPTY", "ENDSWITH", "NOT LIKE", "NOTLIKE",
 	"BETWEEN", "NOT IN", "NOTIN", "LIKE", "IN", "!=", ">=", "<=", "=", ">", "<",
 }
+
+// The change operators of a Business Rule filter condition compare the
+// record after the change with the record before it ("Operators available
+// for filters and queries" in ServiceNow's documentation: changes, changes
+// from, changes to). On an insert the record before has every field empty.
+// ServiceNow documents them only for conditions evaluated on a change, and
+// a database query has no record before: the simulator's Table API treats
+// such a term as invalid (prune), dropping it, or answering no rows with
+// glide.invalid_query.returns_no_rows.
+const (
+	opChanges     = "VALCHANGES"
+	opChangesFrom = "CHANGESFROM"
+	opChangesTo   = "CHANGESTO"
+)
+
+func isChangeOp(op string) bool { return op == opChanges || op == opChangesFrom || op == opChangesTo }
 
 // canonicalOp folds spelling variants onto one operator.
 var canonicalOp = map[string]string{"NOTLIKE": "NOT LIKE", "NOTIN": "NOT IN"}
@@ -107,16 +124,17 @@ func parseTerms(s string) (q *query, bad []string) {
 }
 
 // prune drops the conditions and sort keys on fields the table does not
-// have, as an instance drops the invalid part of an encoded query; it
-// reports whether it dropped anything. An alternative left with no
-// condition matches every record.
+// have, and the change operators, which need a record before the change
+// that a database query does not have, as an instance drops the invalid
+// part of an encoded query; it reports whether it dropped anything. An
+// alternative left with no condition matches every record.
 func (q *query) prune(known func(field string) bool) bool {
 	dropped := false
 	alts := q.alternatives[:0]
 	for _, groups := range q.alternatives {
 		kept := groups[:0]
 		for _, group := range groups {
-			g := slices.DeleteFunc(group, func(c condition) bool { return !known(c.field) })
+			g := slices.DeleteFunc(group, func(c condition) bool { return !known(c.field) || isChangeOp(c.op) })
 			dropped = dropped || len(g) < len(group)
 			if len(g) > 0 {
 				kept = append(kept, g)
@@ -174,25 +192,36 @@ func normaliseValue(v string) string {
 }
 
 // match reports whether a record, read through get (which resolves
-// dot-walked fields), satisfies the query.
+// dot-walked fields), satisfies the query. A change operator never holds:
+// there is no record before.
 func (q *query) match(get func(field string) string) bool {
+	return q.matchChange(get, nil)
+}
+
+// matchChange reports whether a change satisfies the query: get reads the
+// record after it, previous the record before it (nil for none).
+func (q *query) matchChange(get, previous func(field string) string) bool {
 	if len(q.alternatives) == 0 {
 		return true
 	}
 	for _, groups := range q.alternatives {
-		if matchAll(groups, get, q.caseSensitive) {
+		if matchAll(groups, get, previous, q.caseSensitive) {
 			return true
 		}
 	}
 	return false
 }
 
-func matchAll(groups [][]condition, get func(string) string, cs bool) bool {
+func matchAll(groups [][]condition, get, previous func(string) string, cs bool) bool {
 	for _, group := range groups {
 		ok := false
 		for _, c := range group {
-			if c.match(get(c.field), cs) {
-				ok = true
+			if isChangeOp(c.op) {
+				ok = previous != nil && c.matchChange(get(c.field), previous(c.field), cs)
+			} else {
+				ok = c.match(get(c.field), cs)
+			}
+			if ok {
 				break
 			}
 		}
@@ -286,6 +315,25 @@ func (c condition) match(v string, cs bool) bool {
 		a, ok1 := compare(kind, v, lo, cs)
 		b, ok2 := compare(kind, v, hi, cs)
 		return ok1 && ok2 && a >= 0 && b <= 0
+	}
+	return false
+}
+
+// matchChange reports whether a field going from was to v satisfies a
+// change condition. A field changes when its stored value differs; the
+// value of "changes from" and "changes to" compares as "is" does.
+func (c condition) matchChange(v, was string, cs bool) bool {
+	if v == was {
+		return false
+	}
+	kind := kindOf(c.field)
+	switch c.op {
+	case opChanges:
+		return true
+	case opChangesFrom:
+		return equal(kind, was, c.value, cs)
+	case opChangesTo:
+		return equal(kind, v, c.value, cs)
 	}
 	return false
 }

@@ -90,7 +90,10 @@ func TestQueryChangeRequestDates(t *testing.T) {
 // blog post on glide.invalid_query.returns_no_rows: an instance drops the
 // invalid part of an encoded query (an unknown field, a term without an
 // operator) and runs the rest, returning more rows, possibly the whole
-// table; only with the property set to true does it return no rows.
+// table; only with the property set to true does it return no rows. The
+// simulator counts the change operators (VALCHANGES, CHANGESFROM,
+// CHANGESTO) among the invalid terms of a query: there is no record
+// before a change to compare with.
 func TestInvalidQuery(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -103,6 +106,11 @@ func TestInvalidQuery(t *testing.T) {
 		{"unknown dot-walk is dropped", "assignment_group.u_region=emea^priority<=2", []string{"INC0010001", "INC0010003"}},
 		{"dot-walk through a non-reference is dropped", "short_description.name=x^priority=5", []string{"INC0010004"}},
 		{"term without operator is dropped", "priority=1^priority", []string{"INC0010001"}},
+		// The change operators of Business Rule conditions compare with the
+		// record before a change, which a query does not have.
+		{"changes operator is dropped", "priority=1^stateVALCHANGES", []string{"INC0010001"}},
+		{"changes from operator is dropped", "priority=1^ORactiveCHANGESFROMtrue", []string{"INC0010001"}},
+		{"changes to operator alone matches all", "activeCHANGESTOfalse", []string{"INC0010001", "INC0010002", "INC0010003", "INC0010004"}},
 		{"custom field a record has is valid", "u_environment=staging", []string{"INC0010002"}},
 	}
 	for _, strict := range []bool{false, true} {

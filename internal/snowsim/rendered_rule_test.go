@@ -2,6 +2,7 @@ package snowsim_test
 
 import (
 	"encoding/json"
+	"maps"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -110,5 +111,154 @@ func TestRenderedBusinessRule(t *testing.T) {
 				t.Errorf("webhook body (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// ruleSteps loads the Business Rule rendered for gw on table into a new
+// simulator and returns a function that writes to a ticket (inserting it
+// the first time its name is used, updating it after) and reports whether
+// the rule fired for that write, the simulator and its URL.
+func ruleSteps(t *testing.T, gw registry.Gateway, table string) (func(record string, body map[string]any) bool, *snowsim.Sim, string) {
+	t.Helper()
+	rc := newReceiver(t, nil)
+	rule, err := businessrule.Render(businessrule.Params{
+		WebhookID: "whk_00000000-0000-4000-8000-000000000002", WebhookName: table,
+		Table: table, URL: rc.URL + "/api/webhooks/ingest/0123456789abcdef01234567",
+		Signing: registry.SigningSecret, Secret: "s3cret-static-value", Condition: gw.RuleCondition(),
+	})
+	if err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	sim, srv := start(t)
+	if err := sim.AddBusinessRule(snowsim.Rule{Name: rule.Name, Table: rule.Table, Condition: rule.Condition,
+		Script: rule.Script, Insert: rule.Insert, Update: rule.Update, Scope: rule.Application}); err != nil {
+		t.Fatalf("AddBusinessRule(rendered): %v", err)
+	}
+	base := srv.URL + "/api/now/table/" + table
+	ids := map[string]string{}
+	sent := 0
+	return func(record string, body map[string]any) bool {
+		t.Helper()
+		if id, ok := ids[record]; ok {
+			call(t, "PATCH", base+"/"+id, body)
+		} else {
+			b := map[string]any{"short_description": "ticket " + record}
+			maps.Copy(b, body)
+			ids[record] = call(t, "POST", base, b).result(t)["sys_id"].(string)
+		}
+		waitOutbound(t, sim)
+		n := len(rc.requests())
+		fired := n > sent
+		sent = n
+		return fired
+	}, sim, srv.URL
+}
+
+// TestRenderedRuleSeesTicketsLeaveScope runs the rule printed for a gateway
+// (its RuleCondition) on a sequence of writes and checks, after each, that
+// the rule fired or did not: a ticket entering or changing in scope fires
+// it, and so does one leaving the scope (closed, cancelled, moved to
+// another group or environment), so the processor hears of it at once; a
+// ticket that was never in scope does not, however it changes.
+func TestRenderedRuleSeesTicketsLeaveScope(t *testing.T) {
+	const groupServiceDesk = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa03"
+	byID := registry.Gateway{AssignmentGroupFilter: "Network,Database", AssignmentGroupIDs: []string{groupNetwork, groupDatabase},
+		EnvironmentFilter: "production,staging"}
+	byName := registry.Gateway{AssignmentGroupFilter: "Network,Database", EnvironmentFilter: "production,staging"}
+	inScope := map[string]any{"assignment_group": groupNetwork, "u_environment": "production"}
+	outside := map[string]any{"assignment_group": groupServiceDesk, "u_environment": "production"}
+	steps := []struct {
+		name string
+		// record names the ticket the step writes; a new name inserts it.
+		record string
+		body   map[string]any
+		fires  bool
+	}{
+		{"insert in scope", "a", inScope, true},
+		{"priority raised", "a", map[string]any{"priority": "1"}, true},
+		{"resolved (still active)", "a", map[string]any{"state": "6"}, true},
+		{"closed", "a", map[string]any{"state": "7"}, true},
+		{"edited after closing", "a", map[string]any{"description": "late note"}, false},
+
+		{"second ticket in scope", "b", inScope, true},
+		{"cancelled", "b", map[string]any{"state": "8"}, true},
+
+		{"third ticket in scope", "c", inScope, true},
+		{"moved to another group in the filter", "c", map[string]any{"assignment_group": groupDatabase}, true},
+		{"moved to a group outside the filter", "c", map[string]any{"assignment_group": groupServiceDesk}, true},
+		{"edited outside the filter", "c", map[string]any{"priority": "2"}, false},
+
+		{"fourth ticket in scope", "d", inScope, true},
+		{"moved to another environment", "d", map[string]any{"u_environment": "development"}, true},
+		{"edited in that environment", "d", map[string]any{"priority": "2"}, false},
+
+		{"fifth ticket in scope", "e", inScope, true},
+		{"moved out and closed at once", "e", map[string]any{"assignment_group": groupServiceDesk, "u_environment": "development", "state": "7"}, true},
+
+		{"never in scope: insert", "x", outside, false},
+		{"never in scope: edited", "x", map[string]any{"priority": "1"}, false},
+		{"never in scope: other environment", "x", map[string]any{"u_environment": "development"}, false},
+		{"never in scope: closed", "x", map[string]any{"state": "7"}, false},
+		{"never in scope: inserted closed", "y", map[string]any{"assignment_group": groupServiceDesk, "u_environment": "staging", "state": "7"}, false},
+		{"never in scope: inserted in another group", "z", map[string]any{"assignment_group": groupServiceDesk, "u_environment": "staging"}, false},
+		{"enters the group", "z", map[string]any{"assignment_group": groupDatabase}, true},
+	}
+	for _, gc := range []struct {
+		name string
+		gw   registry.Gateway
+		// namesOnly: with a group filter by name the rule can only say
+		// "the group changes", so it fires for a move between two groups
+		// outside the filter too.
+		namesOnly bool
+	}{{"groups by sys_id", byID, false}, {"groups by name", byName, true}} {
+		t.Run(gc.name, func(t *testing.T) {
+			write, sim, url := ruleSteps(t, gc.gw, "incident")
+			for _, s := range steps {
+				if fired := write(s.record, s.body); fired != s.fires {
+					t.Errorf("%s: rule fired = %v, want %v", s.name, fired, s.fires)
+				}
+			}
+			// A move between two groups outside the filter, in one of its
+			// environments.
+			other := call(t, "POST", url+"/api/now/table/sys_user_group", map[string]any{"name": "Facilities"}).result(t)["sys_id"].(string)
+			if write("w", outside) {
+				t.Error("never in scope: another insert: rule fired")
+			}
+			if fired := write("w", map[string]any{"assignment_group": other}); fired != gc.namesOnly {
+				t.Errorf("never in scope: moved between groups outside the filter: rule fired = %v, want %v", fired, gc.namesOnly)
+			}
+			if st := sim.Stats(); st.RuleErrors != 0 {
+				t.Errorf("rendered script threw %d times", st.RuleErrors)
+			}
+		})
+	}
+}
+
+// TestRenderedRuleOnChangeRequests: a change request's moves through its
+// states fire the rule while it is in scope, and closing or cancelling it
+// (states 3 and 4, which clear active) fires it once more.
+func TestRenderedRuleOnChangeRequests(t *testing.T) {
+	gw := registry.Gateway{AssignmentGroupFilter: "Network", AssignmentGroupIDs: []string{groupNetwork}}
+	write, _, _ := ruleSteps(t, gw, "change_request")
+	inScope := map[string]any{"assignment_group": groupNetwork, "approval": "approved", "state": "-2"}
+	for _, s := range []struct {
+		name   string
+		record string
+		body   map[string]any
+		fires  bool
+	}{
+		{"scheduled", "a", inScope, true},
+		{"implement", "a", map[string]any{"state": "-1"}, true},
+		{"review", "a", map[string]any{"state": "0"}, true},
+		{"closed", "a", map[string]any{"state": "3"}, true},
+		{"edited after closing", "a", map[string]any{"description": "late"}, false},
+		{"another scheduled", "b", inScope, true},
+		{"cancelled", "b", map[string]any{"state": "4"}, true},
+		{"another group's change", "c", map[string]any{"assignment_group": groupDatabase, "state": "-2"}, false},
+		{"another group's change closed", "c", map[string]any{"state": "3"}, false},
+	} {
+		if fired := write(s.record, s.body); fired != s.fires {
+			t.Errorf("%s: rule fired = %v, want %v", s.name, fired, s.fires)
+		}
 	}
 }

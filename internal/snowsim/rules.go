@@ -14,7 +14,9 @@ var ErrBadRule = errors.New("invalid business rule")
 // Rule is an "after" Business Rule: when a record of Table is inserted or
 // updated (per Insert and Update) and matches Condition (an encoded query,
 // evaluated against the record after the change, comparing strings
-// case-sensitively as filter conditions do), Script runs with
+// case-sensitively as filter conditions do; its change operators,
+// VALCHANGES, CHANGESFROM and CHANGESTO, compare it with the record before
+// the change, all empty on an insert), Script runs with
 // current, previous, gs, sn_ws.RESTMessageV2 and the Glide classes.
 //
 // Scope is the rule's application scope: "" or "global" for Global, else a
@@ -115,12 +117,12 @@ func (s *Sim) fireRules(c change, user string) {
 	}
 	var due []*compiledRule
 	s.mu.RLock()
-	get := s.getterLocked(c.after)
+	get, previous := s.getterLocked(c.after), s.getterLocked(c.before)
 	for _, r := range s.rules {
 		if r.Inactive || r.Table != c.table || (c.op == "insert" && !r.Insert) || (c.op == "update" && !r.Update) {
 			continue
 		}
-		if r.cond.match(get) {
+		if r.cond.matchChange(get, previous) {
 			due = append(due, r)
 		}
 	}

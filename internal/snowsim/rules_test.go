@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -390,6 +391,57 @@ func TestShims(t *testing.T) {
 			}
 			if diff := cmp.Diff([]string{tc.want}, got); diff != "" {
 				t.Errorf("%s (-want +got):\n%s\nall logs: %q", tc.expr, diff, l.all())
+			}
+		})
+	}
+}
+
+// TestChangeOperators checks the condition operators that compare the
+// record after a change with the record before it, as ServiceNow lists
+// them for conditions evaluated on a change ("Operators available for
+// filters and queries"): changes (VALCHANGES), changes from (CHANGESFROM),
+// changes to (CHANGESTO). On an insert the record before is empty.
+func TestChangeOperators(t *testing.T) {
+	tests := []struct {
+		name      string
+		condition string
+		insert    map[string]any
+		update    map[string]any
+		// whether the rule fires on the insert and on the update
+		onInsert, onUpdate bool
+	}{
+		{"changes: the field changes", "priorityVALCHANGES", map[string]any{"priority": "3"}, map[string]any{"priority": "1"}, true, true},
+		{"changes: another field changes", "priorityVALCHANGES", map[string]any{"priority": "3"}, map[string]any{"urgency": "1"}, true, false},
+		{"changes: empty on insert", "descriptionVALCHANGES", map[string]any{}, map[string]any{"description": "x"}, false, true},
+		{"changes from: the value it had", "stateCHANGESFROM1", map[string]any{"state": "1"}, map[string]any{"state": "2"}, false, true},
+		{"changes from: another value", "stateCHANGESFROM2", map[string]any{"state": "1"}, map[string]any{"state": "3"}, false, false},
+		{"changes to: the value it gets", "stateCHANGESTO7", map[string]any{"state": "1"}, map[string]any{"state": "7"}, false, true},
+		{"changes to: set on insert", "stateCHANGESTO2", map[string]any{"state": "2"}, map[string]any{"priority": "1"}, true, false},
+		{"changes to: derived field", "activeCHANGESTOfalse", map[string]any{"state": "1"}, map[string]any{"state": "8"}, false, true},
+		{"changes to: compared case-sensitively", "u_environmentCHANGESTOProd", map[string]any{"u_environment": "test"}, map[string]any{"u_environment": "prod"}, false, false},
+		{"changes from on a reference, by sys_id", "assignment_groupCHANGESFROM" + groupNetwork,
+			map[string]any{"assignment_group": groupNetwork}, map[string]any{"assignment_group": groupDatabase}, false, true},
+		{"ANDed with a plain term", "stateCHANGESTO6^priority=1", map[string]any{"priority": "2"}, map[string]any{"state": "6"}, false, false},
+		{"ORed with a plain term", "stateCHANGESTO6^ORpriority=2", map[string]any{"priority": "2"}, map[string]any{"state": "6", "priority": "3"}, true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sim, srv := start(t)
+			if err := sim.AddBusinessRule(snowsim.Rule{Name: "r", Table: "incident", Insert: true, Update: true,
+				Condition: tc.condition, Script: "(function executeRule(current, previous) {})(current, previous);"}); err != nil {
+				t.Fatalf("AddBusinessRule: %v", err)
+			}
+			base := srv.URL + "/api/now/table/incident"
+			body := map[string]any{"short_description": "op"}
+			maps.Copy(body, tc.insert)
+			id := call(t, "POST", base, body).result(t)["sys_id"].(string)
+			if fired := sim.Stats().RulesFired == 1; fired != tc.onInsert {
+				t.Errorf("condition %q on insert %v: fired = %v, want %v", tc.condition, tc.insert, fired, tc.onInsert)
+			}
+			before := sim.Stats().RulesFired
+			call(t, "PATCH", base+"/"+id, tc.update)
+			if fired := sim.Stats().RulesFired > before; fired != tc.onUpdate {
+				t.Errorf("condition %q on update %v: fired = %v, want %v", tc.condition, tc.update, fired, tc.onUpdate)
 			}
 		})
 	}

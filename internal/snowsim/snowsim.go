@@ -19,6 +19,9 @@
 //     (PropInvalidQueryNoRows);
 //   - Business Rule conditions compare strings case-sensitively, database
 //     queries case-insensitively (WithCaseSensitiveQueries);
+//   - Business Rule conditions compare with the record before the change
+//     (VALCHANGES, CHANGESFROM, CHANGESTO); a Table API query has no
+//     record before, and the simulator drops those terms there as invalid;
 //   - rate limit rules count per user per hour (RateLimitRule); API threads
 //     have a bounded queue (APISemaphore);
 //   - executeAsync calls pass through an ECC queue: late, reordered,
