@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -88,8 +90,9 @@ type ResultProgress struct {
 	// StartedAt is when the result was first started: a journal entry of
 	// it can only be younger.
 	StartedAt time.Time `dynamodbav:"started_at"`
-	// Steps are the steps done, in order.
-	Steps []string `dynamodbav:"steps"`
+	// Steps are the steps done (a string set: the order of a result's
+	// steps is fixed by the result, not by when they were recorded).
+	Steps []string `dynamodbav:"steps,stringset,omitempty"`
 	// Resumed: the result was started before (by an earlier delivery).
 	Resumed bool `dynamodbav:"-"`
 }
@@ -104,7 +107,7 @@ func resultPK(jobID, resultID string) string { return resultPrefix + jobID + "#"
 func (s *Store) StartResult(ctx context.Context, jobID, resultID string) (ResultProgress, error) {
 	now := s.now().UTC()
 	pk := resultPK(jobID, resultID)
-	p := ResultProgress{JobID: jobID, ResultID: resultID, StartedAt: now, Steps: []string{}}
+	p := ResultProgress{JobID: jobID, ResultID: resultID, StartedAt: now}
 	item, err := attributevalue.MarshalMap(p)
 	if err != nil {
 		return ResultProgress{}, fmt.Errorf("encode %s: %w", pk, err)
@@ -142,10 +145,10 @@ func (s *Store) ResultStepDone(ctx context.Context, jobID, resultID, step string
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(s.table),
 		Key:                       pkKey(pk),
-		UpdateExpression:          aws.String("SET #steps = list_append(#steps, :step)"),
+		UpdateExpression:          aws.String("ADD #steps :step"),
 		ConditionExpression:       aws.String("attribute_exists(#pk)"),
 		ExpressionAttributeNames:  map[string]string{"#steps": "steps", "#pk": schema.AttrPK},
-		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":step": &ddbtypes.AttributeValueMemberL{Value: []ddbtypes.AttributeValue{str(step)}}},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":step": &ddbtypes.AttributeValueMemberSS{Value: []string{step}}},
 	})
 	if err != nil {
 		return fmt.Errorf("record step %s of %s: %w", step, pk, err)
@@ -166,86 +169,129 @@ type ResultFinish struct {
 	AnyJob bool
 }
 
-// FinishResult records a result on its ticket: its id in result_ids and
-// its record in job.results, and the job's new state, in one conditional
-// update. It returns the job state it set ("" when none): a job that is no
-// longer open (cancelled while the result was written) keeps its state and
-// still gets the record. ErrResultApplied means the id was recorded
-// already; ErrJobChanged that the ticket's job is another one.
+// attrJobRev counts the writer's writes of the job map; see FinishResult.
+const attrJobRev = "job_rev"
+
+// FinishResult records a result on its ticket: its id in result_ids, its
+// record appended to job.results and the job's new state, in one
+// conditional update. It returns the job state it set ("" when none): a
+// job that is no longer open (cancelled while the result was written)
+// keeps its state and still gets the record. ErrResultApplied means the
+// id was recorded already; ErrJobChanged that the ticket's job is another
+// one.
+//
+// The job map is read, changed and written back whole, guarded by a
+// condition on everything another writer of it changes: its id, state and
+// sequence (the processor's) and job_rev (bumped here), so a concurrent
+// change by the processor or another result makes the write fail and be
+// redone on what is there, never lost. A nested update (SET job.state,
+// list_append to job.results) would say the same more directly, but the
+// embedded emulator stores "job.state" as a top-level attribute and has no
+// list_append, and the writer must behave the same on both.
 func (s *Store) FinishResult(ctx context.Context, k Key, f ResultFinish) (string, error) {
-	jobState := f.JobState
-	for range 2 {
-		err := s.finishResult(ctx, k, f, jobState)
-		if err == nil {
-			return jobState, nil
-		}
+	for range 8 {
+		set, err := s.finishResult(ctx, k, f)
 		var cf *ddbtypes.ConditionalCheckFailedException
-		if !errors.As(err, &cf) {
-			return "", fmt.Errorf("finish result %s on %s: %w", f.Record.ResultID, k.PK(), err)
+		if errors.As(err, &cf) {
+			continue
 		}
-		cur, err := s.TicketForResult(ctx, k)
-		if err != nil {
-			return "", err
-		}
-		switch {
-		case cur.Applied(f.Record.ResultID):
-			return "", fmt.Errorf("result %s on %s: %w", f.Record.ResultID, k.PK(), ErrResultApplied)
-		case !f.AnyJob && (cur.Job == nil || cur.Job.ID != f.JobID):
-			return "", fmt.Errorf("result %s of job %s on %s: %w", f.Record.ResultID, f.JobID, k.PK(), ErrJobChanged)
-		case jobState != "" && !cur.Job.Open():
-			jobState = ""
-		default:
-			return "", fmt.Errorf("finish result %s on %s: %w", f.Record.ResultID, k.PK(), ErrBusy)
-		}
+		return set, err
 	}
 	return "", fmt.Errorf("finish result %s on %s: %w", f.Record.ResultID, k.PK(), ErrBusy)
 }
 
-func (s *Store) finishResult(ctx context.Context, k Key, f ResultFinish, jobState string) error {
+func (s *Store) finishResult(ctx context.Context, k Key, f ResultFinish) (string, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: pkKey(k.PK()), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return "", fmt.Errorf("get ticket %s: %w", k.PK(), err)
+	}
+	if out.Item == nil {
+		return "", fmt.Errorf("ticket %s: %w", k.PK(), ErrNotFound)
+	}
+	if ss, ok := out.Item[attrResultIDs].(*ddbtypes.AttributeValueMemberSS); ok && slices.Contains(ss.Value, f.Record.ResultID) {
+		return "", fmt.Errorf("result %s on %s: %w", f.Record.ResultID, k.PK(), ErrResultApplied)
+	}
+	jobAV, ok := out.Item["job"].(*ddbtypes.AttributeValueMemberM)
+	if !ok {
+		return "", fmt.Errorf("result %s of job %s on %s: no job: %w", f.Record.ResultID, f.JobID, k.PK(), ErrJobChanged)
+	}
+	var job Job
+	if err := attributevalue.Unmarshal(jobAV, &job); err != nil {
+		return "", fmt.Errorf("decode the job of %s: %w", k.PK(), err)
+	}
+	if !f.AnyJob && job.ID != f.JobID {
+		return "", fmt.Errorf("result %s of job %s on %s: %w", f.Record.ResultID, f.JobID, k.PK(), ErrJobChanged)
+	}
 	rec, err := attributevalue.MarshalMap(f.Record)
 	if err != nil {
-		return fmt.Errorf("encode result: %w", err)
+		return "", fmt.Errorf("encode result: %w", err)
 	}
 	now := s.now()
+	// Keep every attribute of the map, ours or not, and change only ours.
+	m := maps.Clone(jobAV.Value)
+	var results []ddbtypes.AttributeValue
+	if l, ok := m["results"].(*ddbtypes.AttributeValueMemberL); ok {
+		results = slices.Clone(l.Value)
+	}
+	m["results"] = &ddbtypes.AttributeValueMemberL{Value: append(results, &ddbtypes.AttributeValueMemberM{Value: rec})}
+	set := ""
+	if f.JobState != "" && job.Open() {
+		set = f.JobState
+		m["state"] = str(set)
+		if set != JobOpen {
+			m["ended_at"] = timeAV(now)
+		}
+	}
+
 	names := map[string]string{
-		"#job": "job", "#results": "results", "#rids": attrResultIDs, "#pk": schema.AttrPK,
+		"#job": "job", "#rids": attrResultIDs, "#rev": attrJobRev, "#jid": "id", "#jstate": "state", "#jseq": "sequence",
 		"#updated_at": "updated_at", "#gsi1pk": schema.AttrGSI1PK, "#gsi1sk": schema.AttrGSI1SK,
 	}
 	values := map[string]ddbtypes.AttributeValue{
-		":rec":    &ddbtypes.AttributeValueMemberL{Value: []ddbtypes.AttributeValue{&ddbtypes.AttributeValueMemberM{Value: rec}}},
-		":empty":  &ddbtypes.AttributeValueMemberL{Value: []ddbtypes.AttributeValue{}},
+		":job":    &ddbtypes.AttributeValueMemberM{Value: m},
 		":rid":    str(f.Record.ResultID),
 		":ridset": &ddbtypes.AttributeValueMemberSS{Value: []string{f.Record.ResultID}},
+		":oldjid": str(job.ID),
+		":oldst":  str(job.State),
 		":now":    timeAV(now),
 		":gsi1pk": str(gatewayIndexPK + k.GatewayID),
 		":gsi1sk": str(now.UTC().Format(updatedLayout)),
 	}
-	set := "#job.#results = list_append(if_not_exists(#job.#results, :empty), :rec), " +
-		"#updated_at = :now, #gsi1pk = :gsi1pk, #gsi1sk = :gsi1sk"
-	cond := "attribute_exists(#pk) AND attribute_exists(#job) AND (attribute_not_exists(#rids) OR NOT contains(#rids, :rid))"
-	if !f.AnyJob {
-		names["#jid"] = "id"
-		values[":jid"] = str(f.JobID)
-		cond += " AND #job.#jid = :jid"
+	cond := "#job.#jid = :oldjid AND #job.#jstate = :oldst AND (attribute_not_exists(#rids) OR NOT contains(#rids, :rid))"
+	if seq, ok := jobAV.Value["sequence"]; ok {
+		values[":oldseq"] = seq
+		cond += " AND #job.#jseq = :oldseq"
+	} else {
+		cond += " AND attribute_not_exists(#job.#jseq)"
 	}
-	if jobState != "" {
-		names["#jstate"], names["#ended"] = "state", "ended_at"
-		values[":jstate"], values[":open"] = str(jobState), str(JobOpen)
-		set += ", #job.#jstate = :jstate"
-		if jobState != JobOpen {
-			set += ", #job.#ended = :now"
+	rev := 0
+	if n, ok := out.Item[attrJobRev].(*ddbtypes.AttributeValueMemberN); ok {
+		if rev, err = strconv.Atoi(n.Value); err != nil {
+			return "", fmt.Errorf("decode %s of %s: %w", attrJobRev, k.PK(), err)
 		}
-		cond += " AND #job.#jstate = :open"
+		values[":oldrev"] = n
+		cond += " AND #rev = :oldrev"
+	} else {
+		cond += " AND attribute_not_exists(#rev)"
 	}
+	values[":rev"] = num(rev + 1)
 	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(s.table),
-		Key:                       pkKey(k.PK()),
-		UpdateExpression:          aws.String("SET " + set + " ADD #rids :ridset"),
+		TableName: aws.String(s.table),
+		Key:       pkKey(k.PK()),
+		UpdateExpression: aws.String("SET #job = :job, #rev = :rev, #updated_at = :now, #gsi1pk = :gsi1pk, #gsi1sk = :gsi1sk " +
+			"ADD #rids :ridset"),
 		ConditionExpression:       aws.String(cond),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
 	})
-	return err
+	if err != nil {
+		var cf *ddbtypes.ConditionalCheckFailedException
+		if errors.As(err, &cf) {
+			return "", err
+		}
+		return "", fmt.Errorf("finish result %s on %s: %w", f.Record.ResultID, k.PK(), err)
+	}
+	return set, nil
 }
 
 // OwnWrite is a version of a record that the writer's own write produced.
