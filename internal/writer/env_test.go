@@ -54,20 +54,21 @@ const (
 // simulator behind a front that can lose answers, a gateway registered
 // for it and a Writer wired as in the function.
 type env struct {
-	t        testing.TB
-	res      provision.Resources
-	ddb      *dynamodb.Client
-	sqs      *sqs.Client
-	sim      *snowsim.Sim
-	front    *front
-	tickets  *state.Store
-	gateways *registry.Store
-	w        *writer.Writer
-	logs     *syncBuffer
-	emf      *syncBuffer
-	gw       string
-	results  string // the results queue's URL
-	url      string // the simulator's front
+	t          testing.TB
+	res        provision.Resources
+	ddb        *dynamodb.Client
+	sqs        *sqs.Client
+	sim        *snowsim.Sim
+	front      *front
+	tickets    *state.Store
+	gateways   *registry.Store
+	w          *writer.Writer
+	logs       *syncBuffer
+	emf        *syncBuffer
+	gw         string
+	results    string // the results queue's URL
+	resultsDLQ string
+	url        string // the simulator's front
 }
 
 type syncBuffer struct {
@@ -126,10 +127,15 @@ func newEnv(t testing.TB) *env {
 	}
 	ctx := context.Background()
 	var err error
-	e.results, _, err = provision.CreateQueue(ctx, e.sqs, "t"+uuid.NewString()[:8]+"-", schema.Results)
+	e.results, e.resultsDLQ, err = provision.CreateQueue(ctx, e.sqs, "t"+uuid.NewString()[:8]+"-", schema.Results)
 	if err != nil {
 		t.Fatalf("create the results queue: %v", err)
 	}
+	t.Cleanup(func() {
+		for _, u := range []string{e.results, e.resultsDLQ} {
+			_, _ = e.sqs.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: aws.String(u)})
+		}
+	})
 	e.sim = snowsim.New(snowsim.WithUser(snowUser, snowPass))
 	e.front = &front{sim: e.sim}
 	srv := httptest.NewServer(e.front)

@@ -13,8 +13,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
+	"github.com/snowgate/snowgate/internal/awstest"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/schema"
 	"github.com/snowgate/snowgate/internal/servicenow"
 	"github.com/snowgate/snowgate/internal/snowsim"
 	"github.com/snowgate/snowgate/internal/state"
@@ -562,5 +564,108 @@ func TestNeutralize(t *testing.T) {
 		if got := writer.Neutralize(tt.text, tt.token); got != tt.want {
 			t.Errorf("Neutralize(%q, %q) = %q, want %q", tt.text, tt.token, got, tt.want)
 		}
+	}
+}
+
+// TestPoisonIsDeadLettered: through the real queue, a poison result is
+// reported failed on every receive until the redrive policy moves it,
+// unchanged, to the dead-letter queue.
+func TestPoisonIsDeadLettered(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const body = `{"job_id":"job-1","result_id":"r-1","status":"finished"}`
+	if _, err := e.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(e.results), MessageBody: aws.String(body)}); err != nil {
+		t.Fatal(err)
+	}
+	for receive := 1; receive <= schema.Results.MaxReceiveCount+1; receive++ {
+		out, err := e.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(e.results), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			break
+		}
+		if receive > schema.Results.MaxReceiveCount {
+			t.Fatalf("received %d times, past the queue's maximum receives", receive)
+		}
+		m := out.Messages[0]
+		msg := events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body)}
+		if failed := e.invoke(msg); len(failed) != 1 {
+			t.Fatalf("receive %d: batch failures %v, want the message", receive, failed)
+		}
+		// The visibility timeout passing, without the wait.
+		if _, err := e.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+			QueueUrl: aws.String(e.results), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead := awstest.Drain(t, e.sqs, e.resultsDLQ)
+	if len(dead) != 1 || aws.ToString(dead[0].Body) != body {
+		t.Errorf("dead-letter queue holds %d messages, want the poison result unchanged", len(dead))
+	}
+}
+
+// TestJobNotYetOnTicket: a result that arrives between the processor's
+// indexing of a new job and its recording on the ticket is retried, then
+// applied once the job is there.
+func TestJobNotYetOnTicket(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	sysID, _ := e.openJob("incident", incident())
+	k := e.key("incident", sysID)
+	// A new episode being decided: the version claimed, the job indexed,
+	// the ticket's job map still the old one.
+	if _, err := e.sim.Update("incident", sysID, map[string]string{"priority": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	v := e.version("incident", sysID)
+	token := uuid.NewString()
+	if _, err := e.tickets.Claim(ctx, state.Claim{Key: k, Mirror: v.Mirror, SysModCount: v.SysModCount, SysUpdatedOn: v.SysUpdatedOn, Token: token, Lease: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	next := "job_" + uuid.NewString()
+	if err := e.tickets.IndexJob(ctx, next, k); err != nil {
+		t.Fatal(err)
+	}
+	msg := resultMessage(result(next, queue.ResultInProgress))
+	if failed := e.invoke(msg); len(failed) != 1 {
+		t.Fatalf("batch failures %v, want the message retried", failed)
+	}
+	if got := e.written("incident", sysID); len(got.WorkNotes) != 0 {
+		t.Fatalf("work notes %q written before the job was on its ticket", got.WorkNotes)
+	}
+	if err := e.tickets.Finish(ctx, k, token, state.Result{Version: v.SysModCount, Status: state.StatusAccepted, JobID: next}); err != nil {
+		t.Fatal(err)
+	}
+	e.putJob(k, state.Job{ID: next, State: state.JobOpen, Episode: 2, Sequence: 1, OpenedAt: time.Now().UTC()})
+	if failed := e.invoke(msg); len(failed) != 0 {
+		t.Fatalf("retry: batch failures %v", failed)
+	}
+	if got := e.written("incident", sysID); len(got.WorkNotes) != 1 {
+		t.Errorf("work notes %q, want one", got.WorkNotes)
+	}
+}
+
+// TestResultsOfOneJobInOneBatch: results of one job applied concurrently
+// are all recorded, each written once.
+func TestResultsOfOneJobInOneBatch(t *testing.T) {
+	e := newEnv(t)
+	sysID, jobID := e.openJob("incident", incident())
+	progress := []queue.JobResult{result(jobID, queue.ResultInProgress), result(jobID, queue.ResultInProgress), result(jobID, queue.ResultInProgress)}
+	progress[1].WorkNote, progress[2].WorkNote = "Step two.", "Step three."
+	var msgs []events.SQSMessage
+	for _, r := range progress {
+		msgs = append(msgs, resultMessage(r))
+	}
+	if failed := e.invoke(msgs...); len(failed) != 0 {
+		t.Fatalf("batch failures %v; logs:\n%s", failed, e.logs)
+	}
+	if got := e.written("incident", sysID).WorkNotes; len(got) != 3 {
+		t.Errorf("work notes %q, want 3", got)
+	}
+	tk := e.ticket("incident", sysID)
+	if len(tk.Job.Results) != 3 || len(tk.ResultIDs) != 3 || tk.Job.State != state.JobOpen {
+		t.Errorf("job %+v, result ids %v; want 3 results and the job open", tk.Job, tk.ResultIDs)
 	}
 }
