@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -86,9 +88,13 @@ func (w *Writer) apply(ctx context.Context, rec events.SQSMessage) Outcome {
 	snowCtx, cancel := w.snowContext(ctx)
 	defer cancel()
 	var done []string
+	// known is the record as the last step left it, so the next step need
+	// not read it again.
+	var known servicenow.Record
 	for _, s := range p.Steps {
 		if !progress.Done(s.Name) {
-			if err := w.runStep(snowCtx, g, key, progress, s); err != nil {
+			var err error
+			if known, err = w.runStep(snowCtx, g, key, progress, s, known); err != nil {
 				return w.stepFailed(ctx, o, key, r, done, s, err)
 			}
 			if err := w.deps.Tickets.ResultStepDone(ctx, r.JobID, r.ResultID, s.Name); err != nil {
@@ -160,22 +166,32 @@ func (w *Writer) stepFailed(ctx context.Context, o Outcome, key state.Key, r que
 }
 
 // runStep writes one step, after the look in the journal that a resumed
-// result needs, and records the version it produced on the ticket. A 401
+// result needs, and records the version it produced on the ticket. known
+// is the record as the previous step left it (nil: read it). It returns
+// the record as this step leaves it, nil when that is not known. A 401
 // resets the gateway's credentials and tries once more.
-func (w *Writer) runStep(ctx context.Context, g registry.Gateway, key state.Key, progress state.ResultProgress, s step) error {
-	var err error
+func (w *Writer) runStep(ctx context.Context, g registry.Gateway, key state.Key, progress state.ResultProgress, s step, known servicenow.Record) (servicenow.Record, error) {
+	var (
+		err   error
+		after servicenow.Record
+	)
 	for attempt := 0; attempt < 2; attempt++ {
 		var inst Instance
 		if inst, err = w.deps.ServiceNow.Connect(ctx, g); err != nil {
-			return err
+			return nil, err
 		}
-		err = w.call(ctx, g, func() error { return w.write(ctx, inst, key, progress, s) })
+		err = w.call(ctx, g, func() error {
+			var err error
+			after, err = w.write(ctx, inst, key, progress, s, known)
+			return err
+		})
 		if !isAuthFailure(err) || attempt > 0 || errors.Is(err, servicenow.ErrJournalUnconfirmed) {
 			break
 		}
 		w.deps.ServiceNow.Reset(g)
+		known = nil
 	}
-	return err
+	return after, err
 }
 
 // readFields are what the writer reads of a record before a step: what the
@@ -189,15 +205,17 @@ func readFields(table string) []string {
 	return append(slices.Clone(fields), servicenow.FieldCloseCode, servicenow.FieldCloseNotes)
 }
 
-func (w *Writer) write(ctx context.Context, inst Instance, key state.Key, progress state.ResultProgress, s step) error {
+func (w *Writer) write(ctx context.Context, inst Instance, key state.Key, progress state.ResultProgress, s step, before servicenow.Record) (servicenow.Record, error) {
 	fields := readFields(key.Table)
-	before, err := inst.Get(ctx, key.Table, key.SysID, fields...)
-	if err != nil {
-		return err
+	if before == nil {
+		var err error
+		if before, err = inst.Get(ctx, key.Table, key.SysID, fields...); err != nil {
+			return nil, err
+		}
 	}
 	bv, err := state.VersionOf(key.Table, before)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	own := state.OwnWrite{Before: bv.SysModCount, BeforeHash: bv.Mirror.Hash()}
 
@@ -207,40 +225,49 @@ func (w *Writer) write(ctx context.Context, inst Instance, key state.Key, progre
 			// recording the step.
 			found, err := inJournal(ctx, inst, key.SysID, s, progress)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if found {
-				return nil
+				return nil, nil
 			}
 		}
 		jw, err := inst.WriteJournal(ctx, key.Table, key.SysID, s.Field, s.Text, bv.SysModCount)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if jw.ModCount > 0 {
-			own.After = jw.ModCount
-			w.recordOwn(ctx, key, own)
+		if jw.ModCount == 0 {
+			// Confirmed from the journal: the version is not known.
+			return nil, nil
 		}
-		return nil
+		own.After = jw.ModCount
+		w.recordOwn(ctx, key, own)
+		if jw.ModCount != bv.SysModCount+1 {
+			// Someone else wrote in between: the fields read are stale.
+			return nil, nil
+		}
+		// A journal entry changes no field but the version.
+		after := maps.Clone(before)
+		after[servicenow.FieldSysModCount] = strconv.Itoa(jw.ModCount)
+		return after, nil
 	}
 
 	if setAlready(before, s.Set) {
-		return nil
+		return before, nil
 	}
 	after, err := inst.UpdateFields(ctx, key.Table, key.SysID, s.Set, fields...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	av, err := state.VersionOf(key.Table, after)
 	if err != nil {
 		// Stored, but the answer does not say which version it made: the
 		// processor will see the change and compare it itself.
 		w.log.WarnContext(ctx, "own write's version unreadable", "sys_id", key.SysID, "error", err.Error())
-		return nil
+		return nil, nil
 	}
 	own.After, own.Version = av.SysModCount, &av
 	w.recordOwn(ctx, key, own)
-	return nil
+	return after, nil
 }
 
 // recordOwn stores our write's version on the ticket. A failure only costs
