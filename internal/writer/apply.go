@@ -19,6 +19,10 @@ import (
 	"github.com/snowgate/snowgate/internal/state"
 )
 
+// errRecordClosed: a person closed or cancelled the record while the
+// result was on its way; resolving or reassigning it now would undo that.
+var errRecordClosed = errors.New("the record is closed")
+
 // apply takes one result message to its outcome.
 func (w *Writer) apply(ctx context.Context, rec events.SQSMessage) Outcome {
 	o := Outcome{MessageID: rec.MessageId}
@@ -147,6 +151,10 @@ func (w *Writer) stepFailed(ctx context.Context, o Outcome, key state.Key, r que
 		prefix = strings.Join(done, ", ") + "; "
 	}
 	switch {
+	case errors.Is(err, errRecordClosed):
+		// The processor sees the close and cancels the job.
+		o = w.record(ctx, o, key, r, OutcomeNotWritten, prefix+"record closed in ServiceNow meanwhile: "+s.Says+" not written", "", false)
+		o.SnowFailure = false
 	case errors.Is(err, servicenow.ErrNotFound):
 		o = w.record(ctx, o, key, r, OutcomeRecordGone, prefix+"record not found in ServiceNow (deleted, or hidden by an ACL): "+s.Says+" not written", "", false)
 	case errors.Is(err, servicenow.ErrForbidden), errors.Is(err, servicenow.ErrJournalNotStored):
@@ -251,6 +259,9 @@ func (w *Writer) write(ctx context.Context, inst Instance, key state.Key, progre
 		return after, nil
 	}
 
+	if before[servicenow.FieldActive] == "false" {
+		return nil, errRecordClosed
+	}
 	if setAlready(before, s.Set) {
 		return before, nil
 	}

@@ -45,7 +45,9 @@
 // result for a cancelled job, an ended job, or a job that is no longer its
 // ticket's current one is recorded on the ticket (job.results, with why in
 // "applied") and not written, and so is a result of an inactive or deleted
-// gateway: deactivating a gateway stops every write to its instance.
+// gateway: deactivating a gateway stops every write to its instance. A
+// record a person closed or cancelled while the result was on its way is
+// not resolved or reassigned over that (the processor cancels the job).
 //
 // # ServiceNow failures
 //

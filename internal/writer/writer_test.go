@@ -669,3 +669,24 @@ func TestResultsOfOneJobInOneBatch(t *testing.T) {
 		t.Errorf("job %+v, result ids %v; want 3 results and the job open", tk.Job, tk.ResultIDs)
 	}
 }
+
+// TestClosedMeanwhile: a person closed the incident before the result came:
+// the writer does not resolve it over the person's close.
+func TestClosedMeanwhile(t *testing.T) {
+	e := newEnv(t)
+	sysID, jobID := e.openJob("incident", incident())
+	if _, err := e.sim.Update("incident", sysID, map[string]string{"state": "8"}); err != nil {
+		t.Fatal(err)
+	}
+	if failed := e.invoke(resultMessage(result(jobID, queue.ResultSucceeded))); len(failed) != 0 {
+		t.Fatalf("batch failures %v", failed)
+	}
+	got := e.written("incident", sysID)
+	if got.State != "8" || got.CloseCode != "" {
+		t.Errorf("record %+v, want it left cancelled (8)", got)
+	}
+	tk := e.ticket("incident", sysID)
+	if len(tk.Job.Results) != 1 || !strings.Contains(tk.Job.Results[0].Applied, "record closed in ServiceNow meanwhile") {
+		t.Errorf("job results %+v, want the close noted", tk.Job.Results)
+	}
+}
