@@ -68,6 +68,7 @@ type env struct {
 	gw         string
 	results    string // the results queue's URL
 	resultsDLQ string
+	sm         *secretsmanager.Client
 	url        string // the simulator's front
 }
 
@@ -147,7 +148,8 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 
-	store := secrets.New(secretsmanager.NewFromConfig(awsCfg))
+	e.sm = secretsmanager.NewFromConfig(awsCfg)
+	store := secrets.New(e.sm)
 	e.gateways = registry.New(e.ddb, e.res.RegistryTable)
 	ops := registration.New(e.gateways, store,
 		registration.WithSecretPrefix(awstest.UniqueName("snowgate-test-")+"/"),

@@ -2,12 +2,14 @@ package writer_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/google/go-cmp/cmp"
@@ -688,5 +690,40 @@ func TestClosedMeanwhile(t *testing.T) {
 	tk := e.ticket("incident", sysID)
 	if len(tk.Job.Results) != 1 || !strings.Contains(tk.Job.Results[0].Applied, "record closed in ServiceNow meanwhile") {
 		t.Errorf("job results %+v, want the close noted", tk.Job.Results)
+	}
+}
+
+// TestCredentialsRotated: credentials the instance refuses (401) are read
+// again once; still refused, the result is retried, not dropped, and it is
+// applied once the secret holds working credentials.
+func TestCredentialsRotated(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	sysID, jobID := e.openJob("incident", incident())
+	g, err := e.gateways.Gateway(ctx, e.gw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setPassword := func(pw string) {
+		t.Helper()
+		b, _ := json.Marshal(registry.Credentials{Auth: registry.AuthBasic, Username: snowUser, Password: pw})
+		if _, err := e.sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(g.CredentialsSecretARN), SecretString: aws.String(string(b))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setPassword("wrong")
+	msg := resultMessage(result(jobID, queue.ResultInProgress))
+	if failed := e.invoke(msg); len(failed) != 1 {
+		t.Fatalf("refused credentials: batch failures %v, want the message retried", failed)
+	}
+	if !strings.Contains(e.logs.String(), "401") {
+		t.Errorf("logs do not show the 401:\n%s", e.logs)
+	}
+	setPassword(snowPass)
+	if failed := e.invoke(msg); len(failed) != 0 {
+		t.Fatalf("after the rotation: batch failures %v; logs:\n%s", failed, e.logs)
+	}
+	if got := e.written("incident", sysID).WorkNotes; len(got) != 1 {
+		t.Errorf("work notes %q, want one", got)
 	}
 }
