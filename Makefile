@@ -11,7 +11,7 @@ STATICCHECK   := $(TOOLS)/staticcheck
 # AWS Lambda runtime interface emulator, for make bench's cold starts (a tool, not a module dependency).
 RIE_VERSION   := v0.0.0-20261030222936-bef5c4ba774d
 RIE           := $(TOOLS)/aws-lambda-rie
-FUNCTIONS     := ingest processor reconciler
+FUNCTIONS     := ingest processor reconciler writer
 # Lambda binaries: linux/arm64, no cgo, no RPC shim (provided.al2023).
 LAMBDA_ENV    := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 LAMBDA_FLAGS  := -trimpath -tags lambda.norpc -ldflags='-s -w'

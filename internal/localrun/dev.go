@@ -36,6 +36,7 @@ const (
 	Ingest     = "ingest"
 	Processor  = "processor"
 	Reconciler = "reconciler"
+	Writer     = "writer"
 )
 
 // functionSettings mirror the CDK stack's (infra/stack/service.go): a
@@ -48,12 +49,15 @@ var functionSettings = []struct {
 	{Ingest, 10 * time.Second, 256},
 	{Processor, schema.ProcessorTimeout, 512},
 	{Reconciler, 90 * time.Second, 256},
+	{Writer, schema.WriterTimeout, 256},
 }
 
-// The processor's SQS event source, as in the CDK stack.
+// The processor's and the writer's SQS event sources, as in the CDK stack.
 const (
 	processorBatchSize = 10
 	processorWindow    = time.Second
+	writerBatchSize    = 10
+	writerWindow       = time.Second
 )
 
 // Concurrency of make dev when DevConfig leaves it zero: sized for a
@@ -259,7 +263,7 @@ func demoSim(user, pass string, opts ...snowsim.Option) (*snowsim.Sim, error) {
 	return sim, nil
 }
 
-// startFunctions registers the three functions and the HTTP API in the
+// startFunctions registers the functions and the HTTP API in the
 // emulator, starts the bootstraps that are built, the front, the SQS event
 // source and the schedule.
 func (d *dev) startFunctions(ctx context.Context, cfg aws.Config) error {
@@ -283,6 +287,10 @@ func (d *dev) startFunctions(ctx context.Context, cfg aws.Config) error {
 			return err
 		}
 		arns[s.name] = arn
+		if s.name == Writer && env[schema.EnvResultsQueueURL] == "" {
+			d.log.Warn("no results queue: the writer is registered but not started", "function", fn.Name)
+			continue
+		}
 		if _, err := os.Stat(fn.Bootstrap); err != nil {
 			d.log.Warn("function not built: registered but not running; invocations of it fail",
 				"function", fn.Name, "bootstrap", fn.Bootstrap, "hint", "make build-local")
@@ -331,6 +339,18 @@ func (d *dev) startFunctions(ctx context.Context, cfg aws.Config) error {
 		// Polling for a function that cannot run would only push every
 		// message to the dead-letter queue.
 		d.log.Warn("the intake queue is not polled: the processor is not built")
+	}
+	if slices.Contains(running, Writer) {
+		src := &SQSSource{
+			SQS: sqs.NewFromConfig(cfg), Lambda: lc, Log: d.log,
+			QueueURL: env[schema.EnvResultsQueueURL], Function: d.c.Prefix + Writer, Region: cfg.Region,
+			BatchSize: writerBatchSize, Window: writerWindow, Concurrency: 1,
+		}
+		d.wg.Go(func() {
+			if err := src.Run(ctx); err != nil {
+				d.log.Error("SQS event source stopped", "queue", "results", "error", err)
+			}
+		})
 	}
 	if slices.Contains(running, Reconciler) {
 		sched := &Schedule{

@@ -158,6 +158,7 @@ func (d *dev) printSummary() {
 				Processor: fmt.Sprintf("SQS batches from the intake queue, up to %d at once; %d environments",
 					countOr(d.c.ProcessorBatches, DefaultProcessorBatches), d.c.environments(Processor)),
 				Reconciler: "every " + orInterval(d.c.Interval).String(),
+				Writer:     "SQS batches from the results queue",
 			}[s.name]
 			if !slices.Contains(d.running, s.name) {
 				what = "NOT BUILT: make build-local once functions/" + s.name + " exists"
