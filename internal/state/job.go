@@ -50,6 +50,11 @@ type Job struct {
 	EndedAt  time.Time         `dynamodbav:"ended_at,omitempty"`
 	Events   []JobEventRecord  `dynamodbav:"events,omitempty"`
 	Results  []JobResultRecord `dynamodbav:"results,omitempty"`
+	// EndedBy is the result id that ended the job. The writer ends the job
+	// before it writes the result to ServiceNow (EndJobForResult), so the
+	// echo of its own resolve finds no open job to cancel; a redelivery of
+	// that result then carries on with its steps.
+	EndedBy string `dynamodbav:"ended_by,omitempty"`
 }
 
 // Open reports whether the job is open.

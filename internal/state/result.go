@@ -201,26 +201,9 @@ func (s *Store) FinishResult(ctx context.Context, k Key, f ResultFinish) (string
 }
 
 func (s *Store) finishResult(ctx context.Context, k Key, f ResultFinish) (string, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: pkKey(k.PK()), ConsistentRead: aws.Bool(true)})
+	cur, err := s.readJob(ctx, k, f.JobID, f.Record.ResultID, f.AnyJob)
 	if err != nil {
-		return "", fmt.Errorf("get ticket %s: %w", k.PK(), err)
-	}
-	if out.Item == nil {
-		return "", fmt.Errorf("ticket %s: %w", k.PK(), ErrNotFound)
-	}
-	if ss, ok := out.Item[attrResultIDs].(*ddbtypes.AttributeValueMemberSS); ok && slices.Contains(ss.Value, f.Record.ResultID) {
-		return "", fmt.Errorf("result %s on %s: %w", f.Record.ResultID, k.PK(), ErrResultApplied)
-	}
-	jobAV, ok := out.Item["job"].(*ddbtypes.AttributeValueMemberM)
-	if !ok {
-		return "", fmt.Errorf("result %s of job %s on %s: no job: %w", f.Record.ResultID, f.JobID, k.PK(), ErrJobChanged)
-	}
-	var job Job
-	if err := attributevalue.Unmarshal(jobAV, &job); err != nil {
-		return "", fmt.Errorf("decode the job of %s: %w", k.PK(), err)
-	}
-	if !f.AnyJob && job.ID != f.JobID {
-		return "", fmt.Errorf("result %s of job %s on %s: %w", f.Record.ResultID, f.JobID, k.PK(), ErrJobChanged)
+		return "", err
 	}
 	rec, err := attributevalue.MarshalMap(f.Record)
 	if err != nil {
@@ -228,62 +211,26 @@ func (s *Store) finishResult(ctx context.Context, k Key, f ResultFinish) (string
 	}
 	now := s.now()
 	// Keep every attribute of the map, ours or not, and change only ours.
-	m := maps.Clone(jobAV.Value)
+	m := maps.Clone(cur.av.Value)
 	var results []ddbtypes.AttributeValue
 	if l, ok := m["results"].(*ddbtypes.AttributeValueMemberL); ok {
 		results = slices.Clone(l.Value)
 	}
 	m["results"] = &ddbtypes.AttributeValueMemberL{Value: append(results, &ddbtypes.AttributeValueMemberM{Value: rec})}
 	set := ""
-	if f.JobState != "" && job.Open() {
+	switch {
+	case f.JobState != "" && cur.job.Open():
 		set = f.JobState
 		m["state"] = str(set)
 		if set != JobOpen {
 			m["ended_at"] = timeAV(now)
+			m["ended_by"] = str(f.Record.ResultID)
 		}
+	case f.JobState != "" && cur.job.EndedBy == f.Record.ResultID:
+		// EndJobForResult ended it before the writes.
+		set = cur.job.State
 	}
-
-	names := map[string]string{
-		"#job": "job", "#rids": attrResultIDs, "#rev": attrJobRev, "#jid": "id", "#jstate": "state", "#jseq": "sequence",
-		"#updated_at": "updated_at", "#gsi1pk": schema.AttrGSI1PK, "#gsi1sk": schema.AttrGSI1SK,
-	}
-	values := map[string]ddbtypes.AttributeValue{
-		":job":    &ddbtypes.AttributeValueMemberM{Value: m},
-		":rid":    str(f.Record.ResultID),
-		":ridset": &ddbtypes.AttributeValueMemberSS{Value: []string{f.Record.ResultID}},
-		":oldjid": str(job.ID),
-		":oldst":  str(job.State),
-		":now":    timeAV(now),
-		":gsi1pk": str(gatewayIndexPK + k.GatewayID),
-		":gsi1sk": str(now.UTC().Format(updatedLayout)),
-	}
-	cond := "#job.#jid = :oldjid AND #job.#jstate = :oldst AND (attribute_not_exists(#rids) OR NOT contains(#rids, :rid))"
-	if seq, ok := jobAV.Value["sequence"]; ok {
-		values[":oldseq"] = seq
-		cond += " AND #job.#jseq = :oldseq"
-	} else {
-		cond += " AND attribute_not_exists(#job.#jseq)"
-	}
-	rev := 0
-	if n, ok := out.Item[attrJobRev].(*ddbtypes.AttributeValueMemberN); ok {
-		if rev, err = strconv.Atoi(n.Value); err != nil {
-			return "", fmt.Errorf("decode %s of %s: %w", attrJobRev, k.PK(), err)
-		}
-		values[":oldrev"] = n
-		cond += " AND #rev = :oldrev"
-	} else {
-		cond += " AND attribute_not_exists(#rev)"
-	}
-	values[":rev"] = num(rev + 1)
-	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(s.table),
-		Key:       pkKey(k.PK()),
-		UpdateExpression: aws.String("SET #job = :job, #rev = :rev, #updated_at = :now, #gsi1pk = :gsi1pk, #gsi1sk = :gsi1sk " +
-			"ADD #rids :ridset"),
-		ConditionExpression:       aws.String(cond),
-		ExpressionAttributeNames:  names,
-		ExpressionAttributeValues: values,
-	})
+	err = s.replaceJob(ctx, k, cur, m, true, f.Record.ResultID)
 	if err != nil {
 		var cf *ddbtypes.ConditionalCheckFailedException
 		if errors.As(err, &cf) {
@@ -292,6 +239,136 @@ func (s *Store) finishResult(ctx context.Context, k Key, f ResultFinish) (string
 		return "", fmt.Errorf("finish result %s on %s: %w", f.Record.ResultID, k.PK(), err)
 	}
 	return set, nil
+}
+
+// EndJobForResult ends an open job in the state a result will leave it in
+// (JobSucceeded, JobFailed, JobPartial, JobEscalated), before the writer
+// writes the result to ServiceNow. Its resolve or reassignment echoes back
+// through the Business Rule within milliseconds, possibly before the writer
+// has recorded the version it made: a job still open would then read as
+// "a person resolved the ticket" and be cancelled. It returns ErrJobChanged
+// when the job is not the result's or not open, unless this result ended
+// it already (a redelivery), which is not an error.
+func (s *Store) EndJobForResult(ctx context.Context, k Key, jobID, resultID, jobState string) error {
+	for range 8 {
+		cur, err := s.readJob(ctx, k, jobID, resultID, false)
+		if err != nil {
+			return err
+		}
+		if cur.job.EndedBy == resultID {
+			return nil
+		}
+		if !cur.job.Open() {
+			return fmt.Errorf("end job %s on %s: the job is %s: %w", jobID, k.PK(), cur.job.State, ErrJobChanged)
+		}
+		m := maps.Clone(cur.av.Value)
+		m["state"] = str(jobState)
+		m["ended_at"] = timeAV(s.now())
+		m["ended_by"] = str(resultID)
+		err = s.replaceJob(ctx, k, cur, m, false, resultID)
+		var cf *ddbtypes.ConditionalCheckFailedException
+		if errors.As(err, &cf) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("end job %s on %s: %w", jobID, k.PK(), err)
+		}
+		return nil
+	}
+	return fmt.Errorf("end job %s on %s: %w", jobID, k.PK(), ErrBusy)
+}
+
+// currentJob is a ticket's job map as read, with what guards its rewrite.
+type currentJob struct {
+	av  *ddbtypes.AttributeValueMemberM
+	job Job
+	rev *ddbtypes.AttributeValueMemberN // nil before the writer's first write
+}
+
+// readJob reads the ticket's job for a result: ErrResultApplied when the
+// result id is recorded, ErrJobChanged when the ticket has no job or
+// (unless anyJob) another one.
+func (s *Store) readJob(ctx context.Context, k Key, jobID, resultID string, anyJob bool) (currentJob, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: pkKey(k.PK()), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return currentJob{}, fmt.Errorf("get ticket %s: %w", k.PK(), err)
+	}
+	if out.Item == nil {
+		return currentJob{}, fmt.Errorf("ticket %s: %w", k.PK(), ErrNotFound)
+	}
+	if ss, ok := out.Item[attrResultIDs].(*ddbtypes.AttributeValueMemberSS); ok && slices.Contains(ss.Value, resultID) {
+		return currentJob{}, fmt.Errorf("result %s on %s: %w", resultID, k.PK(), ErrResultApplied)
+	}
+	jobAV, ok := out.Item["job"].(*ddbtypes.AttributeValueMemberM)
+	if !ok {
+		return currentJob{}, fmt.Errorf("result %s of job %s on %s: no job: %w", resultID, jobID, k.PK(), ErrJobChanged)
+	}
+	cur := currentJob{av: jobAV}
+	if err := attributevalue.Unmarshal(jobAV, &cur.job); err != nil {
+		return currentJob{}, fmt.Errorf("decode the job of %s: %w", k.PK(), err)
+	}
+	if !anyJob && cur.job.ID != jobID {
+		return currentJob{}, fmt.Errorf("result %s of job %s on %s: %w", resultID, jobID, k.PK(), ErrJobChanged)
+	}
+	if n, ok := out.Item[attrJobRev].(*ddbtypes.AttributeValueMemberN); ok {
+		cur.rev = n
+	}
+	return cur, nil
+}
+
+// replaceJob writes the job map m back in place of cur, guarded by a
+// condition on everything another writer of it changes: its id, state and
+// sequence (the processor's) and job_rev (bumped here). With addResult,
+// the result id joins result_ids in the same write. A
+// ConditionalCheckFailedException means the job changed meanwhile.
+func (s *Store) replaceJob(ctx context.Context, k Key, cur currentJob, m map[string]ddbtypes.AttributeValue, addResult bool, resultID string) error {
+	now := s.now()
+	names := map[string]string{
+		"#job": "job", "#rids": attrResultIDs, "#rev": attrJobRev, "#jid": "id", "#jstate": "state", "#jseq": "sequence",
+		"#updated_at": "updated_at", "#gsi1pk": schema.AttrGSI1PK, "#gsi1sk": schema.AttrGSI1SK,
+	}
+	values := map[string]ddbtypes.AttributeValue{
+		":job":    &ddbtypes.AttributeValueMemberM{Value: m},
+		":rid":    str(resultID),
+		":oldjid": str(cur.job.ID),
+		":oldst":  str(cur.job.State),
+		":now":    timeAV(now),
+		":gsi1pk": str(gatewayIndexPK + k.GatewayID),
+		":gsi1sk": str(now.UTC().Format(updatedLayout)),
+	}
+	cond := "#job.#jid = :oldjid AND #job.#jstate = :oldst AND (attribute_not_exists(#rids) OR NOT contains(#rids, :rid))"
+	if seq, ok := cur.av.Value["sequence"]; ok {
+		values[":oldseq"] = seq
+		cond += " AND #job.#jseq = :oldseq"
+	} else {
+		cond += " AND attribute_not_exists(#job.#jseq)"
+	}
+	rev := 0
+	if cur.rev != nil {
+		var err error
+		if rev, err = strconv.Atoi(cur.rev.Value); err != nil {
+			return fmt.Errorf("decode %s of %s: %w", attrJobRev, k.PK(), err)
+		}
+		values[":oldrev"] = cur.rev
+		cond += " AND #rev = :oldrev"
+	} else {
+		cond += " AND attribute_not_exists(#rev)"
+	}
+	values[":rev"] = num(rev + 1)
+	update := "SET #job = :job, #rev = :rev, #updated_at = :now, #gsi1pk = :gsi1pk, #gsi1sk = :gsi1sk"
+	if addResult {
+		update += " ADD #rids :ridset"
+		values[":ridset"] = &ddbtypes.AttributeValueMemberSS{Value: []string{resultID}}
+	}
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       pkKey(k.PK()),
+		UpdateExpression:          aws.String(update),
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+	})
+	return err
 }
 
 // OwnWrite is a version of a record that the writer's own write produced.

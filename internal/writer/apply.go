@@ -76,9 +76,12 @@ func (w *Writer) apply(ctx context.Context, rec events.SQSMessage) Outcome {
 	case !g.Active:
 		return w.record(ctx, o, key, r, OutcomeNotWritten, "gateway inactive: not written", "", false)
 	}
-	switch t.Job.State {
-	case state.JobOpen:
-	case state.JobCancelled:
+	switch {
+	case t.Job.State == state.JobOpen:
+	case t.Job.EndedBy == r.ResultID:
+		// This result ended the job before its writes (a redelivery):
+		// carry on with the steps not done yet.
+	case t.Job.State == state.JobCancelled:
 		return w.record(ctx, o, key, r, OutcomeCancelled, appliedJobCancelled, "", false)
 	default:
 		return w.record(ctx, o, key, r, OutcomeNotWritten, "job already "+t.Job.State+": not written", "", false)
@@ -88,6 +91,18 @@ func (w *Writer) apply(ctx context.Context, rec events.SQSMessage) Outcome {
 	progress, err := w.deps.Tickets.StartResult(ctx, r.JobID, r.ResultID)
 	if err != nil {
 		return retry(o, "start the result", err)
+	}
+	if p.JobState != "" && p.JobState != state.JobOpen {
+		// Ended before the writes: the echo of our resolve or reassignment
+		// must not find an open job, or it reads as a person's close.
+		err := w.deps.Tickets.EndJobForResult(ctx, key, r.JobID, r.ResultID, p.JobState)
+		switch {
+		case errors.Is(err, state.ErrJobChanged):
+			// Cancelled or ended meanwhile: recorded, not written.
+			return w.record(ctx, o, key, r, OutcomeNotWritten, "the job ended meanwhile: not written", "", true)
+		case err != nil:
+			return retry(o, "end the job", err)
+		}
 	}
 	snowCtx, cancel := w.snowContext(ctx)
 	defer cancel()

@@ -95,6 +95,7 @@ type Tickets interface {
 	StartResult(ctx context.Context, jobID, resultID string) (state.ResultProgress, error)
 	ResultStepDone(ctx context.Context, jobID, resultID, step string) error
 	FinishResult(ctx context.Context, k state.Key, f state.ResultFinish) (string, error)
+	EndJobForResult(ctx context.Context, k state.Key, jobID, resultID, jobState string) error
 	RecordOwnWrite(ctx context.Context, k state.Key, w state.OwnWrite) (bool, error)
 }
 
