@@ -165,7 +165,7 @@ func (e *Engine) Handle(ctx context.Context, m sqstypes.Message) error {
 			return err
 		}
 		if hasFinal {
-			log.Info("job started; final result after the delay", "status", final.Status, "delay", e.delay())
+			log.Info("job started; final result after the delay", "status", final.Status, "delay", e.delay().String())
 			sleep(ctx, e.delay())
 			if ctx.Err() != nil {
 				return ctx.Err()
