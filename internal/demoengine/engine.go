@@ -52,6 +52,10 @@ const (
 	MarkerHold    = "[hold]"
 )
 
+// NotePrefix begins every work note the engine writes, so its notes are
+// told apart from the gateway's own on the ticket.
+const NotePrefix = "Demo engine: "
+
 // DefaultDelay is how long a job runs before its final result.
 const DefaultDelay = 2 * time.Second
 
@@ -238,7 +242,7 @@ func (e *Engine) log() *slog.Logger {
 func started(ev queue.JobEvent) queue.JobResult {
 	return queue.JobResult{
 		JobID: ev.JobID, ResultID: ResultIDFor(ev.EventID, KindStarted), Status: queue.ResultInProgress,
-		WorkNote: fmt.Sprintf("Demo engine: started job %s on %s (%s).", ev.JobID, ev.Number, ev.Ticket.ShortDescription),
+		WorkNote: fmt.Sprintf(NotePrefix+"started job %s on %s (%s).", ev.JobID, ev.Number, ev.Ticket.ShortDescription),
 	}
 }
 
@@ -253,18 +257,18 @@ func finalResult(ev queue.JobEvent) (queue.JobResult, bool) {
 	case strings.Contains(desc, MarkerFail):
 		r.Status = queue.ResultFailed
 		r.Summary = fmt.Sprintf("The automation could not fix %s.", ev.Number)
-		r.WorkNote = fmt.Sprintf("Demo engine: job %s failed (the short description asks for it with %s). "+
+		r.WorkNote = fmt.Sprintf(NotePrefix+"job %s failed (the short description asks for it with %s). "+
 			"Nothing was changed; a person needs to look at %s.", ev.JobID, MarkerFail, ev.Number)
 	case strings.Contains(desc, MarkerPartial):
 		r.Status = queue.ResultPartial
 		r.Summary = fmt.Sprintf("The automation fixed part of %s.", ev.Number)
-		r.WorkNote = fmt.Sprintf("Demo engine: job %s did part of the work (the short description asks for it with %s); "+
+		r.WorkNote = fmt.Sprintf(NotePrefix+"job %s did part of the work (the short description asks for it with %s); "+
 			"the rest needs a person.", ev.JobID, MarkerPartial)
 		r.PublicComment = "Part of this was fixed automatically; a person from the support team will finish it."
 	default:
 		r.Status = queue.ResultSucceeded
 		r.Summary = fmt.Sprintf("Fixed automatically by job %s: %s.", ev.JobID, ev.Ticket.ShortDescription)
-		r.WorkNote = fmt.Sprintf("Demo engine: job %s succeeded on %s.", ev.JobID, ev.Number)
+		r.WorkNote = fmt.Sprintf(NotePrefix+"job %s succeeded on %s.", ev.JobID, ev.Number)
 		r.PublicComment = "This was fixed automatically."
 	}
 	return r, true
@@ -280,15 +284,15 @@ func acknowledgement(ev queue.JobEvent) queue.JobResult {
 	r := queue.JobResult{JobID: ev.JobID, ResultID: ResultIDFor(ev.EventID, KindAck), Status: queue.ResultInProgress}
 	switch {
 	case ev.Type == queue.EventJobFollowUp && ev.Message != nil:
-		r.WorkNote = fmt.Sprintf("Demo engine: job %s received the follow-up from %s: %q", ev.JobID,
+		r.WorkNote = fmt.Sprintf(NotePrefix+"job %s received the follow-up from %s: %q", ev.JobID,
 			orSomeone(ev.Message.Author), truncate(ev.Message.Text, quoteMax))
 	case ev.Type == queue.EventJobFollowUp:
-		r.WorkNote = fmt.Sprintf("Demo engine: job %s received a follow-up without a message.", ev.JobID)
+		r.WorkNote = fmt.Sprintf(NotePrefix+"job %s received a follow-up without a message.", ev.JobID)
 	case len(ev.ChangedFields) > 0:
-		r.WorkNote = fmt.Sprintf("Demo engine: job %s noted the change of %s (event %d).", ev.JobID,
+		r.WorkNote = fmt.Sprintf(NotePrefix+"job %s noted the change of %s (event %d).", ev.JobID,
 			strings.Join(ev.ChangedFields, ", "), ev.Sequence)
 	default:
-		r.WorkNote = fmt.Sprintf("Demo engine: job %s noted an update (event %d).", ev.JobID, ev.Sequence)
+		r.WorkNote = fmt.Sprintf(NotePrefix+"job %s noted an update (event %d).", ev.JobID, ev.Sequence)
 	}
 	return r
 }
