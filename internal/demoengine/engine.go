@@ -129,7 +129,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		for _, m := range out.Messages {
 			wg.Go(func() {
-				if err := e.Handle(ctx, m); err != nil && ctx.Err() == nil {
+				err := e.Handle(ctx, m)
+				switch {
+				case err == nil || ctx.Err() != nil:
+				case errors.Is(err, ErrMalformedEvent):
+					e.log().Error("not a job event: left on the queue, whose redrive policy dead-letters it",
+						"message_id", aws.ToString(m.MessageId), "error", err)
+				default:
 					e.log().Error("job event not answered; it will be delivered again",
 						"message_id", aws.ToString(m.MessageId), "error", err)
 				}

@@ -182,8 +182,8 @@ func (d *dev) printSummary() {
 		if delay <= 0 {
 			delay = demoengine.DefaultDelay
 		}
-		fmt.Fprintf(out, "  engine          demo: answers job events on the results queue, a final result after %s\n"+
-			"                  (succeeded; %s, %s or %s in a short description choose failed, partial, none)\n",
+		fmt.Fprintf(out, "  engine          demo: answers job events on the results queue; a job succeeds after %s,\n"+
+			"                  or fails, partly succeeds or stays open with %s, %s or %s in its short description\n",
 			delay, demoengine.MarkerFail, demoengine.MarkerPartial, demoengine.MarkerHold)
 	default:
 		fmt.Fprintf(out, "  engine          off: job events wait on $%s; send results to $%s\n",
@@ -196,7 +196,7 @@ func (d *dev) printSummary() {
 	}
 	fmt.Fprintf(out, "\nTry, in another terminal:\n\n")
 	fmt.Fprintf(out, "  source %s\n", d.c.EnvFile)
-	fmt.Fprintf(out, "  make demo                     # create and update incidents and changes in the simulator\n")
+	fmt.Fprintf(out, "  make demo                     # changes in the simulator, answered by the engine, written back\n")
 	fmt.Fprintf(out, "  bin/2501 infra ticket list    # what happened to each record\n")
 	fmt.Fprintf(out, "  bin/2501 infra webhook list   # the demo webhooks; create your own with bin/2501 infra webhook create\n")
 	if d.apiURL != "" && len(d.demo.webhooks) > 0 {
