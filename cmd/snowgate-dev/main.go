@@ -75,7 +75,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		defer cancel()
 		return localrun.Demo(ctx, env, os.Stdout)
 	}
