@@ -358,3 +358,20 @@ func uniqueSorted(in []string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Lambda checks the role's permissions when CloudFormation creates an
+// event source mapping, so the writer's policy must exist first: the
+// mapping refers to the function, which depends on its role's policy.
+func TestWriterPolicyBeforeItsEventSource(t *testing.T) {
+	fn := function(t, stack.Writer)
+	deps := fmt.Sprint(fn["DependsOn"])
+	policy := ""
+	for id, pol := range fx.svcDoc.resources("AWS::IAM::Policy") {
+		if strings.Contains(fmt.Sprint(props(pol)["Roles"]), stack.Writer+"Role") {
+			policy = id
+		}
+	}
+	if policy == "" || !strings.Contains(deps, policy) {
+		t.Errorf("writer function depends on %s, want its role's policy %q", deps, policy)
+	}
+}
