@@ -60,7 +60,9 @@ const (
 // eventSource is one of the stack's SQS event source mappings: which
 // function consumes which queue, in batches of what size.
 type eventSource struct {
-	function  string
+	function string
+	// queue names the queue in make dev's summary ("intake").
+	queue     string
 	queueURL  func(provision.Resources) string
 	batchSize int
 	window    time.Duration
@@ -73,7 +75,7 @@ type eventSource struct {
 // cannot run would only push every message to the dead-letter queue.
 var eventSources = []eventSource{
 	{
-		function: Processor, queueURL: func(r provision.Resources) string { return r.IntakeQueueURL },
+		function: Processor, queue: "intake", queueURL: func(r provision.Resources) string { return r.IntakeQueueURL },
 		batchSize: processorBatchSize, window: processorWindow,
 		batches: func(c DevConfig) int { return countOr(c.ProcessorBatches, DefaultProcessorBatches) },
 	},

@@ -161,11 +161,15 @@ func (d *dev) printSummary() {
 		fmt.Fprintf(out, "  HTTP API        %s  (route %s)\n", d.apiURL, IngestRoute)
 		for _, s := range functionSettings {
 			what := map[string]string{
-				Ingest: fmt.Sprintf("behind the HTTP API; %d environments", d.c.environments(Ingest)),
-				Processor: fmt.Sprintf("SQS batches from the intake queue, up to %d at once; %d environments",
-					countOr(d.c.ProcessorBatches, DefaultProcessorBatches), d.c.environments(Processor)),
+				Ingest:     fmt.Sprintf("behind the HTTP API; %d environments", d.c.environments(Ingest)),
 				Reconciler: "every " + orInterval(d.c.Interval).String(),
 			}[s.name]
+			for _, es := range eventSources {
+				if es.function == s.name {
+					what = fmt.Sprintf("SQS batches from the %s queue, up to %d at once; %d environments",
+						es.queue, es.batches(d.c), d.c.environments(s.name))
+				}
+			}
 			if !slices.Contains(d.running, s.name) {
 				what = "NOT BUILT: make build-local once functions/" + s.name + " exists"
 			}
