@@ -12,7 +12,7 @@
 //	                 (the job stays open), succeeded otherwise
 //	job.updated      an in_progress work note naming the changed fields
 //	job.follow_up    an in_progress work note quoting the message
-//	job.cancelled    nothing
+//	job.cancelled    nothing; a job still running ends without its final result
 //
 // Delivery. A result's id is derived from the event id and the result's
 // kind (ResultIDFor), so an event delivered twice is answered with the same
@@ -97,6 +97,48 @@ type Engine struct {
 	// WaitTime is the long-poll wait, 20s when zero.
 	WaitTime time.Duration
 	Log      *slog.Logger
+
+	mu sync.Mutex
+	// cancelled holds a channel per job id that job.cancelled closes, so a
+	// job waiting out its delay ends at once, without a final result.
+	cancelled map[string]chan struct{}
+}
+
+// cancelSignal returns the channel that is closed once the job is
+// cancelled.
+func (e *Engine) cancelSignal(jobID string) chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cancelled == nil {
+		e.cancelled = map[string]chan struct{}{}
+	}
+	c, ok := e.cancelled[jobID]
+	if !ok {
+		c = make(chan struct{})
+		e.cancelled[jobID] = c
+	}
+	return c
+}
+
+// cancel marks a job cancelled; a second cancellation changes nothing.
+func (e *Engine) cancel(jobID string) {
+	c := e.cancelSignal(jobID)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	select {
+	case <-c:
+	default:
+		close(c)
+	}
+}
+
+func (e *Engine) isCancelled(jobID string) bool {
+	select {
+	case <-e.cancelSignal(jobID):
+		return true
+	default:
+		return false
+	}
 }
 
 // Run consumes the dispatch queue until ctx is done. Each message is
@@ -164,6 +206,11 @@ func (e *Engine) Handle(ctx context.Context, m sqstypes.Message) error {
 	log := e.log().With("event", ev.Type, "event_id", ev.EventID, "job_id", ev.JobID, "number", ev.Number)
 	switch ev.Type {
 	case queue.EventJobCreated:
+		if e.isCancelled(ev.JobID) {
+			// Its job.cancelled came first: the job is over before it began.
+			log.Info("job cancelled before it started; nothing to answer")
+			break
+		}
 		final, hasFinal := finalResult(ev)
 		if hasFinal {
 			// Keep the message out of sight while the job runs.
@@ -176,14 +223,20 @@ func (e *Engine) Handle(ctx context.Context, m sqstypes.Message) error {
 		}
 		if hasFinal {
 			log.Info("job started; final result after the delay", "status", final.Status, "delay", e.delay().String())
-			sleep(ctx, e.delay())
-			if ctx.Err() != nil {
+			t := time.NewTimer(e.delay())
+			select {
+			case <-ctx.Done():
+				t.Stop()
 				return ctx.Err()
+			case <-e.cancelSignal(ev.JobID):
+				t.Stop()
+				log.Info("job cancelled while it ran; no final result")
+			case <-t.C:
+				if err := e.send(ctx, final); err != nil {
+					return err
+				}
+				log.Info("job finished", "status", final.Status)
 			}
-			if err := e.send(ctx, final); err != nil {
-				return err
-			}
-			log.Info("job finished", "status", final.Status)
 		} else {
 			log.Info("job started and held open (" + MarkerHold + ")")
 		}
@@ -193,6 +246,7 @@ func (e *Engine) Handle(ctx context.Context, m sqstypes.Message) error {
 		}
 		log.Info("news for the job acknowledged")
 	case queue.EventJobCancelled:
+		e.cancel(ev.JobID)
 		log.Info("job cancelled; nothing to answer", "reason", ev.Reason)
 	default:
 		// An engine ignores event types it does not know, so that new

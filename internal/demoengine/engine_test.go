@@ -353,3 +353,31 @@ func TestResultIDFor(t *testing.T) {
 		t.Errorf("ResultIDFor: started %s, final %s: want stable ids, distinct per event and kind", a, b)
 	}
 }
+
+// A job cancelled while it runs ends at once, without its final result;
+// one cancelled before its job.created arrived is not started at all.
+func TestCancelledJobGetsNoFinal(t *testing.T) {
+	r := newRig(t)
+	r.start(t, time.Hour)
+	running := event(queue.EventJobCreated, "job-running", "Rebuild the index")
+	r.send(t, running)
+	out, err := r.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+		QueueUrl: aws.String(r.resultsURL), WaitTimeSeconds: 20, MaxNumberOfMessages: 10,
+	})
+	if err != nil || len(out.Messages) != 1 {
+		t.Fatalf("results after job.created: %v, %d messages; want the in_progress one", err, len(out.Messages))
+	}
+	r.send(t, event(queue.EventJobCancelled, "job-running", "Rebuild the index"))
+
+	// Out of order: the cancellation first.
+	r.send(t, event(queue.EventJobCancelled, "job-early", "Rebuild the index"))
+	r.waitHandled(t)
+	r.send(t, event(queue.EventJobCreated, "job-early", "Rebuild the index"))
+
+	// With an hour's delay, an empty dispatch queue means the running job
+	// ended on its cancellation.
+	r.waitHandled(t)
+	if got := r.results(t); len(got) != 0 {
+		t.Errorf("results after the cancellations: %+v, want none", got)
+	}
+}
