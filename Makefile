@@ -67,11 +67,11 @@ build-local: ## host-platform builds for make dev: bin/2501, bin/snowgate-dev, b
 	done
 
 .PHONY: dev
-dev: build-local ## run the whole system locally (no AWS, no Docker); writes .snowgate/env; Ctrl-C stops it
+dev: build-local ## run the whole system locally (no AWS, no Docker) with a demo engine (DEV_FLAGS=-engine=off: your own); writes .snowgate/env; Ctrl-C stops it
 	$(BIN)/snowgate-dev $(DEV_FLAGS)
 
 .PHONY: demo
-demo: ## while make dev runs: create and update records in the ServiceNow simulator and show the outcome
+demo: ## while make dev runs: change records in the ServiceNow simulator; check the decisions and the results written back
 	@$(GO) build -o $(BIN)/snowgate-dev ./cmd/snowgate-dev
 	$(BIN)/snowgate-dev demo
 

@@ -10,12 +10,15 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/term"
 
 	"github.com/snowgate/snowgate/internal/awsconfig"
+	"github.com/snowgate/snowgate/internal/demoengine"
 	"github.com/snowgate/snowgate/internal/localrun"
 )
 
@@ -42,6 +45,9 @@ func run() error {
 	ingestEnvs := fs.Int("ingest-envs", localrun.DefaultIngestEnvironments, "execution environments (bootstrap processes) of ingest: HTTP requests served at once")
 	processorEnvs := fs.Int("processor-envs", localrun.DefaultProcessorEnvironments, "execution environments (bootstrap processes) of the processor")
 	batches := fs.Int("processor-batches", localrun.DefaultProcessorBatches, "the intake event source's maximum concurrency: SQS batches in flight at once")
+	engine := fs.String("engine", localrun.EngineDemo, "what consumes the dispatch queue: "+localrun.EngineDemo+
+		" (answers job events on the results queue) or "+localrun.EngineOff+" (an engine of your own)")
+	engineDelay := fs.Duration("engine-delay", demoengine.DefaultDelay, "how long a demo engine job runs before its final result")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: snowgate-dev [flags]     run the system (make dev)\n       snowgate-dev demo [-env-file f]   make demo changes (make demo)\n\n")
 		fs.PrintDefaults()
@@ -55,6 +61,12 @@ func run() error {
 	if *ingestEnvs < 1 || *processorEnvs < 1 || *batches < 1 {
 		return errors.New("-ingest-envs, -processor-envs and -processor-batches must be at least 1")
 	}
+	if !slices.Contains(localrun.Engines, *engine) {
+		return fmt.Errorf("-engine %q: want %s", *engine, strings.Join(localrun.Engines, " or "))
+	}
+	if *engineDelay < 0 {
+		return errors.New("-engine-delay must not be negative")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -63,7 +75,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		defer cancel()
 		return localrun.Demo(ctx, env, os.Stdout)
 	}
@@ -83,6 +95,7 @@ func run() error {
 		BuildDir: *buildDir, EnvFile: *envFile, APIAddr: *apiAddr, SimAddr: *simAddr,
 		Interval: *interval, Outbound: *outbound,
 		IngestEnvironments: *ingestEnvs, ProcessorEnvironments: *processorEnvs, ProcessorBatches: *batches,
+		Engine: *engine, EngineDelay: *engineDelay,
 		Out: os.Stdout, Logs: localrun.NewLogs(os.Stdout, human),
 	})
 	if errors.Is(err, context.Canceled) {

@@ -46,7 +46,7 @@ func NewData(scope constructs.Construct, id string, props *DataProps) *Data {
 		sprops = props.StackProps
 	}
 	if sprops.Description == nil {
-		sprops.Description = jsii.String("snowgate data: registry and state tables, intake and dispatch queues")
+		sprops.Description = jsii.String("snowgate data: registry and state tables; intake, dispatch and results queues")
 	}
 	s := awscdk.NewStack(scope, &id, &sprops)
 	d := &Data{

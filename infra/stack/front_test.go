@@ -52,9 +52,10 @@ func TestFrontResources(t *testing.T) {
 		{"AWS::Logs::LogGroup", len(stack.Functions) + 1, len(stack.Functions)},
 		{"AWS::Lambda::Function", len(stack.Functions), len(stack.Functions)},
 		{"AWS::IAM::Role", len(stack.Functions), len(stack.Functions)},
-		{"AWS::Lambda::EventSourceMapping", 1, 1},
+		// The processor's on the intake queue, the writer's on the results queue.
+		{"AWS::Lambda::EventSourceMapping", 2, 2},
 		{"AWS::Events::Rule", 1, 1},
-		{"AWS::CloudWatch::Alarm", 2 + len(schema.Queues) + 2, 2 + len(schema.Queues) + 2},
+		{"AWS::CloudWatch::Alarm", 3 + len(schema.Queues) + 2, 3 + len(schema.Queues) + 2},
 		{"AWS::CloudWatch::Dashboard", 1, 1},
 		{"AWS::SNS::Topic", 1, 1},
 	}
@@ -133,13 +134,14 @@ func TestFrontOutputs(t *testing.T) {
 	for _, f := range fronts() {
 		t.Run(string(f.front), func(t *testing.T) {
 			outputs, _ := f.d["Outputs"].(map[string]any)
-			for _, k := range append(schemaOutputKeys(t), stack.OutputAlarmTopicARN) {
+			want := append(schemaOutputKeys(t), stack.OutputAlarmTopicARN, stack.OutputDispatchQueueARN, stack.OutputResultsQueueARN)
+			for _, k := range want {
 				if _, ok := outputs[k]; !ok {
 					t.Errorf("service stack lacks output %s", k)
 				}
 			}
-			if len(outputs) != len(schemaOutputKeys(t))+1 {
-				t.Errorf("service stack has %d outputs, want %d", len(outputs), len(schemaOutputKeys(t))+1)
+			if len(outputs) != len(want) {
+				t.Errorf("service stack has %d outputs, want %d", len(outputs), len(want))
 			}
 			v := fmt.Sprint(outputs[schema.OutputAPIURL].(map[string]any)["Value"])
 			t.Logf("%s = %s", schema.OutputAPIURL, v)

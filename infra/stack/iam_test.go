@@ -197,6 +197,9 @@ func TestFunctionPermissions(t *testing.T) {
 		stack.Processor: concat(logs, []string{"dynamodb:GetItem", "dynamodb:Query", "secretsmanager:GetSecretValue"}, state, sendQueue,
 			[]string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage"}),
 		stack.Reconciler: concat(logs, []string{"dynamodb:GetItem", "dynamodb:Query", "secretsmanager:GetSecretValue"}, state, sendQueue),
+		stack.Writer: concat(logs, []string{"secretsmanager:GetSecretValue"},
+			[]string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"},
+			[]string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"}),
 	}
 	for _, f := range fronts() {
 		for _, fn := range stack.Functions {
@@ -205,6 +208,88 @@ func TestFunctionPermissions(t *testing.T) {
 			})
 		}
 	}
+}
+
+// The writer's grants, statement by statement: which actions on which
+// resource. It consumes the results queue and nothing else (no intake or
+// dispatch queue, no SendMessage anywhere), reads the registry, reads and
+// writes the state table, and reads the gateway credentials.
+func TestWriterPermissionsExact(t *testing.T) {
+	want := map[string][]string{
+		"ResultsQueue Arn":  {"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"},
+		"RegistryTable Arn": {"dynamodb:GetItem"},
+		"StateTable Arn":    {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"},
+		// Of an index only a query means anything.
+		"StateTable Arn/index/*": {"dynamodb:Query"},
+		"secret:snowgate/*":      {"secretsmanager:GetSecretValue"},
+		"writerLogs Arn":         {"logs:CreateLogStream", "logs:PutLogEvents"},
+	}
+	for _, f := range fronts() {
+		t.Run(string(f.front), func(t *testing.T) {
+			got := map[string][]string{}
+			for _, pol := range f.d.resources("AWS::IAM::Policy") {
+				if !strings.Contains(fmt.Sprint(props(pol)["Roles"]), stack.Writer+"Role") {
+					continue
+				}
+				for _, st := range statements(props(pol)["PolicyDocument"]) {
+					if st["Effect"] != "Allow" {
+						t.Errorf("writer statement %v is not an Allow", st)
+					}
+					for _, r := range list(st["Resource"]) {
+						key := resourceName(r)
+						for _, a := range list(st["Action"]) {
+							got[key] = uniqueSorted(append(got[key], a.(string)))
+						}
+					}
+				}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("writer grants by resource (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// resourceName reduces a policy resource (an ARN, an import of one, or a
+// Fn::Join around either) to a readable key: "ResultsQueue Arn",
+// "StateTable Arn/index/*", "secret:snowgate/*".
+func resourceName(r any) string {
+	switch v := r.(type) {
+	case string:
+		if i := strings.Index(v, ":secret:"); i >= 0 {
+			return v[i+1:]
+		}
+		return v
+	case map[string]any:
+		if imp, ok := v["Fn::ImportValue"]; ok {
+			s := fmt.Sprint(imp)
+			for _, name := range []string{"ResultsQueue", "ResultsDLQ", "DispatchQueue", "DispatchDLQ", "IntakeQueue", "IntakeDLQ", "RegistryTable", "StateTable"} {
+				if strings.Contains(s, "FnGetAtt"+name+"Arn") {
+					return name + " Arn"
+				}
+			}
+			return s
+		}
+		if ga, ok := v["Fn::GetAtt"].([]any); ok && len(ga) == 2 {
+			id := fmt.Sprint(ga[0])
+			if strings.HasPrefix(id, stack.Writer+"Logs") {
+				id = stack.Writer + "Logs"
+			}
+			return id + " " + fmt.Sprint(ga[1])
+		}
+		if j, ok := v["Fn::Join"].([]any); ok && len(j) == 2 {
+			var parts []string
+			for _, part := range list(j[1]) {
+				parts = append(parts, resourceName(part))
+			}
+			s := strings.Join(parts, fmt.Sprint(j[0]))
+			if i := strings.LastIndex(s, "secret:"); i >= 0 && strings.Contains(s, ":secretsmanager:") {
+				return s[i:]
+			}
+			return s
+		}
+	}
+	return fmt.Sprint(r)
 }
 
 func checkActions(t *testing.T, d doc, fn string, want []string) {
@@ -272,4 +357,21 @@ func uniqueSorted(in []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Lambda checks the role's permissions when CloudFormation creates an
+// event source mapping, so the writer's policy must exist first: the
+// mapping refers to the function, which depends on its role's policy.
+func TestWriterPolicyBeforeItsEventSource(t *testing.T) {
+	fn := function(t, stack.Writer)
+	deps := fmt.Sprint(fn["DependsOn"])
+	policy := ""
+	for id, pol := range fx.svcDoc.resources("AWS::IAM::Policy") {
+		if strings.Contains(fmt.Sprint(props(pol)["Roles"]), stack.Writer+"Role") {
+			policy = id
+		}
+	}
+	if policy == "" || !strings.Contains(deps, policy) {
+		t.Errorf("writer function depends on %s, want its role's policy %q", deps, policy)
+	}
 }

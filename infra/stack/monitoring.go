@@ -35,6 +35,7 @@ var Outcomes = []string{"accepted", "stale", "unchanged", "out_of_scope", "dedup
 const (
 	AlarmProcessorErrors  = "ProcessorErrors"
 	AlarmReconcilerErrors = "ReconcilerErrors"
+	AlarmWriterErrors     = "WriterErrors"
 	AlarmIngest5xxRate    = "Ingest5xxRate"
 	AlarmReconcileLag     = "ReconcileLag"
 )
@@ -63,7 +64,7 @@ func newMonitoring(s awscdk.Stack, svc *Service, d *Data, email string) awssns.T
 	}
 	minute := awscdk.Duration_Minutes(jsii.Number(1))
 	fiveMinutes := awscdk.Duration_Minutes(jsii.Number(5))
-	processor, reconciler := svc.Functions[Processor], svc.Functions[Reconciler]
+	processor, reconciler, writer := svc.Functions[Processor], svc.Functions[Reconciler], svc.Functions[Writer]
 
 	for _, q := range schema.Queues {
 		alarm(AlarmDLQ(q), fmt.Sprintf("messages in the %s dead-letter queue: they failed %d times; inspect, fix, redrive", q.ID, q.MaxReceiveCount), &awscloudwatch.AlarmProps{
@@ -77,6 +78,12 @@ func newMonitoring(s awscdk.Stack, svc *Service, d *Data, email string) awssns.T
 	}
 	alarm(AlarmProcessorErrors, "the processor function failed (an invocation error, not a single failed message)", &awscloudwatch.AlarmProps{
 		Metric:             processor.MetricErrors(&awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: fiveMinutes}),
+		Threshold:          jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(1),
+	})
+	alarm(AlarmWriterErrors, "the writer function failed (an invocation error, not a single failed result): results are not reaching ServiceNow", &awscloudwatch.AlarmProps{
+		Metric:             writer.MetricErrors(&awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: fiveMinutes}),
 		Threshold:          jsii.Number(1),
 		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
 		EvaluationPeriods:  jsii.Number(1),
@@ -181,7 +188,12 @@ func newDashboard(s awscdk.Stack, svc *Service, d *Data, lag awscloudwatch.IMetr
 				graph("Function duration p99 (ms)",
 					svc.Functions[Ingest].MetricDuration(stat("p99", Ingest)),
 					svc.Functions[Processor].MetricDuration(stat("p99", Processor)),
-					svc.Functions[Reconciler].MetricDuration(stat("p99", Reconciler))),
+					svc.Functions[Reconciler].MetricDuration(stat("p99", Reconciler)),
+					svc.Functions[Writer].MetricDuration(stat("p99", Writer))),
+			},
+			{
+				graph("Writer", svc.Functions[Writer].MetricInvocations(sum),
+					svc.Functions[Writer].MetricErrors(sum), svc.Functions[Writer].MetricThrottles(sum)),
 			},
 		},
 	})

@@ -26,10 +26,11 @@ const (
 	Ingest     = "ingest"
 	Processor  = "processor"
 	Reconciler = "reconciler"
+	Writer     = "writer"
 )
 
 // Functions lists every function in build order.
-var Functions = []string{Ingest, Processor, Reconciler}
+var Functions = []string{Ingest, Processor, Reconciler, Writer}
 
 // IngestRoute is the only route of the HTTP API.
 const IngestRoute = "/api/webhooks/ingest/{path}"
@@ -54,6 +55,16 @@ const (
 	// ProcessorMaxConcurrency caps the pollers so a burst cannot exhaust
 	// ServiceNow's API rate limit or the account's concurrency.
 	ProcessorMaxConcurrency = 10
+
+	// writer applies up to ten results per batch, each a few ServiceNow
+	// calls; its timeout is schema.WriterTimeout, from which the results
+	// queue's visibility timeout is derived.
+	WriterMemoryMB = 256
+	// SQS event source of the writer: no batching window, so an engine's
+	// in_progress note reaches the ticket at once; a concurrency cap like
+	// the processor's, since every result costs ServiceNow API calls.
+	WriterBatchSize      = 10
+	WriterMaxConcurrency = 5
 
 	// ReconcileSchedule is the reconciler's EventBridge schedule.
 	ReconcileSchedule = 2 * time.Minute
@@ -97,7 +108,7 @@ type Service struct {
 func NewService(scope constructs.Construct, id string, props *ServiceProps) *Service {
 	sprops := props.StackProps
 	if sprops.Description == nil {
-		sprops.Description = jsii.String("snowgate service: ingest API, processor, reconciler, alarms")
+		sprops.Description = jsii.String("snowgate service: ingest API, processor, reconciler, writer, alarms")
 	}
 	prefix := props.SecretPrefix
 	if prefix == "" {
@@ -115,9 +126,13 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 	state := d.Tables[schema.State.ID]
 	intake, intakeDLQ := d.Queues[schema.Intake.ID], d.DLQs[schema.Intake.ID]
 	dispatch, dispatchDLQ := d.Queues[schema.Dispatch.ID], d.DLQs[schema.Dispatch.ID]
+	results, resultsDLQ := d.Queues[schema.Results.ID], d.DLQs[schema.Results.ID]
 
-	// Every function gets every name: config parsing stays uniform and a
-	// function that does not use one simply ignores it.
+	// The ingest pipeline's functions get every name of the ingest side:
+	// config parsing stays uniform and a function that does not use one
+	// simply ignores it. The writer, on the results side, gets only what it
+	// uses (writerEnv): it has no business with the intake or dispatch
+	// queues.
 	env := map[string]*string{
 		schema.EnvRegistryTable:    registry.TableName(),
 		schema.EnvStateTable:       state.TableName(),
@@ -127,8 +142,14 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 		schema.EnvDispatchDLQURL:   dispatchDLQ.QueueUrl(),
 		schema.EnvSecretPrefix:     jsii.String(prefix),
 	}
+	writerEnv := map[string]*string{
+		schema.EnvRegistryTable:   registry.TableName(),
+		schema.EnvStateTable:      state.TableName(),
+		schema.EnvResultsQueueURL: results.QueueUrl(),
+		schema.EnvSecretPrefix:    jsii.String(prefix),
+	}
 
-	newFn := func(name string, memoryMB int, timeout time.Duration, reserved *float64, description string) awslambda.Function {
+	newFn := func(name string, memoryMB int, timeout time.Duration, reserved *float64, env map[string]*string, description string) awslambda.Function {
 		logs := awslogs.NewLogGroup(s, jsii.String(name+"Logs"), &awslogs.LogGroupProps{
 			Retention:     LogRetention,
 			RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
@@ -169,13 +190,13 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 	})
 
 	// ingest: verify and enqueue.
-	ingest := newFn(Ingest, IngestMemoryMB, IngestTimeout, nil, "snowgate ingest: verifies a ServiceNow webhook and enqueues it")
+	ingest := newFn(Ingest, IngestMemoryMB, IngestTimeout, nil, env, "snowgate ingest: verifies a ServiceNow webhook and enqueues it")
 	registry.Grant(ingest, jsii.String("dynamodb:GetItem"))
 	intake.GrantSendMessages(ingest)
 	ingest.AddToRolePolicy(secretsRead)
 
 	// processor: the gateway pipeline, fed by the intake queue.
-	processor := newFn(Processor, ProcessorMemoryMB, schema.ProcessorTimeout, nil, "snowgate processor: runs the gateway pipeline for each intake message")
+	processor := newFn(Processor, ProcessorMemoryMB, schema.ProcessorTimeout, nil, env, "snowgate processor: runs the gateway pipeline for each intake message")
 	registry.Grant(processor, jsii.String("dynamodb:GetItem"), jsii.String("dynamodb:Query"))
 	grantStateReadWrite(state, processor)
 	dispatch.GrantSendMessages(processor)
@@ -189,7 +210,7 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 
 	// reconciler: catches changes whose webhook never arrived. One at a
 	// time: two overlapping runs would only duplicate ServiceNow queries.
-	reconciler := newFn(Reconciler, ReconcilerMemoryMB, ReconcilerTimeout, jsii.Number(1), "snowgate reconciler: finds changes missed by webhooks and re-enqueues due changes")
+	reconciler := newFn(Reconciler, ReconcilerMemoryMB, ReconcilerTimeout, jsii.Number(1), env, "snowgate reconciler: finds changes missed by webhooks and re-enqueues due changes")
 	registry.Grant(reconciler, jsii.String("dynamodb:GetItem"), jsii.String("dynamodb:Query"))
 	grantStateReadWrite(state, reconciler)
 	intake.GrantSendMessages(reconciler)
@@ -209,6 +230,35 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 		})},
 	})
 
+	// writer: applies the engine's results to the tickets, fed by the
+	// results queue. The event source mapping is declared directly rather
+	// than through SqsEventSource, whose automatic grant adds
+	// sqs:GetQueueUrl: the writer gets exactly what Lambda's poller and its
+	// own visibility changes (a paused gateway) need, on that queue only.
+	writer := newFn(Writer, WriterMemoryMB, schema.WriterTimeout, nil, writerEnv, "snowgate writer: applies automation engine results to the ServiceNow tickets")
+	// Statements of their own rather than Grant, which would add the
+	// tables' index ARNs to every action.
+	writer.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("dynamodb:GetItem"),
+		Resources: &[]*string{registry.TableArn()},
+	}))
+	writer.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings(writerStateActions...),
+		Resources: &[]*string{state.TableArn()},
+	}))
+	writer.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("dynamodb:Query"),
+		Resources: &[]*string{jsii.String(*state.TableArn() + "/index/*")},
+	}))
+	results.Grant(writer, *jsii.Strings(resultsConsumeActions...)...)
+	writer.AddToRolePolicy(secretsRead)
+	writer.AddEventSourceMapping(jsii.String("ResultsSource"), &awslambda.EventSourceMappingOptions{
+		EventSourceArn:          results.QueueArn(),
+		BatchSize:               jsii.Number(WriterBatchSize),
+		ReportBatchItemFailures: jsii.Bool(true),
+		MaxConcurrency:          jsii.Number(WriterMaxConcurrency),
+	})
+
 	switch front {
 	case FrontFunctionURL:
 		svc.FunctionURL, svc.front = newFunctionURL(s, ingest)
@@ -226,6 +276,10 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 		{schema.OutputIntakeDLQURL, *intakeDLQ.QueueUrl(), "intake dead-letter queue"},
 		{schema.OutputDispatchQueueURL, *dispatch.QueueUrl(), "dispatch queue (the automation engine consumes it)"},
 		{schema.OutputDispatchDLQURL, *dispatchDLQ.QueueUrl(), "dispatch dead-letter queue"},
+		{OutputDispatchQueueARN, *dispatch.QueueArn(), "dispatch queue ARN, for the engine's IAM policy (ReceiveMessage, DeleteMessage, ChangeMessageVisibility, GetQueueAttributes)"},
+		{schema.OutputResultsQueueURL, *results.QueueUrl(), "results queue (the automation engine sends job results to it; the writer consumes it)"},
+		{schema.OutputResultsDLQURL, *resultsDLQ.QueueUrl(), "results dead-letter queue (malformed results)"},
+		{OutputResultsQueueARN, *results.QueueArn(), "results queue ARN, for the engine's IAM policy (SendMessage)"},
 		{schema.OutputSecretPrefix, prefix, "Secrets Manager name prefix the functions may read"},
 		{OutputAlarmTopicARN, *svc.AlarmTopic.TopicArn(), "SNS topic the alarms publish to"},
 	}
@@ -238,8 +292,36 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 	return svc
 }
 
-// OutputAlarmTopicARN is an output of the service stack beyond schema's keys.
-const OutputAlarmTopicARN = "AlarmTopicArn"
+// Outputs of the service stack beyond schema's keys: nothing in snowgate
+// reads them; they are for the operator, and the queue ARNs for the IAM
+// policy of the automation engine's role, which the stack does not know
+// and therefore grants nothing (see docs/deploying.md).
+const (
+	OutputAlarmTopicARN    = "AlarmTopicArn"
+	OutputDispatchQueueARN = "DispatchQueueArn"
+	OutputResultsQueueARN  = "ResultsQueueArn"
+)
+
+// writerStateActions are what the writer does on the state table: find a
+// result's ticket through the job index and record the result on the
+// ticket with a conditional write.
+var writerStateActions = []string{
+	"dynamodb:GetItem",
+	"dynamodb:Query",
+	"dynamodb:PutItem",
+	"dynamodb:UpdateItem",
+}
+
+// resultsConsumeActions are what the writer's event source mapping needs
+// on the results queue (receive, delete handled messages, read the queue's
+// attributes), and what the writer needs to push a message for a paused
+// gateway out of sight.
+var resultsConsumeActions = []string{
+	"sqs:ReceiveMessage",
+	"sqs:DeleteMessage",
+	"sqs:ChangeMessageVisibility",
+	"sqs:GetQueueAttributes",
+}
 
 // stateActions are what the processor and reconciler do on the state table:
 // conditional writes, transactions (which need the per-item actions) and

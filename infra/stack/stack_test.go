@@ -31,9 +31,11 @@ func TestResourceCounts(t *testing.T) {
 		{"HTTP API", fx.svcDoc, "AWS::ApiGatewayV2::Api", 1},
 		{"single route", fx.svcDoc, "AWS::ApiGatewayV2::Route", 1},
 		{"single stage", fx.svcDoc, "AWS::ApiGatewayV2::Stage", 1},
-		{"SQS event source", fx.svcDoc, "AWS::Lambda::EventSourceMapping", 1},
+		{"SQS event sources: processor and writer", fx.svcDoc, "AWS::Lambda::EventSourceMapping", 2},
 		{"schedule", fx.svcDoc, "AWS::Events::Rule", 1},
-		{"alarms", fx.svcDoc, "AWS::CloudWatch::Alarm", 2 + len(schema.Queues) + 2},
+		// Errors of processor, reconciler and writer; one per DLQ; ingest
+		// 5xx rate; reconcile lag.
+		{"alarms", fx.svcDoc, "AWS::CloudWatch::Alarm", 3 + len(schema.Queues) + 2},
 		{"alarm topic", fx.svcDoc, "AWS::SNS::Topic", 1},
 		{"dashboard", fx.svcDoc, "AWS::CloudWatch::Dashboard", 1},
 		{"log groups: functions and access logs", fx.svcDoc, "AWS::Logs::LogGroup", len(stack.Functions) + 1},
@@ -62,6 +64,8 @@ func TestStatefulLogicalIDsPinned(t *testing.T) {
 		"IntakeDLQ":     "AWS::SQS::Queue",
 		"DispatchQueue": "AWS::SQS::Queue",
 		"DispatchDLQ":   "AWS::SQS::Queue",
+		"ResultsQueue":  "AWS::SQS::Queue",
+		"ResultsDLQ":    "AWS::SQS::Queue",
 	}
 	got := map[string]string{}
 	for id, r := range fx.dataDoc.resources("") {
@@ -241,12 +245,21 @@ func TestQueuesDenyPlainHTTP(t *testing.T) {
 	}
 }
 
-func TestIntakeVisibilityCoversProcessorTimeout(t *testing.T) {
-	fn := function(t, stack.Processor)
-	timeout := props(fn)["Timeout"].(float64)
-	visibility := props(fx.dataDoc.resources("AWS::SQS::Queue")["IntakeQueue"])["VisibilityTimeout"].(float64)
-	if visibility < 6*timeout {
-		t.Errorf("intake visibility timeout %vs < 6 × processor timeout %vs", visibility, timeout)
+// A queue feeding a function must hide a message for six times the
+// function's timeout, as AWS advises, or a batch still being handled is
+// delivered a second time.
+func TestVisibilityCoversConsumerTimeout(t *testing.T) {
+	for _, tc := range []struct{ queue, fn string }{
+		{"IntakeQueue", stack.Processor},
+		{"ResultsQueue", stack.Writer},
+	} {
+		t.Run(tc.queue, func(t *testing.T) {
+			timeout := props(function(t, tc.fn))["Timeout"].(float64)
+			visibility := props(fx.dataDoc.resources("AWS::SQS::Queue")[tc.queue])["VisibilityTimeout"].(float64)
+			if visibility < 6*timeout {
+				t.Errorf("%s visibility timeout %vs < 6 × %s timeout %vs", tc.queue, visibility, tc.fn, timeout)
+			}
+		})
 	}
 }
 
@@ -283,12 +296,22 @@ func TestFunctions(t *testing.T) {
 		{stack.Ingest, stack.IngestMemoryMB, stack.IngestTimeout.Seconds(), nil},
 		{stack.Processor, stack.ProcessorMemoryMB, schema.ProcessorTimeout.Seconds(), nil},
 		{stack.Reconciler, stack.ReconcilerMemoryMB, stack.ReconcilerTimeout.Seconds(), 1.0},
+		{stack.Writer, stack.WriterMemoryMB, schema.WriterTimeout.Seconds(), nil},
 	}
-	wantEnv := []string{
+	ingestSide := []string{
 		schema.EnvRegistryTable, schema.EnvStateTable, schema.EnvIntakeQueueURL, schema.EnvIntakeDLQURL,
 		schema.EnvDispatchQueueURL, schema.EnvDispatchDLQURL, schema.EnvSecretPrefix,
 	}
+	envOf := map[string][]string{
+		stack.Ingest: ingestSide, stack.Processor: ingestSide, stack.Reconciler: ingestSide,
+		// The writer knows no intake or dispatch queue.
+		stack.Writer: {schema.EnvRegistryTable, schema.EnvStateTable, schema.EnvResultsQueueURL, schema.EnvSecretPrefix},
+	}
+	if len(tests) != len(stack.Functions) {
+		t.Fatalf("%d functions tested, the stack has %d", len(tests), len(stack.Functions))
+	}
 	for _, tt := range tests {
+		wantEnv := envOf[tt.name]
 		t.Run(tt.name, func(t *testing.T) {
 			p := props(function(t, tt.name))
 			got := map[string]any{
@@ -372,9 +395,24 @@ func TestIngestRoute(t *testing.T) {
 	}
 }
 
+// eventSource returns the event source mapping of a function.
+func eventSource(t *testing.T, fn string) map[string]any {
+	t.Helper()
+	id := functionID(t, fn)
+	var found []map[string]any
+	for _, esm := range fx.svcDoc.resources("AWS::Lambda::EventSourceMapping") {
+		if fmt.Sprint(props(esm)["FunctionName"]) == fmt.Sprint(map[string]any{"Ref": id}) {
+			found = append(found, esm)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d event source mappings for %s, want 1", len(found), fn)
+	}
+	return found[0]
+}
+
 func TestProcessorEventSource(t *testing.T) {
-	_, esm := fx.svcDoc.only(t, "AWS::Lambda::EventSourceMapping")
-	p := props(esm)
+	p := props(eventSource(t, stack.Processor))
 	got := map[string]any{
 		"BatchSize": p["BatchSize"], "MaximumBatchingWindowInSeconds": p["MaximumBatchingWindowInSeconds"],
 		"FunctionResponseTypes": p["FunctionResponseTypes"], "ScalingConfig": p["ScalingConfig"],
@@ -396,6 +434,60 @@ func TestProcessorEventSource(t *testing.T) {
 	if stack.ProcessorBatchingWindow.Seconds() > 5 {
 		t.Errorf("batching window %s is not short", stack.ProcessorBatchingWindow)
 	}
+}
+
+func TestWriterEventSource(t *testing.T) {
+	p := props(eventSource(t, stack.Writer))
+	got := map[string]any{
+		"BatchSize": p["BatchSize"], "MaximumBatchingWindowInSeconds": p["MaximumBatchingWindowInSeconds"],
+		"FunctionResponseTypes": p["FunctionResponseTypes"], "ScalingConfig": p["ScalingConfig"],
+		"FunctionName": p["FunctionName"], "EventSourceArn": p["EventSourceArn"],
+	}
+	want := map[string]any{
+		"BatchSize":                      float64(stack.WriterBatchSize),
+		"MaximumBatchingWindowInSeconds": nil,
+		"FunctionResponseTypes":          []any{"ReportBatchItemFailures"},
+		"ScalingConfig":                  map[string]any{"MaximumConcurrency": float64(stack.WriterMaxConcurrency)},
+		"FunctionName":                   map[string]any{"Ref": functionID(t, stack.Writer)},
+		"EventSourceArn":                 importOf(t, fx.svcDoc, "ResultsQueue", "Arn"),
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("writer event source mapping (-want +got):\n%s", diff)
+	}
+	if stack.WriterBatchSize != 10 {
+		t.Errorf("writer batch size = %d, want 10 (an SQS batch)", stack.WriterBatchSize)
+	}
+}
+
+// importOf returns the Fn::ImportValue by which the service stack refers
+// to an attribute of a data-stack resource, failing when there is none.
+func importOf(t *testing.T, d doc, logicalID, attr string) any {
+	t.Helper()
+	var found any
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if imp, ok := v["Fn::ImportValue"]; ok {
+				if s := fmt.Sprint(imp); strings.Contains(s, logicalID+attr) || strings.Contains(s, logicalID+"."+attr) {
+					found = v
+					return
+				}
+			}
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(d["Resources"])
+	if found == nil {
+		t.Fatalf("no import of %s.%s in the service template", logicalID, attr)
+	}
+	return found
 }
 
 func TestReconcileSchedule(t *testing.T) {
@@ -444,8 +536,12 @@ func TestAlarms(t *testing.T) {
 			t.Errorf("DLQ alarm %s watches %s", q.DLQID(), dims)
 		}
 	}
-	if p := byPrefix(stack.AlarmProcessorErrors); p["MetricName"] != "Errors" || !strings.Contains(fmt.Sprint(p["Dimensions"]), functionID(t, stack.Processor)) {
-		t.Errorf("processor errors alarm = %v", p)
+	for alarm, fn := range map[string]string{
+		stack.AlarmProcessorErrors: stack.Processor, stack.AlarmReconcilerErrors: stack.Reconciler, stack.AlarmWriterErrors: stack.Writer,
+	} {
+		if p := byPrefix(alarm); p["MetricName"] != "Errors" || !strings.Contains(fmt.Sprint(p["Dimensions"]), functionID(t, fn)) {
+			t.Errorf("%s errors alarm = %v", fn, p)
+		}
 	}
 	lag := byPrefix(stack.AlarmReconcileLag)
 	wantLag := map[string]any{
@@ -519,7 +615,7 @@ func schemaOutputKeys(t *testing.T) []string {
 
 func TestOutputs(t *testing.T) {
 	outputs, _ := fx.svcDoc["Outputs"].(map[string]any)
-	want := map[string]bool{stack.OutputAlarmTopicARN: true}
+	want := map[string]bool{stack.OutputAlarmTopicARN: true, stack.OutputDispatchQueueARN: true, stack.OutputResultsQueueARN: true}
 	for _, k := range schemaOutputKeys(t) {
 		want[k] = true
 	}
@@ -541,6 +637,10 @@ func TestOutputs(t *testing.T) {
 		schema.OutputIntakeDLQURL:     "IntakeDLQ",
 		schema.OutputDispatchQueueURL: "DispatchQueue",
 		schema.OutputDispatchDLQURL:   "DispatchDLQ",
+		schema.OutputResultsQueueURL:  "ResultsQueue",
+		schema.OutputResultsDLQURL:    "ResultsDLQ",
+		stack.OutputDispatchQueueARN:  "DispatchQueueArn",
+		stack.OutputResultsQueueARN:   "ResultsQueueArn",
 		schema.OutputAPIURL:           "Api",
 	}
 	for key, res := range refs {

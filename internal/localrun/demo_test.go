@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,12 +18,17 @@ import (
 )
 
 // TestDemo runs make demo against make dev's system, twice in a row as a
-// newcomer might: every step must end as it announced, and the second run
-// must not find its incidents duplicates of the first run's.
+// newcomer might: every step must end as it announced (an incident
+// resolved, a failing one escalated, a change updated without a second
+// job), and the second run must not find its incidents duplicates of the
+// first run's.
 func TestDemo(t *testing.T) {
+	if _, err := os.Stat("../../functions/writer/main.go"); err != nil {
+		t.Skip("functions/writer has no main yet: make demo's results cannot be written back")
+	}
 	r := newRig(t)
 	build := t.TempDir()
-	for _, fn := range []string{localrun.Ingest, localrun.Processor, localrun.Reconciler} {
+	for _, fn := range []string{localrun.Ingest, localrun.Processor, localrun.Reconciler, "writer"} {
 		cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", filepath.Join(build, fn, "bootstrap"), "../../functions/"+fn)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("build %s: %v\n%s", fn, err, out)
@@ -55,8 +61,9 @@ func TestDemo(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Demo run %d = %v, want every step as announced", run, err)
 		}
-		if got := strings.Count(out.String(), "(expect "); got != 5 {
-			t.Errorf("demo run %d announced %d steps, want 5", run, got)
+		// Six changes, then the two results written back.
+		if got := strings.Count(out.String(), "(expect "); got != 8 {
+			t.Errorf("demo run %d announced %d outcomes, want 8", run, got)
 		}
 		for _, bad := range []string{"DIFFERS", "no decision", "not checked"} {
 			if strings.Contains(out.String(), bad) {
@@ -87,7 +94,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("error %q does not name step %s", err, step)
 		}
 	}
-	for _, step := range []string{`"create a change in its window"`, `"create a change starting in an hour"`} {
+	for _, step := range []string{`"create a change, Scheduled"`, `"move the change to Implement"`, `"create a change starting in an hour"`} {
 		if strings.Contains(err.Error(), step) {
 			t.Errorf("error %q names step %s, which went as announced", err, step)
 		}

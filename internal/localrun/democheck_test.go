@@ -15,6 +15,7 @@ import (
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/secrets"
 	"github.com/snowgate/snowgate/internal/servicenow"
+	"github.com/snowgate/snowgate/internal/snowsim"
 )
 
 // make dev's demo gateway passes every instance check: its Business Rules
@@ -40,6 +41,12 @@ func TestDemoGatewayPassesTheInstanceChecks(t *testing.T) {
 	demo, err := createDemo(ctx, reg, sec, sim, srv.URL, user, pass, "http://127.0.0.1:1")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Failed jobs escalate: the group resolved to its sys_id, as the
+	// writer assigns it.
+	if demo.gateway.EscalationGroupID != snowsim.DemoGroupServiceDesk {
+		t.Errorf("demo gateway escalation group = %q (%q), want %s (Service Desk)",
+			demo.gateway.EscalationGroup, demo.gateway.EscalationGroupID, snowsim.DemoGroupServiceDesk)
 	}
 	hooks, err := reg.Webhooks(ctx, demo.gateway.ID)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/snowgate/snowgate/internal/awsconfig"
+	"github.com/snowgate/snowgate/internal/demoengine"
 	"github.com/snowgate/snowgate/internal/provision"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/schema"
@@ -59,6 +60,42 @@ const (
 	writerBatchSize    = 10
 	writerWindow       = time.Second
 )
+
+// eventSource is one of the stack's SQS event source mappings: which
+// function consumes which queue, in batches of what size.
+type eventSource struct {
+	function string
+	// queue names the queue in make dev's summary ("intake").
+	queue     string
+	queueURL  func(provision.Resources) string
+	batchSize int
+	window    time.Duration
+	// batches is the mapping's maximum concurrency.
+	batches func(DevConfig) int
+}
+
+// eventSources mirror the CDK stack's event source mappings. make dev
+// polls a queue only while its function runs: polling for a function that
+// cannot run would only push every message to the dead-letter queue.
+var eventSources = []eventSource{
+	{
+		function: Processor, queue: "intake", queueURL: func(r provision.Resources) string { return r.IntakeQueueURL },
+		batchSize: processorBatchSize, window: processorWindow,
+		batches: func(c DevConfig) int { return countOr(c.ProcessorBatches, DefaultProcessorBatches) },
+	},
+}
+
+// Engines make dev can run on the dispatch queue (DevConfig.Engine).
+const (
+	// EngineDemo answers job events like an automation engine would
+	// (internal/demoengine).
+	EngineDemo = "demo"
+	// EngineOff leaves the dispatch queue to an engine of your own.
+	EngineOff = "off"
+)
+
+// Engines lists the engine settings.
+var Engines = []string{EngineDemo, EngineOff}
 
 // Concurrency of make dev when DevConfig leaves it zero: sized for a
 // machine of two cores rather than for what Lambda would scale to (the CDK
@@ -108,6 +145,11 @@ type DevConfig struct {
 	IngestEnvironments    int
 	ProcessorEnvironments int
 	ProcessorBatches      int
+	// Engine is what consumes the dispatch queue: EngineDemo (the default
+	// when empty) or EngineOff. EngineDelay is how long a demo job runs
+	// before its final result (demoengine.DefaultDelay when zero).
+	Engine      string
+	EngineDelay time.Duration
 
 	// Out gets the summary and the hints; Logs every program's log lines.
 	Out  io.Writer
@@ -125,6 +167,17 @@ func (c DevConfig) environments(name string) int {
 	return 1
 }
 
+// engine is the engine setting, EngineDemo when empty.
+func (c DevConfig) engine() string {
+	if c.Engine == "" {
+		return EngineDemo
+	}
+	return c.Engine
+}
+
+// ErrUnknownEngine is returned by Dev for an Engine it does not know.
+var ErrUnknownEngine = errors.New("unknown engine")
+
 func countOr(n, def int) int {
 	if n <= 0 {
 		return def
@@ -140,6 +193,12 @@ func Dev(ctx context.Context, c DevConfig) error {
 	}
 	if c.Logs == nil {
 		c.Logs = NewLogs(os.Stderr, false)
+	}
+	if !slices.Contains(Engines, c.engine()) {
+		return fmt.Errorf("%w %q: want one of %s", ErrUnknownEngine, c.Engine, strings.Join(Engines, ", "))
+	}
+	if c.EngineDelay < 0 {
+		return fmt.Errorf("engine delay %s is negative", c.EngineDelay)
 	}
 	for _, s := range functionSettings {
 		n := c.environments(s.name)
@@ -227,6 +286,9 @@ func (d *dev) start(parent context.Context) error {
 	}
 	d.onClose(d.retireEnv)
 	d.wg.Go(func() { watchWebhooks(ctx, reg, d.demo.webhookIDs(), d.log, d.c.Out, d.simURL) })
+	if c.engine() == EngineDemo {
+		d.startEngine(ctx, cfg)
+	}
 	d.printSummary()
 	return nil
 }
@@ -323,22 +385,21 @@ func (d *dev) startFunctions(ctx context.Context, cfg aws.Config) error {
 			d.log.Warn("function did not start polling", "function", d.c.Prefix+name, "error", err)
 		}
 	}
-	if slices.Contains(running, Processor) {
+	for _, es := range eventSources {
+		if !slices.Contains(running, es.function) {
+			d.log.Warn("queue not polled: its function is not built", "function", d.c.Prefix+es.function, "queue", es.queueURL(d.res))
+			continue
+		}
 		src := &SQSSource{
 			SQS: sqs.NewFromConfig(cfg), Lambda: lc, Log: d.log,
-			QueueURL: d.res.IntakeQueueURL, Function: d.c.Prefix + Processor, Region: cfg.Region,
-			BatchSize: processorBatchSize, Window: processorWindow,
-			Concurrency: countOr(d.c.ProcessorBatches, DefaultProcessorBatches),
+			QueueURL: es.queueURL(d.res), Function: d.c.Prefix + es.function, Region: cfg.Region,
+			BatchSize: es.batchSize, Window: es.window, Concurrency: es.batches(d.c),
 		}
 		d.wg.Go(func() {
 			if err := src.Run(ctx); err != nil {
-				d.log.Error("SQS event source stopped", "error", err)
+				d.log.Error("SQS event source stopped", "function", src.Function, "error", err)
 			}
 		})
-	} else {
-		// Polling for a function that cannot run would only push every
-		// message to the dead-letter queue.
-		d.log.Warn("the intake queue is not polled: the processor is not built")
 	}
 	if slices.Contains(running, Writer) {
 		src := &SQSSource{
@@ -363,6 +424,20 @@ func (d *dev) startFunctions(ctx context.Context, cfg aws.Config) error {
 	}
 	d.running = running
 	return nil
+}
+
+// startEngine runs the demo engine on the dispatch queue, answering on the
+// results queue, until ctx is done.
+func (d *dev) startEngine(ctx context.Context, cfg aws.Config) {
+	e := &demoengine.Engine{
+		SQS: sqs.NewFromConfig(cfg), DispatchURL: d.res.DispatchQueueURL, ResultsURL: d.res.ResultsQueueURL,
+		Delay: d.c.EngineDelay, Log: slog.New(slog.NewJSONHandler(d.c.Logs.Writer("engine"), nil)),
+	}
+	d.wg.Go(func() {
+		if err := e.Run(ctx); err != nil {
+			d.log.Error("demo engine stopped", "error", err)
+		}
+	})
 }
 
 // Env returns the variables the env file exports.

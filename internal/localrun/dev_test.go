@@ -69,7 +69,7 @@ func TestDev(t *testing.T) {
 	env := waitEnv(t, envFile, done)
 	for _, k := range []string{"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
 		schema.EnvRegistryTable, schema.EnvStateTable, schema.EnvIntakeQueueURL, schema.EnvIntakeDLQURL,
-		schema.EnvDispatchQueueURL, schema.EnvDispatchDLQURL, schema.EnvAPIURL,
+		schema.EnvDispatchQueueURL, schema.EnvDispatchDLQURL, schema.EnvResultsQueueURL, schema.EnvResultsDLQURL, schema.EnvAPIURL,
 		localrun.EnvSimURL, localrun.EnvSimUser, localrun.EnvSimPassword} {
 		if env[k] == "" {
 			t.Errorf("env file: %s not set", k)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/snowgate/snowgate/internal/businessrule"
+	"github.com/snowgate/snowgate/internal/demoengine"
 	"github.com/snowgate/snowgate/internal/registration"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/schema"
@@ -40,6 +41,11 @@ func (r demoRegistry) webhookIDs() []string {
 	return ids
 }
 
+// demoEscalationGroup is the demo gateway's escalation group, one of the
+// simulator's demo groups (snowsim.DemoGroupServiceDesk): a failed or
+// partial job hands its ticket to the people at the first line.
+const demoEscalationGroup = "Service Desk"
+
 // createDemo registers the demo gateway (basic auth against the simulator)
 // and its webhooks, as the CLI would, and loads each webhook's Business Rule
 // into the simulator when there is an API for it to call (apiURL).
@@ -53,6 +59,7 @@ func createDemo(ctx context.Context, reg *registry.Store, sec *secrets.Store, si
 		Name: "demo", Description: "make dev: the local ServiceNow simulator",
 		InstanceURL: simURL, Auth: registry.AuthBasic, Username: user, Password: pass,
 		DedupWindowMinutes: registry.DefaultDedupWindowMinutes, WriteBack: true, Active: true,
+		EscalationGroup: demoEscalationGroup,
 	})
 	if err != nil {
 		return demoRegistry{}, fmt.Errorf("create demo gateway: %w", err)
@@ -154,12 +161,16 @@ func (d *dev) printSummary() {
 		fmt.Fprintf(out, "  HTTP API        %s  (route %s)\n", d.apiURL, IngestRoute)
 		for _, s := range functionSettings {
 			what := map[string]string{
-				Ingest: fmt.Sprintf("behind the HTTP API; %d environments", d.c.environments(Ingest)),
-				Processor: fmt.Sprintf("SQS batches from the intake queue, up to %d at once; %d environments",
-					countOr(d.c.ProcessorBatches, DefaultProcessorBatches), d.c.environments(Processor)),
+				Ingest:     fmt.Sprintf("behind the HTTP API; %d environments", d.c.environments(Ingest)),
 				Reconciler: "every " + orInterval(d.c.Interval).String(),
 				Writer:     "SQS batches from the results queue",
 			}[s.name]
+			for _, es := range eventSources {
+				if es.function == s.name {
+					what = fmt.Sprintf("SQS batches from the %s queue, up to %d at once; %d environments",
+						es.queue, es.batches(d.c), d.c.environments(s.name))
+				}
+			}
 			if !slices.Contains(d.running, s.name) {
 				what = "NOT BUILT: make build-local once functions/" + s.name + " exists"
 			}
@@ -170,14 +181,27 @@ func (d *dev) printSummary() {
 		fmt.Fprintf(out, "  functions       NOT running: the Lambda Runtime API and HTTP API parts need the\n"+
 			"                  embedded emulator; unset AWS_ENDPOINT_URL for the whole system\n")
 	}
+	switch d.c.engine() {
+	case EngineDemo:
+		delay := d.c.EngineDelay
+		if delay <= 0 {
+			delay = demoengine.DefaultDelay
+		}
+		fmt.Fprintf(out, "  engine          demo: answers job events on the results queue; a job succeeds after %s,\n"+
+			"                  or fails, partly succeeds or stays open with %s, %s or %s in its short description\n",
+			delay, demoengine.MarkerFail, demoengine.MarkerPartial, demoengine.MarkerHold)
+	default:
+		fmt.Fprintf(out, "  engine          off: job events wait on $%s; send results to $%s\n",
+			schema.EnvDispatchQueueURL, schema.EnvResultsQueueURL)
+	}
 	fmt.Fprintf(out, "  ServiceNow      %s  (user %s, password in %s)\n", d.simURL, d.simUser, d.c.EnvFile)
-	fmt.Fprintf(out, "  demo gateway    %s\n", d.demo.gateway.ID)
+	fmt.Fprintf(out, "  demo gateway    %s  (escalates to %s)\n", d.demo.gateway.ID, demoEscalationGroup)
 	for _, w := range d.demo.webhooks {
 		fmt.Fprintf(out, "  webhook         %s  %-14s path %s  secret %s\n", w.webhook.ID, w.webhook.EventType, w.webhook.Path, w.secret)
 	}
 	fmt.Fprintf(out, "\nTry, in another terminal:\n\n")
 	fmt.Fprintf(out, "  source %s\n", d.c.EnvFile)
-	fmt.Fprintf(out, "  make demo                     # create and update incidents and changes in the simulator\n")
+	fmt.Fprintf(out, "  make demo                     # changes in the simulator, answered by the engine, written back\n")
 	fmt.Fprintf(out, "  bin/2501 infra ticket list    # what happened to each record\n")
 	fmt.Fprintf(out, "  bin/2501 infra webhook list   # the demo webhooks; create your own with bin/2501 infra webhook create\n")
 	if d.apiURL != "" && len(d.demo.webhooks) > 0 {

@@ -28,6 +28,8 @@ type Resources struct {
 	IntakeDLQURL     string
 	DispatchQueueURL string
 	DispatchDLQURL   string
+	ResultsQueueURL  string
+	ResultsDLQURL    string
 }
 
 // Env returns the resources as SNOWGATE_* environment assignments.
@@ -39,7 +41,14 @@ func (r Resources) Env() map[string]string {
 		schema.EnvIntakeDLQURL:     r.IntakeDLQURL,
 		schema.EnvDispatchQueueURL: r.DispatchQueueURL,
 		schema.EnvDispatchDLQURL:   r.DispatchDLQURL,
+		schema.EnvResultsQueueURL:  r.ResultsQueueURL,
+		schema.EnvResultsDLQURL:    r.ResultsDLQURL,
 	}
+}
+
+// queueURLs lists every queue URL, main queues and dead-letter queues.
+func (r Resources) queueURLs() []string {
+	return []string{r.IntakeQueueURL, r.IntakeDLQURL, r.DispatchQueueURL, r.DispatchDLQURL, r.ResultsQueueURL, r.ResultsDLQURL}
 }
 
 // Create makes every table and queue, named prefix + the definition's id
@@ -62,6 +71,9 @@ func Create(ctx context.Context, cfg aws.Config, prefix string) (Resources, erro
 	if r.DispatchQueueURL, r.DispatchDLQURL, err = CreateQueue(ctx, q, prefix, schema.Dispatch); err != nil {
 		return r, err
 	}
+	if r.ResultsQueueURL, r.ResultsDLQURL, err = CreateQueue(ctx, q, prefix, schema.Results); err != nil {
+		return r, err
+	}
 	return r, nil
 }
 
@@ -80,7 +92,7 @@ func Delete(ctx context.Context, cfg aws.Config, r Resources) error {
 			errs = append(errs, fmt.Errorf("delete table %s: %w", name, err))
 		}
 	}
-	for _, url := range []string{r.IntakeQueueURL, r.IntakeDLQURL, r.DispatchQueueURL, r.DispatchDLQURL} {
+	for _, url := range r.queueURLs() {
 		if url == "" {
 			continue
 		}

@@ -58,3 +58,38 @@ func TestCreateMatchesSchema(t *testing.T) {
 		t.Fatalf("second Create: %v", err)
 	}
 }
+
+// Every queue the schema lists exists with its dead-letter queue, and each
+// URL reaches the programs through Env: a queue added to schema.Queues but
+// not to Create fails here.
+func TestCreateMakesEverySchemaQueue(t *testing.T) {
+	ctx := context.Background()
+	cfg := awstest.Config(t)
+	r := awstest.Resources(t)
+	prefix := r.RegistryTable[:len(r.RegistryTable)-len(schema.Registry.ID)]
+	q := sqs.NewFromConfig(cfg)
+	urls := map[string]bool{}
+	for _, u := range r.Env() {
+		urls[u] = true
+	}
+	for _, def := range schema.Queues {
+		for _, name := range []string{prefix + def.ID, prefix + def.DLQID()} {
+			out, err := q.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
+			if err != nil {
+				t.Errorf("GetQueueUrl(%s): %v", name, err)
+				continue
+			}
+			if !urls[aws.ToString(out.QueueUrl)] {
+				t.Errorf("queue %s (%s) is not in Resources.Env()", name, aws.ToString(out.QueueUrl))
+			}
+		}
+	}
+	for _, tc := range []struct{ env, url string }{
+		{schema.EnvResultsQueueURL, r.ResultsQueueURL},
+		{schema.EnvResultsDLQURL, r.ResultsDLQURL},
+	} {
+		if tc.url == "" || r.Env()[tc.env] != tc.url {
+			t.Errorf("Env()[%s] = %q, want the results queue's URL %q", tc.env, r.Env()[tc.env], tc.url)
+		}
+	}
+}

@@ -134,8 +134,9 @@ var Results = Queue{
 	DLQRetention:      14 * 24 * time.Hour,
 }
 
-// Queues lists every queue.
-var Queues = []Queue{Intake, Dispatch}
+// Queues lists every queue: provisioning, make dev and the CDK stack each
+// create every one of them with its dead-letter queue.
+var Queues = []Queue{Intake, Dispatch, Results}
 
 // Environment variables carrying generated resource names to every program.
 const (

@@ -28,6 +28,8 @@ var envFor = map[string]string{
 	schema.OutputIntakeDLQURL:     schema.EnvIntakeDLQURL,
 	schema.OutputDispatchQueueURL: schema.EnvDispatchQueueURL,
 	schema.OutputDispatchDLQURL:   schema.EnvDispatchDLQURL,
+	schema.OutputResultsQueueURL:  schema.EnvResultsQueueURL,
+	schema.OutputResultsDLQURL:    schema.EnvResultsDLQURL,
 	schema.OutputSecretPrefix:     schema.EnvSecretPrefix,
 }
 

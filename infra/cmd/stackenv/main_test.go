@@ -44,6 +44,7 @@ func TestRun(t *testing.T) {
 	const outputs = `{"snowgate-data":{"X":"y"},"snowgate":{
 		"ApiUrl":"https://abc.execute-api.localhost.localstack.cloud:4566","RegistryTableName":"reg","StateTableName":"st",
 		"IntakeQueueUrl":"http://q/i","IntakeDLQUrl":"http://q/id","DispatchQueueUrl":"http://q/d","DispatchDLQUrl":"http://q/dd",
+		"ResultsQueueUrl":"http://q/r","ResultsDLQUrl":"http://q/rd",
 		"SecretPrefix":"snowgate/","AlarmTopicArn":"arn:aws:sns:us-east-1:000000000000:t"}}`
 	tests := []struct {
 		name    string
@@ -62,6 +63,8 @@ SNOWGATE_DISPATCH_QUEUE_URL=http://q/d
 SNOWGATE_INTAKE_DLQ_URL=http://q/id
 SNOWGATE_INTAKE_QUEUE_URL=http://q/i
 SNOWGATE_REGISTRY_TABLE=reg
+SNOWGATE_RESULTS_DLQ_URL=http://q/rd
+SNOWGATE_RESULTS_QUEUE_URL=http://q/r
 SNOWGATE_SECRET_PREFIX=snowgate/
 SNOWGATE_STATE_TABLE=st
 `,
