@@ -58,7 +58,9 @@ const (
 	processorBatchSize = 10
 	processorWindow    = time.Second
 	writerBatchSize    = 10
-	writerWindow       = time.Second
+	// writerBatches is the writer's concurrency in make dev; the stack
+	// allows 5, a machine of two cores needs no more than one.
+	writerBatches = 1
 )
 
 // eventSource is one of the stack's SQS event source mappings: which
@@ -82,6 +84,13 @@ var eventSources = []eventSource{
 		function: Processor, queue: "intake", queueURL: func(r provision.Resources) string { return r.IntakeQueueURL },
 		batchSize: processorBatchSize, window: processorWindow,
 		batches: func(c DevConfig) int { return countOr(c.ProcessorBatches, DefaultProcessorBatches) },
+	},
+	{
+		// No batching window, as in the stack: an in_progress note reaches
+		// the ticket at once.
+		function: Writer, queue: "results", queueURL: func(r provision.Resources) string { return r.ResultsQueueURL },
+		batchSize: writerBatchSize, window: 0,
+		batches: func(DevConfig) int { return writerBatches },
 	},
 }
 
@@ -349,10 +358,6 @@ func (d *dev) startFunctions(ctx context.Context, cfg aws.Config) error {
 			return err
 		}
 		arns[s.name] = arn
-		if s.name == Writer && env[schema.EnvResultsQueueURL] == "" {
-			d.log.Warn("no results queue: the writer is registered but not started", "function", fn.Name)
-			continue
-		}
 		if _, err := os.Stat(fn.Bootstrap); err != nil {
 			d.log.Warn("function not built: registered but not running; invocations of it fail",
 				"function", fn.Name, "bootstrap", fn.Bootstrap, "hint", "make build-local")
@@ -398,18 +403,6 @@ func (d *dev) startFunctions(ctx context.Context, cfg aws.Config) error {
 		d.wg.Go(func() {
 			if err := src.Run(ctx); err != nil {
 				d.log.Error("SQS event source stopped", "function", src.Function, "error", err)
-			}
-		})
-	}
-	if slices.Contains(running, Writer) {
-		src := &SQSSource{
-			SQS: sqs.NewFromConfig(cfg), Lambda: lc, Log: d.log,
-			QueueURL: env[schema.EnvResultsQueueURL], Function: d.c.Prefix + Writer, Region: cfg.Region,
-			BatchSize: writerBatchSize, Window: writerWindow, Concurrency: 1,
-		}
-		d.wg.Go(func() {
-			if err := src.Run(ctx); err != nil {
-				d.log.Error("SQS event source stopped", "queue", "results", "error", err)
 			}
 		})
 	}

@@ -163,7 +163,6 @@ func (d *dev) printSummary() {
 			what := map[string]string{
 				Ingest:     fmt.Sprintf("behind the HTTP API; %d environments", d.c.environments(Ingest)),
 				Reconciler: "every " + orInterval(d.c.Interval).String(),
-				Writer:     "SQS batches from the results queue",
 			}[s.name]
 			for _, es := range eventSources {
 				if es.function == s.name {
