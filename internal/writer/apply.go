@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/snowgate/snowgate/internal/contract"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/servicenow"
@@ -31,6 +32,11 @@ func (w *Writer) apply(ctx context.Context, rec events.SQSMessage) Outcome {
 		return poison(o, fmt.Errorf("%w: not JSON: %w", queue.ErrMalformedResult, err))
 	}
 	o.JobID, o.ResultID, o.Status = r.JobID, r.ResultID, r.Status
+	// The published schema, not just the Go type: a field the contract
+	// does not know (a misspelt "sumary") is refused, not silently dropped.
+	if err := contract.ValidateResult([]byte(rec.Body)); err != nil {
+		return poison(o, err)
+	}
 	if err := r.Validate(); err != nil {
 		return poison(o, err)
 	}

@@ -404,6 +404,7 @@ func TestPoison(t *testing.T) {
 		"unknown status": resultMessage(queue.JobResult{JobID: jobID, ResultID: "r1", Status: "done"}),
 		"no result id":   resultMessage(queue.JobResult{JobID: jobID, Status: queue.ResultSucceeded}),
 		"text too long":  resultMessage(long),
+		"unknown field":  message(`{"job_id":"` + jobID + `","result_id":"r2","status":"succeeded","sumary":"typo"}`),
 	}
 	for name, msg := range bodies {
 		for receive := 1; receive <= 2; receive++ {
