@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,7 +22,6 @@ import (
 	"github.com/snowgate/snowgate/internal/awsconfig"
 	"github.com/snowgate/snowgate/internal/awstest"
 	"github.com/snowgate/snowgate/internal/cli"
-	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/schema"
 	"github.com/snowgate/snowgate/internal/state"
@@ -242,6 +243,51 @@ type ticket struct {
 	Attempts    int    `json:"attempts"`
 	Source      string `json:"source"`
 	Priority    string `json:"priority"`
+	JobState    string `json:"job_state"`
+	// Job is the ticket's current or last job; nil before its first.
+	Job *ticketJob `json:"job"`
+}
+
+// ticketJob is a ticket's job as `ticket show` and `ticket list` print it.
+type ticketJob struct {
+	ID      string `json:"id"`
+	State   string `json:"state"`
+	Episode int    `json:"episode"`
+	Events  []struct {
+		Type     string `json:"type"`
+		Sequence int    `json:"sequence"`
+		EventID  string `json:"event_id"`
+		At       string `json:"at"`
+	} `json:"events"`
+	Results []struct {
+		ResultID string `json:"result_id"`
+		Status   string `json:"status"`
+		At       string `json:"at"`
+	} `json:"results"`
+}
+
+// resultIDs are the ids of the results recorded on the ticket's job, in
+// its order.
+func (tk ticket) resultIDs() []string {
+	if tk.Job == nil {
+		return nil
+	}
+	var ids []string
+	for _, r := range tk.Job.Results {
+		ids = append(ids, r.ResultID)
+	}
+	return ids
+}
+
+// show reads one ticket with `2501 infra ticket show`.
+func (s *system) show(t testing.TB, gatewayID, table, sysID string) ticket {
+	t.Helper()
+	var list []ticket
+	s.cliJSON(t, &list, "", "infra", "ticket", "show", "--gateway-id", gatewayID, "--table", table, "--sys-id", sysID)
+	if len(list) != 1 {
+		t.Fatalf("ticket show %s %s printed %d tickets; want 1", table, sysID, len(list))
+	}
+	return list[0]
 }
 
 // tickets lists the gateway's tickets with `2501 infra ticket list`, by
@@ -309,46 +355,163 @@ func describe(tk ticket) string {
 	if tk.SysID == "" {
 		return "none"
 	}
-	return fmt.Sprintf("status %q reason %q last outcome %q sys_mod_count %d attempts %d error %q",
-		tk.Status, tk.Reason, tk.LastOutcome, tk.SysModCount, tk.Attempts, tk.LastError)
+	job := "none"
+	if j := tk.Job; j != nil {
+		job = fmt.Sprintf("%s %s (episode %d, %d events, %d results)", j.ID, j.State, j.Episode, len(j.Events), len(j.Results))
+	}
+	return fmt.Sprintf("status %q reason %q last outcome %q sys_mod_count %d attempts %d error %q job %s",
+		tk.Status, tk.Reason, tk.LastOutcome, tk.SysModCount, tk.Attempts, tk.LastError, job)
 }
 
-// jobs receives every job on the dispatch queue, deleting each, until the
-// queue has been empty for a moment; it returns the gateway's jobs. In a
-// deployed system the queue is shared: run the suite where no engine
-// consumes it.
-func (s *system) jobs(t testing.TB, gatewayID string) []queue.JobRequest {
+// waitJob waits until the record's ticket is settled with its job in the
+// wanted state and returns it.
+func (s *system) waitJob(t testing.TB, gatewayID, table, sysID, jobState string, timeout time.Duration) ticket {
 	t.Helper()
-	url := s.queue(schema.EnvDispatchQueueURL)
-	var out []queue.JobRequest
-	empty := 0
-	for empty < 2 {
-		res, err := s.sqs.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
-		})
-		if err != nil {
-			t.Fatalf("receive jobs: %v", err)
-		}
-		if len(res.Messages) == 0 {
-			empty++
-			continue
-		}
-		empty = 0
-		var del []sqstypes.DeleteMessageBatchRequestEntry
-		for _, m := range res.Messages {
-			var j queue.JobRequest
-			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &j); err != nil {
-				t.Errorf("dispatch queue holds a message that is not a job: %q", aws.ToString(m.Body))
-			} else if j.GatewayID == gatewayID {
-				out = append(out, j)
+	return s.waitTicket(t, gatewayID, table, sysID, "its job to be "+jobState, timeout, func(tk ticket) bool {
+		return tk.Job != nil && tk.Job.State == jobState
+	})
+}
+
+// waitTicket waits until the record's ticket is settled and cond holds,
+// and returns it.
+func (s *system) waitTicket(t testing.TB, gatewayID, table, sysID, what string, timeout time.Duration, cond func(ticket) bool) ticket {
+	t.Helper()
+	var tk ticket
+	s.eventually(t, fmt.Sprintf("the ticket of %s %s to settle with %s", table, sysID, what), timeout, func() (bool, string) {
+		rec := s.get(t, table, sysID)
+		tk = s.tickets(t, gatewayID)[sysID]
+		return settled(tk, rec) && cond(tk), fmt.Sprintf("record sys_mod_count %d; ticket %s", rec.modCount(), describe(tk))
+	})
+	return tk
+}
+
+// waitResults waits until the ticket's job has recorded every one of the
+// results and the ticket is settled, and returns it.
+func (s *system) waitResults(t testing.TB, gatewayID, table, sysID string, rs []result, timeout time.Duration) ticket {
+	t.Helper()
+	var tk ticket
+	s.eventually(t, fmt.Sprintf("%d results recorded on %s %s", len(rs), table, sysID), timeout, func() (bool, string) {
+		rec := s.get(t, table, sysID)
+		tk = s.tickets(t, gatewayID)[sysID]
+		have := tk.resultIDs()
+		var missing []string
+		for _, r := range rs {
+			if !slices.Contains(have, r.ResultID) {
+				missing = append(missing, r.Status+" "+r.ResultID)
 			}
-			del = append(del, sqstypes.DeleteMessageBatchRequestEntry{Id: m.MessageId, ReceiptHandle: m.ReceiptHandle})
 		}
-		if _, err := s.sqs.DeleteMessageBatch(t.Context(), &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(url), Entries: del}); err != nil {
-			t.Fatalf("delete jobs: %v", err)
+		return len(missing) == 0 && settled(tk, rec), fmt.Sprintf("missing %v; record sys_mod_count %d; ticket %s", missing, rec.modCount(), describe(tk))
+	})
+	return tk
+}
+
+// person is the system as a user of the instance who is not the gateway's
+// integration user sees it: what it writes is a person's. It skips the
+// test when there is no such user.
+func (s *system) person(t testing.TB) *system {
+	t.Helper()
+	if !s.hasPerson() {
+		t.Skipf("needs a user other than the integration user (%s, %s)", envPersonUser, envPersonPassword)
+	}
+	return s.someone()
+}
+
+// someone is the system as a person sees it when there is one, else as
+// the integration user: for the changes whose author does not matter (a
+// field update is a person's unless the writer made it, whoever signs in).
+func (s *system) someone() *system {
+	if !s.hasPerson() {
+		return s
+	}
+	p := *s
+	p.simUser, p.simPass = s.personUser, s.personPass
+	return &p
+}
+
+func (s *system) hasPerson() bool { return s.personUser != "" && s.personUser != s.integrationUser }
+
+// entry is a comment or work note, as sys_journal_field holds it.
+type entry struct {
+	SysID     string `json:"sys_id"`
+	Field     string `json:"element"`
+	Text      string `json:"value"`
+	Author    string `json:"sys_created_by"`
+	CreatedOn string `json:"sys_created_on"`
+}
+
+// journal reads a record's comments and work notes from sys_journal_field
+// through the Table API, oldest first.
+func (s *system) journal(t testing.TB, sysID string) []entry {
+	t.Helper()
+	q := "element_id=" + sysID + "^elementINcomments,work_notes^ORDERBYsys_created_on"
+	code, raw := s.simDo(t, http.MethodGet, "/api/now/table/sys_journal_field?sysparm_limit=10000&sysparm_query="+url.QueryEscape(q), nil)
+	if code != http.StatusOK {
+		t.Fatalf("read the journal of %s: %d %s", sysID, code, raw)
+	}
+	var out struct {
+		Result []entry `json:"result"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("decode the journal of %s: %v", sysID, err)
+	}
+	return out.Result
+}
+
+// ofField keeps the entries of one journal field.
+func ofField(es []entry, field string) []entry {
+	var out []entry
+	for _, e := range es {
+		if e.Field == field {
+			out = append(out, e)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].SysModCount < out[j].SysModCount })
+	return out
+}
+
+// byAuthor keeps the entries one user wrote.
+func byAuthor(es []entry, user string) []entry {
+	var out []entry
+	for _, e := range es {
+		if e.Author == user {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// repeated returns the journal texts entered more than once.
+func repeated(es []entry) []string {
+	n := map[string]int{}
+	for _, e := range es {
+		n[e.Field+": "+e.Text]++
+	}
+	var out []string
+	for text, c := range n {
+		if c > 1 {
+			out = append(out, fmt.Sprintf("%d× %s", c, text))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// containing counts the entries whose text contains sub.
+func containing(es []entry, sub string) int {
+	n := 0
+	for _, e := range es {
+		if strings.Contains(e.Text, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+// texts lists the entries' texts, for failure messages.
+func texts(es []entry) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Field+": "+e.Text)
+	}
 	return out
 }
 
@@ -371,40 +534,6 @@ func (s *system) depth(t testing.TB, name string) int {
 		n += k
 	}
 	return n
-}
-
-// jobContent is what a job says about the record, without the update
-// time: two jobs with equal content dispatched the same record state.
-func jobContent(j queue.JobRequest) string {
-	tk := j.Ticket
-	tk.SysUpdatedOn = ""
-	b, _ := json.Marshal(tk)
-	return j.Table + "/" + j.SysID + " " + string(b)
-}
-
-// duplicates returns the record states dispatched more than once.
-func duplicates(jobs []queue.JobRequest) []string {
-	seen := map[string]int{}
-	for _, j := range jobs {
-		seen[jobContent(j)]++
-	}
-	var dup []string
-	for c, n := range seen {
-		if n > 1 {
-			dup = append(dup, fmt.Sprintf("%d× %s", n, c))
-		}
-	}
-	sort.Strings(dup)
-	return dup
-}
-
-// bySysID groups jobs by record, in dispatch order of versions.
-func bySysID(jobs []queue.JobRequest) map[string][]queue.JobRequest {
-	m := map[string][]queue.JobRequest{}
-	for _, j := range jobs {
-		m[j.SysID] = append(m[j.SysID], j)
-	}
-	return m
 }
 
 // simTime formats a time as ServiceNow's glide_date_time (UTC).

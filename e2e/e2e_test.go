@@ -13,7 +13,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/snowgate/snowgate/internal/demoengine"
+	"github.com/snowgate/snowgate/internal/localrun"
 	"github.com/snowgate/snowgate/internal/queue"
+	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/schema"
 	"github.com/snowgate/snowgate/internal/servicenow"
 	"github.com/snowgate/snowgate/internal/snowsim"
@@ -43,95 +46,129 @@ func incident(t *testing.T, group, desc string) map[string]string {
 }
 
 // TestIncident: a gateway and webhooks made with the CLI, their Business
-// Rules loaded into the simulator; an incident inserted there is accepted
-// (a job on the dispatch queue, a work note on the record, whose echo is
-// unchanged); an update of a mirrored field is processed again, one of an
-// unmirrored field is unchanged.
+// Rules loaded into the simulator; an incident inserted there gets one job
+// (job.created, a work note naming the job), the demo engine answers it,
+// and the writer resolves the record with the engine's summary; the echoes
+// of our own writes are stale or unchanged and cancel nothing. A person
+// reopening it starts a second episode; an edit of an unmirrored field of
+// the resolved incident is news for no job.
 func TestIncident(t *testing.T) {
 	parallel(t)
 	s := newSystem(t)
-	st := s.createGateway(t, true)
+	st := s.createGateway(t, true, "--org", "e2e-org")
 	gw := st.gateway.ID
 
 	rec := s.insert(t, "incident", incident(t, st.group, "Edge router drops BGP sessions"))
 	id := rec["sys_id"]
-	tk := s.waitSettled(t, gw, "incident", id, time.Minute)
-	if tk.Status != state.StatusAccepted || tk.JobID == "" || tk.WriteBack != "done" {
-		t.Fatalf("ticket after insert: %s, job %q, write-back %q; want accepted with a job and the work note done",
-			describe(tk), tk.JobID, tk.WriteBack)
+	tk := s.waitJob(t, gw, "incident", id, state.JobSucceeded, 2*time.Minute)
+	job := tk.Job.ID
+	if tk.LastOutcome != state.OutcomeUnchanged && tk.LastOutcome != state.OutcomeStale {
+		t.Errorf("ticket after our writes' echoes: %s; want last outcome unchanged or stale", describe(tk))
 	}
-	// The work note is an update of the record (sys_mod_count 0 → 1) that
-	// came back (its webhook, or the reconciler) and changed nothing that is
-	// mirrored: only an unchanged outcome records the newer sys_mod_count.
-	// The last outcome may be stale when the webhook and the reconciler
-	// both delivered it. On a shared instance other gateways' work notes
-	// add versions of their own.
-	if tk.SysModCount < 1 || (tk.LastOutcome != state.OutcomeUnchanged && tk.LastOutcome != state.OutcomeStale) ||
-		(!remoteMode() && tk.SysModCount != 1) {
-		t.Errorf("ticket after the work note's echo: %s; want sys_mod_count 1, last outcome unchanged (or stale)", describe(tk))
+	evs := s.events(t, gw)
+	want := []eventSummary{{queue.EventJobCreated, job, 1, 1}}
+	if diff := cmp.Diff(want, summarize(evs)); diff != "" {
+		t.Fatalf("events after insert (-want +got):\n%s", diff)
 	}
-	if s.sim != nil {
-		notes := s.sim.WorkNotes("incident", id)
-		if len(notes) != 1 || !strings.Contains(notes[0], tk.JobID) || !strings.Contains(notes[0], st.gateway.ID) {
-			t.Errorf("work notes = %q; want one naming gateway %s and job %s", notes, st.gateway.ID, tk.JobID)
+	created := evs[0]
+	if created.Reason != queue.ReasonNewRecord || created.Org != "e2e-org" || created.GatewayName != st.gateway.Name ||
+		created.SysID != id || created.Table != "incident" || created.Number != rec["number"] ||
+		created.Ticket.ShortDescription != rec["short_description"] || created.Ticket.Priority != "3" {
+		t.Errorf("job.created = %s; want reason %q, org e2e-org, gateway %s, the record %s %s as inserted",
+			created.raw, queue.ReasonNewRecord, st.gateway.Name, rec["number"], id)
+	}
+	// ticket show prints the job: its one event, and each result once.
+	shown := s.show(t, gw, "incident", id)
+	if shown.Job == nil || shown.Job.ID != job || shown.Job.State != state.JobSucceeded || shown.Job.Episode != 1 {
+		t.Fatalf("ticket show: %s; want job %s, succeeded, episode 1", describe(shown), job)
+	}
+	if got := shown.Job.Events; len(got) != 1 || got[0].EventID != created.EventID || got[0].Type != queue.EventJobCreated || got[0].Sequence != 1 {
+		t.Errorf("ticket show: job events %+v; want the job.created %s", got, created.EventID)
+	}
+
+	// The engine answered in_progress at once and succeeded after its
+	// delay; each result is recorded once on the ticket and written once.
+	rs := s.results(t, job)
+	statuses := map[string]int{}
+	for _, r := range rs {
+		statuses[r.Status]++
+	}
+	if statuses[queue.ResultInProgress] != 1 || statuses[queue.ResultSucceeded] != 1 || len(rs) != 2 {
+		t.Fatalf("the engine's results for job %s: %v; want one in_progress and one succeeded", job, statuses)
+	}
+	checkRecorded(t, shown, rs)
+	final := rs[slices.IndexFunc(rs, func(r result) bool { return r.Status == queue.ResultSucceeded })]
+	started := rs[slices.IndexFunc(rs, func(r result) bool { return r.Status == queue.ResultInProgress })]
+	rec = s.get(t, "incident", id)
+	if rec["state"] != "6" || rec["close_code"] != registry.DefaultResolveCloseCode || rec["close_notes"] != final.Summary {
+		t.Errorf("record after the succeeded result: state %q close_code %q close_notes %q; want 6, %q, %q",
+			rec["state"], rec["close_code"], rec["close_notes"], registry.DefaultResolveCloseCode, final.Summary)
+	}
+	j := s.journal(t, id)
+	notes, comments := ofField(j, "work_notes"), ofField(j, "comments")
+	if containing(notes, job) < 1 || containing(notes, started.WorkNote) != 1 || containing(comments, final.PublicComment) != 1 {
+		t.Errorf("journal = %q; want the job's acknowledgement naming %s, the engine's work note %q and its comment %q once each",
+			texts(j), job, started.WorkNote, final.PublicComment)
+	}
+	if dup := repeated(j); len(dup) > 0 {
+		t.Errorf("journal entries written more than once: %q", dup)
+	}
+
+	// A person reopens it: a new episode, a new job, answered and
+	// resolved again.
+	s.someone().update(t, "incident", id, map[string]string{"state": "2"})
+	tk = s.waitTicket(t, gw, "incident", id, "a second job, succeeded", 2*time.Minute, func(tk ticket) bool {
+		return tk.Job != nil && tk.Job.Episode == 2 && tk.Job.State == state.JobSucceeded
+	})
+	evs = s.events(t, gw)
+	want = append(want, eventSummary{queue.EventJobCreated, tk.Job.ID, 1, 2})
+	if diff := cmp.Diff(want, summarize(evs)); diff != "" {
+		t.Fatalf("events after the incident was reopened (-want +got):\n%s", diff)
+	}
+	if tk.Job.ID == job || evs[1].Reason != queue.ReasonReopened {
+		t.Errorf("the reopened incident's job.created: job %s, reason %q; want a new job (not %s), reason %q",
+			tk.Job.ID, evs[1].Reason, job, queue.ReasonReopened)
+	}
+
+	// Nothing mirrored changes: no event.
+	before := s.get(t, "incident", id)
+	s.someone().update(t, "incident", id, map[string]string{"category": "network", "impact": "1"})
+	tk = s.waitSettled(t, gw, "incident", id, time.Minute)
+	if tk.SysModCount <= before.modCount() {
+		t.Errorf("ticket after an update of unmirrored fields: %s; want a newer sys_mod_count than %d", describe(tk), before.modCount())
+	}
+	if got := s.events(t, gw); len(got) != len(evs) {
+		t.Errorf("events after an update of unmirrored fields: %v; want none new", summarize(got[len(evs):]))
+	}
+	for _, q := range []string{schema.EnvIntakeDLQURL, schema.EnvDispatchDLQURL, schema.EnvResultsDLQURL} {
+		if n := s.depth(t, q); n != 0 {
+			t.Errorf("%s queue holds %d messages; want 0", q, n)
 		}
 	}
-	jobs := s.jobs(t, gw)
-	// The webhook and the once-a-second reconciler race for each change;
-	// either may be the job's source, and the other is stale.
-	want := []jobSummary{{SysID: id, SysModCount: 0, Priority: "3", JobID: tk.JobID}}
-	if diff := cmp.Diff(want, summarize(jobs)); diff != "" {
-		t.Fatalf("jobs after insert (-want +got):\n%s", diff)
-	}
-
-	// A mirrored field changes: processed again, a second job.
-	upd := s.update(t, "incident", id, map[string]string{"priority": "2"})
-	tk = s.waitSettled(t, gw, "incident", id, time.Minute)
-	if tk.Status != state.StatusAccepted || tk.Priority != "2" {
-		t.Errorf("ticket after the priority changed: %s, priority %q; want accepted with priority 2", describe(tk), tk.Priority)
-	}
-	jobs = s.jobs(t, gw)
-	want = []jobSummary{{SysID: id, SysModCount: upd.modCount(), Priority: "2", JobID: tk.JobID}}
-	if diff := cmp.Diff(want, summarize(jobs)); diff != "" {
-		t.Errorf("jobs after the priority changed (-want +got):\n%s", diff)
-	}
-
-	// Nothing mirrored changes: unchanged, no job.
-	before := tk
-	s.update(t, "incident", id, map[string]string{"category": "network", "impact": "1"})
-	tk = s.waitSettled(t, gw, "incident", id, time.Minute)
-	if tk.Status != state.StatusAccepted || (tk.LastOutcome != state.OutcomeUnchanged && tk.LastOutcome != state.OutcomeStale) || tk.JobID != before.JobID ||
-		tk.SysModCount <= before.SysModCount {
-		t.Errorf("ticket after an update of unmirrored fields: %s, job %q; want still accepted (job %q), last outcome unchanged, a newer sys_mod_count than %d",
-			describe(tk), tk.JobID, before.JobID, before.SysModCount)
-	}
-	if jobs := s.jobs(t, gw); len(jobs) != 0 {
-		t.Errorf("jobs after an update of unmirrored fields: %v; want none", summarize(jobs))
-	}
-	if n := s.depth(t, schema.EnvIntakeDLQURL); n != 0 {
-		t.Errorf("intake dead-letter queue holds %d messages; want 0", n)
-	}
+	s.logCounts(t, gw)
 }
 
-type jobSummary struct {
-	SysID       string
-	SysModCount int
-	Priority    string
-	JobID       string
-}
-
-func summarize(jobs []queue.JobRequest) []jobSummary {
-	var out []jobSummary
-	for _, j := range jobs {
-		out = append(out, jobSummary{j.SysID, j.SysModCount, j.Ticket.Priority, j.JobID})
+// checkRecorded checks that the ticket's job recorded each result once,
+// and only those.
+func checkRecorded(t *testing.T, tk ticket, rs []result) {
+	t.Helper()
+	var want []string
+	for _, r := range rs {
+		want = append(want, r.ResultID)
 	}
-	return out
+	got := tk.resultIDs()
+	slices.Sort(want)
+	slices.Sort(got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("results recorded on the ticket's job %s (-sent +recorded):\n%s", tk.Job.ID, diff)
+	}
 }
 
 // TestChangeRequests: only approved change requests in Scheduled or
 // Implement act, and only within their window: not approved is
-// out_of_scope, a window ahead is deferred and accepted once it opens (the
-// reconciler re-enqueues it), a window past is expired.
+// out_of_scope, a window ahead is deferred and gets its job once it opens
+// (the reconciler re-enqueues it), a window past is expired. The job's
+// success moves the change to Review.
 func TestChangeRequests(t *testing.T) {
 	parallel(t)
 	s := newSystem(t)
@@ -156,29 +193,37 @@ func TestChangeRequests(t *testing.T) {
 		{"window ahead", ahead, state.StatusDeferred},
 		{"window past", past, state.StatusExpired},
 	} {
-		if tk := s.waitSettled(t, gw, "change_request", c.sysID, time.Minute); tk.Status != c.status {
-			t.Errorf("%s: ticket %s; want status %s", c.name, describe(tk), c.status)
+		if tk := s.waitSettled(t, gw, "change_request", c.sysID, time.Minute); tk.Status != c.status || tk.Job != nil {
+			t.Errorf("%s: ticket %s; want status %s and no job", c.name, describe(tk), c.status)
 		}
 	}
-	if jobs := s.jobs(t, gw); len(jobs) != 0 {
-		t.Fatalf("jobs before any window opened: %v; want none", summarize(jobs))
+	if evs := s.events(t, gw); len(evs) != 0 {
+		t.Fatalf("events before any window opened: %v; want none", summarize(evs))
 	}
 
 	// The window now opens in a few seconds: deferred until then (unless
-	// processing took longer), then accepted when the reconciler finds it
-	// due, with no webhook.
+	// processing took longer), then a job when the reconciler finds it
+	// due, with no webhook; the engine succeeds, the change goes to Review.
 	s.update(t, "change_request", ahead, map[string]string{"start_date": simTime(time.Now().Add(3 * time.Second))})
-	var tk ticket
-	s.eventually(t, "the change request to be accepted once its window opened", time.Minute, func() (bool, string) {
-		tk = s.tickets(t, gw)[ahead]
-		return tk.Status == state.StatusAccepted && final(tk), describe(tk)
-	})
-	jobs := s.jobs(t, gw)
-	if len(jobs) != 1 || jobs[0].SysID != ahead || jobs[0].Ticket.Approval != "approved" {
-		t.Errorf("jobs once the window opened: %v; want one, for %s", summarize(jobs), ahead)
-	} else {
-		t.Logf("change request accepted from source %q", jobs[0].Source)
+	tk := s.waitJob(t, gw, "change_request", ahead, state.JobSucceeded, 2*time.Minute)
+	evs := s.events(t, gw)
+	if diff := cmp.Diff([]eventSummary{{queue.EventJobCreated, tk.Job.ID, 1, 1}}, summarize(evs)); diff != "" {
+		t.Fatalf("events once the window opened (-want +got):\n%s", diff)
 	}
+	if ev := evs[0]; ev.SysID != ahead || ev.Ticket.Approval != "approved" || ev.Reason != queue.ReasonWindowOpened {
+		t.Errorf("job.created = %s; want change %s, approved, reason %q", ev.raw, ahead, queue.ReasonWindowOpened)
+	} else {
+		t.Logf("change request's job created from source %q", ev.Source)
+	}
+	rs := s.results(t, tk.Job.ID)
+	checkRecorded(t, tk, rs)
+	final := slices.IndexFunc(rs, func(r result) bool { return r.Status == queue.ResultSucceeded })
+	rec := s.get(t, "change_request", ahead)
+	if final < 0 || rec["state"] != "0" || rec["close_code"] != "successful" || rec["close_notes"] != rs[final].Summary {
+		t.Errorf("change after the job: state %q close_code %q close_notes %q, results %d; want a succeeded result, state 0 (Review), close code successful, its summary",
+			rec["state"], rec["close_code"], rec["close_notes"], len(rs))
+	}
+	s.logCounts(t, gw)
 }
 
 // TestIngestRejects: calls that are not genuine webhooks are refused at
@@ -234,14 +279,15 @@ func TestIngestRejects(t *testing.T) {
 	if len(tickets) != 1 {
 		t.Errorf("tickets = %d; want only the genuine call's", len(tickets))
 	}
-	if jobs := s.jobs(t, gw); len(jobs) != 1 || jobs[0].SysID != rec["sys_id"] {
-		t.Errorf("jobs = %v; want only the genuine call's", summarize(jobs))
+	if evs := s.events(t, gw); len(evs) != 1 || evs[0].SysID != rec["sys_id"] || evs[0].Type != queue.EventJobCreated {
+		t.Errorf("events = %v; want only the genuine call's job.created", summarize(evs))
 	}
-	for _, q := range []string{schema.EnvIntakeDLQURL, schema.EnvDispatchDLQURL} {
+	for _, q := range []string{schema.EnvIntakeDLQURL, schema.EnvDispatchDLQURL, schema.EnvResultsDLQURL} {
 		if n := s.depth(t, q); n != 0 {
 			t.Errorf("%s queue holds %d messages; want 0", q, n)
 		}
 	}
+	s.logCounts(t, gw)
 }
 
 func servicenowID(t *testing.T) string {
@@ -271,8 +317,10 @@ func (s *system) post(t *testing.T, path, contentType string, headers map[string
 }
 
 // TestWebhooksOff: with the instance's outbound calls off, every webhook
-// is lost; the reconciler finds all 50 records created and updated, and
-// each record's state is dispatched once.
+// is lost; the reconciler finds all 50 records created and updated: each
+// gets one job, its update reaches the job (in job.created or a
+// job.updated), no record state reaches the engine twice, and the
+// engine's work notes are written once each.
 func TestWebhooksOff(t *testing.T) {
 	parallel(t)
 	s := newSystem(t)
@@ -281,16 +329,18 @@ func TestWebhooksOff(t *testing.T) {
 	s.setOutbound(t, false)
 	t.Cleanup(func() { s.setOutbound(t, true) })
 
+	// Held open: the engine answers with work notes only, so each
+	// record's last state is the test's.
 	const incidents, changes = 40, 10
 	ids := map[string][]string{}
 	for i := range incidents {
-		r := s.insert(t, "incident", incident(t, st.group, fmt.Sprint("Disk full on host ", i)))
+		r := s.insert(t, "incident", incident(t, st.group, fmt.Sprint(demoengine.MarkerHold, " Disk full on host ", i)))
 		ids["incident"] = append(ids["incident"], r["sys_id"])
 	}
 	now := time.Now()
 	for i := range changes {
 		r := s.insert(t, "change_request", map[string]string{
-			"short_description": unique(t, fmt.Sprint("Patch host ", i)), "type": "standard", "approval": "approved",
+			"short_description": unique(t, fmt.Sprint(demoengine.MarkerHold, " Patch host ", i)), "type": "standard", "approval": "approved",
 			"state": "-1", "assignment_group": st.group, "u_environment": "production",
 			"start_date": simTime(now.Add(-time.Hour)), "end_date": simTime(now.Add(2 * time.Hour)),
 		})
@@ -302,13 +352,16 @@ func TestWebhooksOff(t *testing.T) {
 		}
 	}
 	s.waitAllSettled(t, gw, ids, 2*time.Minute)
-	s.checkDispatched(t, gw, ids, state.StatusAccepted)
+	evs := s.checkEvents(t, gw, ids, state.StatusAccepted)
+	s.waitAnswered(t, gw, ids, evs, 2*time.Minute)
+	s.checkJournals(t, gw, ids)
 	tickets := s.tickets(t, gw)
 	for _, tk := range tickets {
 		if tk.Source != queue.SourceReconcile {
 			t.Errorf("ticket of %s: source %q; want %q (every webhook was lost)", tk.SysID, tk.Source, queue.SourceReconcile)
 		}
 	}
+	s.logCounts(t, gw)
 }
 
 // waitAllSettled waits until every record's ticket holds a decision on the
@@ -339,50 +392,196 @@ func (s *system) waitAllSettled(t *testing.T, gw string, ids map[string][]string
 	})
 }
 
-// checkDispatched drains the dispatch queue and checks that every record
-// has the status want, that its latest state was dispatched, that no
-// state was dispatched twice and that the dead-letter queues are empty.
-func (s *system) checkDispatched(t *testing.T, gw string, ids map[string][]string, want string) []queue.JobRequest {
+// checkEvents checks the gateway's job events against the records: each
+// record's ticket has the status want and one open job, created once (a
+// re-send carries the same event id, which the engine drops), whose events
+// the ticket records, numbered from 1; the latest event carries the
+// record's latest state; no record state reached the engine under two
+// event ids; and the dead-letter queues are empty. It returns the
+// distinct events.
+func (s *system) checkEvents(t *testing.T, gw string, ids map[string][]string, want string) []event {
 	t.Helper()
-	jobs := s.jobs(t, gw)
-	if dup := duplicates(jobs); len(dup) > 0 {
-		t.Errorf("record states dispatched more than once:\n%s", strings.Join(dup, "\n"))
+	evs, resent := distinct(s.events(t, gw))
+	if resent > 0 {
+		t.Logf("%d events were sent again with an id already sent", resent)
 	}
-	per := bySysID(jobs)
+	if dup := sameContent(evs); len(dup) > 0 {
+		t.Errorf("record states sent to the engine in more than one event:\n%s", strings.Join(dup, "\n"))
+	}
 	tickets := s.tickets(t, gw)
 	for table, list := range ids {
 		recs := s.records(t, table, list)
 		for _, id := range list {
-			rec, tk, js := recs[id], tickets[id], per[id]
-			if tk.Status != want {
-				t.Errorf("%s %s: ticket %s; want %s", table, id, describe(tk), want)
-			}
-			if len(js) == 0 {
-				t.Errorf("%s %s: no job dispatched", table, id)
+			rec, tk, es := recs[id], tickets[id], ofRecord(evs, id)
+			if tk.Status != want || tk.Job == nil || tk.Job.State != state.JobOpen {
+				t.Errorf("%s %s: ticket %s; want %s with an open job", table, id, describe(tk), want)
 				continue
 			}
-			last := js[len(js)-1].Ticket
+			if created := ofType(es, queue.EventJobCreated); len(created) != 1 {
+				t.Errorf("%s %s: %d job.created events %v; want one", table, id, len(created), summarize(created))
+				continue
+			}
+			var seen []string
+			for i, ev := range es {
+				if ev.JobID != tk.Job.ID || ev.Sequence != i+1 || ev.Episode != 1 || ev.Type == queue.EventJobCancelled {
+					t.Errorf("%s %s: events %v; want the ticket's job %s, numbered from 1, none cancelling it", table, id, summarize(es), tk.Job.ID)
+					break
+				}
+				seen = append(seen, ev.EventID)
+			}
+			var recorded []string
+			for _, e := range tk.Job.Events {
+				recorded = append(recorded, e.EventID)
+			}
+			if diff := cmp.Diff(seen, recorded); diff != "" {
+				t.Errorf("%s %s: the events the ticket records are not those sent (-sent +recorded):\n%s", table, id, diff)
+			}
+			last := es[len(es)-1].Ticket
 			got := map[string]string{"short_description": last.ShortDescription, "priority": last.Priority, "state": last.State}
 			wantFields := map[string]string{"short_description": rec["short_description"], "priority": rec["priority"], "state": rec["state"]}
 			if diff := cmp.Diff(wantFields, got); diff != "" {
-				t.Errorf("%s %s: latest job is not the record's latest state (-record +job):\n%s", table, id, diff)
+				t.Errorf("%s %s: the latest event does not carry the record's latest state (-record +event):\n%s", table, id, diff)
 			}
 		}
 	}
-	for _, q := range []string{schema.EnvIntakeDLQURL, schema.EnvDispatchDLQURL} {
+	for _, q := range []string{schema.EnvIntakeDLQURL, schema.EnvDispatchDLQURL, schema.EnvResultsDLQURL} {
 		if n := s.depth(t, q); n != 0 {
 			t.Errorf("%s queue holds %d messages; want 0", q, n)
 		}
 	}
-	return jobs
+	return evs
+}
+
+// answers are the ids of the results the demo engine answers an event
+// with (see demoengine).
+func answers(ev event) []string {
+	switch ev.Type {
+	case queue.EventJobCreated:
+		ids := []string{demoengine.ResultIDFor(ev.EventID, demoengine.KindStarted)}
+		if !strings.Contains(strings.ToLower(ev.Ticket.ShortDescription), demoengine.MarkerHold) {
+			ids = append(ids, demoengine.ResultIDFor(ev.EventID, demoengine.KindFinal))
+		}
+		return ids
+	case queue.EventJobUpdated, queue.EventJobFollowUp:
+		return []string{demoengine.ResultIDFor(ev.EventID, demoengine.KindAck)}
+	}
+	return nil
+}
+
+// waitAnswered waits until the ticket of every record has recorded the
+// engine's answer to each event of its current job, each once, and is
+// settled on the record's latest version.
+func (s *system) waitAnswered(t *testing.T, gw string, ids map[string][]string, evs []event, timeout time.Duration) {
+	t.Helper()
+	s.eventually(t, "the engine's answers to be recorded", timeout, func() (bool, string) {
+		tickets := s.tickets(t, gw)
+		var pending []string
+		for table, list := range ids {
+			recs := s.records(t, table, list)
+			for _, id := range list {
+				tk := tickets[id]
+				if tk.Job == nil {
+					pending = append(pending, id+" (no job)")
+					continue
+				}
+				var want []string
+				for _, ev := range ofRecord(evs, id) {
+					if ev.JobID == tk.Job.ID {
+						want = append(want, answers(ev)...)
+					}
+				}
+				got := tk.resultIDs()
+				slices.Sort(want)
+				slices.Sort(got)
+				if !slices.Equal(want, got) || !settled(tk, recs[id]) {
+					pending = append(pending, fmt.Sprintf("%s %s (results %d of %d, ticket %s)", table, id, len(got), len(want), describe(tk)))
+				}
+			}
+		}
+		slices.Sort(pending)
+		if len(pending) > 0 {
+			return false, fmt.Sprintf("%d pending, first: %s", len(pending), pending[0])
+		}
+		return true, ""
+	})
+}
+
+// checkJournals checks that no record's journal holds an entry twice and
+// that the integration user's entries are exactly those the job calls
+// for: the acknowledgement of its job.created and one entry per journal
+// write of the outbound mapping.
+func (s *system) checkJournals(t *testing.T, gw string, ids map[string][]string) {
+	t.Helper()
+	byID := map[string]result{}
+	for _, r := range s.results(t) {
+		byID[r.ResultID] = r
+	}
+	tickets := s.tickets(t, gw)
+	for table, list := range ids {
+		for _, id := range list {
+			j := s.journal(t, id)
+			if dup := repeated(j); len(dup) > 0 {
+				t.Errorf("%s %s: journal entries written more than once: %q", table, id, dup)
+			}
+			tk := tickets[id]
+			if tk.Job == nil {
+				continue
+			}
+			j = byAuthor(j, s.integrationUser)
+			notes, comments := 1, 0 // the acknowledgement
+			for _, rid := range tk.resultIDs() {
+				r, ok := byID[rid]
+				if !ok {
+					r = s.sent[rid]
+				}
+				n, c := journalWrites(table, r.JobResult)
+				notes, comments = notes+n, comments+c
+			}
+			if got := len(ofField(j, "work_notes")); got != notes {
+				t.Errorf("%s %s: %d work notes %q; want %d", table, id, got, texts(ofField(j, "work_notes")), notes)
+			}
+			if got := len(ofField(j, "comments")); got != comments {
+				t.Errorf("%s %s: %d comments %q; want %d", table, id, got, texts(ofField(j, "comments")), comments)
+			}
+		}
+	}
+}
+
+// journalWrites is how many work notes and comments the default outbound
+// mapping writes for a result.
+func journalWrites(table string, r queue.JobResult) (notes, comments int) {
+	has := func(vs ...string) int {
+		for _, v := range vs {
+			if strings.TrimSpace(v) != "" {
+				return 1
+			}
+		}
+		return 0
+	}
+	switch r.Status {
+	case queue.ResultInProgress, queue.ResultFailed:
+		return has(r.WorkNote, r.Summary), 0
+	case queue.ResultSucceeded:
+		if table == "change_request" {
+			return 0, 0
+		}
+		return 0, has(r.PublicComment, r.Summary)
+	case queue.ResultPartial:
+		return has(r.WorkNote, r.Summary), has(r.PublicComment, r.Summary)
+	}
+	return 0, 0
 }
 
 // TestChaos: the instance answers 10% of requests with 5xx and 5% with
 // 429, loses 20% of its webhooks and fires some Business Rules twice; the
 // processor's first reads of some records fail outright (500 on every
 // retry), so SQS must redeliver them. Once the system settles, every
-// record's latest state has been dispatched, none twice, and nothing is in
-// a dead-letter queue.
+// record has one job, created once, its latest state has reached the
+// engine, no state twice; the engine's work notes are written once each.
+// Then every job's final result is sent twice, as an engine that retries
+// does: each is applied once (every record resolved or in Review, no
+// journal entry twice, no job cancelled by our own writes), and nothing is
+// in a dead-letter queue.
 func TestChaos(t *testing.T) {
 	parallel(t)
 	s := newSystem(t)
@@ -397,16 +596,18 @@ func TestChaos(t *testing.T) {
 	// processor reports it as a batch item failure.
 	s.sim.SetReadFaults(snowsim.ReadFaults{Seed: 13, Rate: 0.3, Failures: servicenow.DefaultMaxAttempts})
 
+	// Held open, so that the engine answers with work notes only until the
+	// test sends the final results.
 	const incidents, changes, updates = 24, 6, 2
 	ids := map[string][]string{}
 	for i := range incidents {
-		r := s.insert(t, "incident", incident(t, st.group, fmt.Sprint("Link down on switch ", i)))
+		r := s.insert(t, "incident", incident(t, st.group, fmt.Sprint(demoengine.MarkerHold, " Link down on switch ", i)))
 		ids["incident"] = append(ids["incident"], r["sys_id"])
 	}
 	now := time.Now()
 	for i := range changes {
 		r := s.insert(t, "change_request", map[string]string{
-			"short_description": unique(t, fmt.Sprint("Reboot host ", i)), "type": "standard", "approval": "approved",
+			"short_description": unique(t, fmt.Sprint(demoengine.MarkerHold, " Reboot host ", i)), "type": "standard", "approval": "approved",
 			"state": "-1", "assignment_group": st.group, "u_environment": "production",
 			"start_date": simTime(now.Add(-time.Hour)), "end_date": simTime(now.Add(2 * time.Hour)),
 		})
@@ -417,33 +618,82 @@ func TestChaos(t *testing.T) {
 			for i, id := range list {
 				s.update(t, table, id, map[string]string{
 					"priority":          fmt.Sprint(1 + (i+u)%4),
-					"short_description": unique(t, fmt.Sprintf("%s %d, update %d", table, i, u+1)),
+					"short_description": unique(t, fmt.Sprintf("%s %s %d, update %d", demoengine.MarkerHold, table, i, u+1)),
 				})
 			}
 		}
 	}
 	s.waitAllSettled(t, gw, ids, 3*time.Minute)
-	jobs := s.checkDispatched(t, gw, ids, state.StatusAccepted)
+	evs := s.checkEvents(t, gw, ids, state.StatusAccepted)
+	s.waitAnswered(t, gw, ids, evs, 3*time.Minute)
+	s.checkJournals(t, gw, ids)
+
+	// The final results, each sent twice.
+	tickets := s.tickets(t, gw)
+	var finals []result
+	for table, list := range ids {
+		for _, id := range list {
+			tk := tickets[id]
+			if tk.Job == nil {
+				continue
+			}
+			r := s.sendResult(t, queue.JobResult{
+				JobID: tk.Job.ID, ResultID: "final-" + tk.Job.ID, Status: queue.ResultSucceeded,
+				Summary:       fmt.Sprintf("Chaos test: %s %s done.", table, tk.Number),
+				PublicComment: fmt.Sprintf("Chaos test: %s is fixed.", tk.Number),
+			})
+			finals = append(finals, r)
+		}
+	}
+	s.resend(t, finals...)
+	s.eventually(t, "every job to succeed", 4*time.Minute, func() (bool, string) {
+		tickets := s.tickets(t, gw)
+		var pending []string
+		for table, list := range ids {
+			recs := s.records(t, table, list)
+			for _, id := range list {
+				tk, rec := tickets[id], recs[id]
+				done := map[string]string{"incident": "6", "change_request": "0"}[table]
+				if tk.Job == nil || tk.Job.State != state.JobSucceeded || rec["state"] != done || !settled(tk, rec) {
+					pending = append(pending, fmt.Sprintf("%s %s (record state %q, ticket %s)", table, id, rec["state"], describe(tk)))
+				}
+			}
+		}
+		slices.Sort(pending)
+		if len(pending) > 0 {
+			return false, fmt.Sprintf("%d pending, first: %s", len(pending), pending[0])
+		}
+		return true, ""
+	})
+	if after, _ := distinct(s.events(t, gw)); len(after) != len(evs) {
+		t.Errorf("events after the final results: %v; want none new (our own writes are news for no job)", summarize(after[len(evs):]))
+	}
+	s.checkJournals(t, gw, ids)
+	for _, q := range []string{schema.EnvIntakeDLQURL, schema.EnvDispatchDLQURL, schema.EnvResultsDLQURL} {
+		if n := s.depth(t, q); n != 0 {
+			t.Errorf("%s queue holds %d messages; want 0", q, n)
+		}
+	}
 
 	stats := s.sim.Stats()
 	faulted := s.sim.ReadFaulted()
 	// What the event source logs when the processor reports batch item
 	// failures: those messages were received again.
-	redelivered := s.logs.sum("function reported failed messages; they will be retried", "failed")
+	redelivered := s.logs.sum("function reported failed messages; they will be retried", "failed",
+		map[string]string{"function": s.fnPrefix + localrun.Processor})
 	if len(faulted) == 0 || redelivered == 0 {
 		t.Errorf("%d records' first reads failed, %d messages were reported failed: the redelivery path was not exercised",
 			len(faulted), redelivered)
 	}
 	sources := map[string]int{}
-	tickets := s.tickets(t, gw)
-	for _, tk := range tickets {
+	for _, tk := range s.tickets(t, gw) {
 		sources[tk.Source]++
 	}
 	changesMade := (incidents + changes) * (1 + updates)
 	writes := stats.Requests[snowsim.RequestKey{Method: http.MethodPost, Status: http.StatusCreated}] +
 		stats.Requests[snowsim.RequestKey{Method: http.MethodPatch, Status: http.StatusOK}]
 	writes-- // the assignment group's insert fires no rule
-	t.Logf("chaos: %d records, %d changes by the test, %d record writes in all (work notes included); "+
+	t.Logf("chaos: %d records, %d changes by the test, %d record writes in all (notes and results included); "+
 		"%d Business Rule runs (%d duplicates); %d webhooks attempted, %d lost, responses by status %s",
 		incidents+changes, changesMade, writes, stats.RulesFired, stats.RulesFired-writes,
 		stats.OutboundAttempted, stats.OutboundFailed, outboundStatuses(stats))
@@ -451,8 +701,9 @@ func TestChaos(t *testing.T) {
 		"%d records had every retry of their first read fail; the processor reported %d messages failed, which SQS redelivered",
 		countStatus(stats, func(c int) bool { return c >= 500 }), countStatus(stats, func(int) bool { return true }),
 		countStatus(stats, func(c int) bool { return c == http.StatusTooManyRequests }), len(faulted), redelivered)
-	t.Logf("chaos: %d jobs dispatched for %d records, none twice; tickets by last source %v; dead-letter queues empty",
-		len(jobs), incidents+changes, sources)
+	t.Logf("chaos: %d events for %d records, no job created twice, no state twice; %d final results sent twice, each applied once; "+
+		"tickets by last source %v; dead-letter queues empty", len(evs), incidents+changes, len(finals), sources)
+	s.logCounts(t, gw)
 }
 
 func countStatus(st snowsim.Stats, match func(int) bool) int {

@@ -59,9 +59,9 @@ func removeBuild() {
 }
 
 // functions are the function packages, by the name localrun runs them as.
-var functions = []string{localrun.Ingest, localrun.Processor, localrun.Reconciler}
+var functions = []string{localrun.Ingest, localrun.Processor, localrun.Reconciler, localrun.Writer}
 
-// bootstraps builds the three functions for this machine once per test
+// bootstraps builds the functions for this machine once per test
 // binary, as make build-local does, and returns the directory holding
 // <function>/bootstrap. It skips the test when they cannot be built here
 // (no Go toolchain or no sources at run time) and fails it when the build

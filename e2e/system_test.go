@@ -26,6 +26,7 @@ import (
 
 	"github.com/snowgate/snowgate/internal/awsconfig"
 	"github.com/snowgate/snowgate/internal/awstest"
+	"github.com/snowgate/snowgate/internal/demoengine"
 	"github.com/snowgate/snowgate/internal/localrun"
 	"github.com/snowgate/snowgate/internal/provision"
 	"github.com/snowgate/snowgate/internal/reconcile"
@@ -45,6 +46,11 @@ const (
 	// envRemoteWait is added to every wait: a deployed reconciler runs
 	// every two minutes, not every second.
 	envRemoteWait = "SNOWGATE_E2E_WAIT"
+	// envPersonUser and envPersonPassword name a user of the instance who
+	// is not the gateway's integration user: the comments and work notes a
+	// person writes. Without them, the tests that need one are skipped.
+	envPersonUser     = "SNOWGATE_E2E_PERSON_USER"
+	envPersonPassword = "SNOWGATE_E2E_PERSON_PASSWORD"
 )
 
 func remoteMode() bool { return os.Getenv(envRemoteAPIURL) != "" }
@@ -58,6 +64,9 @@ const (
 	// failed message is redelivered within the test.
 	intakeVisibility = 5 * time.Second
 	batchWindow      = 200 * time.Millisecond
+	// engineDelay is how long a demo engine job runs before its final
+	// result (make dev: 2s).
+	engineDelay = time.Second
 )
 
 // system is the running snowgate and ServiceNow simulator as the suite
@@ -71,10 +80,23 @@ type system struct {
 	simUser     string
 	simPass     string
 	instanceURL string // the simulator as the functions reach it
+	// integrationUser is the gateway's user on the instance (simUser, for
+	// the system as a person sees it too).
+	integrationUser string
+	// person signs in as someone other than the gateway's integration
+	// user; empty when there is no such user.
+	personUser, personPass string
 	// sim is the in-process simulator (local mode only), for faults.
 	sim  *snowsim.Sim
 	logs *logFile      // local mode only
 	wait time.Duration // added to every wait
+	// fnPrefix begins the functions' names (local mode only).
+	fnPrefix string
+	// dispatch relays the dispatch queue to the demo engine, engineOut the
+	// engine's results to the results queue (see relay).
+	dispatch, engineOut *relay
+	// sent are the results the test sent itself, by id.
+	sent map[string]result
 }
 
 func (s *system) queue(name string) string { return s.env[name] }
@@ -96,7 +118,8 @@ func remoteSystem(t *testing.T) *system {
 	t.Helper()
 	env := map[string]string{}
 	for _, k := range []string{schema.EnvRegistryTable, schema.EnvStateTable, schema.EnvIntakeQueueURL,
-		schema.EnvIntakeDLQURL, schema.EnvDispatchQueueURL, schema.EnvDispatchDLQURL, localrun.EnvSimURL} {
+		schema.EnvIntakeDLQURL, schema.EnvDispatchQueueURL, schema.EnvDispatchDLQURL, schema.EnvResultsQueueURL,
+		schema.EnvResultsDLQURL, localrun.EnvSimURL} {
 		if env[k] = os.Getenv(k); env[k] == "" {
 			t.Fatalf("%s is set, so the suite targets a deployed system, but %s is not", envRemoteAPIURL, k)
 		}
@@ -120,10 +143,13 @@ func remoteSystem(t *testing.T) *system {
 		cfg: cfg, sqs: sqs.NewFromConfig(cfg), env: env, apiURL: env[schema.EnvAPIURL],
 		simURL: env[localrun.EnvSimURL], simUser: os.Getenv(localrun.EnvSimUser), simPass: os.Getenv(localrun.EnvSimPassword),
 		instanceURL: os.Getenv(envInstanceURL), wait: wait,
+		personUser: os.Getenv(envPersonUser), personPass: os.Getenv(envPersonPassword), sent: map[string]result{},
 	}
 	if s.instanceURL == "" {
 		s.instanceURL = s.simURL
 	}
+	s.integrationUser = s.simUser
+	s.startEngine(t, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	return s
 }
 
@@ -209,13 +235,17 @@ func localSystem(t *testing.T) *system {
 		}
 	})
 	sqsc := sqs.NewFromConfig(cfg)
-	if _, err := sqsc.SetQueueAttributes(t.Context(), &sqs.SetQueueAttributesInput{
-		QueueUrl: aws.String(res.IntakeQueueURL),
-		Attributes: map[string]string{
-			string(sqstypes.QueueAttributeNameVisibilityTimeout): strconv.Itoa(int(intakeVisibility / time.Second)),
-		},
-	}); err != nil {
-		t.Fatalf("shorten the intake queue's visibility timeout: %v", err)
+	// The writer pushes a retried result out itself; a failed invocation
+	// is retried at the visibility timeout, shortened like the intake's.
+	for _, url := range []string{res.IntakeQueueURL, res.ResultsQueueURL} {
+		if _, err := sqsc.SetQueueAttributes(t.Context(), &sqs.SetQueueAttributesInput{
+			QueueUrl: aws.String(url),
+			Attributes: map[string]string{
+				string(sqstypes.QueueAttributeNameVisibilityTimeout): strconv.Itoa(int(intakeVisibility / time.Second)),
+			},
+		}); err != nil {
+			t.Fatalf("shorten the visibility timeout of %s: %v", url, err)
+		}
 	}
 
 	logs := newLogFile(t)
@@ -224,14 +254,17 @@ func localSystem(t *testing.T) *system {
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
-	s := &system{cfg: cfg, sqs: sqsc, simUser: "admin", simPass: awstest.UniqueName("pw-"), logs: logs}
-	s.sim = snowsim.New(snowsim.WithUser(s.simUser, s.simPass),
+	s := &system{cfg: cfg, sqs: sqsc, simUser: "admin", simPass: awstest.UniqueName("pw-"), logs: logs,
+		personUser: "e2e.person", personPass: awstest.UniqueName("pw-"), sent: map[string]result{}}
+	s.integrationUser = s.simUser
+	s.sim = snowsim.New(snowsim.WithUser(s.simUser, s.simPass), snowsim.WithUser(s.personUser, s.personPass),
 		snowsim.WithLogger(slog.New(slog.NewJSONHandler(logs.logs.Writer("snowsim"), nil))))
 	simSrv := httptest.NewServer(localrun.SimHandler(s.sim, log))
 	t.Cleanup(simSrv.Close)
 	s.simURL, s.instanceURL = simSrv.URL, simSrv.URL
 
 	prefix := awstest.UniqueName("e2e") + "-"
+	s.fnPrefix = prefix
 	secretPrefix := awstest.UniqueName("snowgate-e2e-") + "/"
 	fnEnv := res.Env()
 	fnEnv[schema.EnvSecretPrefix] = secretPrefix
@@ -273,15 +306,21 @@ func localSystem(t *testing.T) *system {
 			t.Fatalf("function %s never asked for work: %v", prefix+name, err)
 		}
 	}
-	src := &localrun.SQSSource{
-		SQS: sqsc, Lambda: lc, Log: log, QueueURL: res.IntakeQueueURL, Function: prefix + localrun.Processor,
-		Region: cfg.Region, BatchSize: 10, Window: batchWindow, WaitTime: time.Second,
-	}
-	wg.Go(func() {
-		if err := src.Run(ctx); err != nil {
-			t.Errorf("SQS event source: %v", err)
+	// The stack's event source mappings: intake → processor, results →
+	// writer.
+	for _, es := range []struct{ queueURL, function string }{
+		{res.IntakeQueueURL, localrun.Processor}, {res.ResultsQueueURL, localrun.Writer},
+	} {
+		src := &localrun.SQSSource{
+			SQS: sqsc, Lambda: lc, Log: log, QueueURL: es.queueURL, Function: prefix + es.function,
+			Region: cfg.Region, BatchSize: 10, Window: batchWindow, WaitTime: time.Second,
 		}
-	})
+		wg.Go(func() {
+			if err := src.Run(ctx); err != nil {
+				t.Errorf("SQS event source of %s: %v", es.function, err)
+			}
+		})
+	}
 	sched := &localrun.Schedule{Lambda: lc, Log: log, Function: prefix + localrun.Reconciler,
 		Rule: prefix + "reconcile", Region: cfg.Region, Interval: reconcileEvery}
 	wg.Go(func() { _ = sched.Run(ctx) })
@@ -289,7 +328,61 @@ func localSystem(t *testing.T) *system {
 	s.env = res.Env()
 	s.env[schema.EnvAPIURL] = s.apiURL
 	s.env[schema.EnvSecretPrefix] = secretPrefix
+	s.startEngine(t, slog.New(slog.NewJSONHandler(logs.logs.Writer("engine"), nil)))
 	return s
+}
+
+// startEngine runs make dev's demo engine for the system, behind two
+// relays: the dispatch queue is relayed to a queue of the engine's own,
+// and the engine answers on another, relayed to the results queue. The
+// relays record every event and result and check each against its
+// contract; what fails the check fails the test. They stop before the
+// functions do.
+func (s *system) startEngine(t *testing.T, log *slog.Logger) {
+	t.Helper()
+	in := s.privateQueue(t, "engine-in")
+	out := s.privateQueue(t, "engine-out")
+	s.dispatch = &relay{name: "dispatch", sqs: s.sqs, from: s.queue(schema.EnvDispatchQueueURL), to: in,
+		log: log, check: checkEvent, seen: map[string]bool{}}
+	s.engineOut = &relay{name: "results", sqs: s.sqs, from: out, to: s.queue(schema.EnvResultsQueueURL),
+		log: log, check: checkResult, seen: map[string]bool{}}
+	eng := &demoengine.Engine{SQS: s.sqs, DispatchURL: in, ResultsURL: out, Delay: engineDelay, WaitTime: time.Second, Log: log}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		for _, r := range []*relay{s.dispatch, s.engineOut} {
+			for _, p := range r.problemList() {
+				t.Errorf("a message breaks its contract: %s", p)
+			}
+		}
+	})
+	wg.Go(func() { s.dispatch.run(ctx) })
+	wg.Go(func() { s.engineOut.run(ctx) })
+	wg.Go(func() {
+		if err := eng.Run(ctx); err != nil {
+			t.Errorf("demo engine: %v", err)
+		}
+	})
+}
+
+// privateQueue creates a queue of the test's own, deleted at its end.
+func (s *system) privateQueue(t *testing.T, name string) string {
+	t.Helper()
+	out, err := s.sqs.CreateQueue(t.Context(), &sqs.CreateQueueInput{QueueName: aws.String(awstest.UniqueName("e2e-") + "-" + name)})
+	if err != nil {
+		t.Fatalf("create queue %s: %v", name, err)
+	}
+	url := aws.ToString(out.QueueUrl)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := s.sqs.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: aws.String(url)}); err != nil {
+			t.Logf("delete queue %s: %v", name, err)
+		}
+	})
+	return url
 }
 
 // logFile collects every program's log lines for the test; a failed test
@@ -323,9 +416,9 @@ func newLogFile(t *testing.T) *logFile {
 	return l
 }
 
-// sum adds up a numeric field of the JSON log lines with message msg, as a
-// CloudWatch Logs Insights query would.
-func (l *logFile) sum(msg, field string) int {
+// sum adds up a numeric field of the JSON log lines with message msg whose
+// fields equal match, as a CloudWatch Logs Insights query would.
+func (l *logFile) sum(msg, field string, match map[string]string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := 0
@@ -333,7 +426,7 @@ func (l *logFile) sum(msg, field string) int {
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		var line map[string]any
-		if json.Unmarshal(sc.Bytes(), &line) != nil || line["msg"] != msg {
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line["msg"] != msg || !matches(line, match) {
 			continue
 		}
 		if v, ok := line[field].(float64); ok {
@@ -341,6 +434,35 @@ func (l *logFile) sum(msg, field string) int {
 		}
 	}
 	return n
+}
+
+// count counts the JSON log lines with message msg whose fields equal
+// match (see matches), by the value of their field by.
+func (l *logFile) count(msg string, match map[string]string, by string) map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := map[string]int{}
+	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line["msg"] != msg || !matches(line, match) {
+			continue
+		}
+		n[fmt.Sprint(line[by])]++
+	}
+	return n
+}
+
+// matches reports whether a log line's fields equal match, compared as
+// text.
+func matches(line map[string]any, match map[string]string) bool {
+	for k, v := range match {
+		if fmt.Sprint(line[k]) != v {
+			return false
+		}
+	}
+	return true
 }
 
 type lockedWriter struct{ l *logFile }
