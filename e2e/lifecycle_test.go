@@ -324,3 +324,46 @@ func TestRedelivery(t *testing.T) {
 	}
 	s.logCounts(t, gw)
 }
+
+// TestDedup: a second incident with the same short description and
+// configuration item is a duplicate of the first: no job, and a work note
+// naming the first; "@2501 unlink-ticket" on it gives it a job of its own.
+func TestDedup(t *testing.T) {
+	parallel(t)
+	s := newSystem(t)
+	st := s.createGateway(t, true)
+	gw := st.gateway.ID
+	p := s.person(t)
+	fields := incident(t, st.group, demoengine.MarkerHold+" Packet loss on uplink")
+	first := s.insert(t, "incident", fields)
+	tk := s.waitJob(t, gw, "incident", first["sys_id"], state.JobOpen, time.Minute)
+	dup := s.insert(t, "incident", fields)["sys_id"]
+	dk := s.waitSettled(t, gw, "incident", dup, time.Minute)
+	if dk.Status != state.StatusDeduplicated || dk.Job != nil {
+		t.Fatalf("ticket of the second incident: %s; want %s, no job", describe(dk), state.StatusDeduplicated)
+	}
+	if notes := ofField(s.journal(t, dup), "work_notes"); len(notes) != 1 || containing(notes, first["number"]) != 1 {
+		t.Errorf("work notes of the duplicate: %q; want one naming %s", texts(notes), first["number"])
+	}
+	evs := s.events(t, gw)
+	if diff := cmp.Diff([]eventSummary{{queue.EventJobCreated, tk.Job.ID, 1, 1}}, summarize(evs)); diff != "" {
+		t.Fatalf("events after the duplicate (-want +got):\n%s", diff)
+	}
+
+	unlink := registry.DefaultMention + " " + registry.UnlinkCommand
+	p.update(t, "incident", dup, map[string]string{"comments": unlink})
+	dk = s.waitJob(t, gw, "incident", dup, state.JobOpen, time.Minute)
+	evs = s.events(t, gw)
+	own := ofRecord(evs, dup)
+	if diff := cmp.Diff([]eventSummary{{queue.EventJobCreated, dk.Job.ID, 1, 1}}, summarize(own)); diff != "" {
+		t.Fatalf("events of the unlinked incident (-want +got):\n%s", diff)
+	}
+	if ev := own[0]; ev.Reason != queue.ReasonUnlinked || ev.DuplicateOf != first["number"] || ev.Message == nil || ev.Message.Text != unlink {
+		t.Errorf("job.created of the unlinked incident = %s; want reason %q, duplicate_of %s, the comment %q",
+			ev.raw, queue.ReasonUnlinked, first["number"], unlink)
+	}
+	if dk.Job.ID == tk.Job.ID {
+		t.Errorf("the unlinked incident shares job %s with its primary", dk.Job.ID)
+	}
+	s.logCounts(t, gw)
+}
