@@ -367,3 +367,52 @@ func TestDedup(t *testing.T) {
 	}
 	s.logCounts(t, gw)
 }
+
+// TestResultsRefused: a result for a job nobody created is dropped, not
+// retried; a malformed result for a real job is poison: nothing of it is
+// written, and it ends in the results dead-letter queue.
+func TestResultsRefused(t *testing.T) {
+	parallel(t)
+	s := newSystem(t)
+	st := s.createGateway(t, true)
+	gw := st.gateway.ID
+	id := s.insert(t, "incident", incident(t, st.group, demoengine.MarkerHold+" Fan failure in rack 12"))["sys_id"]
+	s.waitJob(t, gw, "incident", id, state.JobOpen, time.Minute)
+	s.waitAnswered(t, gw, map[string][]string{"incident": {id}}, s.events(t, gw), time.Minute)
+	tk := s.waitSettled(t, gw, "incident", id, time.Minute)
+	recBefore, journalBefore, resultsBefore := s.get(t, "incident", id), s.journal(t, id), tk.resultIDs()
+
+	unknown := s.sendResult(t, queue.JobResult{
+		JobID: "00000000-0000-4000-8000-000000000000", ResultID: "unknown-job-" + tk.Job.ID, Status: queue.ResultSucceeded, Summary: "Nobody asked.",
+	})
+	// Not a status of the contract, and a field it does not know.
+	poison := result{raw: []byte(fmt.Sprintf(`{"job_id":%q,"result_id":"poison-%s","status":"done","summary":"Resolved?","work_note":"half"}`, tk.Job.ID, tk.Job.ID))}
+	s.resend(t, poison)
+	s.eventually(t, "the poison result in the results dead-letter queue and the queue empty", 2*time.Minute, func() (bool, string) {
+		dlq, q := s.depth(t, schema.EnvResultsDLQURL), s.depth(t, schema.EnvResultsQueueURL)
+		return dlq == 1 && q == 0, fmt.Sprintf("dead-letter queue %d, results queue %d", dlq, q)
+	})
+	if s.logs != nil {
+		got := s.logs.count("result processed", map[string]string{"result_id": unknown.ResultID}, "outcome")
+		if got["unknown_job"] != 1 || len(got) != 1 {
+			t.Errorf("the writer's outcomes for the unknown job's result: %v; want unknown_job once (dropped, not retried)", got)
+		}
+		if got := s.logs.count("result processed", map[string]string{"job_id": tk.Job.ID, "outcome": "poison"}, "outcome"); got["poison"] == 0 {
+			t.Errorf("the writer never reported the malformed result as poison")
+		}
+	}
+	tk = s.waitSettled(t, gw, "incident", id, time.Minute)
+	if rec := s.get(t, "incident", id); rec.modCount() != recBefore.modCount() {
+		t.Errorf("record after the refused results: sys_mod_count %d; want %d (nothing written)", rec.modCount(), recBefore.modCount())
+	}
+	if diff := cmp.Diff(journalBefore, s.journal(t, id)); diff != "" {
+		t.Errorf("journal after the refused results (-before +after):\n%s", diff)
+	}
+	if diff := cmp.Diff(resultsBefore, tk.resultIDs()); diff != "" {
+		t.Errorf("results recorded after the refused results (-before +after):\n%s", diff)
+	}
+	if tk.Job.State != state.JobOpen {
+		t.Errorf("ticket after the refused results: %s; want its job still open", describe(tk))
+	}
+	s.logCounts(t, gw)
+}
