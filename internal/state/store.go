@@ -11,8 +11,10 @@
 //     when no live claim exists and the version is new and different
 //     (sys_mod_count higher and content hash different), or the same or a
 //     newer version of a claim that was released or has expired, or a
-//     deferred ticket that is now due. Otherwise it reports ErrStale,
-//     ErrUnchanged (recording the new sys_mod_count) or ErrBusy.
+//     deferred ticket that is now due, or a newer version with the same
+//     content of a ticket whose journal matters (Ticket.JournalMatters: it
+//     may carry a comment mentioning the gateway). Otherwise it reports
+//     ErrStale, ErrUnchanged (recording the new sys_mod_count) or ErrBusy.
 //   - Finish and Release only apply while the caller still holds the claim.
 //
 // Deferred tickets carry due_pk = "DUE#"+gateway id and due_at (UTC,
@@ -65,6 +67,7 @@ const (
 	fingerprintPrefix = "FP#"
 	gatewayIndexPK    = "GW#"
 	duePrefix         = "DUE#"
+	openPrefix        = "OPEN#"
 	// dueLayout sorts lexicographically in time order.
 	dueLayout = "2006-01-02T15:04:05Z"
 	// updatedLayout is RFC 3339 with fixed-width nanoseconds, so it sorts.
@@ -101,6 +104,8 @@ type Claim struct {
 	WebhookID    string
 	// Token identifies the claimant; Finish and Release must present it.
 	Token string
+	// CreatedOn is the record's sys_created_on, stored when set.
+	CreatedOn string
 	// Lease is how long the claim holds if the claimant vanishes. It must
 	// be shorter than the intake queue's visibility timeout, so that the
 	// redelivered message finds it expired.
@@ -133,16 +138,22 @@ func (s *Store) Claim(ctx context.Context, c Claim) (Ticket, error) {
 		now := s.now()
 		switch {
 		case cur.ClaimExpires >= now.UnixMilli() && cur.SysModCount < c.SysModCount:
-			if cur.ContentHash == hash {
+			if cur.ContentHash == hash && !cur.JournalMatters() {
 				// The claimant is deciding on this very content (this is,
 				// typically, the echo of its own work note). Should it
 				// crash, its redelivered message fetches this version and
 				// takes the claim over, so nothing is lost.
 				return cur, s.note(ctx, c.Key, OutcomeUnchanged)
 			}
+			// Same content, but the version may carry a comment the
+			// claimant's journal read came too early for: retry it later.
 			return cur, ErrBusy
 		case cur.ClaimExpires >= now.UnixMilli() || cur.SysModCount >= c.SysModCount:
 			return cur, s.note(ctx, c.Key, OutcomeStale)
+		case cur.ContentHash == hash && cur.JournalMatters():
+			// The claim admits this version; another one won the race
+			// and finished in between. Try again on what it left.
+			continue
 		case cur.ContentHash == hash:
 			err := s.markUnchanged(ctx, c, hash)
 			if err == nil {
@@ -176,7 +187,11 @@ func (s *Store) tryClaim(ctx context.Context, c Claim, hash string) (Ticket, err
 	if c.WebhookID != "" {
 		u.set("webhook_id", str(c.WebhookID))
 	}
+	if c.CreatedOn != "" {
+		u.set("sys_created_on", str(c.CreatedOn))
+	}
 	u.touch(c.GatewayID, now)
+	journalValues(u)
 	u.values[":zero"] = num(0)
 	u.values[":one"] = num(1)
 	u.values[":v"] = num(c.SysModCount)
@@ -189,7 +204,8 @@ func (s *Store) tryClaim(ctx context.Context, c Claim, hash string) (Ticket, err
 		"attribute_not_exists(#sys_mod_count)" +
 		" OR (#sys_mod_count < :v AND #content_hash <> :h)" +
 		" OR (#sys_mod_count <= :v AND attribute_exists(#claim_expires))" +
-		" OR (#sys_mod_count <= :v AND #status = :deferred AND #due_at <= :nowdue))"
+		" OR (#sys_mod_count <= :v AND #status = :deferred AND #due_at <= :nowdue)" +
+		" OR (#sys_mod_count < :v AND (" + journalCond + ")))"
 	out, err := s.db.UpdateItem(ctx, u.input(s.table, c.Key.PK(), ddbtypes.ReturnValueAllOld))
 	if err != nil {
 		return Ticket{}, err
@@ -217,7 +233,8 @@ func (s *Store) markUnchanged(ctx context.Context, c Claim, hash string) error {
 	u.values[":h"] = str(hash)
 	u.names["#content_hash"] = "content_hash"
 	u.names["#claim_expires"] = "claim_expires"
-	u.cond = "#sys_mod_count < :v AND #content_hash = :h AND attribute_not_exists(#claim_expires)"
+	journalValues(u)
+	u.cond = "#sys_mod_count < :v AND #content_hash = :h AND attribute_not_exists(#claim_expires) AND NOT (" + journalCond + ")"
 	if _, err := s.db.UpdateItem(ctx, u.input(s.table, c.PK(), ddbtypes.ReturnValueNone)); err != nil {
 		return fmt.Errorf("record unchanged %s: %w", c.PK(), err)
 	}
@@ -246,28 +263,82 @@ func (s *Store) note(ctx context.Context, k Key, outcome string) error {
 // Result is the decision on a claimed version.
 type Result struct {
 	// Version is the claimed sys_mod_count.
-	Version           int
-	Status            string
-	Reason            string
-	JobID             string // accepted only
+	Version int
+	Status  string
+	Reason  string
+	// Outcome is the last outcome when it is not Status: OutcomeUnchanged
+	// for a version that brought nothing new (Status and Reason are then
+	// the ticket's, as they were before the claim).
+	Outcome           string
+	JobID             string // the ticket's job, when it has one
 	Fingerprint       string
 	DuplicateOf       string
 	DuplicateOfNumber string
 	Due               time.Time // deferred only
 	WriteBack         string
+
+	// Job, for a new episode, is the job to store whole (its first events
+	// included); it replaces the ticket's ended one.
+	Job *Job
+	// Events, without Job, are appended to the ticket's job (JobID), and
+	// Sequence is then its last event's sequence.
+	Events   []JobEventRecord
+	Sequence int
+	// EndJob, when set, ends the open job in this state (JobCancelled). A
+	// job the writer ended in the meantime keeps the writer's state.
+	EndJob string
+	// JobOpen says whether the ticket's job is open after the decision: it
+	// keeps the ticket in, or takes it out of, schema.IndexOpenJobs.
+	JobOpen bool
+
+	// JournalSeenAt and JournalSeenIDs, when JournalSeenAt is set, are the
+	// newest journal entries the decision considered.
+	JournalSeenAt  string
+	JournalSeenIDs []string
+	// SeenVersion, when higher than Version, is the sys_mod_count our own
+	// work note produced (nothing else changed in between), so its echo
+	// is stale without a fetch of the journal.
+	SeenVersion int
 }
 
 // Finish stores the decision on a claimed version and releases the claim.
 // ErrClaimLost means the claim expired and another processor took over.
+//
+// The job is written as the writer expects: a new one whole (under the
+// claim, only the processor creates jobs), an existing one by nested
+// attributes only (its sequence, its events, its state), so results the
+// writer appended in the meantime stay.
 func (s *Store) Finish(ctx context.Context, k Key, token string, r Result) error {
+	err := s.finish(ctx, k, token, r)
+	if r.EndJob == "" || !errors.Is(err, ErrClaimLost) {
+		return err
+	}
+	// Either the claim is lost or the writer ended the job first; in the
+	// latter case the job keeps the writer's state.
+	cur, gerr := s.get(ctx, k, true)
+	if gerr != nil || cur.ClaimToken != token || cur.Job == nil || cur.Job.ID != r.JobID || cur.Job.Open() {
+		return err
+	}
+	r.EndJob = ""
+	return s.finish(ctx, k, token, r)
+}
+
+func (s *Store) finish(ctx context.Context, k Key, token string, r Result) error {
 	now := s.now()
 	u := newUpdate()
 	u.set("status", str(r.Status))
 	u.set("reason", str(r.Reason))
-	u.set("last_outcome", str(r.Status))
+	outcome := r.Status
+	if r.Outcome != "" {
+		outcome = r.Outcome
+	}
+	u.set("last_outcome", str(outcome))
 	u.set("last_outcome_at", timeAV(now))
 	u.set("processed_at", timeAV(now))
 	u.set("decided_version", num(r.Version))
+	if r.SeenVersion > r.Version {
+		u.set("sys_mod_count", num(r.SeenVersion))
+	}
 	u.touch(k.GatewayID, now)
 	if r.JobID != "" {
 		u.set("job_id", str(r.JobID))
@@ -290,10 +361,58 @@ func (s *Store) Finish(ctx context.Context, k Key, token string, r Result) error
 	} else {
 		u.remove(schema.AttrDuePK, schema.AttrDueAt)
 	}
+	if r.JournalSeenAt != "" {
+		u.set("journal_seen_at", str(r.JournalSeenAt))
+		ids := make([]ddbtypes.AttributeValue, 0, len(r.JournalSeenIDs))
+		for _, id := range r.JournalSeenIDs {
+			ids = append(ids, str(id))
+		}
+		u.set("journal_seen_ids", &ddbtypes.AttributeValueMemberL{Value: ids})
+	}
+	cond := "#claim_token = :token"
+	switch {
+	case r.Job != nil:
+		av, err := attributevalue.Marshal(r.Job)
+		if err != nil {
+			return fmt.Errorf("finish %s: encode job: %w", k.PK(), err)
+		}
+		u.set("job", av)
+	case len(r.Events) > 0 || r.EndJob != "":
+		u.names["#job"] = "job"
+		u.names["#jid"] = "id"
+		u.values[":jid"] = str(r.JobID)
+		cond += " AND #job.#jid = :jid"
+		if len(r.Events) > 0 {
+			evs, err := attributevalue.Marshal(r.Events)
+			if err != nil {
+				return fmt.Errorf("finish %s: encode job events: %w", k.PK(), err)
+			}
+			u.names["#jseq"] = "sequence"
+			u.names["#jevents"] = "events"
+			u.values[":jseq"] = num(r.Sequence)
+			u.values[":jevents"] = evs
+			u.sets = append(u.sets, "#job.#jseq = :jseq", "#job.#jevents = list_append(#job.#jevents, :jevents)")
+		}
+		if r.EndJob != "" {
+			u.names["#jstate"] = "state"
+			u.names["#jended"] = "ended_at"
+			u.values[":jend"] = str(r.EndJob)
+			u.values[":jopen"] = str(JobOpen)
+			u.values[":jendedat"] = timeAV(now)
+			u.sets = append(u.sets, "#job.#jstate = :jend", "#job.#jended = :jendedat")
+			cond += " AND #job.#jstate = :jopen"
+		}
+	}
+	if r.JobOpen {
+		u.set(schema.AttrOpenPK, str(openPrefix+k.GatewayID))
+		u.set(schema.AttrOpenSK, str(k.Table+"#"+k.SysID))
+	} else {
+		u.remove(schema.AttrOpenPK, schema.AttrOpenSK)
+	}
 	u.remove("claim_token", "claim_expires", "last_error")
 	u.values[":token"] = str(token)
 	u.names["#claim_token"] = "claim_token"
-	u.cond = "#claim_token = :token"
+	u.cond = cond
 	return s.ifClaimed(ctx, k, "finish", u)
 }
 

@@ -1,0 +1,71 @@
+package state
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/snowgate/snowgate/internal/schema"
+)
+
+// JournalMatters reports whether a newer version of the ticket with the
+// same mirrored fields may still be news: a comment or work note on it can
+// be a follow-up (open job), create a job (semi-automatic ticket awaiting
+// a mention, or a ticket whose job ended while in scope) or unlink a
+// deduplicated ticket. Claim admits such versions instead of recording
+// them unchanged; the processor then reads the journal.
+func (t Ticket) JournalMatters() bool {
+	switch {
+	case t.Status == StatusAwaitingMention, t.Status == StatusDeduplicated:
+		return true
+	case t.Job.Open():
+		return true
+	default:
+		return t.Job != nil && t.Status == StatusAccepted
+	}
+}
+
+// journalCond is JournalMatters as a condition expression; journalValues
+// declares its names and values.
+const journalCond = "#status = :awaiting OR #status = :deduplicated OR #job.#jstate = :jopen" +
+	" OR (attribute_exists(#job) AND #status = :accepted)"
+
+func journalValues(u *update) {
+	u.names["#status"] = "status"
+	u.names["#job"] = "job"
+	u.names["#jstate"] = "state"
+	u.values[":awaiting"] = str(StatusAwaitingMention)
+	u.values[":deduplicated"] = str(StatusDeduplicated)
+	u.values[":accepted"] = str(StatusAccepted)
+	u.values[":jopen"] = str(JobOpen)
+}
+
+// OpenJobs returns the gateway's tickets whose job is open, from the sparse
+// schema.IndexOpenJobs: the processor puts a ticket in when it creates a
+// job and takes it out when a decision finds the job ended. A ticket whose
+// job the writer ended since is left out here (its job state says so) and
+// leaves the index at its next decision. The read costs one Query per
+// gateway, whatever the number of tickets.
+func (s *Store) OpenJobs(ctx context.Context, gatewayID string) ([]Ticket, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		IndexName:                 aws.String(schema.IndexOpenJobs),
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": schema.AttrOpenPK},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":pk": str(openPrefix + gatewayID)},
+	}
+	tickets, err := s.query(ctx, in, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open jobs of %s: %w", gatewayID, err)
+	}
+	open := tickets[:0]
+	for _, t := range tickets {
+		if t.Job.Open() {
+			open = append(open, t)
+		}
+	}
+	return open, nil
+}
