@@ -75,9 +75,11 @@ type Tickets interface {
 	Release(ctx context.Context, k state.Key, token, reason string) error
 	RecordFailure(ctx context.Context, k state.Key, reason string, permanent bool, source string) error
 	ClaimFingerprint(ctx context.Context, gatewayID, fp string, owner state.First, window time.Duration) (state.First, bool, error)
+	// IndexJob records a job's ticket before its job.created is sent.
+	IndexJob(ctx context.Context, jobID string, k state.Key) error
 }
 
-// Dispatcher puts job requests on the dispatch queue.
+// Dispatcher puts job events on the dispatch queue.
 type Dispatcher interface {
 	SendJSON(ctx context.Context, body any, attrs map[string]string) error
 }
@@ -88,6 +90,9 @@ type Instance interface {
 	// WriteJournal adds a work note once: a write whose outcome is
 	// unknown is looked up in the journal before it is sent again.
 	WriteJournal(ctx context.Context, table, sysID, field, text string, knownModCount int) (servicenow.JournalWrite, error)
+	// JournalEntries reads the record's comments and work notes created
+	// at or after since.
+	JournalEntries(ctx context.Context, sysID string, since servicenow.Time) ([]servicenow.JournalEntry, error)
 }
 
 // Connector gives the Instance of a gateway, with its credentials.
