@@ -337,7 +337,7 @@ func (p *Processor) complete(ctx context.Context, d *decision) Outcome {
 		evs = append(evs, d.followUps(prev.Job.ID, prev.Job.Episode, seq)...)
 	}
 	if res.Job == nil && len(evs) > 0 {
-		res.Events, res.Sequence = records(evs, d.now), evs[len(evs)-1].Sequence
+		res.Base, res.Events = prev.Job, records(evs, d.now)
 	}
 	for _, ev := range evs {
 		attrs := map[string]string{

@@ -30,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -280,13 +281,14 @@ type Result struct {
 	// Job, for a new episode, is the job to store whole (its first events
 	// included); it replaces the ticket's ended one.
 	Job *Job
-	// Events, without Job, are appended to the ticket's job (JobID), and
-	// Sequence is then its last event's sequence.
-	Events   []JobEventRecord
-	Sequence int
+	// Base, without Job, is the ticket's job as the claim read it; Events
+	// are appended to it.
+	Base   *Job
+	Events []JobEventRecord
 	// EndJob, when set, ends the open job in this state (JobCancelled). A
 	// job the writer ended in the meantime keeps the writer's state.
-	EndJob string
+	EndJob  string
+	endedAt time.Time
 	// JobOpen says whether the ticket's job is open after the decision: it
 	// keeps the ticket in, or takes it out of, schema.IndexOpenJobs.
 	JobOpen bool
@@ -304,23 +306,39 @@ type Result struct {
 // Finish stores the decision on a claimed version and releases the claim.
 // ErrClaimLost means the claim expired and another processor took over.
 //
-// The job is written as the writer expects: a new one whole (under the
-// claim, only the processor creates jobs), an existing one by nested
-// attributes only (its sequence, its events, its state), so results the
-// writer appended in the meantime stay.
+// The job is written so that the processor and the writer never overwrite
+// each other's part: a new one whole (under the claim, only the processor
+// creates jobs); an existing one as Base with the decision's events (and
+// end) applied, on the condition that its state and results are still
+// Base's. When the writer changed them in between, Finish applies the
+// decision again to the job as it now is. (A write of whole maps, not of
+// nested paths, because the embedded emulator applies neither nested SET
+// paths nor list_append.)
 func (s *Store) Finish(ctx context.Context, k Key, token string, r Result) error {
-	err := s.finish(ctx, k, token, r)
-	if r.EndJob == "" || !errors.Is(err, ErrClaimLost) {
-		return err
+	for attempt := 0; ; attempt++ {
+		err := s.finish(ctx, k, token, r)
+		if r.Job != nil || r.Base == nil || !errors.Is(err, ErrClaimLost) || attempt == 4 {
+			return err
+		}
+		cur, gerr := s.get(ctx, k, true)
+		if gerr != nil || cur.ClaimToken != token || cur.Job == nil || cur.Job.ID != r.Base.ID {
+			return err
+		}
+		r.Base = cur.Job
 	}
-	// Either the claim is lost or the writer ended the job first; in the
-	// latter case the job keeps the writer's state.
-	cur, gerr := s.get(ctx, k, true)
-	if gerr != nil || cur.ClaimToken != token || cur.Job == nil || cur.Job.ID != r.JobID || cur.Job.Open() {
-		return err
+}
+
+// next is the job after the decision's events and end.
+func (r Result) next() Job {
+	j := *r.Base
+	j.Events = append(slices.Clone(j.Events), r.Events...)
+	if len(r.Events) > 0 {
+		j.Sequence = r.Events[len(r.Events)-1].Sequence
 	}
-	r.EndJob = ""
-	return s.finish(ctx, k, token, r)
+	if r.EndJob != "" && j.State == JobOpen {
+		j.State, j.EndedAt = r.EndJob, r.endedAt
+	}
+	return j
 }
 
 func (s *Store) finish(ctx context.Context, k Key, token string, r Result) error {
@@ -370,38 +388,27 @@ func (s *Store) finish(ctx context.Context, k Key, token string, r Result) error
 		u.set("journal_seen_ids", &ddbtypes.AttributeValueMemberL{Value: ids})
 	}
 	cond := "#claim_token = :token"
-	switch {
-	case r.Job != nil:
-		av, err := attributevalue.Marshal(r.Job)
+	job := r.Job
+	if job == nil && r.Base != nil && (len(r.Events) > 0 || r.EndJob != "") {
+		r.endedAt = now.UTC()
+		j := r.next()
+		job = &j
+		// Unchanged by the writer since Base was read: its state and results.
+		u.names["#job"], u.names["#jid"], u.names["#jstate"], u.names["#jresults"] = "job", "id", "state", "results"
+		u.values[":jid"], u.values[":jstate"], u.values[":jresults"] = str(r.Base.ID), str(r.Base.State), num(len(r.Base.Results))
+		cond += " AND #job.#jid = :jid AND #job.#jstate = :jstate"
+		if len(r.Base.Results) == 0 {
+			cond += " AND attribute_not_exists(#job.#jresults)"
+		} else {
+			cond += " AND size(#job.#jresults) = :jresults"
+		}
+	}
+	if job != nil {
+		av, err := attributevalue.Marshal(job)
 		if err != nil {
 			return fmt.Errorf("finish %s: encode job: %w", k.PK(), err)
 		}
 		u.set("job", av)
-	case len(r.Events) > 0 || r.EndJob != "":
-		u.names["#job"] = "job"
-		u.names["#jid"] = "id"
-		u.values[":jid"] = str(r.JobID)
-		cond += " AND #job.#jid = :jid"
-		if len(r.Events) > 0 {
-			evs, err := attributevalue.Marshal(r.Events)
-			if err != nil {
-				return fmt.Errorf("finish %s: encode job events: %w", k.PK(), err)
-			}
-			u.names["#jseq"] = "sequence"
-			u.names["#jevents"] = "events"
-			u.values[":jseq"] = num(r.Sequence)
-			u.values[":jevents"] = evs
-			u.sets = append(u.sets, "#job.#jseq = :jseq", "#job.#jevents = list_append(#job.#jevents, :jevents)")
-		}
-		if r.EndJob != "" {
-			u.names["#jstate"] = "state"
-			u.names["#jended"] = "ended_at"
-			u.values[":jend"] = str(r.EndJob)
-			u.values[":jopen"] = str(JobOpen)
-			u.values[":jendedat"] = timeAV(now)
-			u.sets = append(u.sets, "#job.#jstate = :jend", "#job.#jended = :jendedat")
-			cond += " AND #job.#jstate = :jopen"
-		}
 	}
 	if r.JobOpen {
 		u.set(schema.AttrOpenPK, str(openPrefix+k.GatewayID))
