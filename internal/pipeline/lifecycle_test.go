@@ -274,7 +274,10 @@ func TestLifecycle(t *testing.T) {
 				{name: "approval withdrawn", do: set(map[string]string{"approval": "rejected"}), wantEvents: []string{cancelled}, wantStatus: out, wantJob: state.JobCancelled, wantEpisode: 2, check: reason("not approved")},
 			}},
 		{name: "leaving the gateway's filters cancels", table: "incident", fields: incident("Switch down"),
-			gateway: func(g *registry.Gateway) { g.AssignmentGroupIDs = []string{groupNetwork}; g.AssignmentGroupFilter = "Network" },
+			gateway: func(g *registry.Gateway) {
+				g.AssignmentGroupIDs = []string{groupNetwork}
+				g.AssignmentGroupFilter = "Network"
+			},
 			steps: []step{
 				{name: "new", wantEvents: []string{created}, newJob: true, wantStatus: accepted, wantJob: open, wantEpisode: 1},
 				{name: "reassigned", do: set(map[string]string{"assignment_group": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa02"}), wantEvents: []string{cancelled}, wantStatus: out, wantJob: state.JobCancelled, wantEpisode: 1, check: reason("assignment group")},
