@@ -498,3 +498,66 @@ func TestConcurrentCommentsOneFollowUp(t *testing.T) {
 		t.Errorf("events %+v, want one job.follow_up", evs)
 	}
 }
+
+// TestRetryDecidesAgainstTheBasis: a reopened incident whose job.created
+// could not be sent is retried; the retry still sees that the ticket was
+// resolved before (not the failed attempt's claim) and starts episode 2.
+func TestRetryDecidesAgainstTheBasis(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, pipeline.Config{})
+	sysID := e.insert("incident", incident("Reopen me"))
+	step := func(p *pipeline.Processor, fields map[string]string, wantFailed bool) {
+		t.Helper()
+		if fields != nil {
+			if _, err := e.sim.Sim.Update("incident", sysID, fields); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e2 := *e
+		e2.p = p
+		if failed := e2.invoke(ctx, message(e.gw, "incident", sysID)); (len(failed) != 0) != wantFailed {
+			t.Fatalf("failed %v, want failed=%v\n%s", failed, wantFailed, e.logs.String())
+		}
+	}
+	step(e.p, nil, false)
+	step(e.p, map[string]string{"state": "6"}, false)
+	if evs := e.events(); !cmp.Equal(types(evs), []string{queue.EventJobCreated, queue.EventJobCancelled}) {
+		t.Fatalf("events %v, want created and cancelled", types(evs))
+	}
+	// The dispatch queue is gone for one attempt.
+	broken := e.deps
+	broken.Dispatch = queue.NewSender(e.sqs, e.res.DispatchQueueURL+"-missing")
+	step(pipeline.New(broken, e.cfg), map[string]string{"state": "2"}, true)
+	if tk := e.ticket("incident", sysID); tk.Status != state.StatusRetrying {
+		t.Fatalf("after the failed attempt: %s, want retrying", tk.Status)
+	}
+	step(e.p, nil, false)
+	evs := e.events()
+	if len(evs) != 1 || evs[0].Type != queue.EventJobCreated || evs[0].Reason != queue.ReasonReopened || evs[0].Episode != 2 {
+		t.Errorf("events %+v, want one job.created, reason reopened, episode 2", evs)
+	}
+}
+
+// TestJournalUnreadable: an integration user that may not read
+// sys_journal_field gets no follow-ups, but the job's updates still flow
+// and the ticket says why comments are not read.
+func TestJournalUnreadable(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, pipeline.Config{})
+	sysID := e.insert("incident", incident("No journal"))
+	e.invoke(ctx, message(e.gw, "incident", sysID))
+	e.events()
+	e.sim.Sim.SetReadDenied(snowUser, "sys_journal_field", true)
+	if _, err := e.sim.Sim.Update("incident", sysID, map[string]string{"priority": "1", "comments": "@2501 hello"}); err != nil {
+		t.Fatal(err)
+	}
+	if failed := e.invoke(ctx, message(e.gw, "incident", sysID)); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	if evs := e.events(); !cmp.Equal(types(evs), []string{queue.EventJobUpdated}) {
+		t.Errorf("events %v, want job.updated only", types(evs))
+	}
+	if tk := e.ticket("incident", sysID); tk.Status != state.StatusAccepted || !strings.Contains(tk.Reason, "unreadable") {
+		t.Errorf("ticket %s %q, want accepted with a reason saying the journal is unreadable", tk.Status, tk.Reason)
+	}
+}

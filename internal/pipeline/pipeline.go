@@ -72,7 +72,7 @@ type Gateways interface {
 type Tickets interface {
 	Claim(ctx context.Context, c state.Claim) (state.Ticket, error)
 	Finish(ctx context.Context, k state.Key, token string, r state.Result) error
-	Release(ctx context.Context, k state.Key, token, reason string) error
+	Release(ctx context.Context, k state.Key, token, reason string, prior *state.Prior) error
 	RecordFailure(ctx context.Context, k state.Key, reason string, permanent bool, source string) error
 	ClaimFingerprint(ctx context.Context, gatewayID, fp string, owner state.First, window time.Duration) (state.First, bool, error)
 	// IndexJob records a job's ticket before its job.created is sent.

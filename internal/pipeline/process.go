@@ -64,6 +64,8 @@ type decision struct {
 	now   time.Time
 	res   state.Result
 	plan  plan
+	// journalProblem says why the journal could not be read.
+	journalProblem string
 	// final, when set, is the outcome: a failure after the claim.
 	final *Outcome
 }
@@ -136,10 +138,10 @@ func (p *Processor) prepare(ctx context.Context, rec events.SQSMessage) (*decisi
 	case err != nil:
 		return nil, p.transient(ctx, o, "claim", err)
 	}
-	d := &decision{o: o, g: g, m: m, v: v, prev: prev, token: token, now: p.cfg.Now()}
+	// An unfinished attempt's claim is not what to decide against.
+	d := &decision{o: o, g: g, m: m, v: v, prev: prev.Basis(), token: token, now: p.cfg.Now()}
 	if err := p.decide(ctx, d); err != nil {
-		out := p.release(ctx, d.o, token, "read journal", err)
-		return nil, out
+		return nil, p.release(ctx, d, "read journal", err)
 	}
 	return d, Outcome{}
 }
@@ -256,6 +258,12 @@ func (p *Processor) journal(ctx context.Context, d *decision) ([]servicenow.Jour
 		}
 		p.deps.ServiceNow.Reset(d.g)
 	}
+	if errors.Is(err, servicenow.ErrForbidden) {
+		// No retry cures it, and the record's own news (an update, a
+		// cancellation) must not wait for it: decide without the journal.
+		d.o.Err, d.journalProblem = err, "comments and work notes unreadable: "+forbiddenReason(err)
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +292,7 @@ func (p *Processor) dedup(ctx context.Context, d *decision) {
 	owner := state.First{Table: d.m.Table, SysID: d.m.SysID, Number: d.v.Mirror.Number}
 	first, dup, err := p.deps.Tickets.ClaimFingerprint(ctx, d.g.ID, fp, owner, window)
 	if err != nil {
-		out := p.release(ctx, d.o, d.token, "dedup window", err)
+		out := p.release(ctx, d, "dedup window", err)
 		d.final = &out
 		return
 	}
@@ -317,7 +325,7 @@ func (p *Processor) complete(ctx context.Context, d *decision) Outcome {
 		evs = append(evs, created)
 		evs = append(evs, d.followUps(res.JobID, episode, 2)...)
 		if err := p.deps.Tickets.IndexJob(ctx, res.JobID, o.Key); err != nil {
-			return p.release(ctx, o, d.token, "index job", err)
+			return p.release(ctx, d, "index job", err)
 		}
 		res.Job = &state.Job{ID: res.JobID, State: state.JobOpen, Episode: episode, Sequence: len(evs), OpenedAt: d.now.UTC()}
 		res.Job.Events = records(evs, d.now)
@@ -345,7 +353,7 @@ func (p *Processor) complete(ctx context.Context, d *decision) Outcome {
 			queue.AttrEventType: ev.Type, queue.AttrEventID: ev.EventID,
 		}
 		if err := p.deps.Dispatch.SendJSON(ctx, ev, attrs); err != nil {
-			return p.release(ctx, o, d.token, "dispatch "+ev.Type, err)
+			return p.release(ctx, d, "dispatch "+ev.Type, err)
 		}
 		o.Events = append(o.Events, ev.Type)
 	}
@@ -357,6 +365,11 @@ func (p *Processor) complete(ctx context.Context, d *decision) Outcome {
 			d.g.Name, res.DuplicateOfNumber, res.DuplicateOfNumber, d.g.MentionToken(), registry.UnlinkCommand))
 	}
 
+	if d.journalProblem != "" && res.Outcome == "" {
+		res.Reason += " (" + d.journalProblem + ")"
+	}
+	after := state.Ticket{Status: res.Status, Reason: res.Reason, Mirror: d.v.Mirror, ContentHash: d.v.Mirror.Hash()}
+	res.Prior = state.PriorOf(after)
 	err := p.deps.Tickets.Finish(ctx, o.Key, d.token, *res)
 	switch {
 	case errors.Is(err, state.ErrClaimLost):
@@ -364,7 +377,7 @@ func (p *Processor) complete(ctx context.Context, d *decision) Outcome {
 		// its own decision on the same content.
 		o.Err = err
 	case err != nil:
-		return p.release(ctx, o, d.token, "store decision", err)
+		return p.release(ctx, d, "store decision", err)
 	}
 	o.Status, o.Reason, o.JobID = res.Status, res.Reason, res.JobID
 	if res.Outcome != "" {
@@ -553,10 +566,11 @@ func (p *Processor) transient(ctx context.Context, o Outcome, step string, cause
 }
 
 // release gives a claimed version back after a transient failure and
-// retries the message.
-func (p *Processor) release(ctx context.Context, o Outcome, token, step string, cause error) Outcome {
+// retries the message; the ticket keeps what the attempt was based on.
+func (p *Processor) release(ctx context.Context, d *decision, step string, cause error) Outcome {
+	o := d.o
 	o.Status, o.Reason, o.Retry, o.Err = StatusFailed, step+" failed, will retry", true, cause
-	if err := p.deps.Tickets.Release(ctx, o.Key, token, step+": "+cause.Error()); err != nil {
+	if err := p.deps.Tickets.Release(ctx, o.Key, d.token, step+": "+cause.Error(), state.PriorOf(d.prev)); err != nil {
 		// The claim then expires after its lease; the retry takes it over.
 		o.Err = errors.Join(cause, err)
 	}

@@ -28,6 +28,35 @@ func (t Ticket) JournalMatters() bool {
 	}
 }
 
+// Prior is what a decision was based on: the ticket's status, reason and
+// mirror as the last finished decision (or the writer) left them. A claim
+// overwrites those with "processing" and the new version, so Finish and
+// Release keep them under "prior" for the attempt after a failure or a
+// crash, which would otherwise see only its predecessor's claim.
+type Prior struct {
+	Status      string `dynamodbav:"status"`
+	Reason      string `dynamodbav:"reason"`
+	Mirror      Mirror `dynamodbav:"mirror"`
+	ContentHash string `dynamodbav:"content_hash"`
+}
+
+// Basis is the ticket a decision on a claimed version starts from: the
+// ticket as the claim found it, or, when that was an unfinished attempt
+// (processing or retrying), with the status, reason and mirror that
+// attempt was based on.
+func (t Ticket) Basis() Ticket {
+	if (t.Status == StatusProcessing || t.Status == StatusRetrying) && t.Prior != nil {
+		t.Status, t.Reason, t.Mirror, t.ContentHash = t.Prior.Status, t.Prior.Reason, t.Prior.Mirror, t.Prior.ContentHash
+	}
+	return t
+}
+
+// PriorOf is the Prior to keep for a decision: its outcome (Finish) or
+// its basis (Release).
+func PriorOf(t Ticket) *Prior {
+	return &Prior{Status: t.Status, Reason: t.Reason, Mirror: t.Mirror, ContentHash: t.ContentHash}
+}
+
 // journalCond is JournalMatters as a condition expression; journalValues
 // declares its names and values.
 const journalCond = "#status = :awaiting OR #status = :deduplicated OR #job.#jstate = :jopen" +

@@ -139,7 +139,7 @@ func (s *Store) Claim(ctx context.Context, c Claim) (Ticket, error) {
 		now := s.now()
 		switch {
 		case cur.ClaimExpires >= now.UnixMilli() && cur.SysModCount < c.SysModCount:
-			if cur.ContentHash == hash && !cur.JournalMatters() {
+			if cur.ContentHash == hash && !cur.Basis().JournalMatters() {
 				// The claimant is deciding on this very content (this is,
 				// typically, the echo of its own work note). Should it
 				// crash, its redelivered message fetches this version and
@@ -297,6 +297,9 @@ type Result struct {
 	// newest journal entries the decision considered.
 	JournalSeenAt  string
 	JournalSeenIDs []string
+	// Prior, when set, is stored for the next attempt (see Ticket.Basis):
+	// the status, reason and mirror this decision leaves.
+	Prior *Prior
 	// SeenVersion, when higher than Version, is the sys_mod_count our own
 	// work note produced (nothing else changed in between), so its echo
 	// is stale without a fetch of the journal.
@@ -387,6 +390,13 @@ func (s *Store) finish(ctx context.Context, k Key, token string, r Result) error
 		}
 		u.set("journal_seen_ids", &ddbtypes.AttributeValueMemberL{Value: ids})
 	}
+	if r.Prior != nil {
+		av, err := attributevalue.Marshal(r.Prior)
+		if err != nil {
+			return fmt.Errorf("finish %s: encode prior: %w", k.PK(), err)
+		}
+		u.set("prior", av)
+	}
 	cond := "#claim_token = :token"
 	job := r.Job
 	if job == nil && r.Base != nil && (len(r.Events) > 0 || r.EndJob != "") {
@@ -425,9 +435,18 @@ func (s *Store) finish(ctx context.Context, k Key, token string, r Result) error
 
 // Release gives a claimed version back after a transient failure: the
 // ticket says retrying, and the redelivered message can claim it at once.
-func (s *Store) Release(ctx context.Context, k Key, token, reason string) error {
+// prior, when set, is what the failed attempt was based on, kept for the
+// next one (see Ticket.Basis).
+func (s *Store) Release(ctx context.Context, k Key, token, reason string, prior *Prior) error {
 	now := s.now()
 	u := newUpdate()
+	if prior != nil {
+		av, err := attributevalue.Marshal(prior)
+		if err != nil {
+			return fmt.Errorf("release %s: encode prior: %w", k.PK(), err)
+		}
+		u.set("prior", av)
+	}
 	u.set("status", str(StatusRetrying))
 	u.set("reason", str(reason))
 	u.set("last_error", str(reason))
