@@ -23,7 +23,14 @@
 // One partition per gateway keeps the reconciler's per-gateway loop to one
 // Query. Tickets list by gateway through schema.IndexByGateway with
 // gsi1pk = "GW#"+gateway id and gsi1sk = the update time (RFC 3339, fixed
-// nanoseconds).
+// nanoseconds). A ticket whose job is open carries open_pk = "OPEN#"+gateway
+// id and open_sk = table#sys_id, which puts it in the sparse
+// schema.IndexOpenJobs; OpenJobs reads it for the reconciler.
+//
+// A ticket's job (Ticket.Job) is written whole: by Finish when a decision
+// creates it, and afterwards only on the condition that its state and
+// results are as the decision read them, so the processor and the writer
+// never overwrite each other's part (see Finish).
 package state
 
 import (
