@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -559,5 +560,48 @@ func TestJournalUnreadable(t *testing.T) {
 	}
 	if tk := e.ticket("incident", sysID); tk.Status != state.StatusAccepted || !strings.Contains(tk.Reason, "unreadable") {
 		t.Errorf("ticket %s %q, want accepted with a reason saying the journal is unreadable", tk.Status, tk.Reason)
+	}
+}
+
+// TestDeferredChangeOpensItsWindow: a change request accepted before its
+// window is deferred; once due, the same version gets job.created with
+// the reason "change window opened", then moving to Implement is an
+// update.
+func TestDeferredChangeOpensItsWindow(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, pipeline.Config{})
+	var mu sync.Mutex
+	now := time.Now()
+	clk := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	deps := e.deps
+	deps.Tickets = e.tickets.WithClock(clk)
+	cfg := e.cfg
+	cfg.Now = clk
+	e.p = pipeline.New(deps, cfg)
+
+	sysID := e.insert("change_request", change("approved", "-2", snTime(time.Hour), snTime(3*time.Hour)))
+	e.invoke(ctx, message(e.gw, "change_request", sysID))
+	if tk := e.ticket("change_request", sysID); tk.Status != state.StatusDeferred || tk.Job != nil {
+		t.Fatalf("ticket %s job %+v, want deferred without a job", tk.Status, tk.Job)
+	}
+	if evs := e.events(); len(evs) != 0 {
+		t.Fatalf("events %+v before the window", evs)
+	}
+	mu.Lock()
+	now = now.Add(90 * time.Minute)
+	mu.Unlock()
+	if failed := e.invoke(ctx, message(e.gw, "change_request", sysID)); len(failed) != 0 {
+		t.Fatal(failed)
+	}
+	evs := e.events()
+	if len(evs) != 1 || evs[0].Type != queue.EventJobCreated || evs[0].Reason != queue.ReasonWindowOpened {
+		t.Fatalf("events %+v, want job.created because the window opened", evs)
+	}
+	if _, err := e.sim.Sim.Update("change_request", sysID, map[string]string{"state": "-1"}); err != nil {
+		t.Fatal(err)
+	}
+	e.invoke(ctx, message(e.gw, "change_request", sysID))
+	if next := e.events(); len(next) != 1 || next[0].Type != queue.EventJobUpdated || next[0].JobID != evs[0].JobID {
+		t.Errorf("events %+v, want job.updated of job %s", next, evs[0].JobID)
 	}
 }
