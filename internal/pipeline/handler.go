@@ -24,13 +24,13 @@ var metricStatuses = []string{
 	state.StatusAwaitingMention,
 }
 
-// Handle processes an SQS batch, each message to its own outcome, in three
-// stages: every message concurrently up to its lifecycle decision
-// (ServiceNow calls bounded per instance); then the fingerprint claims of
-// the incidents about to get a job, one at a time in sys_created_on order,
-// so a duplicate always links to the earliest-created incident of its
-// group; then, concurrently again, the events, the notes and the stored
-// decisions. Messages to retry are returned as batch item failures; the
+// Handle processes an SQS batch, each message to its own outcome: every
+// message concurrently up to its lifecycle decision (ServiceNow calls
+// bounded per instance) and on to its events, notes and stored decision —
+// except the incidents about to get a first job, which wait for the whole
+// batch: their fingerprints are claimed one at a time in sys_created_on
+// order, so a duplicate always links to the earliest-created incident of
+// its group, and then they complete concurrently. Messages to retry are returned as batch item failures; the
 // error is always nil, so one bad message never fails the batch.
 func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	outcomes := make([]Outcome, len(ev.Records))
@@ -38,14 +38,23 @@ func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 	var wg sync.WaitGroup
 	for i, rec := range ev.Records {
 		wg.Go(func() {
-			safely(rec.MessageId, &outcomes[i], func() { decisions[i], outcomes[i] = p.prepare(ctx, rec) })
+			safely(rec.MessageId, &outcomes[i], func() {
+				d, o := p.prepare(ctx, rec)
+				outcomes[i] = o
+				// Only a fingerprint claim waits for the batch.
+				if d != nil && !d.plan.dedup {
+					outcomes[i] = p.complete(ctx, d)
+					return
+				}
+				decisions[i] = d
+			})
 		})
 	}
 	wg.Wait()
 
 	var dedup []int
 	for i, d := range decisions {
-		if d != nil && d.plan.dedup {
+		if d != nil {
 			dedup = append(dedup, i)
 		}
 	}
