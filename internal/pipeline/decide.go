@@ -30,6 +30,8 @@ func scope(g registry.Gateway, table string, v state.Version, now time.Time) (st
 	switch {
 	case !g.Active:
 		return state.StatusOutOfScope, "gateway inactive", time.Time{}
+	case closed(table, m.State) != "":
+		return state.StatusOutOfScope, closed(table, m.State), time.Time{}
 	case !m.Active:
 		return state.StatusOutOfScope, "record inactive", time.Time{}
 	}
@@ -41,9 +43,6 @@ func scope(g registry.Gateway, table string, v state.Version, now time.Time) (st
 		return state.StatusOutOfScope, fmt.Sprintf("environment %q not in the gateway's filter", m.Environment), time.Time{}
 	}
 	if table != registry.TableChangeRequest {
-		if why := closedIncident(m.State); why != "" {
-			return state.StatusOutOfScope, why, time.Time{}
-		}
 		return "", "", time.Time{}
 	}
 	switch {

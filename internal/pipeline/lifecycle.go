@@ -36,23 +36,25 @@ type plan struct {
 	followUps []servicenow.JournalEntry
 }
 
-// Incident states in which a person (or the writer) has ended the ticket;
-// Resolved keeps the record active in ServiceNow, so active alone does not
-// tell.
-const (
-	incidentResolved = "6"
-	incidentClosed   = "7"
-	incidentCanceled = "8"
-)
-
-// closedIncident says in words whether an incident's state ends it.
-func closedIncident(st string) string {
+// closed says in words whether the record's state ends it: an incident
+// Resolved (which keeps it active in ServiceNow, so active alone does not
+// tell), Closed or Canceled; a change request Closed or Canceled.
+func closed(table, st string) string {
+	if table == registry.TableChangeRequest {
+		switch st {
+		case "3":
+			return "change request closed (state 3)"
+		case "4":
+			return "change request canceled (state 4)"
+		}
+		return ""
+	}
 	switch st {
-	case incidentResolved:
+	case "6":
 		return "incident resolved (state 6)"
-	case incidentClosed:
+	case "7":
 		return "incident closed (state 7)"
-	case incidentCanceled:
+	case "8":
 		return "incident canceled (state 8)"
 	}
 	return ""

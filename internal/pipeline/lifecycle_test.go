@@ -255,7 +255,7 @@ func TestLifecycle(t *testing.T) {
 				// No job, out of scope: a comment cannot matter.
 				{name: "comment while resolved", do: comment("comments", "@2501 thanks"), wantStatus: out, wantOutcome: state.OutcomeUnchanged, wantJob: state.JobCancelled, wantEpisode: 1},
 				{name: "reopened", do: set(map[string]string{"state": "2"}), wantEvents: []string{created}, newJob: true, wantStatus: accepted, wantJob: open, wantEpisode: 2, check: reason(queue.ReasonReopened)},
-				{name: "closed", do: set(map[string]string{"state": "7"}), wantEvents: []string{cancelled}, wantStatus: out, wantJob: state.JobCancelled, wantEpisode: 2},
+				{name: "closed", do: set(map[string]string{"state": "7"}), wantEvents: []string{cancelled}, wantStatus: out, wantJob: state.JobCancelled, wantEpisode: 2, check: reason("incident closed")},
 			}},
 		{name: "change request: Scheduled to Implement is an update, closed cancels", table: "change_request",
 			fields: change("approved", "-2", snTime(-time.Hour), snTime(time.Hour)),
@@ -263,7 +263,7 @@ func TestLifecycle(t *testing.T) {
 				{name: "scheduled", wantEvents: []string{created}, newJob: true, wantStatus: accepted, wantJob: open, wantEpisode: 1},
 				{name: "implement", do: set(map[string]string{"state": "-1"}), wantEvents: []string{updated}, wantStatus: accepted, wantJob: open, wantEpisode: 1, check: changed("state")},
 				{name: "window moved", do: set(window(-time.Hour, 2*time.Hour)), wantEvents: []string{updated}, wantStatus: accepted, wantJob: open, wantEpisode: 1},
-				{name: "closed", do: set(map[string]string{"state": "3"}), wantEvents: []string{cancelled}, wantStatus: out, wantJob: state.JobCancelled, wantEpisode: 1},
+				{name: "closed", do: set(map[string]string{"state": "3"}), wantEvents: []string{cancelled}, wantStatus: out, wantJob: state.JobCancelled, wantEpisode: 1, check: reason("change request closed")},
 			}},
 		{name: "change request moved to Review or unapproved cancels; re-approved is a new episode", table: "change_request",
 			fields: change("approved", "-1", snTime(-time.Hour), snTime(time.Hour)),
