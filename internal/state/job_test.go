@@ -137,7 +137,9 @@ func TestFinishKeepsTheWritersPart(t *testing.T) {
 // open, and leaves it with the decision that ends it.
 func TestOpenJobsIndex(t *testing.T) {
 	ctx := context.Background()
-	s := newStore(t)
+	res := awstest.Resources(t)
+	db := dynamodb.NewFromConfig(awstest.Config(t))
+	s := state.New(db, res.StateTable)
 	c := claim("a", 1, "disk full")
 	if _, err := s.Claim(ctx, c); err != nil {
 		t.Fatal(err)
@@ -148,6 +150,40 @@ func TestOpenJobsIndex(t *testing.T) {
 	open, err := s.OpenJobs(ctx, gtw)
 	if err != nil || len(open) != 1 || open[0].SysID != "a" || open[0].SysModCount != 1 {
 		t.Fatalf("OpenJobs = %+v, %v; want ticket a at version 1", open, err)
+	}
+	// The writer ends a second ticket's job: it is left out, and leaves
+	// the index.
+	c2 := claim("b", 1, "fan")
+	if _, err := s.Claim(ctx, c2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Finish(ctx, c2.Key, c2.Token, state.Result{Version: 1, Status: state.StatusAccepted, JobID: "j2", Job: openJob("j2"), JobOpen: true}); err != nil {
+		t.Fatal(err)
+	}
+	ended := openJob("j2")
+	ended.State = state.JobSucceeded
+	av, err := attributevalue.Marshal(ended)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(res.StateTable), Key: map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: c2.PK()}},
+		UpdateExpression: aws.String("SET #job = :j"), ExpressionAttributeNames: map[string]string{"#job": "job"},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":j": av},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if open, err := s.OpenJobs(ctx, gtw); err != nil || len(open) != 1 || open[0].SysID != "a" {
+			t.Fatalf("OpenJobs = %+v, %v; want ticket a only", open, err)
+		}
+	}
+	raw, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(res.StateTable), Key: map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: c2.PK()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := raw.Item["open_pk"]; ok {
+		t.Errorf("ticket b still in the open-job index after its job ended")
 	}
 	if other, err := s.OpenJobs(ctx, "gtw_00000000-0000-4000-8000-000000000002"); err != nil || len(other) != 0 {
 		t.Errorf("another gateway's OpenJobs = %+v, %v; want none", other, err)

@@ -75,9 +75,10 @@ func journalValues(u *update) {
 // OpenJobs returns the gateway's tickets whose job is open, from the sparse
 // schema.IndexOpenJobs: the processor puts a ticket in when it creates a
 // job and takes it out when a decision finds the job ended. A ticket whose
-// job the writer ended since is left out here (its job state says so) and
-// leaves the index at its next decision. The read costs one Query per
-// gateway, whatever the number of tickets.
+// job the writer ended since is left out, and taken out of the index here
+// (conditionally, best effort: a failure is tried again by the next call),
+// so the index stays as small as the number of open jobs. The read costs
+// one Query per gateway, whatever the number of tickets.
 func (s *Store) OpenJobs(ctx context.Context, gatewayID string) ([]Ticket, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(s.table),
@@ -94,7 +95,20 @@ func (s *Store) OpenJobs(ctx context.Context, gatewayID string) ([]Ticket, error
 	for _, t := range tickets {
 		if t.Job.Open() {
 			open = append(open, t)
+			continue
 		}
+		s.leaveOpenJobs(ctx, t.Key())
 	}
 	return open, nil
+}
+
+// leaveOpenJobs takes a ticket whose job is no longer open out of the
+// open-job index, unless a new job opened in between.
+func (s *Store) leaveOpenJobs(ctx context.Context, k Key) {
+	u := newUpdate()
+	u.remove(schema.AttrOpenPK, schema.AttrOpenSK)
+	u.names["#job"], u.names["#jstate"] = "job", "state"
+	u.values[":jopen"] = str(JobOpen)
+	u.cond = "attribute_exists(#job) AND #job.#jstate <> :jopen"
+	_, _ = s.db.UpdateItem(ctx, u.input(s.table, k.PK(), ddbtypes.ReturnValueNone))
 }

@@ -730,10 +730,14 @@ func (u *update) touch(gatewayID string, now time.Time) {
 }
 
 func (u *update) input(table, pk string, rv ddbtypes.ReturnValue) *dynamodb.UpdateItemInput {
-	expr := "SET " + strings.Join(u.sets, ", ")
-	if len(u.removes) > 0 {
-		expr += " REMOVE " + strings.Join(u.removes, ", ")
+	var clauses []string
+	if len(u.sets) > 0 {
+		clauses = append(clauses, "SET "+strings.Join(u.sets, ", "))
 	}
+	if len(u.removes) > 0 {
+		clauses = append(clauses, "REMOVE "+strings.Join(u.removes, ", "))
+	}
+	expr := strings.Join(clauses, " ")
 	// Names used only in the condition must be declared too; names used
 	// nowhere must not be.
 	used := expr + " " + u.cond
