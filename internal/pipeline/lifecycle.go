@@ -139,14 +139,13 @@ func mentions(g registry.Gateway, entries []servicenow.JournalEntry) []serviceno
 // hasToken reports whether text holds token as a whole token, ignoring
 // case: "@2501," and "(@2501" mention @2501, "@25012" and "x@2501" do not.
 func hasToken(text, token string) bool {
-	_, ok := tokenEnd(text, token)
+	_, ok := tokenEnd(strings.ToLower(text), strings.ToLower(strings.TrimSpace(token)))
 	return ok
 }
 
-// tokenEnd returns where, in the lower-cased text, the first whole
-// occurrence of token ends.
-func tokenEnd(text, token string) (int, bool) {
-	lt, tok := strings.ToLower(text), strings.ToLower(strings.TrimSpace(token))
+// tokenEnd returns where, in lt, the first whole occurrence of tok ends;
+// both are lower-cased.
+func tokenEnd(lt, tok string) (int, bool) {
 	if tok == "" {
 		return 0, false
 	}
@@ -168,21 +167,22 @@ func tokenEnd(text, token string) (int, bool) {
 func wordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' || r == '@' }
 
 // unlinks reports whether an entry asks to unlink its ticket: the mention
-// token followed by registry.UnlinkCommand ("@2501 unlink-ticket").
+// token followed by registry.UnlinkCommand ("@2501 unlink-ticket"), in any
+// case.
 func unlinks(text, token string) bool {
-	lt := strings.ToLower(text)
+	lt, tok := strings.ToLower(text), strings.ToLower(strings.TrimSpace(token))
 	for rest := 0; rest < len(lt); {
-		end, ok := tokenEnd(text[rest:], token)
+		end, ok := tokenEnd(lt[rest:], tok)
 		if !ok {
 			return false
 		}
-		tail := strings.TrimLeftFunc(lt[rest+end:], unicode.IsSpace)
+		rest += end
+		tail := strings.TrimLeftFunc(lt[rest:], unicode.IsSpace)
 		if cmd, ok := strings.CutPrefix(tail, registry.UnlinkCommand); ok {
 			if r, _ := utf8.DecodeRuneInString(cmd); cmd == "" || !(wordRune(r) || r == '-') {
 				return true
 			}
 		}
-		rest += end
 	}
 	return false
 }
