@@ -317,10 +317,10 @@ func describe(tk ticket) string {
 // queue has been empty for a moment; it returns the gateway's jobs. In a
 // deployed system the queue is shared: run the suite where no engine
 // consumes it.
-func (s *system) jobs(t testing.TB, gatewayID string) []queue.JobRequest {
+func (s *system) jobs(t testing.TB, gatewayID string) []queue.JobEvent {
 	t.Helper()
 	url := s.queue(schema.EnvDispatchQueueURL)
-	var out []queue.JobRequest
+	var out []queue.JobEvent
 	empty := 0
 	for empty < 2 {
 		res, err := s.sqs.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{
@@ -336,7 +336,7 @@ func (s *system) jobs(t testing.TB, gatewayID string) []queue.JobRequest {
 		empty = 0
 		var del []sqstypes.DeleteMessageBatchRequestEntry
 		for _, m := range res.Messages {
-			var j queue.JobRequest
+			var j queue.JobEvent
 			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &j); err != nil {
 				t.Errorf("dispatch queue holds a message that is not a job: %q", aws.ToString(m.Body))
 			} else if j.GatewayID == gatewayID {
@@ -375,7 +375,7 @@ func (s *system) depth(t testing.TB, name string) int {
 
 // jobContent is what a job says about the record, without the update
 // time: two jobs with equal content dispatched the same record state.
-func jobContent(j queue.JobRequest) string {
+func jobContent(j queue.JobEvent) string {
 	tk := j.Ticket
 	tk.SysUpdatedOn = ""
 	b, _ := json.Marshal(tk)
@@ -383,7 +383,7 @@ func jobContent(j queue.JobRequest) string {
 }
 
 // duplicates returns the record states dispatched more than once.
-func duplicates(jobs []queue.JobRequest) []string {
+func duplicates(jobs []queue.JobEvent) []string {
 	seen := map[string]int{}
 	for _, j := range jobs {
 		seen[jobContent(j)]++
@@ -399,8 +399,8 @@ func duplicates(jobs []queue.JobRequest) []string {
 }
 
 // bySysID groups jobs by record, in dispatch order of versions.
-func bySysID(jobs []queue.JobRequest) map[string][]queue.JobRequest {
-	m := map[string][]queue.JobRequest{}
+func bySysID(jobs []queue.JobEvent) map[string][]queue.JobEvent {
+	m := map[string][]queue.JobEvent{}
 	for _, j := range jobs {
 		m[j.SysID] = append(m[j.SysID], j)
 	}

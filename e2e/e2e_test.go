@@ -120,7 +120,7 @@ type jobSummary struct {
 	JobID       string
 }
 
-func summarize(jobs []queue.JobRequest) []jobSummary {
+func summarize(jobs []queue.JobEvent) []jobSummary {
 	var out []jobSummary
 	for _, j := range jobs {
 		out = append(out, jobSummary{j.SysID, j.SysModCount, j.Ticket.Priority, j.JobID})
@@ -342,7 +342,7 @@ func (s *system) waitAllSettled(t *testing.T, gw string, ids map[string][]string
 // checkDispatched drains the dispatch queue and checks that every record
 // has the status want, that its latest state was dispatched, that no
 // state was dispatched twice and that the dead-letter queues are empty.
-func (s *system) checkDispatched(t *testing.T, gw string, ids map[string][]string, want string) []queue.JobRequest {
+func (s *system) checkDispatched(t *testing.T, gw string, ids map[string][]string, want string) []queue.JobEvent {
 	t.Helper()
 	jobs := s.jobs(t, gw)
 	if dup := duplicates(jobs); len(dup) > 0 {

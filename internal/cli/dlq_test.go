@@ -217,7 +217,7 @@ func TestDLQRedriveMax(t *testing.T) {
 
 func TestDLQDispatch(t *testing.T) {
 	h, res := newQueueHarness(t)
-	job, err := json.Marshal(queue.JobRequest{JobID: "job1", GatewayID: "gtw_x", Table: "change_request", SysID: "5555eeee", Number: "CHG0001"})
+	job, err := json.Marshal(queue.JobEvent{JobID: "job1", GatewayID: "gtw_x", Table: "change_request", SysID: "5555eeee", Number: "CHG0001"})
 	if err != nil {
 		t.Fatal(err)
 	}
