@@ -441,7 +441,7 @@ func (s *System) consume(ctx context.Context, got func(sysID string, at time.Tim
 		}
 		var del []sqstypes.DeleteMessageBatchRequestEntry
 		for _, m := range out.Messages {
-			var job queue.JobRequest
+			var job queue.JobEvent
 			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &job); err == nil {
 				at := now
 				if ms, err := strconv.ParseInt(m.Attributes[string(sqstypes.MessageSystemAttributeNameSentTimestamp)], 10, 64); err == nil {

@@ -41,6 +41,8 @@ type globalFlags struct {
 	intakeDLQURL     string
 	dispatchQueueURL string
 	dispatchDLQURL   string
+	resultsQueueURL  string
+	resultsDLQURL    string
 	secretPrefix     string
 	stack            string
 	region           string
@@ -56,6 +58,8 @@ func (g *globalFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.intakeDLQURL, "intake-dlq-url", "", "intake dead-letter queue URL (else $"+schema.EnvIntakeDLQURL+" or the stack output)")
 	fs.StringVar(&g.dispatchQueueURL, "dispatch-queue-url", "", "dispatch queue URL (else $"+schema.EnvDispatchQueueURL+" or the stack output)")
 	fs.StringVar(&g.dispatchDLQURL, "dispatch-dlq-url", "", "dispatch dead-letter queue URL (else $"+schema.EnvDispatchDLQURL+" or the stack output)")
+	fs.StringVar(&g.resultsQueueURL, "results-queue-url", "", "results queue URL (else $"+schema.EnvResultsQueueURL+" or the stack output)")
+	fs.StringVar(&g.resultsDLQURL, "results-dlq-url", "", "results dead-letter queue URL (else $"+schema.EnvResultsDLQURL+" or the stack output)")
 	fs.StringVar(&g.secretPrefix, "secret-prefix", "", "Secrets Manager name prefix (else $"+schema.EnvSecretPrefix+", the stack output, or "+schema.DefaultSecretPrefix+")")
 	fs.StringVar(&g.stack, "stack", "", "CloudFormation stack to read outputs from (else $"+schema.EnvStack+" or "+schema.DefaultStackName+")")
 	fs.StringVar(&g.region, "region", "", "AWS region (else the SDK's: AWS_REGION, profile)")
@@ -123,6 +127,8 @@ var (
 	settingIntakeDLQ     = setting{"intake DLQ URL", "intake-dlq-url", schema.EnvIntakeDLQURL, schema.OutputIntakeDLQURL}
 	settingDispatchQueue = setting{"dispatch queue URL", "dispatch-queue-url", schema.EnvDispatchQueueURL, schema.OutputDispatchQueueURL}
 	settingDispatchDLQ   = setting{"dispatch DLQ URL", "dispatch-dlq-url", schema.EnvDispatchDLQURL, schema.OutputDispatchDLQURL}
+	settingResultsQueue  = setting{"results queue URL", "results-queue-url", schema.EnvResultsQueueURL, schema.OutputResultsQueueURL}
+	settingResultsDLQ    = setting{"results DLQ URL", "results-dlq-url", schema.EnvResultsDLQURL, schema.OutputResultsDLQURL}
 )
 
 func (c *Call) flagValue(s setting) string {
@@ -141,6 +147,10 @@ func (c *Call) flagValue(s setting) string {
 		return c.global.dispatchQueueURL
 	case "dispatch-dlq-url":
 		return c.global.dispatchDLQURL
+	case "results-queue-url":
+		return c.global.resultsQueueURL
+	case "results-dlq-url":
+		return c.global.resultsDLQURL
 	}
 	return ""
 }
@@ -218,6 +228,16 @@ func (c *Call) DispatchQueueURL(ctx context.Context) (string, error) {
 // DispatchDLQURL is the dispatch dead-letter queue's URL.
 func (c *Call) DispatchDLQURL(ctx context.Context) (string, error) {
 	return c.resolve(ctx, settingDispatchDLQ)
+}
+
+// ResultsQueueURL is the results queue's URL.
+func (c *Call) ResultsQueueURL(ctx context.Context) (string, error) {
+	return c.resolve(ctx, settingResultsQueue)
+}
+
+// ResultsDLQURL is the results dead-letter queue's URL.
+func (c *Call) ResultsDLQURL(ctx context.Context) (string, error) {
+	return c.resolve(ctx, settingResultsDLQ)
 }
 
 // SecretPrefix prefixes the names of the secrets the CLI creates: the flag,

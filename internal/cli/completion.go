@@ -23,7 +23,7 @@ var flagWords = map[string][]string{
 	"table":       registry.EventTypes,
 	"auth":        {registry.AuthBasic, registry.AuthOAuthClientCredentials, registry.AuthOAuthPassword},
 	"signing":     {registry.SigningSecret, registry.SigningHMAC},
-	"queue":       {"intake", "dispatch"},
+	"queue":       {"intake", "dispatch", "results"},
 	"status":      ticketStatuses,
 	"job-state":   state.JobStates,
 	"mode":        registry.Modes,

@@ -57,14 +57,14 @@ func init() {
 	Register(Command{
 		Path:  "infra dlq list",
 		Short: "show what sits in a dead-letter queue, leaving it there",
-		Usage: "[--queue intake|dispatch] [--max 50]",
+		Usage: "[--queue intake|dispatch|results] [--max 50]",
 		Long: "Messages are read and given back once the listing is done: they stay in the DLQ and a redrive still finds them.\n" +
 			"While the listing runs (at most " + peekVisibility.String() + " if it is interrupted) they are hidden from other readers.\n" +
 			"RECEIVES is SQS's approximate receive count: the failed deliveries plus one per listing.\n" +
 			"A body that is not JSON is shown as \"unparseable (N bytes)\"; --output json prints every body in full.",
 		Example: "2501 infra dlq list --queue intake --max 20",
 		Flags: func(fs *pflag.FlagSet) Action {
-			name := fs.String("queue", "intake", "which dead-letter queue: intake or dispatch")
+			name := fs.String("queue", "intake", "which dead-letter queue: intake, dispatch or results")
 			maxN := fs.Int("max", 50, "show at most this many messages")
 			return func(ctx context.Context, c *Call) error {
 				if *maxN < 1 {
@@ -88,7 +88,7 @@ func init() {
 	Register(Command{
 		Path:  "infra dlq redrive",
 		Short: "move dead-lettered messages back to their queue (after a fix)",
-		Usage: "[--queue intake|dispatch] [--max n] [--dry-run]",
+		Usage: "[--queue intake|dispatch|results] [--max n] [--dry-run]",
 		Long: "Each batch of up to ten is received from the DLQ, sent to the queue it came from with the same\n" +
 			"body and message attributes, and deleted from the DLQ only once SQS has accepted the send: a\n" +
 			"message is never lost, and one whose send failed stays in the DLQ. One that was sent but could\n" +
@@ -96,7 +96,7 @@ func init() {
 			"It runs until the DLQ is empty or --max messages were moved. --dry-run lists what would move.",
 		Example: "2501 infra dlq redrive --queue intake --dry-run\n2501 infra dlq redrive --queue intake",
 		Flags: func(fs *pflag.FlagSet) Action {
-			name := fs.String("queue", "intake", "which dead-letter queue: intake or dispatch")
+			name := fs.String("queue", "intake", "which dead-letter queue: intake, dispatch or results")
 			maxN := fs.Int("max", 0, "move at most this many messages (0: all)")
 			dryRun := fs.Bool("dry-run", false, "list what would be moved, move nothing")
 			return func(ctx context.Context, c *Call) error {
@@ -146,7 +146,7 @@ func init() {
 
 // dlq is a dead-letter queue and the queue it takes messages from.
 type dlq struct {
-	name   string // intake or dispatch
+	name   string // intake, dispatch or results
 	client *sqs.Client
 	url    string
 	source string
@@ -159,8 +159,10 @@ func resolveDLQ(ctx context.Context, c *Call, name string) (dlq, error) {
 		dlqURL, sourceURL = c.IntakeDLQURL, c.IntakeQueueURL
 	case "dispatch":
 		dlqURL, sourceURL = c.DispatchDLQURL, c.DispatchQueueURL
+	case "results":
+		dlqURL, sourceURL = c.ResultsDLQURL, c.ResultsQueueURL
 	default:
-		return dlq{}, Usagef("--queue %q: want intake or dispatch", name)
+		return dlq{}, Usagef("--queue %q: want intake, dispatch or results", name)
 	}
 	u, err := dlqURL(ctx)
 	if err != nil {
@@ -212,12 +214,16 @@ type dlqMessage struct {
 	Body      string
 }
 
-// record is what intake messages and job requests have in common.
+// record is what intake messages and job events have in common, and what
+// names a job result.
 type record struct {
 	GatewayID string `json:"gateway_id"`
 	Table     string `json:"table"`
 	SysID     string `json:"sys_id"`
 	Number    string `json:"number"`
+	JobID     string `json:"job_id"`
+	ResultID  string `json:"result_id"`
+	Status    string `json:"status"`
 }
 
 func viewMessage(m sqstypes.Message) dlqMessage {
@@ -243,6 +249,11 @@ func viewMessage(m sqstypes.Message) dlqMessage {
 		return v
 	}
 	v.GatewayID, v.Table, v.SysID, v.Number = r.GatewayID, r.Table, r.SysID, r.Number
+	if r.GatewayID == "" && r.ResultID != "" {
+		// A job result names its job, not its record.
+		v.Summary = "job " + dash(r.JobID) + " result " + r.ResultID + " (" + dash(r.Status) + ")"
+		return v
+	}
 	v.Summary = dash(r.GatewayID) + " " + dash(r.Table) + " " + dash(r.SysID)
 	if r.Number != "" {
 		v.Summary += " (" + r.Number + ")"

@@ -217,7 +217,7 @@ func TestDLQRedriveMax(t *testing.T) {
 
 func TestDLQDispatch(t *testing.T) {
 	h, res := newQueueHarness(t)
-	job, err := json.Marshal(queue.JobRequest{JobID: "job1", GatewayID: "gtw_x", Table: "change_request", SysID: "5555eeee", Number: "CHG0001"})
+	job, err := json.Marshal(queue.JobEvent{JobID: "job1", GatewayID: "gtw_x", Table: "change_request", SysID: "5555eeee", Number: "CHG0001"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,6 +237,23 @@ func TestDLQDispatch(t *testing.T) {
 	}
 	if got := h.drain(res.IntakeQueueURL); len(got) != 0 {
 		t.Errorf("intake queue holds %v, want nothing", got)
+	}
+}
+
+// TestDLQResults: a dead-lettered job result is listed by its job and
+// result, and redriven to the results queue for the writer.
+func TestDLQResults(t *testing.T) {
+	h, res := newQueueHarness(t)
+	msg := sqsMessage{Body: `{"job_id":"job1","result_id":"r1","status":"succeeded","sumary":"typo"}`, Attrs: map[string]string{}}
+	h.send(res.ResultsDLQURL, msg)
+
+	out := h.ok("", "infra", "dlq", "list", "--queue", "results")
+	if !strings.Contains(out, "job job1 result r1 (succeeded)") || !strings.Contains(out, "1 message in the results DLQ.") {
+		t.Errorf("dlq list --queue results:\n%s", out)
+	}
+	h.ok("", "infra", "dlq", "redrive", "--queue", "results")
+	if diff := cmp.Diff([]sqsMessage{msg}, h.drain(res.ResultsQueueURL)); diff != "" {
+		t.Errorf("results queue after redrive (-want +got):\n%s", diff)
 	}
 }
 
@@ -270,8 +287,8 @@ func TestDLQBadInput(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{name: "list: unknown queue", args: []string{"infra", "dlq", "list", "--queue", "outbox"}, stderr: `2501: dlq list: --queue "outbox": want intake or dispatch`},
-		{name: "redrive: unknown queue", args: []string{"infra", "dlq", "redrive", "--queue", "outbox"}, stderr: `2501: dlq redrive: --queue "outbox": want intake or dispatch`},
+		{name: "list: unknown queue", args: []string{"infra", "dlq", "list", "--queue", "outbox"}, stderr: `2501: dlq list: --queue "outbox": want intake, dispatch or results`},
+		{name: "redrive: unknown queue", args: []string{"infra", "dlq", "redrive", "--queue", "outbox"}, stderr: `2501: dlq redrive: --queue "outbox": want intake, dispatch or results`},
 		{name: "list: zero max", args: []string{"infra", "dlq", "list", "--max", "0"}, stderr: "--max must be at least 1"},
 		{name: "redrive: negative max", args: []string{"infra", "dlq", "redrive", "--max", "-1"}, stderr: "--max must not be negative"},
 		{name: "no command", args: []string{"infra", "dlq"}, stderr: "choose a command: list, redrive"},

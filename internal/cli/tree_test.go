@@ -256,7 +256,7 @@ func TestCompleteIDs(t *testing.T) {
 		{[]string{"infra", "webhook", "delete", "--id", "gtw_"}, nil},
 		{[]string{"infra", "webhook", "create", "--event-type", ""}, []string{"incident", "change_request"}},
 		{[]string{"infra", "gateway", "list", "--output", ""}, []string{"text", "json"}},
-		{[]string{"infra", "dlq", "redrive", "--queue", ""}, []string{"intake", "dispatch"}},
+		{[]string{"infra", "dlq", "redrive", "--queue", ""}, []string{"intake", "dispatch", "results"}},
 		{[]string{"infra", "gateway", "create", "--mode", ""}, []string{"automatic", "semi-automatic"}},
 		{[]string{"infra", "gateway", "update", "--on-success", ""}, []string{"resolve", "comment", "none"}},
 		{[]string{"infra", "gateway", "create", "--on-failure", ""}, []string{"escalate", "note", "none"}},

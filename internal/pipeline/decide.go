@@ -30,6 +30,8 @@ func scope(g registry.Gateway, table string, v state.Version, now time.Time) (st
 	switch {
 	case !g.Active:
 		return state.StatusOutOfScope, "gateway inactive", time.Time{}
+	case closed(table, m.State) != "":
+		return state.StatusOutOfScope, closed(table, m.State), time.Time{}
 	case !m.Active:
 		return state.StatusOutOfScope, "record inactive", time.Time{}
 	}
@@ -107,52 +109,3 @@ func fingerprint(m state.Mirror) string {
 
 // jobNamespace scopes job ids (UUID v5).
 var jobNamespace = uuid.MustParse("6f1d7b1e-8c1a-4f4e-9a57-2b0f3c5d9e10")
-
-// jobID is stable for one pending decision: the record, the last decided
-// version and the content being decided. A redelivery after a crash
-// therefore sends the same id, and the engine drops it.
-func jobID(k state.Key, prev state.Ticket, contentHash string) string {
-	decided := "none"
-	if prev.DecidedVersion != nil {
-		decided = fmt.Sprint(*prev.DecidedVersion)
-	}
-	return uuid.NewSHA1(jobNamespace, []byte(strings.Join([]string{k.GatewayID, k.Table, k.SysID, decided, contentHash}, "\n"))).String()
-}
-
-// dispatchReason says why a job is requested: a new record, the mirrored
-// fields that changed, or a deferred change whose window opened.
-func dispatchReason(prev state.Ticket, m state.Mirror) string {
-	if prev.ContentHash == "" {
-		return "new record"
-	}
-	if prev.Status == state.StatusDeferred && prev.ContentHash == m.Hash() {
-		return "change window opened"
-	}
-	p := prev.Mirror
-	var changed []string
-	for _, f := range []struct {
-		name string
-		a, b string
-	}{
-		{"state", p.State, m.State},
-		{"priority", p.Priority, m.Priority},
-		{"short_description", p.ShortDescription, m.ShortDescription},
-		{"description", p.Description, m.Description},
-		{"assignment_group", p.AssignmentGroup, m.AssignmentGroup},
-		{"environment", p.Environment, m.Environment},
-		{"cmdb_ci", p.ConfigurationItem, m.ConfigurationItem},
-		{"active", fmt.Sprint(p.Active), fmt.Sprint(m.Active)},
-		{"type", p.Type, m.Type},
-		{"approval", p.Approval, m.Approval},
-		{"start_date", p.StartDate, m.StartDate},
-		{"end_date", p.EndDate, m.EndDate},
-	} {
-		if f.a != f.b {
-			changed = append(changed, f.name)
-		}
-	}
-	if len(changed) == 0 {
-		return "retry of an unfinished decision"
-	}
-	return "updated: " + strings.Join(changed, ", ")
-}

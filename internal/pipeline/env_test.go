@@ -237,7 +237,7 @@ func (e *env) ticket(table, sysID string) state.Ticket {
 }
 
 // jobs drains the dispatch queue.
-func (e *env) jobs() []queue.JobRequest {
+func (e *env) jobs() []queue.JobEvent {
 	e.t.Helper()
-	return awstest.DrainJSON[queue.JobRequest](e.t, e.sqs, e.res.DispatchQueueURL)
+	return awstest.DrainJSON[queue.JobEvent](e.t, e.sqs, e.res.DispatchQueueURL)
 }

@@ -1,9 +1,12 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -18,17 +21,59 @@ import (
 var metricStatuses = []string{
 	state.StatusAccepted, StatusStale, StatusUnchanged, state.StatusOutOfScope,
 	state.StatusDeduplicated, state.StatusDeferred, state.StatusExpired, StatusFailed,
+	state.StatusAwaitingMention,
 }
 
-// Handle processes an SQS batch: every message concurrently (ServiceNow
-// calls bounded per instance), each to its own outcome. Messages to retry
-// are returned as batch item failures; the error is always nil, so one bad
-// message never fails the batch.
+// Handle processes an SQS batch, each message to its own outcome: every
+// message concurrently up to its lifecycle decision (ServiceNow calls
+// bounded per instance) and on to its events, notes and stored decision —
+// except the incidents about to get a first job, which wait for the whole
+// batch: their fingerprints are claimed one at a time in sys_created_on
+// order, so a duplicate always links to the earliest-created incident of
+// its group, and then they complete concurrently. Messages to retry are returned as batch item failures; the
+// error is always nil, so one bad message never fails the batch.
 func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	outcomes := make([]Outcome, len(ev.Records))
+	decisions := make([]*decision, len(ev.Records))
 	var wg sync.WaitGroup
 	for i, rec := range ev.Records {
-		wg.Go(func() { outcomes[i] = p.safeProcess(ctx, rec) })
+		wg.Go(func() {
+			safely(rec.MessageId, &outcomes[i], func() {
+				d, o := p.prepare(ctx, rec)
+				outcomes[i] = o
+				// Only a fingerprint claim waits for the batch.
+				if d != nil && !d.plan.dedup {
+					outcomes[i] = p.complete(ctx, d)
+					return
+				}
+				decisions[i] = d
+			})
+		})
+	}
+	wg.Wait()
+
+	var dedup []int
+	for i, d := range decisions {
+		if d != nil {
+			dedup = append(dedup, i)
+		}
+	}
+	slices.SortStableFunc(dedup, func(a, b int) int {
+		da, db := decisions[a], decisions[b]
+		return cmp.Or(strings.Compare(createdOrder(da), createdOrder(db)), strings.Compare(da.v.Mirror.Number, db.v.Mirror.Number))
+	})
+	for _, i := range dedup {
+		safely(ev.Records[i].MessageId, &outcomes[i], func() { p.dedup(ctx, decisions[i]) })
+		if outcomes[i].Retry {
+			decisions[i] = nil
+		}
+	}
+
+	for i, d := range decisions {
+		if d == nil {
+			continue
+		}
+		wg.Go(func() { safely(ev.Records[i].MessageId, &outcomes[i], func() { outcomes[i] = p.complete(ctx, d) }) })
 	}
 	wg.Wait()
 
@@ -62,15 +107,23 @@ func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 	return resp, nil
 }
 
-// safeProcess turns a panic, which would fail the whole batch, into a
-// retry of its message.
-func (p *Processor) safeProcess(ctx context.Context, rec events.SQSMessage) (o Outcome) {
+// createdOrder sorts records without a creation time last.
+func createdOrder(d *decision) string {
+	if d.v.CreatedOn == "" {
+		return "~"
+	}
+	return d.v.CreatedOn
+}
+
+// safely turns a panic, which would fail the whole batch, into a retry of
+// its message.
+func safely(messageID string, o *Outcome, f func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			o = Outcome{MessageID: rec.MessageId, Status: StatusFailed, Reason: "internal error, will retry", Retry: true, Err: fmt.Errorf("panic: %v", r)}
+			*o = Outcome{MessageID: messageID, Status: StatusFailed, Reason: "internal error, will retry", Retry: true, Err: fmt.Errorf("panic: %v", r)}
 		}
 	}()
-	return p.process(ctx, rec)
+	f()
 }
 
 // logOutcome writes the one line per message.
@@ -91,6 +144,12 @@ func (p *Processor) logOutcome(ctx context.Context, requestID string, rec events
 	}
 	if o.JobID != "" {
 		attrs = append(attrs, slog.String("job_id", o.JobID))
+	}
+	if len(o.Events) > 0 {
+		attrs = append(attrs, slog.String("events", strings.Join(o.Events, ",")))
+	}
+	if o.JournalRead {
+		attrs = append(attrs, slog.Bool("journal_read", true))
 	}
 	if o.Fetched {
 		attrs = append(attrs, slog.Float64("servicenow_ms", float64(o.FetchLatency.Microseconds())/1000))

@@ -1,35 +1,95 @@
 // Package pipeline is the processor: it takes intake messages (a gateway, a
 // table and a sys_id), fetches the record from ServiceNow and runs it
-// through its gateway's pipeline: fetch → mirror → idempotency → scope →
-// dedup window → dispatch → write-back. Every outcome is stored on the
-// ticket item (package state).
+// through its gateway's pipeline: fetch → mirror → claim → scope → the
+// lifecycle decision (with dedup) → job events on the dispatch queue →
+// acknowledgement. Every outcome is stored on the ticket item (package
+// state).
 //
-// # Exactly-once dispatch
+// # One job per ticket
 //
-// A record version is dispatched at most once per content change, and a
-// change is never lost:
+// A ticket has at most one open job (state.Job on the ticket); the period
+// from a job's creation to its end is an episode. Each claimed version is
+// decided against the ticket's history:
+//
+//   - No open job, in scope: in automatic mode, a ticket that never had a
+//     job, or whose job ended and that has been out of scope since (a
+//     resolved incident reopened by a person, a change request
+//     re-approved, a deferred change now due), gets job.created with a new
+//     episode and the reason (queue.Reason*). In semi-automatic mode the
+//     ticket is awaiting_mention until a comment or work note mentions the
+//     gateway's token (registry.Gateway.MentionToken, a whole token, any
+//     case); that entry creates the job and is its message. In both modes
+//     a mention on a ticket whose job ended starts a new episode. The job
+//     id derives from the ticket and the episode, so every attempt at
+//     creating it has the same id; the job is indexed (state.IndexJob)
+//     before its job.created is sent, so no result can outrun it.
+//   - Open job, still in scope: mirrored fields that changed are one
+//     job.updated (changed_fields with ServiceNow's names, and the new
+//     snapshot): a change request moving from Scheduled to Implement, a
+//     priority or description edit are news for the job, never a new one.
+//     Each new journal entry mentioning the token is a job.follow_up.
+//   - Open job, and the ticket left the scope (an incident Resolved,
+//     Closed or Canceled or inactive; a change request closed, in Review or
+//     out of Scheduled/Implement, its approval withdrawn or its window
+//     over; outside the gateway's groups or environments): job.cancelled
+//     with the reason, and the job's state is cancelled.
+//   - Otherwise the decision is out_of_scope, deferred, expired, or
+//     unchanged (nothing new for the ticket), without an event.
+//
+// Every event carries schema_version, a derived event_id (queue.EventIDFor:
+// a job.created, a job.cancelled and a follow-up are once per episode, a
+// job.updated once per version), the job id, its sequence (1, 2, … per
+// job), the episode, the gateway's id, name and org, and the snapshot.
+// The engine drops an event id it has seen.
+//
+// The journal (sys_journal_field, newer than Ticket.JournalSeenAt) is read
+// only where an entry can matter: an open job, a ticket awaiting a
+// mention, a deduplicated ticket (which "@2501 unlink-ticket" gives a job
+// of its own), a ticket whose job ended while in scope. A new job in
+// automatic mode starts its journal at its own version. Entries of the
+// gateway's integration user are ignored, so our own notes never loop.
+//
+// # Dedup
+//
+// An incident about to get its first job claims its fingerprint (short
+// description and CI) for the gateway's window; when another incident
+// holds it, it is deduplicated, linked to that one, and gets a work note
+// naming it (registry.Gateway.DedupNote). Handle claims a batch's
+// fingerprints one at a time in sys_created_on order, so within a batch
+// the earliest-created incident is the primary.
+//
+// # Exactly once, and our own writes
+//
+// A record version is decided at most once, and a change is never lost:
 //
 //   - The processor always fetches the record and works on what it reads,
 //     so a late or duplicated message can only repeat work on the current
 //     version, never resurrect an old one.
 //   - Before deciding, it claims the version with one conditional write on
-//     the ticket (state.Store.Claim): only a higher sys_mod_count with a new
-//     content hash, or a claim that was released or has expired, can be
-//     claimed. Concurrent deliveries of one record (webhook duplicates,
-//     reconciliation overlap, SQS redelivery) see stale or unchanged; only
-//     the claimant goes on. A new version whose mirrored fields equal the
-//     last ones (our own work note's echo) is unchanged.
-//   - The claimant dispatches, writes the work note, then stores the
-//     decision and releases the claim in one conditional write. A transient
-//     failure releases the claim at once and fails the message, so SQS
-//     redelivers it and the redelivery claims again.
+//     the ticket (state.Store.Claim): a higher sys_mod_count with a new
+//     content hash, or with the same hash where the journal matters (a
+//     comment bumps sys_mod_count without changing a mirrored field), or a
+//     claim that was released or has expired. Concurrent deliveries of one
+//     record (webhook duplicates, reconciliation overlap, SQS redelivery)
+//     see stale, unchanged or busy; only the claimant goes on.
+//   - The claimant sends the events, writes the acknowledgement (one work
+//     note, on job.created, when the gateway writes back), then stores the
+//     decision and releases the claim in one conditional write. When the
+//     note was the record's only change, the ticket records the version it
+//     produced, so its echo is stale; the writer records its own writes
+//     likewise, and an echo that still gets through finds only our own
+//     entries in the journal: unchanged. A transient failure releases the
+//     claim at once, keeping what the attempt was based on
+//     (state.Ticket.Basis), and fails the message, so SQS redelivers it.
+//   - The job is stored whole when it is created; later decisions change
+//     it only on the condition that the writer has not changed its state
+//     or results since the claim read it (state.Store.Finish), so neither
+//     overwrites the other's part.
 //   - A crash after the claim leaves it to expire (Config.Lease, shorter
 //     than the intake queue's visibility timeout): the redelivered message
-//     takes it over. If the crash came after the dispatch, the job is sent
-//     again with the same job id, which is derived from the record, the
-//     last decided version and the content hash, so the engine drops it.
-//     That is the one place where a duplicate can reach the dispatch queue;
-//     it always carries an id the engine has seen.
+//     takes it over and sends the same events again, with the same ids.
+//     That is the one place where a duplicate can reach the dispatch
+//     queue; it always carries an id the engine has seen.
 //
 // # Failures
 //
@@ -40,7 +100,9 @@
 // permanent failure (404 from ServiceNow, a 403 (the integration user may
 // not read the table: a gateway misconfiguration that no retry cures), an
 // unknown gateway or table, a record without the fields idempotency needs)
-// is stored on the ticket as failed and the message is done. A message that is not an intake message
+// is stored on the ticket as failed and the message is done; a 403 on the
+// journal only is noted on the ticket, and the decision goes on without
+// it. A message that is not an intake message
 // (bad JSON) is logged and reported as failed on every receive, so the
 // queue's redrive policy moves it, unchanged and with its original
 // attributes, to the dead-letter queue after the maximum receives; it never
@@ -72,12 +134,14 @@ type Gateways interface {
 type Tickets interface {
 	Claim(ctx context.Context, c state.Claim) (state.Ticket, error)
 	Finish(ctx context.Context, k state.Key, token string, r state.Result) error
-	Release(ctx context.Context, k state.Key, token, reason string) error
+	Release(ctx context.Context, k state.Key, token, reason string, prior *state.Prior) error
 	RecordFailure(ctx context.Context, k state.Key, reason string, permanent bool, source string) error
 	ClaimFingerprint(ctx context.Context, gatewayID, fp string, owner state.First, window time.Duration) (state.First, bool, error)
+	// IndexJob records a job's ticket before its job.created is sent.
+	IndexJob(ctx context.Context, jobID string, k state.Key) error
 }
 
-// Dispatcher puts job requests on the dispatch queue.
+// Dispatcher puts job events on the dispatch queue.
 type Dispatcher interface {
 	SendJSON(ctx context.Context, body any, attrs map[string]string) error
 }
@@ -88,6 +152,9 @@ type Instance interface {
 	// WriteJournal adds a work note once: a write whose outcome is
 	// unknown is looked up in the journal before it is sent again.
 	WriteJournal(ctx context.Context, table, sysID, field, text string, knownModCount int) (servicenow.JournalWrite, error)
+	// JournalEntries reads the record's comments and work notes created
+	// at or after since.
+	JournalEntries(ctx context.Context, sysID string, since servicenow.Time) ([]servicenow.JournalEntry, error)
 }
 
 // Connector gives the Instance of a gateway, with its credentials.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/snowgate/snowgate/internal/awstest"
 	"github.com/snowgate/snowgate/internal/pipeline"
+	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/snowsim"
 	"github.com/snowgate/snowgate/internal/state"
@@ -98,20 +99,22 @@ func TestStatuses(t *testing.T) {
 				}
 			},
 			wantStatus: state.StatusAccepted, wantOutcome: state.OutcomeStale, wantJobs: 1},
-		{name: "write-back echo is unchanged", table: "incident", fields: incident("Router down"),
+		// The note was the record's only change: the ticket records the
+		// version it produced, so its echo is stale without a journal read.
+		{name: "write-back echo is stale", table: "incident", fields: incident("Router down"),
 			before: func(e *env, sysID string) {
 				e.invoke(context.Background(), message(e.gw, "incident", sysID))
-				if got := e.ticket("incident", sysID).SysModCount; got != 0 {
-					e.t.Fatalf("first version %d, want 0", got)
+				if got := e.ticket("incident", sysID).SysModCount; got != 1 {
+					e.t.Fatalf("version after the note %d, want 1", got)
 				}
 			},
-			wantStatus: state.StatusAccepted, wantOutcome: state.OutcomeUnchanged, wantJobs: 1, wantNotes: 1},
+			wantStatus: state.StatusAccepted, wantOutcome: state.OutcomeStale, wantJobs: 1, wantNotes: 1},
 		{name: "duplicate incident within the window", table: "incident", fields: incident("Router  DOWN!"),
 			before: func(e *env, _ string) {
 				first := e.insert("incident", incident("router down"))
 				e.invoke(context.Background(), message(e.gw, "incident", first))
 			},
-			wantStatus: state.StatusDeduplicated, wantReason: "same short description and CI as INC", wantJobs: 1},
+			wantStatus: state.StatusDeduplicated, wantReason: "same short description and CI as INC", wantJobs: 1, wantNotes: 1},
 		{name: "dedup window off", gateway: &registry.Gateway{Active: true, DedupWindowMinutes: -1}, table: "incident", fields: incident("router down"),
 			before: func(e *env, _ string) {
 				e.invoke(context.Background(), message(e.gw, "incident", e.insert("incident", incident("router down"))))
@@ -201,6 +204,16 @@ func TestAcceptedJobAndTicket(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("job request (-want +got):\n%s", diff)
 	}
+	if j.Type != queue.EventJobCreated || j.SchemaVersion != queue.EventSchemaVersion || j.EventID == "" || j.Sequence != 1 || j.Episode != 1 || j.OccurredAt.IsZero() {
+		t.Errorf("event %s v%d id %q sequence %d episode %d at %v; want job.created v%d, an id, 1, 1, a time",
+			j.Type, j.SchemaVersion, j.EventID, j.Sequence, j.Episode, j.OccurredAt, queue.EventSchemaVersion)
+	}
+	if tk.Job == nil || tk.Job.ID != j.JobID || tk.Job.State != state.JobOpen || tk.Job.Episode != 1 || len(tk.Job.Events) != 1 || tk.Job.Events[0].EventID != j.EventID {
+		t.Errorf("ticket job %+v, want open job %s, episode 1, its job.created recorded", tk.Job, j.JobID)
+	}
+	if key, err := e.tickets.JobTicketKey(ctx, j.JobID); err != nil || key != tk.Key() {
+		t.Errorf("JobTicketKey(%s) = %v, %v; want %v", j.JobID, key, err, tk.Key())
+	}
 	notes := e.sim.Sim.WorkNotes("incident", sysID)
 	if len(notes) != 1 || !strings.Contains(notes[0], `"ops"`) || !strings.Contains(notes[0], j.JobID) {
 		t.Errorf("work notes %q, want one naming the gateway and job %s", notes, j.JobID)
@@ -209,20 +222,24 @@ func TestAcceptedJobAndTicket(t *testing.T) {
 		t.Errorf("ticket write_back %q, want done", tk.WriteBack)
 	}
 
-	// The note bumped sys_mod_count; its echo is unchanged and recorded.
+	// The note bumped sys_mod_count, and the ticket recorded it: its echo
+	// is stale.
 	e.invoke(ctx, message(e.gw, "incident", sysID))
 	tk = e.ticket("incident", sysID)
-	if tk.Status != state.StatusAccepted || tk.LastOutcome != state.OutcomeUnchanged || tk.SysModCount != 1 {
-		t.Errorf("after echo: status %q outcome %q sys_mod_count %d; want accepted, unchanged, 1", tk.Status, tk.LastOutcome, tk.SysModCount)
+	if tk.Status != state.StatusAccepted || tk.LastOutcome != state.OutcomeStale || tk.SysModCount != 1 {
+		t.Errorf("after echo: status %q outcome %q sys_mod_count %d; want accepted, stale, 1", tk.Status, tk.LastOutcome, tk.SysModCount)
 	}
-	// A real change is dispatched again, with what changed.
+	if jobs := e.jobs(); len(jobs) != 0 {
+		t.Errorf("the echo sent %d events, want none", len(jobs))
+	}
+	// A real change is news for the same job, never a new one.
 	if _, err := e.sim.Sim.Update("incident", sysID, map[string]string{"priority": "1"}); err != nil {
 		t.Fatal(err)
 	}
 	e.invoke(ctx, message(e.gw, "incident", sysID))
 	jobs = e.jobs()
-	if len(jobs) != 1 || jobs[0].Reason != "updated: priority" || jobs[0].JobID == j.JobID {
-		t.Errorf("after a priority change: jobs %+v, want one with reason %q and a new id", jobs, "updated: priority")
+	if len(jobs) != 1 || jobs[0].Type != queue.EventJobUpdated || jobs[0].JobID != j.JobID || !cmp.Equal(jobs[0].ChangedFields, []string{"priority"}) {
+		t.Errorf("after a priority change: events %+v, want one job.updated of job %s with changed_fields [priority]", jobs, j.JobID)
 	}
 	if !strings.Contains(e.emf.String(), `"accepted":1`) {
 		t.Errorf("no EMF line with accepted=1 in %s", e.emf.String())

@@ -45,150 +45,412 @@ type Outcome struct {
 	Poison       bool
 	Fetched      bool
 	FetchLatency time.Duration
-	Err          error
+	// JournalRead: the decision read the record's journal.
+	JournalRead bool
+	// Events are the types of the job events sent, in order.
+	Events []string
+	Err    error
 }
 
-// process runs one message through the pipeline. It never panics on bad
+// decision is a claimed version on its way through the lifecycle: what
+// prepare found, what the dedup stage adds, what complete sends and stores.
+type decision struct {
+	o     Outcome
+	g     registry.Gateway
+	m     queue.IntakeMessage
+	v     state.Version
+	prev  state.Ticket
+	token string
+	now   time.Time
+	res   state.Result
+	plan  plan
+	// journalProblem says why the journal could not be read.
+	journalProblem string
+	// final, when set, is the outcome: a failure after the claim.
+	final *Outcome
+}
+
+// prepare runs one message up to the lifecycle decision: decode, gateway,
+// fetch, claim, scope and the journal. It returns the decision to go on
+// with, or nil and the message's final outcome. It never panics on bad
 // input and records every outcome it can on the ticket.
-func (p *Processor) process(ctx context.Context, rec events.SQSMessage) (o Outcome) {
+func (p *Processor) prepare(ctx context.Context, rec events.SQSMessage) (*decision, Outcome) {
+	var o Outcome
 	o.MessageID = rec.MessageId
 	var m queue.IntakeMessage
 	if err := json.Unmarshal([]byte(rec.Body), &m); err != nil {
-		return poison(o, fmt.Errorf("decode intake message: %w", err))
+		return nil, poison(o, fmt.Errorf("decode intake message: %w", err))
 	}
 	if m.GatewayID == "" || m.Table == "" || m.SysID == "" {
-		return poison(o, errors.New("intake message without gateway_id, table or sys_id"))
+		return nil, poison(o, errors.New("intake message without gateway_id, table or sys_id"))
 	}
 	o.Key = state.Key{GatewayID: m.GatewayID, Table: m.Table, SysID: m.SysID}
 	o.Source = m.Source
 
 	if !slices.Contains(registry.EventTypes, m.Table) {
-		return p.permanent(ctx, o, fmt.Sprintf("table %q is not handled", m.Table), nil)
+		return nil, p.permanent(ctx, o, fmt.Sprintf("table %q is not handled", m.Table), nil)
 	}
 	if !servicenow.ValidSysID(m.SysID) {
-		return p.permanent(ctx, o, "sys_id is not a ServiceNow sys_id", nil)
+		return nil, p.permanent(ctx, o, "sys_id is not a ServiceNow sys_id", nil)
 	}
 	g, err := p.gateway(ctx, m.GatewayID)
 	if errors.Is(err, registry.ErrNotFound) {
-		return p.permanent(ctx, o, "unknown gateway", err)
+		return nil, p.permanent(ctx, o, "unknown gateway", err)
 	}
 	if err != nil {
-		return p.transient(ctx, o, "read gateway", err)
+		return nil, p.transient(ctx, o, "read gateway", err)
 	}
 
 	rec2, latency, err := p.fetch(ctx, g, m.Table, m.SysID)
 	o.Fetched, o.FetchLatency = err == nil || latency > 0, latency
 	if errors.Is(err, servicenow.ErrNotFound) {
-		return p.permanent(ctx, o, "not found in ServiceNow: deleted, or hidden from the integration user by an ACL", err)
+		return nil, p.permanent(ctx, o, "not found in ServiceNow: deleted, or hidden from the integration user by an ACL", err)
 	}
 	if errors.Is(err, servicenow.ErrForbidden) {
 		// Retries would spend the budget on the same refusal.
-		return p.permanent(ctx, o, "gateway misconfigured: "+forbiddenReason(err), err)
+		return nil, p.permanent(ctx, o, "gateway misconfigured: "+forbiddenReason(err), err)
 	}
 	if err != nil {
-		return p.transient(ctx, o, "fetch record", err)
+		return nil, p.transient(ctx, o, "fetch record", err)
 	}
 	v, err := state.VersionOf(m.Table, rec2)
 	if err != nil {
-		return p.permanent(ctx, o, "record unusable", err)
+		return nil, p.permanent(ctx, o, "record unusable", err)
 	}
 	o.Number, o.Version = v.Mirror.Number, v.SysModCount
 
 	// Idempotency: claim this version.
 	token := uuid.NewString()
 	prev, err := p.deps.Tickets.Claim(ctx, state.Claim{
-		Key: o.Key, Mirror: v.Mirror, SysModCount: v.SysModCount, SysUpdatedOn: v.SysUpdatedOn,
+		Key: o.Key, Mirror: v.Mirror, SysModCount: v.SysModCount, SysUpdatedOn: v.SysUpdatedOn, CreatedOn: v.CreatedOn,
 		Source: m.Source, WebhookID: m.WebhookID, Token: token, Lease: p.cfg.Lease,
 	})
 	switch {
 	case errors.Is(err, state.ErrStale):
 		o.Status, o.Reason = StatusStale, fmt.Sprintf("version %d already processed or in progress (last seen %d)", v.SysModCount, prev.SysModCount)
-		return o
+		return nil, o
 	case errors.Is(err, state.ErrUnchanged):
 		o.Status, o.Reason = StatusUnchanged, "mirrored fields unchanged"
-		return o
+		return nil, o
 	case errors.Is(err, state.ErrBusy):
 		o.Status, o.Reason, o.Retry, o.Err = StatusFailed, "an older version is being processed", true, err
-		return o
+		return nil, o
 	case err != nil:
-		return p.transient(ctx, o, "claim", err)
+		return nil, p.transient(ctx, o, "claim", err)
 	}
-	return p.decide(ctx, o, g, m, v, prev, token)
+	// An unfinished attempt's claim is not what to decide against.
+	d := &decision{o: o, g: g, m: m, v: v, prev: prev.Basis(), token: token, now: p.cfg.Now()}
+	if err := p.decide(ctx, d); err != nil {
+		return nil, p.release(ctx, d, "read journal", err)
+	}
+	return d, Outcome{}
 }
 
-// decide runs scope, dedup, dispatch and write-back on a claimed version
-// and stores the decision.
-func (p *Processor) decide(ctx context.Context, o Outcome, g registry.Gateway, m queue.IntakeMessage, v state.Version, prev state.Ticket, token string) Outcome {
-	now := p.cfg.Now()
-	res := state.Result{Version: v.SysModCount}
-	res.Status, res.Reason, res.Due = scope(g, m.Table, v, now)
-
-	if res.Status == "" && m.Table == registry.TableIncident {
-		if window := dedupWindow(g); window > 0 {
-			if fp := fingerprint(v.Mirror); fp != "" {
-				res.Fingerprint = fp
-				owner := state.First{Table: m.Table, SysID: m.SysID, Number: v.Mirror.Number}
-				first, dup, err := p.deps.Tickets.ClaimFingerprint(ctx, g.ID, fp, owner, window)
-				if err != nil {
-					return p.release(ctx, o, token, "dedup window", err)
-				}
-				if dup {
-					res.Status = state.StatusDeduplicated
-					res.Reason = fmt.Sprintf("same short description and CI as %s within %s", first.Number, window)
-					res.DuplicateOf, res.DuplicateOfNumber = first.SysID, first.Number
-				}
-			}
-		}
+// decide takes the lifecycle decision on a claimed version (see the
+// package comment): scope, then what the version means for the ticket's
+// job. It reads the journal only where an entry can matter.
+func (p *Processor) decide(ctx context.Context, d *decision) error {
+	g, prev, v, table := d.g, d.prev, d.v, d.m.Table
+	res := &d.res
+	res.Version = v.SysModCount
+	st, why, due := scope(g, table, v, d.now)
+	if prev.Job != nil {
+		res.JobID = prev.Job.ID
 	}
 
-	if res.Status == "" {
+	if prev.Job.Open() {
+		if st == state.StatusOutOfScope || st == state.StatusExpired {
+			d.plan.cancel = why
+			res.Status, res.Reason = st, "job cancelled: "+why
+			return nil
+		}
+		res.JobOpen = true
+		if prev.ContentHash != "" {
+			d.plan.changed = changedFields(prev.Mirror, v.Mirror)
+		}
+		news, err := p.journal(ctx, d)
+		if err != nil {
+			return err
+		}
+		d.plan.followUps = mentions(g, news)
+		if len(d.plan.changed) == 0 && len(d.plan.followUps) == 0 {
+			res.Status, res.Reason, res.Outcome = prev.Status, prev.Reason, StatusUnchanged
+			return nil
+		}
+		var what []string
+		if len(d.plan.changed) > 0 {
+			what = append(what, "updated: "+strings.Join(d.plan.changed, ", "))
+		}
+		if n := len(d.plan.followUps); n > 0 {
+			what = append(what, fmt.Sprintf("%d follow-up(s)", n))
+		}
+		res.Status, res.Reason = state.StatusAccepted, "job "+prev.Job.ID+" "+strings.Join(what, "; ")
+		return nil
+	}
+
+	if st != "" {
+		res.Status, res.Reason, res.Due = st, why, due
+		return nil
+	}
+
+	auto := g.JobMode() == registry.ModeAutomatic
+	eligible := auto && (prev.Job == nil || reentered(g, table, prev))
+	var found []servicenow.JournalEntry
+	if !eligible || prev.Status == state.StatusDeduplicated {
+		news, err := p.journal(ctx, d)
+		if err != nil {
+			return err
+		}
+		found = mentions(g, news)
+	} else if v.SysUpdatedOn > prev.JournalSeenAt {
+		// The new job's snapshot is this version: entries written before
+		// it are not news for the job; those of its very second may be.
+		res.JournalSeenAt, res.JournalSeenIDs = v.SysUpdatedOn, nil
+	}
+	unlink := -1
+	if prev.Status == state.StatusDeduplicated {
+		unlink = slices.IndexFunc(found, func(e servicenow.JournalEntry) bool { return unlinks(e.Text, g.MentionToken()) })
+	}
+	dedupable := prev.Job == nil && table == registry.TableIncident
+	switch {
+	case unlink >= 0:
+		d.plan = plan{create: true, reason: queue.ReasonUnlinked, message: message(found[unlink]),
+			duplicateOf: prev.DuplicateOfNumber, followUps: slices.Delete(slices.Clone(found), unlink, unlink+1)}
+	case eligible:
+		d.plan = plan{create: true, reason: createReason(table, prev), dedup: dedupable, followUps: found}
+	case len(found) > 0:
+		d.plan = plan{create: true, reason: queue.ReasonMention, message: message(found[0]), dedup: dedupable, followUps: found[1:]}
+	case !auto:
+		res.Status = state.StatusAwaitingMention
+		res.Reason = fmt.Sprintf("semi-automatic gateway: waiting for a comment or work note mentioning %s", g.MentionToken())
+	default:
 		res.Status = state.StatusAccepted
-		res.Reason = dispatchReason(prev, v.Mirror)
-		res.JobID = jobID(o.Key, prev, v.Mirror.Hash())
-		job := queue.JobRequest{
-			JobID: res.JobID, GatewayID: g.ID, GatewayName: g.Name, WebhookID: m.WebhookID,
-			Table: m.Table, SysID: m.SysID, Number: v.Mirror.Number, SysModCount: v.SysModCount,
-			Reason: res.Reason, Source: m.Source, RequestID: m.RequestID, RequestedAt: now.UTC(),
-			EscalationGroup: g.EscalationGroupRef(), Ticket: jobTicket(v),
+		res.Reason = fmt.Sprintf("job %s ended (%s); a comment or work note mentioning %s starts a new one", prev.Job.ID, prev.Job.State, g.MentionToken())
+	}
+	if !d.plan.create && prev.ContentHash == v.Mirror.Hash() && res.Status == prev.Status {
+		res.Outcome = StatusUnchanged
+	}
+	return nil
+}
+
+// journal reads the comments and work notes newer than the ticket has seen
+// and records the new position on the result.
+func (p *Processor) journal(ctx context.Context, d *decision) ([]servicenow.JournalEntry, error) {
+	since, err := servicenow.ParseTime(d.prev.JournalSeenAt)
+	if err != nil {
+		since = servicenow.Time{} // unreadable: read everything, seen ids still drop repeats
+	}
+	ctx, cancel := p.snowContext(ctx)
+	defer cancel()
+	var entries []servicenow.JournalEntry
+	for attempt := 0; attempt < 2; attempt++ {
+		var inst Instance
+		if inst, err = p.deps.ServiceNow.Connect(ctx, d.g); err != nil {
+			return nil, err
 		}
-		attrs := map[string]string{queue.AttrJobID: res.JobID, queue.AttrGatewayID: g.ID, queue.AttrTable: m.Table}
-		if err := p.deps.Dispatch.SendJSON(ctx, job, attrs); err != nil {
-			return p.release(ctx, o, token, "dispatch", err)
+		err = p.call(ctx, d.g, func() error {
+			var err error
+			entries, err = inst.JournalEntries(ctx, d.m.SysID, since)
+			return err
+		})
+		if !isAuthFailure(err) || attempt > 0 {
+			break
 		}
-		res.WriteBack = p.writeBack(ctx, g, m, v, res.JobID)
+		p.deps.ServiceNow.Reset(d.g)
+	}
+	if errors.Is(err, servicenow.ErrForbidden) {
+		// No retry cures it, and the record's own news (an update, a
+		// cancellation) must not wait for it: decide without the journal.
+		d.o.Err, d.journalProblem = err, "comments and work notes unreadable: "+forbiddenReason(err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.o.JournalRead = true
+	news, at, ids := journalSince(d.prev, entries)
+	if at != "" && (at != d.prev.JournalSeenAt || len(ids) != len(d.prev.JournalSeenIDs)) {
+		d.res.JournalSeenAt, d.res.JournalSeenIDs = at, ids
+	}
+	return news, nil
+}
+
+// dedup claims the fingerprint of an incident about to get its first job:
+// when another incident of the group holds it, this one is its duplicate.
+// Handle runs it for a batch's incidents in sys_created_on order, so the
+// earliest-created incident of a group is the primary.
+func (p *Processor) dedup(ctx context.Context, d *decision) {
+	if !d.plan.dedup {
+		return
+	}
+	window := dedupWindow(d.g)
+	fp := fingerprint(d.v.Mirror)
+	if window <= 0 || fp == "" {
+		return
+	}
+	d.res.Fingerprint = fp
+	owner := state.First{Table: d.m.Table, SysID: d.m.SysID, Number: d.v.Mirror.Number}
+	first, dup, err := p.deps.Tickets.ClaimFingerprint(ctx, d.g.ID, fp, owner, window)
+	if err != nil {
+		out := p.release(ctx, d, "dedup window", err)
+		d.final = &out
+		return
+	}
+	if dup {
+		d.plan = plan{}
+		d.res.Status = state.StatusDeduplicated
+		d.res.Reason = fmt.Sprintf("same short description and CI as %s within %s", first.Number, window)
+		d.res.DuplicateOf, d.res.DuplicateOfNumber = first.SysID, first.Number
+	}
+}
+
+// complete sends the decision's events, writes the notes and stores the
+// decision.
+func (p *Processor) complete(ctx context.Context, d *decision) Outcome {
+	if d.final != nil {
+		return *d.final
+	}
+	o, res, prev := d.o, &d.res, d.prev
+	var evs []queue.JobEvent
+	switch {
+	case d.plan.create:
+		episode := 1
+		if prev.Job != nil {
+			episode = prev.Job.Episode + 1
+		}
+		res.JobID = jobIDFor(o.Key, episode)
+		res.Status, res.Reason, res.JobOpen, res.Outcome = state.StatusAccepted, d.plan.reason, true, ""
+		created := d.event(queue.EventJobCreated, res.JobID, episode, 1, "")
+		created.Reason, created.Message, created.DuplicateOf = d.plan.reason, d.plan.message, d.plan.duplicateOf
+		evs = append(evs, created)
+		evs = append(evs, d.followUps(res.JobID, episode, 2)...)
+		if err := p.deps.Tickets.IndexJob(ctx, res.JobID, o.Key); err != nil {
+			return p.release(ctx, d, "index job", err)
+		}
+		res.Job = &state.Job{ID: res.JobID, State: state.JobOpen, Episode: episode, Sequence: len(evs), OpenedAt: d.now.UTC()}
+		res.Job.Events = records(evs, d.now)
+	case d.plan.cancel != "":
+		ev := d.event(queue.EventJobCancelled, prev.Job.ID, prev.Job.Episode, prev.Job.Sequence+1, "")
+		ev.Reason = d.plan.cancel
+		evs = append(evs, ev)
+		res.EndJob = state.JobCancelled
+	case prev.Job.Open():
+		seq := prev.Job.Sequence + 1
+		if len(d.plan.changed) > 0 {
+			ev := d.event(queue.EventJobUpdated, prev.Job.ID, prev.Job.Episode, seq, "")
+			ev.ChangedFields = d.plan.changed
+			evs = append(evs, ev)
+			seq++
+		}
+		evs = append(evs, d.followUps(prev.Job.ID, prev.Job.Episode, seq)...)
+	}
+	if res.Job == nil && len(evs) > 0 {
+		res.Base, res.Events = prev.Job, records(evs, d.now)
+	}
+	for _, ev := range evs {
+		attrs := map[string]string{
+			queue.AttrJobID: ev.JobID, queue.AttrGatewayID: ev.GatewayID, queue.AttrTable: ev.Table,
+			queue.AttrEventType: ev.Type, queue.AttrEventID: ev.EventID,
+		}
+		if err := p.deps.Dispatch.SendJSON(ctx, ev, attrs); err != nil {
+			return p.release(ctx, d, "dispatch "+ev.Type, err)
+		}
+		o.Events = append(o.Events, ev.Type)
+	}
+	switch {
+	case d.plan.create:
+		res.WriteBack = p.note(ctx, d, d.g.WriteBack, fmt.Sprintf("snowgate: gateway %q (%s) accepted %s for automation, job %s.", d.g.Name, d.g.ID, d.v.Mirror.Number, res.JobID))
+	case res.Status == state.StatusDeduplicated && d.g.DedupNote() && (prev.Status != state.StatusDeduplicated || prev.DuplicateOf != res.DuplicateOf):
+		res.WriteBack = p.note(ctx, d, true, fmt.Sprintf("snowgate: gateway %q linked this incident to %s, the first with the same short description and configuration item; %s works on that one. Comment \"%s %s\" to give this incident a job of its own.",
+			d.g.Name, res.DuplicateOfNumber, res.DuplicateOfNumber, d.g.MentionToken(), registry.UnlinkCommand))
 	}
 
-	err := p.deps.Tickets.Finish(ctx, o.Key, token, res)
+	if d.journalProblem != "" && res.Outcome == "" {
+		res.Reason += " (" + d.journalProblem + ")"
+	}
+	after := state.Ticket{Status: res.Status, Reason: res.Reason, Mirror: d.v.Mirror, ContentHash: d.v.Mirror.Hash()}
+	res.Prior = state.PriorOf(after)
+	err := p.deps.Tickets.Finish(ctx, o.Key, d.token, *res)
 	switch {
 	case errors.Is(err, state.ErrClaimLost):
 		// Our claim expired and another processor took over; it will store
 		// its own decision on the same content.
 		o.Err = err
 	case err != nil:
-		return p.release(ctx, o, token, "store decision", err)
+		return p.release(ctx, d, "store decision", err)
 	}
 	o.Status, o.Reason, o.JobID = res.Status, res.Reason, res.JobID
+	if res.Outcome != "" {
+		o.Status = res.Outcome
+	}
 	return o
 }
 
-// writeBack adds the work note and says how it went; a failure does not
-// fail the message (the job is on its way), it is stored on the ticket.
-func (p *Processor) writeBack(ctx context.Context, g registry.Gateway, m queue.IntakeMessage, v state.Version, jobID string) string {
-	if !g.WriteBack {
+// event is a job event on the decided version, its id derived (see
+// queue.EventIDFor) so that a re-send carries the same one. A job.created,
+// a job.cancelled and a follow-up happen once per episode (a follow-up
+// once per entry), whatever version a retry fetched, so their ids leave
+// the version out; a job.updated is one per version.
+func (d *decision) event(typ, jobID string, episode, seq int, entry string) queue.JobEvent {
+	version := 0
+	if typ == queue.EventJobUpdated {
+		version = d.v.SysModCount
+	}
+	k := d.o.Key
+	return queue.JobEvent{
+		Type: typ, SchemaVersion: queue.EventSchemaVersion,
+		EventID: queue.EventIDFor(k.GatewayID, k.Table, k.SysID, episode, version, typ, entry),
+		JobID:   jobID, Sequence: seq, Episode: episode,
+		GatewayID: d.g.ID, GatewayName: d.g.Name, Org: d.g.Org, WebhookID: d.m.WebhookID,
+		Table: k.Table, SysID: k.SysID, Number: d.v.Mirror.Number, SysModCount: d.v.SysModCount,
+		Source: d.m.Source, RequestID: d.m.RequestID, OccurredAt: d.now.UTC(),
+		EscalationGroup: d.g.EscalationGroupRef(), Ticket: jobTicket(d.v),
+	}
+}
+
+// followUps are the plan's follow-up events, numbered from seq.
+func (d *decision) followUps(jobID string, episode, seq int) []queue.JobEvent {
+	out := make([]queue.JobEvent, 0, len(d.plan.followUps))
+	for _, e := range d.plan.followUps {
+		ev := d.event(queue.EventJobFollowUp, jobID, episode, seq, e.SysID)
+		ev.Message = message(e)
+		out = append(out, ev)
+		seq++
+	}
+	return out
+}
+
+func records(evs []queue.JobEvent, at time.Time) []state.JobEventRecord {
+	out := make([]state.JobEventRecord, 0, len(evs))
+	for _, ev := range evs {
+		out = append(out, state.JobEventRecord{Type: ev.Type, Sequence: ev.Sequence, EventID: ev.EventID, At: at.UTC()})
+	}
+	return out
+}
+
+// note adds a work note once and says how it went; a failure does not
+// fail the message (the events are on their way), it is stored on the
+// ticket. When the note was the record's only change since the fetch, the
+// version it produced is recorded, so its echo is stale at once.
+func (p *Processor) note(ctx context.Context, d *decision, on bool, text string) string {
+	if !on {
 		return "off"
 	}
-	note := fmt.Sprintf("snowgate: gateway %q (%s) accepted %s for automation, job %s.", g.Name, g.ID, v.Mirror.Number, jobID)
 	ctx, cancel := p.snowContext(ctx)
 	defer cancel()
-	var err error
+	var (
+		w   servicenow.JournalWrite
+		err error
+	)
 	for attempt := 0; attempt < 2; attempt++ {
 		var inst Instance
-		if inst, err = p.deps.ServiceNow.Connect(ctx, g); err != nil {
+		if inst, err = p.deps.ServiceNow.Connect(ctx, d.g); err != nil {
 			break
 		}
 		// The version fetched is the one the note's bump must pass.
-		err = p.call(ctx, g, func() error {
-			_, err := inst.WriteJournal(ctx, m.Table, m.SysID, servicenow.FieldWorkNotes, note, v.SysModCount)
+		err = p.call(ctx, d.g, func() error {
+			var err error
+			w, err = inst.WriteJournal(ctx, d.m.Table, d.m.SysID, servicenow.FieldWorkNotes, text, d.v.SysModCount)
 			return err
 		})
 		// A write that may have been stored is never sent again here,
@@ -196,10 +458,13 @@ func (p *Processor) writeBack(ctx context.Context, g registry.Gateway, m queue.I
 		if !isAuthFailure(err) || attempt > 0 || errors.Is(err, servicenow.ErrJournalUnconfirmed) {
 			break
 		}
-		p.deps.ServiceNow.Reset(g)
+		p.deps.ServiceNow.Reset(d.g)
 	}
 	if err != nil {
 		return "failed: " + err.Error()
+	}
+	if w.ModCount == d.v.SysModCount+1 {
+		d.res.SeenVersion = w.ModCount
 	}
 	return "done"
 }
@@ -301,10 +566,11 @@ func (p *Processor) transient(ctx context.Context, o Outcome, step string, cause
 }
 
 // release gives a claimed version back after a transient failure and
-// retries the message.
-func (p *Processor) release(ctx context.Context, o Outcome, token, step string, cause error) Outcome {
+// retries the message; the ticket keeps what the attempt was based on.
+func (p *Processor) release(ctx context.Context, d *decision, step string, cause error) Outcome {
+	o := d.o
 	o.Status, o.Reason, o.Retry, o.Err = StatusFailed, step+" failed, will retry", true, cause
-	if err := p.deps.Tickets.Release(ctx, o.Key, token, step+": "+cause.Error()); err != nil {
+	if err := p.deps.Tickets.Release(ctx, o.Key, d.token, step+": "+cause.Error(), state.PriorOf(d.prev)); err != nil {
 		// The claim then expires after its lease; the retry takes it over.
 		o.Err = errors.Join(cause, err)
 	}

@@ -1,6 +1,7 @@
 // Package queue defines the messages that travel on snowgate's SQS queues
 // and sends them. Ingest and the reconciler produce IntakeMessages; the
-// processor consumes them and produces JobRequests on the dispatch queue.
+// processor consumes them and produces JobEvents on the dispatch queue; the
+// engine answers with JobResults on the results queue.
 package queue
 
 import "time"

@@ -302,9 +302,9 @@ func (e *env) process(msgs []queue.IntakeMessage) {
 }
 
 // jobs drains the dispatch queue.
-func (e *env) jobs() []queue.JobRequest {
+func (e *env) jobs() []queue.JobEvent {
 	e.t.Helper()
-	return awstest.DrainJSON[queue.JobRequest](e.t, e.sqs, e.res.DispatchQueueURL)
+	return awstest.DrainJSON[queue.JobEvent](e.t, e.sqs, e.res.DispatchQueueURL)
 }
 
 func (e *env) ticket(sysID string) (state.Ticket, error) {

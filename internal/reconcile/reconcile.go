@@ -27,6 +27,16 @@
 // the assignment group and environment conditions (so it does not read the
 // whole table) and leaves the active check to the processor, which records
 // an inactive record as out_of_scope.
+//
+// Open jobs: the watermark pass reads only records within the filters, so
+// a ticket moved out of them while its job is open (reassigned to another
+// group, say) would never be read again and its job never cancelled when
+// the Business Rule, whose condition no longer matches, stays silent. So
+// each run also reads the gateway's tickets with an open job from the
+// state table's sparse open-job index and asks the instance for their
+// sys_mod_count by sys_id, whatever the filters say (one call per table
+// and hundred open jobs); those with a newer version are enqueued, and
+// the processor cancels the job if the ticket left the scope.
 package reconcile
 
 import (
@@ -67,6 +77,7 @@ type Registry interface {
 type Tickets interface {
 	Versions(ctx context.Context, gatewayID, table string, sysIDs []string) (map[string]int, error)
 	DueTickets(ctx context.Context, gatewayID string, now time.Time) ([]state.Ticket, error)
+	OpenJobs(ctx context.Context, gatewayID string) ([]state.Ticket, error)
 }
 
 // Watermarks stores each gateway × table's progress.
@@ -243,6 +254,8 @@ type Due struct {
 type Report struct {
 	Results []Result
 	Due     []Due
+	// Watched is the open-job watch of each gateway.
+	Watched []Watch
 	// Gateways is how many gateways the run looked at.
 	Gateways int
 }
@@ -257,6 +270,11 @@ func (r Report) Failed() int {
 	}
 	for _, d := range r.Due {
 		if d.Err != nil {
+			n++
+		}
+	}
+	for _, w := range r.Watched {
+		if w.Err != nil {
 			n++
 		}
 	}
@@ -314,12 +332,13 @@ func (r *Reconciler) Run(ctx context.Context, o Options) (Report, error) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			results, due := r.gateway(ctx, log, gw, o)
+			results, due, watched := r.gateway(ctx, log, gw, o)
 			mu.Lock()
 			rep.Results = append(rep.Results, results...)
 			if due != nil {
 				rep.Due = append(rep.Due, *due)
 			}
+			rep.Watched = append(rep.Watched, watched)
 			mu.Unlock()
 		})
 	}
@@ -328,6 +347,7 @@ func (r *Reconciler) Run(ctx context.Context, o Options) (Report, error) {
 		return strings.Compare(a.GatewayID+"#"+a.Table, b.GatewayID+"#"+b.Table)
 	})
 	slices.SortFunc(rep.Due, func(a, b Due) int { return strings.Compare(a.GatewayID, b.GatewayID) })
+	slices.SortFunc(rep.Watched, func(a, b Watch) int { return strings.Compare(a.GatewayID, b.GatewayID) })
 	r.logRun(log, rep, r.d.Now().Sub(start))
 	return rep, nil
 }
@@ -341,9 +361,9 @@ func rotate[T any](s []T, n int) {
 	}
 }
 
-// gateway reconciles one gateway's tables, then re-enqueues its due change
-// requests.
-func (r *Reconciler) gateway(ctx context.Context, log *slog.Logger, gw registry.Gateway, o Options) ([]Result, *Due) {
+// gateway reconciles one gateway's tables, re-checks its open jobs, then
+// re-enqueues its due change requests.
+func (r *Reconciler) gateway(ctx context.Context, log *slog.Logger, gw registry.Gateway, o Options) ([]Result, *Due, Watch) {
 	// Budgets are real elapsed time, whatever clock Deps.Now reads.
 	stopAt := time.Now().Add(r.cfg.GatewayTimeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Add(-r.cfg.DeadlineMargin).Before(stopAt) {
@@ -354,24 +374,34 @@ func (r *Reconciler) gateway(ctx context.Context, log *slog.Logger, gw registry.
 	ctx, cancel := context.WithDeadline(ctx, stopAt.Add(r.cfg.DeadlineMargin/2))
 	defer cancel()
 
+	// One client per gateway and run, made when first needed.
+	var (
+		q       Querier
+		qErr    error
+		made    bool
+		connect = func() (Querier, error) {
+			if !made {
+				q, qErr = r.d.Connector.Connect(ctx, gw)
+				made = true
+			}
+			return q, qErr
+		}
+	)
+	var results []Result
+	sent := map[string]bool{}
 	tables, err := r.tables(ctx, gw.ID, o.Table)
 	if err != nil {
 		res := Result{GatewayID: gw.ID, Table: o.Table, Stopped: StoppedError, Err: err}
 		r.report(log, res)
-		return []Result{res}, nil
-	}
-	var results []Result
-	var q Querier
-	if len(tables) > 0 {
-		q, err = r.d.Connector.Connect(ctx, gw)
+		results = append(results, res)
 	}
 	for _, t := range tables {
 		var res Result
-		if err != nil {
+		if q, err := connect(); err != nil {
 			res = Result{GatewayID: gw.ID, Table: t.name, Stopped: StoppedError, Err: fmt.Errorf("connect: %w", err)}
 			res.Lag = r.storedLag(ctx, gw.ID, t)
 		} else {
-			res = r.table(ctx, q, gw, t, o, stopAt)
+			res = r.table(ctx, q, gw, t, o, stopAt, sent)
 		}
 		r.report(log, res)
 		if o.Progress != nil {
@@ -379,11 +409,12 @@ func (r *Reconciler) gateway(ctx context.Context, log *slog.Logger, gw registry.
 		}
 		results = append(results, res)
 	}
+	watched := r.watch(ctx, log, gw, o.Table, sent, connect)
 	if o.Table != "" && o.Table != registry.TableChangeRequest {
-		return results, nil
+		return results, nil, watched
 	}
 	due := r.due(ctx, log, gw.ID)
-	return results, &due
+	return results, &due, watched
 }
 
 // tableSpec is a table a gateway has an active webhook for, and when the

@@ -481,3 +481,58 @@ func TestForbiddenTableIsPermanent(t *testing.T) {
 		t.Errorf("log lacks permanent=true:\n%s", e.logs.String())
 	}
 }
+
+// TestOpenJobsWatched: a ticket moved out of the gateway's filters while
+// its job is open reaches the processor within one run, though the
+// watermark pass no longer reads it, and its job is cancelled; open jobs
+// without a newer version cost no message.
+func TestOpenJobsWatched(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, envOptions{groups: "Network"})
+	moved := e.insert(map[string]string{"short_description": "Link flapping", "state": "2", "assignment_group": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01"})
+	still := e.insert(map[string]string{"short_description": "Fan", "state": "2", "assignment_group": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01"})
+	r := e.reconciler(reconcile.Config{})
+	e.clk.add(time.Minute)
+	e.run(r, reconcile.Options{})
+	e.process(e.drain())
+	if jobs := e.jobs(); len(jobs) != 2 {
+		t.Fatalf("events %+v, want two job.created", jobs)
+	}
+
+	// Reassigned to a group outside the filter; its webhook never fires.
+	e.update(moved, map[string]string{"assignment_group": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa02"})
+	e.clk.add(time.Minute)
+	rep, err := r.Run(ctx, reconcile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Watched) != 1 || rep.Watched[0].Open != 2 || rep.Watched[0].Enqueued != 1 || rep.Watched[0].Calls != 1 || rep.Watched[0].Err != nil {
+		t.Errorf("watched %+v, want 2 open, 1 enqueued, 1 call", rep.Watched)
+	}
+	msgs := e.drain()
+	if len(msgs) != 1 || msgs[0].SysID != moved || msgs[0].Source != queue.SourceReconcile || msgs[0].SysModCount == nil || *msgs[0].SysModCount != e.version(moved) {
+		t.Fatalf("intake %+v, want the moved ticket at its version, from reconcile", msgs)
+	}
+	e.process(msgs)
+	jobs := e.jobs()
+	if len(jobs) != 1 || jobs[0].Type != queue.EventJobCancelled || jobs[0].SysID != moved {
+		t.Errorf("events %+v, want job.cancelled of the moved ticket", jobs)
+	}
+	if tk, err := e.ticket(moved); err != nil || tk.Job == nil || tk.Job.State != state.JobCancelled {
+		t.Errorf("moved ticket %+v, %v: want its job cancelled", tk.Job, err)
+	}
+
+	// Next run: one open job left, unchanged: nothing to enqueue.
+	e.clk.add(time.Minute)
+	rep, err = r.Run(ctx, reconcile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Watched) != 1 || rep.Watched[0].Open != 1 || rep.Watched[0].Enqueued != 0 {
+		t.Errorf("watched %+v, want 1 open, none enqueued", rep.Watched)
+	}
+	if msgs := e.drain(); len(msgs) != 0 {
+		t.Errorf("intake %+v, want nothing", msgs)
+	}
+	_ = still
+}

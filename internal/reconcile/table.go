@@ -56,6 +56,9 @@ type pass struct {
 	last    watermark.Position
 	hasLast bool
 	res     Result
+	// sent collects table#sys_id of what the pass enqueued, so the
+	// open-job watch of the same run does not enqueue it again.
+	sent map[string]bool
 }
 
 // table runs one gateway × table pass.
@@ -70,9 +73,9 @@ type pass struct {
 // (more same-second updates than a page holds) does it follow the offset
 // links; a shift there is caught by the next run, whose overlap covers
 // that second.
-func (r *Reconciler) table(ctx context.Context, q Querier, gw registry.Gateway, t tableSpec, o Options, stopAt time.Time) Result {
+func (r *Reconciler) table(ctx context.Context, q Querier, gw registry.Gateway, t tableSpec, o Options, stopAt time.Time, sent map[string]bool) Result {
 	started := r.d.Now()
-	p := &pass{r: r, gw: gw, t: t, o: o, stopAt: stopAt,
+	p := &pass{r: r, gw: gw, t: t, o: o, stopAt: stopAt, sent: sent,
 		res: Result{GatewayID: gw.ID, Table: t.name}}
 	defer func() { p.res.Duration = r.d.Now().Sub(started) }()
 
@@ -240,6 +243,9 @@ func (p *pass) enqueue(ctx context.Context, fresh []record, ids []string) error 
 	}
 	if err := p.r.d.Intake.SendBatch(ctx, msgs); err != nil {
 		return fmt.Errorf("enqueue: %w", err)
+	}
+	for _, m := range msgs {
+		p.sent[m.Table+"#"+m.SysID] = true
 	}
 	p.res.Enqueued += len(msgs)
 	return nil

@@ -50,6 +50,11 @@ const (
 	AttrDuePK     = "due_pk"
 	AttrDueAt     = "due_at"
 	AttrExpiresAt = "expires_at"
+	// AttrOpenPK and AttrOpenSK are set only on a ticket whose job is open
+	// ("OPEN#"+gateway id, and table#sys_id), so IndexOpenJobs holds
+	// nothing else.
+	AttrOpenPK = "open_pk"
+	AttrOpenSK = "open_sk"
 )
 
 // Index names.
@@ -60,6 +65,9 @@ const (
 	IndexByGateway = "by_gateway"
 	// IndexDue lists deferred tickets by the time they become due (sparse).
 	IndexDue = "due"
+	// IndexOpenJobs lists a gateway's tickets with an open job (sparse):
+	// the reconciler re-checks them whatever the gateway's filters say.
+	IndexOpenJobs = "open_jobs"
 )
 
 // Registry holds gateways, webhooks and the path items ingest reads.
@@ -78,6 +86,7 @@ var State = Table{
 	Indexes: []Index{
 		{Name: IndexByGateway, PartitionKey: Key{AttrGSI1PK, String}, SortKey: &Key{AttrGSI1SK, String}},
 		{Name: IndexDue, PartitionKey: Key{AttrDuePK, String}, SortKey: &Key{AttrDueAt, String}},
+		{Name: IndexOpenJobs, PartitionKey: Key{AttrOpenPK, String}, SortKey: &Key{AttrOpenSK, String}},
 	},
 	TTLAttribute: AttrExpiresAt,
 }

@@ -48,7 +48,7 @@ var IncidentFields = []string{
 	FieldSysID, FieldNumber, FieldState, FieldPriority, FieldShortDescription,
 	FieldDescription, FieldAssignmentGroup, FieldAssignmentGroupName,
 	FieldEnvironment, FieldConfigurationItem, FieldActive, FieldSysModCount,
-	FieldSysUpdatedOn,
+	FieldSysUpdatedOn, FieldSysCreatedOn,
 }
 
 // ChangeRequestFields are the fields ChangeRequestFrom reads.
@@ -116,6 +116,8 @@ type Incident struct {
 	Active              bool   `json:"active"`
 	SysModCount         int    `json:"sys_mod_count"`
 	SysUpdatedOn        Time   `json:"sys_updated_on"`
+	// SysCreatedOn is zero when the record was read without it.
+	SysCreatedOn Time `json:"sys_created_on"`
 }
 
 // IncidentFrom reads an incident from a record fetched with IncidentFields.
@@ -151,6 +153,9 @@ func taskFrom(r Record, kind string) (Incident, error) {
 	if inc.SysUpdatedOn, err = r.SysUpdatedOn(); err != nil {
 		return Incident{}, fmt.Errorf("%s %s: %w", kind, inc.SysID, err)
 	}
+	// Only dedup's order reads it: an unreadable one is no reason to
+	// refuse the record.
+	inc.SysCreatedOn, _ = ParseTime(r[FieldSysCreatedOn])
 	return inc, nil
 }
 
@@ -171,6 +176,7 @@ type ChangeRequest struct {
 	Active              bool   `json:"active"`
 	SysModCount         int    `json:"sys_mod_count"`
 	SysUpdatedOn        Time   `json:"sys_updated_on"`
+	SysCreatedOn        Time   `json:"sys_created_on"`
 	Type                string `json:"type"`
 	Approval            string `json:"approval"`
 	StartDate           Time   `json:"start_date"`
@@ -198,6 +204,7 @@ func ChangeRequestFrom(r Record) (ChangeRequest, error) {
 		Active:              inc.Active,
 		SysModCount:         inc.SysModCount,
 		SysUpdatedOn:        inc.SysUpdatedOn,
+		SysCreatedOn:        inc.SysCreatedOn,
 		Type:                r[FieldType],
 		Approval:            r[FieldApproval],
 	}

@@ -13,7 +13,9 @@ type Version struct {
 	Mirror       Mirror
 	SysModCount  int
 	SysUpdatedOn string
-	Start, End   time.Time
+	// CreatedOn is the record's sys_created_on ("" when not read).
+	CreatedOn  string
+	Start, End time.Time
 }
 
 // VersionOf reads a fetched record (fetched with servicenow.IncidentFields
@@ -33,7 +35,7 @@ func VersionOf(table string, r servicenow.Record) (Version, error) {
 				Environment: c.Environment, ConfigurationItem: c.ConfigurationItem, Active: c.Active,
 				Type: c.Type, Approval: c.Approval, StartDate: c.StartDate.String(), EndDate: c.EndDate.String(),
 			},
-			SysModCount: c.SysModCount, SysUpdatedOn: c.SysUpdatedOn.String(),
+			SysModCount: c.SysModCount, SysUpdatedOn: c.SysUpdatedOn.String(), CreatedOn: c.SysCreatedOn.String(),
 			Start: c.StartDate.Time, End: c.EndDate.Time,
 		}, nil
 	}
@@ -48,6 +50,6 @@ func VersionOf(table string, r servicenow.Record) (Version, error) {
 			AssignmentGroup: i.AssignmentGroup, AssignmentGroupName: i.AssignmentGroupName,
 			Environment: i.Environment, ConfigurationItem: i.ConfigurationItem, Active: i.Active,
 		},
-		SysModCount: i.SysModCount, SysUpdatedOn: i.SysUpdatedOn.String(),
+		SysModCount: i.SysModCount, SysUpdatedOn: i.SysUpdatedOn.String(), CreatedOn: i.SysCreatedOn.String(),
 	}, nil
 }

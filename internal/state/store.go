@@ -11,8 +11,10 @@
 //     when no live claim exists and the version is new and different
 //     (sys_mod_count higher and content hash different), or the same or a
 //     newer version of a claim that was released or has expired, or a
-//     deferred ticket that is now due. Otherwise it reports ErrStale,
-//     ErrUnchanged (recording the new sys_mod_count) or ErrBusy.
+//     deferred ticket that is now due, or a newer version with the same
+//     content of a ticket whose journal matters (Ticket.JournalMatters: it
+//     may carry a comment mentioning the gateway). Otherwise it reports
+//     ErrStale, ErrUnchanged (recording the new sys_mod_count) or ErrBusy.
 //   - Finish and Release only apply while the caller still holds the claim.
 //
 // Deferred tickets carry due_pk = "DUE#"+gateway id and due_at (UTC,
@@ -21,13 +23,21 @@
 // One partition per gateway keeps the reconciler's per-gateway loop to one
 // Query. Tickets list by gateway through schema.IndexByGateway with
 // gsi1pk = "GW#"+gateway id and gsi1sk = the update time (RFC 3339, fixed
-// nanoseconds).
+// nanoseconds). A ticket whose job is open carries open_pk = "OPEN#"+gateway
+// id and open_sk = table#sys_id, which puts it in the sparse
+// schema.IndexOpenJobs; OpenJobs reads it for the reconciler.
+//
+// A ticket's job (Ticket.Job) is written whole: by Finish when a decision
+// creates it, and afterwards only on the condition that its state and
+// results are as the decision read them, so the processor and the writer
+// never overwrite each other's part (see Finish).
 package state
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,6 +75,7 @@ const (
 	fingerprintPrefix = "FP#"
 	gatewayIndexPK    = "GW#"
 	duePrefix         = "DUE#"
+	openPrefix        = "OPEN#"
 	// dueLayout sorts lexicographically in time order.
 	dueLayout = "2006-01-02T15:04:05Z"
 	// updatedLayout is RFC 3339 with fixed-width nanoseconds, so it sorts.
@@ -101,6 +112,8 @@ type Claim struct {
 	WebhookID    string
 	// Token identifies the claimant; Finish and Release must present it.
 	Token string
+	// CreatedOn is the record's sys_created_on, stored when set.
+	CreatedOn string
 	// Lease is how long the claim holds if the claimant vanishes. It must
 	// be shorter than the intake queue's visibility timeout, so that the
 	// redelivered message finds it expired.
@@ -133,16 +146,22 @@ func (s *Store) Claim(ctx context.Context, c Claim) (Ticket, error) {
 		now := s.now()
 		switch {
 		case cur.ClaimExpires >= now.UnixMilli() && cur.SysModCount < c.SysModCount:
-			if cur.ContentHash == hash {
+			if cur.ContentHash == hash && !cur.Basis().JournalMatters() {
 				// The claimant is deciding on this very content (this is,
 				// typically, the echo of its own work note). Should it
 				// crash, its redelivered message fetches this version and
 				// takes the claim over, so nothing is lost.
 				return cur, s.note(ctx, c.Key, OutcomeUnchanged)
 			}
+			// Same content, but the version may carry a comment the
+			// claimant's journal read came too early for: retry it later.
 			return cur, ErrBusy
 		case cur.ClaimExpires >= now.UnixMilli() || cur.SysModCount >= c.SysModCount:
 			return cur, s.note(ctx, c.Key, OutcomeStale)
+		case cur.ContentHash == hash && cur.JournalMatters():
+			// The claim admits this version; another one won the race
+			// and finished in between. Try again on what it left.
+			continue
 		case cur.ContentHash == hash:
 			err := s.markUnchanged(ctx, c, hash)
 			if err == nil {
@@ -176,7 +195,11 @@ func (s *Store) tryClaim(ctx context.Context, c Claim, hash string) (Ticket, err
 	if c.WebhookID != "" {
 		u.set("webhook_id", str(c.WebhookID))
 	}
+	if c.CreatedOn != "" {
+		u.set("sys_created_on", str(c.CreatedOn))
+	}
 	u.touch(c.GatewayID, now)
+	journalValues(u)
 	u.values[":zero"] = num(0)
 	u.values[":one"] = num(1)
 	u.values[":v"] = num(c.SysModCount)
@@ -189,7 +212,8 @@ func (s *Store) tryClaim(ctx context.Context, c Claim, hash string) (Ticket, err
 		"attribute_not_exists(#sys_mod_count)" +
 		" OR (#sys_mod_count < :v AND #content_hash <> :h)" +
 		" OR (#sys_mod_count <= :v AND attribute_exists(#claim_expires))" +
-		" OR (#sys_mod_count <= :v AND #status = :deferred AND #due_at <= :nowdue))"
+		" OR (#sys_mod_count <= :v AND #status = :deferred AND #due_at <= :nowdue)" +
+		" OR (#sys_mod_count < :v AND (" + journalCond + ")))"
 	out, err := s.db.UpdateItem(ctx, u.input(s.table, c.Key.PK(), ddbtypes.ReturnValueAllOld))
 	if err != nil {
 		return Ticket{}, err
@@ -217,7 +241,8 @@ func (s *Store) markUnchanged(ctx context.Context, c Claim, hash string) error {
 	u.values[":h"] = str(hash)
 	u.names["#content_hash"] = "content_hash"
 	u.names["#claim_expires"] = "claim_expires"
-	u.cond = "#sys_mod_count < :v AND #content_hash = :h AND attribute_not_exists(#claim_expires)"
+	journalValues(u)
+	u.cond = "#sys_mod_count < :v AND #content_hash = :h AND attribute_not_exists(#claim_expires) AND NOT (" + journalCond + ")"
 	if _, err := s.db.UpdateItem(ctx, u.input(s.table, c.PK(), ddbtypes.ReturnValueNone)); err != nil {
 		return fmt.Errorf("record unchanged %s: %w", c.PK(), err)
 	}
@@ -246,28 +271,102 @@ func (s *Store) note(ctx context.Context, k Key, outcome string) error {
 // Result is the decision on a claimed version.
 type Result struct {
 	// Version is the claimed sys_mod_count.
-	Version           int
-	Status            string
-	Reason            string
-	JobID             string // accepted only
+	Version int
+	Status  string
+	Reason  string
+	// Outcome is the last outcome when it is not Status: OutcomeUnchanged
+	// for a version that brought nothing new (Status and Reason are then
+	// the ticket's, as they were before the claim).
+	Outcome           string
+	JobID             string // the ticket's job, when it has one
 	Fingerprint       string
 	DuplicateOf       string
 	DuplicateOfNumber string
 	Due               time.Time // deferred only
 	WriteBack         string
+
+	// Job, for a new episode, is the job to store whole (its first events
+	// included); it replaces the ticket's ended one.
+	Job *Job
+	// Base, without Job, is the ticket's job as the claim read it; Events
+	// are appended to it.
+	Base   *Job
+	Events []JobEventRecord
+	// EndJob, when set, ends the open job in this state (JobCancelled). A
+	// job the writer ended in the meantime keeps the writer's state.
+	EndJob  string
+	endedAt time.Time
+	// JobOpen says whether the ticket's job is open after the decision: it
+	// keeps the ticket in, or takes it out of, schema.IndexOpenJobs.
+	JobOpen bool
+
+	// JournalSeenAt and JournalSeenIDs, when JournalSeenAt is set, are the
+	// newest journal entries the decision considered.
+	JournalSeenAt  string
+	JournalSeenIDs []string
+	// Prior, when set, is stored for the next attempt (see Ticket.Basis):
+	// the status, reason and mirror this decision leaves.
+	Prior *Prior
+	// SeenVersion, when higher than Version, is the sys_mod_count our own
+	// work note produced (nothing else changed in between), so its echo
+	// is stale without a fetch of the journal.
+	SeenVersion int
 }
 
 // Finish stores the decision on a claimed version and releases the claim.
 // ErrClaimLost means the claim expired and another processor took over.
+//
+// The job is written so that the processor and the writer never overwrite
+// each other's part: a new one whole (under the claim, only the processor
+// creates jobs); an existing one as Base with the decision's events (and
+// end) applied, on the condition that its state and results are still
+// Base's. When the writer changed them in between, Finish applies the
+// decision again to the job as it now is. (A write of whole maps, not of
+// nested paths, because the embedded emulator applies neither nested SET
+// paths nor list_append.)
 func (s *Store) Finish(ctx context.Context, k Key, token string, r Result) error {
+	for attempt := 0; ; attempt++ {
+		err := s.finish(ctx, k, token, r)
+		if r.Job != nil || r.Base == nil || !errors.Is(err, ErrClaimLost) || attempt == 4 {
+			return err
+		}
+		cur, gerr := s.get(ctx, k, true)
+		if gerr != nil || cur.ClaimToken != token || cur.Job == nil || cur.Job.ID != r.Base.ID {
+			return err
+		}
+		r.Base = cur.Job
+	}
+}
+
+// next is the job after the decision's events and end.
+func (r Result) next() Job {
+	j := *r.Base
+	j.Events = append(slices.Clone(j.Events), r.Events...)
+	if len(r.Events) > 0 {
+		j.Sequence = r.Events[len(r.Events)-1].Sequence
+	}
+	if r.EndJob != "" && j.State == JobOpen {
+		j.State, j.EndedAt = r.EndJob, r.endedAt
+	}
+	return j
+}
+
+func (s *Store) finish(ctx context.Context, k Key, token string, r Result) error {
 	now := s.now()
 	u := newUpdate()
 	u.set("status", str(r.Status))
 	u.set("reason", str(r.Reason))
-	u.set("last_outcome", str(r.Status))
+	outcome := r.Status
+	if r.Outcome != "" {
+		outcome = r.Outcome
+	}
+	u.set("last_outcome", str(outcome))
 	u.set("last_outcome_at", timeAV(now))
 	u.set("processed_at", timeAV(now))
 	u.set("decided_version", num(r.Version))
+	if r.SeenVersion > r.Version {
+		u.set("sys_mod_count", num(r.SeenVersion))
+	}
 	u.touch(k.GatewayID, now)
 	if r.JobID != "" {
 		u.set("job_id", str(r.JobID))
@@ -290,18 +389,71 @@ func (s *Store) Finish(ctx context.Context, k Key, token string, r Result) error
 	} else {
 		u.remove(schema.AttrDuePK, schema.AttrDueAt)
 	}
+	if r.JournalSeenAt != "" {
+		u.set("journal_seen_at", str(r.JournalSeenAt))
+		ids := make([]ddbtypes.AttributeValue, 0, len(r.JournalSeenIDs))
+		for _, id := range r.JournalSeenIDs {
+			ids = append(ids, str(id))
+		}
+		u.set("journal_seen_ids", &ddbtypes.AttributeValueMemberL{Value: ids})
+	}
+	if r.Prior != nil {
+		av, err := attributevalue.Marshal(r.Prior)
+		if err != nil {
+			return fmt.Errorf("finish %s: encode prior: %w", k.PK(), err)
+		}
+		u.set("prior", av)
+	}
+	cond := "#claim_token = :token"
+	job := r.Job
+	if job == nil && r.Base != nil && (len(r.Events) > 0 || r.EndJob != "") {
+		r.endedAt = now.UTC()
+		j := r.next()
+		job = &j
+		// Unchanged by the writer since Base was read: its state and results.
+		u.names["#job"], u.names["#jid"], u.names["#jstate"], u.names["#jresults"] = "job", "id", "state", "results"
+		u.values[":jid"], u.values[":jstate"], u.values[":jresults"] = str(r.Base.ID), str(r.Base.State), num(len(r.Base.Results))
+		cond += " AND #job.#jid = :jid AND #job.#jstate = :jstate"
+		if len(r.Base.Results) == 0 {
+			cond += " AND attribute_not_exists(#job.#jresults)"
+		} else {
+			cond += " AND size(#job.#jresults) = :jresults"
+		}
+	}
+	if job != nil {
+		av, err := attributevalue.Marshal(job)
+		if err != nil {
+			return fmt.Errorf("finish %s: encode job: %w", k.PK(), err)
+		}
+		u.set("job", av)
+	}
+	if r.JobOpen {
+		u.set(schema.AttrOpenPK, str(openPrefix+k.GatewayID))
+		u.set(schema.AttrOpenSK, str(k.Table+"#"+k.SysID))
+	} else {
+		u.remove(schema.AttrOpenPK, schema.AttrOpenSK)
+	}
 	u.remove("claim_token", "claim_expires", "last_error")
 	u.values[":token"] = str(token)
 	u.names["#claim_token"] = "claim_token"
-	u.cond = "#claim_token = :token"
+	u.cond = cond
 	return s.ifClaimed(ctx, k, "finish", u)
 }
 
 // Release gives a claimed version back after a transient failure: the
 // ticket says retrying, and the redelivered message can claim it at once.
-func (s *Store) Release(ctx context.Context, k Key, token, reason string) error {
+// prior, when set, is what the failed attempt was based on, kept for the
+// next one (see Ticket.Basis).
+func (s *Store) Release(ctx context.Context, k Key, token, reason string, prior *Prior) error {
 	now := s.now()
 	u := newUpdate()
+	if prior != nil {
+		av, err := attributevalue.Marshal(prior)
+		if err != nil {
+			return fmt.Errorf("release %s: encode prior: %w", k.PK(), err)
+		}
+		u.set("prior", av)
+	}
 	u.set("status", str(StatusRetrying))
 	u.set("reason", str(reason))
 	u.set("last_error", str(reason))
@@ -578,10 +730,14 @@ func (u *update) touch(gatewayID string, now time.Time) {
 }
 
 func (u *update) input(table, pk string, rv ddbtypes.ReturnValue) *dynamodb.UpdateItemInput {
-	expr := "SET " + strings.Join(u.sets, ", ")
-	if len(u.removes) > 0 {
-		expr += " REMOVE " + strings.Join(u.removes, ", ")
+	var clauses []string
+	if len(u.sets) > 0 {
+		clauses = append(clauses, "SET "+strings.Join(u.sets, ", "))
 	}
+	if len(u.removes) > 0 {
+		clauses = append(clauses, "REMOVE "+strings.Join(u.removes, ", "))
+	}
+	expr := strings.Join(clauses, " ")
 	// Names used only in the condition must be declared too; names used
 	// nowhere must not be.
 	used := expr + " " + u.cond

@@ -81,7 +81,7 @@ func TestClaimSequence(t *testing.T) {
 			finish(st.claim)
 		}
 		if st.release {
-			if err := s.Release(ctx, st.claim.Key, st.claim.Token, "dispatch: throttled"); err != nil {
+			if err := s.Release(ctx, st.claim.Key, st.claim.Token, "dispatch: throttled", nil); err != nil {
 				t.Fatalf("%s: Release: %v", st.name, err)
 			}
 		}

@@ -101,6 +101,9 @@ type Ticket struct {
 
 	// Job is the ticket's current or last job; nil before its first.
 	Job *Job `dynamodbav:"job,omitempty"`
+	// Prior is what the last decision or failed attempt was based on
+	// (see Basis).
+	Prior *Prior `dynamodbav:"prior,omitempty"`
 	// JournalSeenAt is the sys_created_on (UTC, ServiceNow's layout) of the
 	// newest comment or work note the processor has considered, and
 	// JournalSeenIDs the entries of that second it has (ServiceNow stamps
