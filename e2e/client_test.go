@@ -364,12 +364,40 @@ func describe(tk ticket) string {
 }
 
 // waitJob waits until the record's ticket is settled with its job in the
-// wanted state and returns it.
+// wanted state and the engine's answers to the job's events recorded on
+// it, and returns it. (The writer ends a job before it writes and records
+// the result that ends it, and results are applied side by side: the
+// state alone does not say that the results are all in.)
 func (s *system) waitJob(t testing.TB, gatewayID, table, sysID, jobState string, timeout time.Duration) ticket {
 	t.Helper()
-	return s.waitTicket(t, gatewayID, table, sysID, "its job to be "+jobState, timeout, func(tk ticket) bool {
-		return tk.Job != nil && tk.Job.State == jobState
+	return s.waitTicket(t, gatewayID, table, sysID, "its job "+jobState+" and answered", timeout, func(tk ticket) bool {
+		return tk.Job != nil && tk.Job.State == jobState && s.answered(tk)
 	})
+}
+
+// answered reports whether the ticket's job has recorded the demo
+// engine's answers to each of its events.
+func (s *system) answered(tk ticket) bool {
+	if tk.Job == nil {
+		return false
+	}
+	byID := map[string]event{}
+	for _, ev := range decodeEvents(s.dispatch.all()) {
+		byID[ev.EventID] = ev
+	}
+	have := tk.resultIDs()
+	for _, e := range tk.Job.Events {
+		ev, ok := byID[e.EventID]
+		if !ok {
+			return false
+		}
+		for _, id := range answers(ev) {
+			if !slices.Contains(have, id) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // waitTicket waits until the record's ticket is settled and cond holds,

@@ -118,7 +118,7 @@ func TestIncident(t *testing.T) {
 	// resolved again.
 	s.someone().update(t, "incident", id, map[string]string{"state": "2"})
 	tk = s.waitTicket(t, gw, "incident", id, "a second job, succeeded", 2*time.Minute, func(tk ticket) bool {
-		return tk.Job != nil && tk.Job.Episode == 2 && tk.Job.State == state.JobSucceeded
+		return tk.Job != nil && tk.Job.Episode == 2 && tk.Job.State == state.JobSucceeded && s.answered(tk)
 	})
 	evs = s.events(t, gw)
 	want = append(want, eventSummary{queue.EventJobCreated, tk.Job.ID, 1, 2})
@@ -646,7 +646,7 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	s.resend(t, finals...)
-	s.eventually(t, "every job to succeed", 4*time.Minute, func() (bool, string) {
+	s.eventually(t, "every job to succeed with its final result recorded", 4*time.Minute, func() (bool, string) {
 		tickets := s.tickets(t, gw)
 		var pending []string
 		for table, list := range ids {
@@ -654,7 +654,8 @@ func TestChaos(t *testing.T) {
 			for _, id := range list {
 				tk, rec := tickets[id], recs[id]
 				done := map[string]string{"incident": "6", "change_request": "0"}[table]
-				if tk.Job == nil || tk.Job.State != state.JobSucceeded || rec["state"] != done || !settled(tk, rec) {
+				if tk.Job == nil || tk.Job.State != state.JobSucceeded || !slices.Contains(tk.resultIDs(), "final-"+tk.Job.ID) ||
+					rec["state"] != done || !settled(tk, rec) {
 					pending = append(pending, fmt.Sprintf("%s %s (record state %q, ticket %s)", table, id, rec["state"], describe(tk)))
 				}
 			}

@@ -217,13 +217,14 @@ type result struct {
 	raw []byte
 }
 
-func decodeEvents(t testing.TB, msgs []relayed) []event {
-	t.Helper()
+// decodeEvents decodes the relayed job events (one that does not decode
+// is reported by the relay's check).
+func decodeEvents(msgs []relayed) []event {
 	out := make([]event, 0, len(msgs))
 	for _, m := range msgs {
 		var ev event
 		if err := json.Unmarshal(m.body, &ev.JobEvent); err != nil {
-			continue // reported by the relay's check
+			continue
 		}
 		ev.raw = m.body
 		out = append(out, ev)
@@ -236,7 +237,7 @@ func decodeEvents(t testing.TB, msgs []relayed) []event {
 func (s *system) events(t testing.TB, gatewayID string) []event {
 	t.Helper()
 	var out []event
-	for _, ev := range decodeEvents(t, s.dispatch.drained(t, s)) {
+	for _, ev := range decodeEvents(s.dispatch.drained(t, s)) {
 		if ev.GatewayID == gatewayID {
 			out = append(out, ev)
 		}
