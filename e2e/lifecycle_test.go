@@ -416,3 +416,60 @@ func TestResultsRefused(t *testing.T) {
 	}
 	s.logCounts(t, gw)
 }
+
+// TestCancelled: a person resolving an incident whose job is open, or
+// moving it out of the gateway's group filter, cancels the job; a result
+// the engine sends for a cancelled job is recorded on the ticket but not
+// written to the record.
+func TestCancelled(t *testing.T) {
+	parallel(t)
+	s := newSystem(t)
+	st := s.createGateway(t, true)
+	gw := st.gateway.ID
+	other := s.insert(t, "sys_user_group", map[string]string{"name": awstest.UniqueName("e2e-other-"), "description": t.Name()})["sys_id"]
+	resolved := s.insert(t, "incident", incident(t, st.group, demoengine.MarkerHold+" Mail relay queue growing"))["sys_id"]
+	moved := s.insert(t, "incident", incident(t, st.group, demoengine.MarkerHold+" Badge reader offline"))["sys_id"]
+	jobs := map[string]string{}
+	for _, id := range []string{resolved, moved} {
+		jobs[id] = s.waitJob(t, gw, "incident", id, state.JobOpen, time.Minute).Job.ID
+	}
+
+	p := s.someone()
+	p.update(t, "incident", resolved, map[string]string{"state": "6", "close_code": "Solved (Work Around)", "close_notes": "Restarted by hand."})
+	p.update(t, "incident", moved, map[string]string{"assignment_group": other})
+	for _, id := range []string{resolved, moved} {
+		tk := s.waitJob(t, gw, "incident", id, state.JobCancelled, time.Minute)
+		evs := ofRecord(s.events(t, gw), id)
+		want := []eventSummary{{queue.EventJobCreated, jobs[id], 1, 1}, {queue.EventJobCancelled, jobs[id], 2, 1}}
+		if diff := cmp.Diff(want, summarize(evs)); diff != "" {
+			t.Errorf("events of %s (-want +got):\n%s", id, diff)
+		} else if evs[1].Reason == "" {
+			t.Errorf("job.cancelled = %s; want a reason", evs[1].raw)
+		}
+		if tk.Job.ID != jobs[id] {
+			t.Errorf("ticket of %s: %s; want job %s cancelled", id, describe(tk), jobs[id])
+		}
+	}
+
+	// The engine had not heard of the cancellation: its result is
+	// recorded, not written.
+	s.waitSettled(t, gw, "incident", resolved, time.Minute)
+	recBefore, journalBefore := s.get(t, "incident", resolved), s.journal(t, resolved)
+	late := s.sendResult(t, queue.JobResult{
+		JobID: jobs[resolved], ResultID: "late-" + jobs[resolved], Status: queue.ResultSucceeded,
+		Summary: "Cancelled test: fixed after all.", PublicComment: "Fixed after all.",
+	})
+	tk := s.waitResults(t, gw, "incident", resolved, []result{late}, time.Minute)
+	if tk.Job.State != state.JobCancelled {
+		t.Errorf("ticket after a result for its cancelled job: %s; want the job still cancelled", describe(tk))
+	}
+	rec := s.get(t, "incident", resolved)
+	if rec.modCount() != recBefore.modCount() || rec["close_notes"] != recBefore["close_notes"] {
+		t.Errorf("record after a result for its cancelled job: sys_mod_count %d, close_notes %q; want %d, %q (nothing written)",
+			rec.modCount(), rec["close_notes"], recBefore.modCount(), recBefore["close_notes"])
+	}
+	if diff := cmp.Diff(journalBefore, s.journal(t, resolved)); diff != "" {
+		t.Errorf("journal after a result for the cancelled job (-before +after):\n%s", diff)
+	}
+	s.logCounts(t, gw)
+}
