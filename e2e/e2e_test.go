@@ -65,7 +65,7 @@ func TestIncident(t *testing.T) {
 	if tk.LastOutcome != state.OutcomeUnchanged && tk.LastOutcome != state.OutcomeStale {
 		t.Errorf("ticket after our writes' echoes: %s; want last outcome unchanged or stale", describe(tk))
 	}
-	evs := s.events(t, gw)
+	evs := ofRecord(s.events(t, gw), id)
 	want := []eventSummary{{queue.EventJobCreated, job, 1, 1}}
 	if diff := cmp.Diff(want, summarize(evs)); diff != "" {
 		t.Fatalf("events after insert (-want +got):\n%s", diff)
@@ -120,7 +120,7 @@ func TestIncident(t *testing.T) {
 	tk = s.waitTicket(t, gw, "incident", id, "a second job, succeeded", 2*time.Minute, func(tk ticket) bool {
 		return tk.Job != nil && tk.Job.Episode == 2 && tk.Job.State == state.JobSucceeded && s.answered(tk)
 	})
-	evs = s.events(t, gw)
+	evs = ofRecord(s.events(t, gw), id)
 	want = append(want, eventSummary{queue.EventJobCreated, tk.Job.ID, 1, 2})
 	if diff := cmp.Diff(want, summarize(evs)); diff != "" {
 		t.Fatalf("events after the incident was reopened (-want +got):\n%s", diff)

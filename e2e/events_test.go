@@ -52,7 +52,6 @@ type relay struct {
 type relayed struct {
 	messageID string
 	body      []byte
-	at        time.Time
 }
 
 func (r *relay) run(ctx context.Context) {
@@ -109,14 +108,16 @@ func (r *relay) record(id string, body []byte) {
 		return
 	}
 	r.seen[id] = true
-	r.msgs = append(r.msgs, relayed{messageID: id, body: body, at: time.Now()})
+	r.msgs = append(r.msgs, relayed{messageID: id, body: body})
 	if problem != nil {
 		r.problems = append(r.problems, fmt.Sprintf("%s message %s: %v: %s", r.name, id, problem, body))
 	}
 }
 
-// drained waits until two receives that started after the call found the
-// queue empty, and returns everything recorded so far.
+// drained waits until the queue has been found empty by the last two
+// receives, the later of them begun after the call, and returns everything
+// recorded so far: every message sent before the call, unless it is in
+// flight elsewhere.
 func (r *relay) drained(t testing.TB, s *system) []relayed {
 	t.Helper()
 	r.mu.Lock()
@@ -211,7 +212,7 @@ type event struct {
 	raw []byte
 }
 
-// result is a job result the engine sent.
+// result is a job result: one the engine sent, or one of the test's own.
 type result struct {
 	queue.JobResult
 	raw []byte

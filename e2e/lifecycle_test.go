@@ -118,7 +118,7 @@ func TestChangeRequestLifecycle(t *testing.T) {
 		t.Errorf("ticket of the Scheduled change: %s; want accepted", describe(tk))
 	}
 	job := tk.Job.ID
-	evs := s.events(t, gw)
+	evs := ofRecord(s.events(t, gw), id)
 	if diff := cmp.Diff([]eventSummary{{queue.EventJobCreated, job, 1, 1}}, summarize(evs)); diff != "" {
 		t.Fatalf("events of the Scheduled change (-want +got):\n%s", diff)
 	}
@@ -126,14 +126,12 @@ func TestChangeRequestLifecycle(t *testing.T) {
 
 	// Scheduled → Implement: news for the job, not a new one.
 	p.update(t, "change_request", id, map[string]string{"state": "-1"})
-	var updated []event
 	s.eventually(t, "a job.updated", time.Minute, func() (bool, string) {
-		evs = s.events(t, gw)
-		updated = ofType(evs, queue.EventJobUpdated)
-		return len(updated) > 0, fmt.Sprint(summarize(evs))
+		evs = ofRecord(s.events(t, gw), id)
+		return len(ofType(evs, queue.EventJobUpdated)) > 0, fmt.Sprint(summarize(evs))
 	})
 	tk = s.waitSettled(t, gw, "change_request", id, time.Minute)
-	evs = s.events(t, gw)
+	evs = ofRecord(s.events(t, gw), id)
 	want := []eventSummary{{queue.EventJobCreated, job, 1, 1}, {queue.EventJobUpdated, job, 2, 1}}
 	if diff := cmp.Diff(want, summarize(evs)); diff != "" {
 		t.Fatalf("events after the change moved to Implement (-want +got):\n%s", diff)
@@ -150,7 +148,7 @@ func TestChangeRequestLifecycle(t *testing.T) {
 	// Closed by a person: the job is cancelled.
 	p.update(t, "change_request", id, map[string]string{"state": "3", "close_code": "successful", "close_notes": "Done by hand."})
 	tk = s.waitJob(t, gw, "change_request", id, state.JobCancelled, time.Minute)
-	evs = s.events(t, gw)
+	evs = ofRecord(s.events(t, gw), id)
 	want = append(want, eventSummary{queue.EventJobCancelled, job, 3, 1})
 	if diff := cmp.Diff(want, summarize(evs)); diff != "" {
 		t.Fatalf("events after a person closed the change (-want +got):\n%s", diff)
@@ -194,7 +192,7 @@ func TestSemiAutomatic(t *testing.T) {
 	p.update(t, "incident", id, map[string]string{"comments": ask})
 	tk = s.waitJob(t, gw, "incident", id, state.JobOpen, time.Minute)
 	job := tk.Job.ID
-	evs := s.events(t, gw)
+	evs := ofRecord(s.events(t, gw), id)
 	if diff := cmp.Diff([]eventSummary{{queue.EventJobCreated, job, 1, 1}}, summarize(evs)); diff != "" {
 		t.Fatalf("events after the mention (-want +got):\n%s", diff)
 	}
@@ -206,13 +204,13 @@ func TestSemiAutomatic(t *testing.T) {
 	more := registry.DefaultMention + " the uplink was replaced yesterday"
 	p.update(t, "incident", id, map[string]string{"work_notes": more})
 	s.eventually(t, "a job.follow_up", time.Minute, func() (bool, string) {
-		evs = s.events(t, gw)
+		evs = ofRecord(s.events(t, gw), id)
 		return len(ofType(evs, queue.EventJobFollowUp)) > 0, fmt.Sprint(summarize(evs))
 	})
 	// The engine's acknowledgement quotes the follow-up; once it is
 	// written and its echo processed, no event follows it.
 	s.waitAnswered(t, gw, map[string][]string{"incident": {id}}, evs, time.Minute)
-	evs = s.events(t, gw)
+	evs = ofRecord(s.events(t, gw), id)
 	want := []eventSummary{{queue.EventJobCreated, job, 1, 1}, {queue.EventJobFollowUp, job, 2, 1}}
 	if diff := cmp.Diff(want, summarize(evs)); diff != "" {
 		t.Fatalf("events after the follow-up (-want +got):\n%s", diff)
@@ -269,7 +267,7 @@ func TestRedelivery(t *testing.T) {
 		s.update(t, "incident", id, map[string]string{"priority": "2"})
 	}
 	s.waitSettled(t, gw, "incident", id, time.Minute)
-	evs := s.events(t, gw)
+	evs := ofRecord(s.events(t, gw), id)
 	want := []eventSummary{{queue.EventJobCreated, job, 1, 1}, {queue.EventJobUpdated, job, 2, 1}}
 	if diff := cmp.Diff(want, summarize(evs)); diff != "" {
 		t.Fatalf("events after an edit whose webhook came twice (-want +got):\n%s", diff)
