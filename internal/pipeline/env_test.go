@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/snowgate/snowgate/internal/awstest"
+	"github.com/snowgate/snowgate/internal/contract"
 	"github.com/snowgate/snowgate/internal/metrics"
 	"github.com/snowgate/snowgate/internal/pipeline"
 	"github.com/snowgate/snowgate/internal/provision"
@@ -116,7 +117,7 @@ func newEnv(t testing.TB, cfg pipeline.Config) *env {
 	e.deps = pipeline.Deps{
 		Gateways: registry.New(e.ddb, e.res.RegistryTable),
 		Tickets:  e.tickets,
-		Dispatch: queue.NewSender(e.sqs, e.res.DispatchQueueURL),
+		Dispatch: checkedDispatch{t: t, next: queue.NewSender(e.sqs, e.res.DispatchQueueURL)},
 		// Quick retries keep failing cases short.
 		ServiceNow: pipeline.NewConnections(e.secrets, servicenow.WithMaxAttempts(2), servicenow.WithBackoff(10*time.Millisecond, 2*time.Second)),
 	}
@@ -240,4 +241,21 @@ func (e *env) ticket(table, sysID string) state.Ticket {
 func (e *env) jobs() []queue.JobEvent {
 	e.t.Helper()
 	return awstest.DrainJSON[queue.JobEvent](e.t, e.sqs, e.res.DispatchQueueURL)
+}
+
+// checkedDispatch holds every event the pipeline sends, in every test, to
+// the published contract (docs/schemas/events) before it reaches the queue.
+type checkedDispatch struct {
+	t    testing.TB
+	next pipeline.Dispatcher
+}
+
+func (d checkedDispatch) SendJSON(ctx context.Context, body any, attrs map[string]string) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		d.t.Errorf("dispatch body does not encode: %v", err)
+	} else if err := contract.ValidateEvent(b); err != nil {
+		d.t.Errorf("the pipeline sent an event outside its contract: %v\n%s", err, b)
+	}
+	return d.next.SendJSON(ctx, body, attrs)
 }

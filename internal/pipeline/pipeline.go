@@ -220,13 +220,8 @@ type Processor struct {
 	log  *slog.Logger
 
 	mu       sync.Mutex
-	gateways map[string]cachedGateway
+	gateways *registry.Cache
 	limits   map[string]chan struct{} // per instance URL
-}
-
-type cachedGateway struct {
-	g  registry.Gateway
-	at time.Time
 }
 
 // New returns a Processor.
@@ -251,29 +246,9 @@ func New(deps Deps, cfg Config) *Processor {
 	}
 	return &Processor{
 		deps: deps, cfg: cfg, log: cfg.Logger,
-		gateways: map[string]cachedGateway{},
+		gateways: registry.NewCache(deps.Gateways, cfg.GatewayTTL, cfg.Now),
 		limits:   map[string]chan struct{}{},
 	}
-}
-
-// gateway reads a gateway, reusing a recent read: a batch usually holds
-// messages of one gateway, and warm invocations follow each other.
-func (p *Processor) gateway(ctx context.Context, id string) (registry.Gateway, error) {
-	now := p.cfg.Now()
-	p.mu.Lock()
-	c, ok := p.gateways[id]
-	p.mu.Unlock()
-	if ok && now.Sub(c.at) < p.cfg.GatewayTTL {
-		return c.g, nil
-	}
-	g, err := p.deps.Gateways.Gateway(ctx, id)
-	if err != nil {
-		return registry.Gateway{}, err
-	}
-	p.mu.Lock()
-	p.gateways[id] = cachedGateway{g: g, at: now}
-	p.mu.Unlock()
-	return g, nil
 }
 
 // limit returns the semaphore of an instance.

@@ -93,7 +93,7 @@ func (p *Processor) prepare(ctx context.Context, rec events.SQSMessage) (*decisi
 	if !servicenow.ValidSysID(m.SysID) {
 		return nil, p.permanent(ctx, o, "sys_id is not a ServiceNow sys_id", nil)
 	}
-	g, err := p.gateway(ctx, m.GatewayID)
+	g, err := p.gateways.Gateway(ctx, m.GatewayID)
 	if errors.Is(err, registry.ErrNotFound) {
 		return nil, p.permanent(ctx, o, "unknown gateway", err)
 	}

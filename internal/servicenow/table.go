@@ -150,22 +150,7 @@ func (c *Client) Insert(ctx context.Context, table string, fields map[string]str
 // and is not retried after a failure that may have applied it; use
 // WriteJournal to add an entry once.
 func (c *Client) Update(ctx context.Context, table, sysID string, fields map[string]string) (Record, error) {
-	u, err := c.recordURL(table, sysID, nil)
-	if err != nil {
-		return nil, fmt.Errorf("update %s %s: %w", table, sysID, err)
-	}
-	res, err := c.write(ctx, http.MethodPatch, table, u, fields)
-	if err != nil {
-		return nil, fmt.Errorf("update %s %s: %w", table, sysID, err)
-	}
-	if len(bytes.TrimSpace(res.body)) == 0 {
-		return nil, fmt.Errorf("update %s %s: answered %d without the record, so the write is not confirmed: %w", table, sysID, res.status, ErrBadResponse)
-	}
-	rec, err := decodeRecord(res.body)
-	if err != nil {
-		return nil, fmt.Errorf("update %s %s: %w", table, sysID, err)
-	}
-	return rec, nil
+	return c.UpdateFields(ctx, table, sysID, fields)
 }
 
 func (c *Client) write(ctx context.Context, method, table, u string, fields map[string]string) (response, error) {

@@ -73,7 +73,7 @@ func (w *Writer) apply(ctx context.Context, rec events.SQSMessage) Outcome {
 		return w.record(ctx, o, key, r, OutcomeNotWritten, "job is no longer the ticket's current one (now "+current+"): not written", "", true)
 	}
 
-	g, err := w.gateway(ctx, key.GatewayID)
+	g, err := w.gateways.Gateway(ctx, key.GatewayID)
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
 		return w.record(ctx, o, key, r, OutcomeNotWritten, "gateway deleted: not written", "", false)

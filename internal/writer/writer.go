@@ -178,13 +178,8 @@ type Writer struct {
 	log  *slog.Logger
 
 	mu       sync.Mutex
-	gateways map[string]cachedGateway
+	gateways *registry.Cache
 	limits   map[string]chan struct{}
-}
-
-type cachedGateway struct {
-	g  registry.Gateway
-	at time.Time
 }
 
 // New returns a Writer.
@@ -210,7 +205,7 @@ func New(deps Deps, cfg Config) *Writer {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Writer{deps: deps, cfg: cfg, log: cfg.Logger, gateways: map[string]cachedGateway{}, limits: map[string]chan struct{}{}}
+	return &Writer{deps: deps, cfg: cfg, log: cfg.Logger, gateways: registry.NewCache(deps.Gateways, cfg.GatewayTTL, cfg.Now), limits: map[string]chan struct{}{}}
 }
 
 // Outcomes of a result message.
@@ -392,25 +387,6 @@ func (w *Writer) logOutcome(ctx context.Context, requestID string, rec events.SQ
 		level = slog.LevelError
 	}
 	w.log.LogAttrs(ctx, level, "result processed", attrs...)
-}
-
-// gateway reads a gateway, reusing a recent read.
-func (w *Writer) gateway(ctx context.Context, id string) (registry.Gateway, error) {
-	now := w.cfg.Now()
-	w.mu.Lock()
-	c, ok := w.gateways[id]
-	w.mu.Unlock()
-	if ok && now.Sub(c.at) < w.cfg.GatewayTTL {
-		return c.g, nil
-	}
-	g, err := w.deps.Gateways.Gateway(ctx, id)
-	if err != nil {
-		return registry.Gateway{}, err
-	}
-	w.mu.Lock()
-	w.gateways[id] = cachedGateway{g: g, at: now}
-	w.mu.Unlock()
-	return g, nil
 }
 
 // call runs one ServiceNow call within the instance's concurrency bound.
