@@ -168,7 +168,8 @@ func checkRecorded(t *testing.T, tk ticket, rs []result) {
 // Implement act, and only within their window: not approved is
 // out_of_scope, a window ahead is deferred and gets its job once it opens
 // (the reconciler re-enqueues it), a window past is expired. The job's
-// success moves the change to Review.
+// success moves the change to Review; re-approved for a new window, the
+// change gets a second job.
 func TestChangeRequests(t *testing.T) {
 	parallel(t)
 	s := newSystem(t)
@@ -222,6 +223,27 @@ func TestChangeRequests(t *testing.T) {
 	if final < 0 || rec["state"] != "0" || rec["close_code"] != "successful" || rec["close_notes"] != rs[final].Summary {
 		t.Errorf("change after the job: state %q close_code %q close_notes %q, results %d; want a succeeded result, state 0 (Review), close code successful, its summary",
 			rec["state"], rec["close_code"], rec["close_notes"], len(rs))
+	}
+
+	// Sent back for approval, then re-approved for a new window, open now:
+	// a second episode, a new job.
+	p := s.someone()
+	p.update(t, "change_request", ahead, map[string]string{"approval": "requested", "state": "-4"})
+	s.waitSettled(t, gw, "change_request", ahead, time.Minute)
+	p.update(t, "change_request", ahead, map[string]string{
+		"approval": "approved", "state": "-2", "start_date": simTime(time.Now().Add(-time.Minute)), "end_date": simTime(time.Now().Add(time.Hour)),
+	})
+	second := s.waitTicket(t, gw, "change_request", ahead, "a second job, succeeded", 2*time.Minute, func(tk ticket) bool {
+		return tk.Job != nil && tk.Job.Episode == 2 && tk.Job.State == state.JobSucceeded && s.answered(tk)
+	})
+	evs = ofRecord(s.events(t, gw), ahead)
+	want := []eventSummary{{queue.EventJobCreated, tk.Job.ID, 1, 1}, {queue.EventJobCreated, second.Job.ID, 1, 2}}
+	if diff := cmp.Diff(want, summarize(evs)); diff != "" {
+		t.Fatalf("events after the change was re-approved (-want +got):\n%s", diff)
+	}
+	if second.Job.ID == tk.Job.ID || evs[1].Reason != queue.ReasonReapproved {
+		t.Errorf("the re-approved change's job.created: job %s, reason %q; want a new job (not %s), reason %q",
+			second.Job.ID, evs[1].Reason, tk.Job.ID, queue.ReasonReapproved)
 	}
 	s.logCounts(t, gw)
 }
