@@ -401,7 +401,7 @@ func (c *Client) send(ctx context.Context, r request, calls *int) (res response,
 	failed := func(status int, h http.Header, err error) (response, string, error) {
 		var res response
 		if o, ok := failureOutcome(ctx, err); ok {
-			res.sig = Signal{At: c.now(), Method: r.method, Table: r.table, Status: status, Outcome: o, RateLimit: rateLimitFrom(status, h)}
+			res.sig = Signal{At: c.now(), Method: r.method, Table: r.table, Status: status, Outcome: o, RateLimit: rateLimitFrom(status, h), Err: err}
 			res.observed = true
 		}
 		return res, credential, err
@@ -446,11 +446,12 @@ func (c *Client) send(ctx context.Context, r request, calls *int) (res response,
 		}
 		e.Table, e.Access = r.table, r.access
 		e.Hint = c.hint(e, r)
+		res.sig.Err = e
 		return response{sig: res.sig, observed: true}, credential, e
 	}
 	// A 2xx is an answer of the API only when its body says so.
 	if err := checkAnswer(resp.StatusCode, resp.Header.Get("Content-Type"), b); err != nil {
-		res.sig.Outcome = OutcomeFailed
+		res.sig.Outcome, res.sig.Err = OutcomeFailed, err
 		return response{sig: res.sig, observed: true}, credential, err
 	}
 	res.status, res.header, res.body = resp.StatusCode, resp.Header, b

@@ -107,8 +107,11 @@ func TestFidelityRateLimitSignals(t *testing.T) {
 	refused := served
 	refused.Status, refused.Outcome = http.StatusTooManyRequests, servicenow.OutcomeRateLimited
 	refused.RateLimit.Remaining, refused.RetryAfter = 0, 45*time.Minute
-	if diff := cmp.Diff([]servicenow.Signal{served, served, served, refused}, got.all()); diff != "" {
+	if diff := cmp.Diff([]servicenow.Signal{served, served, served, refused}, got.all(), ignoreErr); diff != "" {
 		t.Errorf("signals (-want +got):\n%s", diff)
+	}
+	if sigs := got.all(); len(sigs) == 4 && (sigs[0].Err != nil || !errors.Is(err, sigs[3].Err)) {
+		t.Errorf("Signal.Err: %v and %v, want nil and the error of the call over the limit", sigs[0].Err, sigs[3].Err)
 	}
 	if at := got.all()[3].RetryAt(); !at.Equal(reset) {
 		t.Errorf("RetryAt() = %v, want the window's end %v", at, reset)
@@ -278,6 +281,9 @@ func TestFidelitySignalOutcomes(t *testing.T) {
 			sigs := got.all()
 			if len(sigs) != 1 {
 				t.Fatalf("signals %+v, want one", sigs)
+			}
+			if !errors.Is(err, sigs[0].Err) {
+				t.Errorf("Signal.Err = %v, want the error of the call: %v", sigs[0].Err, err)
 			}
 			if s := sigs[0]; s.Status != tc.wantStatus || s.Outcome != tc.want || s.Retrying {
 				t.Errorf("signal: status %d outcome %v retrying %v, want %d, %v, false (error %v)", s.Status, s.Outcome, s.Retrying, tc.wantStatus, tc.want, err)

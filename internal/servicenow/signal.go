@@ -114,6 +114,10 @@ type Signal struct {
 	// the caller's context ends during the wait). False: the answer, or
 	// its error, is what the caller gets.
 	Retrying bool
+	// Err is the error the exchange ended in, nil when it was usable; match
+	// it with errors.Is, such as ErrNotAPI for a hibernating instance,
+	// which only waking it cures.
+	Err error
 }
 
 // Throttled reports whether the answer was a 429.

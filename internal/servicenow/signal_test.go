@@ -10,9 +10,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/snowgate/snowgate/internal/servicenow"
 )
+
+// ignoreErr leaves Signal.Err out of a comparison; tests check it with
+// errors.Is.
+var ignoreErr = cmpopts.IgnoreFields(servicenow.Signal{}, "Err")
 
 // signals records the Signals a client hands its observer.
 type signals struct {
@@ -168,8 +173,11 @@ func TestSignalHeaders(t *testing.T) {
 
 			want := tc.want
 			want.At, want.Method, want.Table, want.Attempt = now, http.MethodGet, "incident", 1
-			if diff := cmp.Diff([]servicenow.Signal{want}, got.all()); diff != "" {
+			if diff := cmp.Diff([]servicenow.Signal{want}, got.all(), ignoreErr); diff != "" {
 				t.Errorf("signals (-want +got):\n%s", diff)
+			}
+			if sigs := got.all(); len(sigs) == 1 && !errors.Is(err, sigs[0].Err) {
+				t.Errorf("Signal.Err = %v, want the error the call returned: %v", sigs[0].Err, err)
 			}
 			for _, target := range tc.wantIs {
 				if !errors.Is(err, target) {
