@@ -76,6 +76,19 @@ func (e *Error) Error() string {
 	if e.Detail != "" {
 		s += " (" + e.Detail + ")"
 	}
+	switch e.Outcome {
+	case OutcomeRateLimited:
+		s += " [rate limit rule"
+		if e.RateLimit.Rule != "" {
+			s += " " + e.RateLimit.Rule
+		}
+		if e.RateLimit.Limit > 0 {
+			s += fmt.Sprintf(", %d requests per window", e.RateLimit.Limit)
+		}
+		s += "]"
+	case OutcomeQueueFull:
+		s += " [API queue full]"
+	}
 	if e.RetryAfter > 0 {
 		s += fmt.Sprintf(", retry after %s", e.RetryAfter)
 	}

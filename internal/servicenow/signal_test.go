@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,6 +64,8 @@ func TestSignalHeaders(t *testing.T) {
 		// wantIs are the errors errors.Is must match; wantNot those it
 		// must not.
 		wantIs, wantNot []error
+		// wantText is part of the error's message.
+		wantText string
 	}{
 		{
 			name:    "200 without a rule",
@@ -95,8 +98,9 @@ func TestSignalHeaders(t *testing.T) {
 			want: servicenow.Signal{Status: 429, Outcome: servicenow.OutcomeRateLimited,
 				RateLimit:  servicenow.RateLimit{Limit: 500, Remaining: 0, Reset: reset, Rule: rule},
 				RetryAfter: 20 * time.Minute},
-			wantIs:  []error{servicenow.ErrThrottled, servicenow.ErrRateLimited},
-			wantNot: []error{servicenow.ErrQueueFull},
+			wantIs:   []error{servicenow.ErrThrottled, servicenow.ErrRateLimited},
+			wantNot:  []error{servicenow.ErrQueueFull},
+			wantText: "[rate limit rule " + rule + ", 500 requests per window], retry after 20m0s",
 		},
 		{
 			name:  "429 with X-RateLimit-Reset alone waits for the reset",
@@ -113,11 +117,12 @@ func TestSignalHeaders(t *testing.T) {
 			wantIs: []error{servicenow.ErrThrottled, servicenow.ErrRateLimited},
 		},
 		{
-			name:    "429 with neither is a full queue",
-			reply:   reply{status: 429, body: errorBody("Too Many Requests", "")},
-			want:    servicenow.Signal{Status: 429, Outcome: servicenow.OutcomeQueueFull, RateLimit: unknown},
-			wantIs:  []error{servicenow.ErrThrottled, servicenow.ErrQueueFull},
-			wantNot: []error{servicenow.ErrRateLimited},
+			name:     "429 with neither is a full queue",
+			reply:    reply{status: 429, body: errorBody("Too Many Requests", "")},
+			want:     servicenow.Signal{Status: 429, Outcome: servicenow.OutcomeQueueFull, RateLimit: unknown},
+			wantIs:   []error{servicenow.ErrThrottled, servicenow.ErrQueueFull},
+			wantNot:  []error{servicenow.ErrRateLimited},
+			wantText: "[API queue full]",
 		},
 		{
 			name:  "503 Retry-After is honoured",
@@ -188,6 +193,9 @@ func TestSignalHeaders(t *testing.T) {
 				if errors.Is(err, target) {
 					t.Errorf("errors.Is(%v, %v) = true, want false", err, target)
 				}
+			}
+			if tc.wantText != "" && (err == nil || !strings.Contains(err.Error(), tc.wantText)) {
+				t.Errorf("error %v, want it to say %q", err, tc.wantText)
 			}
 			var se *servicenow.Error
 			if errors.As(err, &se) {
