@@ -134,10 +134,11 @@ func (s Signal) RetryAt() time.Time {
 
 // WithObserver makes the client call f with the Signal of every HTTP
 // answer it gets (and of every request that timed out or failed to
-// connect), the OAuth token endpoint's included, before it decides to
-// wait or return. f runs on the goroutine of the call, so it must be quick
-// and, since a Client serves concurrent calls, safe for concurrent use.
-// Several observers are called in the order given.
+// connect), the OAuth token endpoint's included, once it has decided
+// whether to send the call again and before it waits or returns. f runs
+// on the goroutine of the call, so it must be quick and, since a Client
+// serves concurrent calls, safe for concurrent use. Several observers are
+// called in the order given.
 func WithObserver(f func(Signal)) Option {
 	return func(c *Client) {
 		if f != nil {
