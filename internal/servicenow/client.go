@@ -14,6 +14,29 @@
 // never sent twice on a guess: an unknown outcome is looked up in
 // sys_journal_field first.
 //
+// # Flow control
+//
+// ServiceNow bounds its callers in two ways, and the client tells them
+// apart. A rate limit rule counts the integration user's requests per
+// hour: every answer to a request it applies to carries X-RateLimit-Limit,
+// X-RateLimit-Reset (a UNIX time) and X-RateLimit-Rule, and the request
+// over the limit is a 429 with Retry-After (ErrRateLimited, a pause until
+// the window resets). A node serves a few API threads with a short queue:
+// a request finding the queue full is a 429 without either header
+// (ErrQueueFull, a pause of seconds), one left too long in it a 500. Both
+// 429s match ErrThrottled; the *Error carries the Outcome, the headers
+// (RateLimit) and RetryAfter.
+//
+// WithObserver hands the caller a Signal for every request sent, success
+// or not: its Outcome (served, rate-limited, queue full, failed, denied),
+// the rate-limit headers and the wait the instance asked for, so a budget
+// shared by every caller of an instance can learn its limit and open a
+// circuit. ServiceNow does not send X-RateLimit-Remaining: such a budget
+// counts its own requests against Limit and Reset. By default the client
+// waits out a 429 within its attempts when the wait fits its backoff cap;
+// WithoutThrottleRetries hands every 429 back at once, for a caller that
+// pauses instead of sleeping.
+//
 // Values are raw (sysparm_display_value=false,
 // sysparm_exclude_reference_link=true), so a Record is a map of strings;
 // Incident and ChangeRequest are typed views over one.
@@ -68,6 +91,9 @@ type Client struct {
 	insecureHTTP bool
 	now          func() time.Time
 	sleep        func(context.Context, time.Duration) error
+
+	observers       []func(Signal)
+	noThrottleRetry bool
 }
 
 // Option configures a Client.
@@ -232,76 +258,33 @@ type response struct {
 	status int
 	header http.Header
 	body   []byte
+	// sig is the exchange's Signal, when observed.
+	sig      Signal
+	observed bool
 }
 
 // do sends r, retrying what may clear, and returns the 2xx response. calls,
-// when not nil, counts the HTTP requests sent.
+// when not nil, counts the HTTP requests sent. Each request's Signal goes
+// to the observers once the client knows whether it will retry.
 func (c *Client) do(ctx context.Context, r request, calls *int) (response, error) {
 	refreshed := false
 	for attempt := 1; ; attempt++ {
 		res, credential, err := c.send(ctx, r, calls)
 		if err == nil {
+			c.signal(res, attempt, false)
 			return res, nil
 		}
-		if ctx.Err() != nil {
+		wait, again, refresh := c.retry(ctx, r, err, attempt, credential, refreshed)
+		c.signal(res, attempt, again)
+		if !again {
 			return response{}, err
 		}
-		var wait time.Duration
-		var se *Error
-		var te *transportError
-		var tk *tokenError
-		var ae *AnswerError
-		switch {
-		case errors.As(err, &tk):
-			// The token request has had its own retries.
-			return response{}, err
-		case errors.As(err, &ae):
-			// An error envelope in a 2xx is retried like a 5xx. A
-			// hibernating instance or a transaction that ran into a quota
-			// rule would answer the same way again at once: the caller
-			// retries later (one layer of retries, not two).
-			if !r.idempotent || ae.Kind != ErrFailureAnswer {
-				return response{}, err
-			}
-			wait = c.backoff(attempt)
-		case errors.As(err, &se):
-			if se.Status == http.StatusUnauthorized && r.authorize && !refreshed && c.auth.invalidate(credential) {
-				// An expired or revoked token: fetch a new one and try
-				// again, once, without counting it as an attempt.
-				refreshed = true
-				attempt--
-				continue
-			}
-			if !retryableStatus(se.Status) {
-				return response{}, err
-			}
-			throttled := se.Status == http.StatusTooManyRequests || se.Status == http.StatusServiceUnavailable
-			if !r.idempotent && !throttled {
-				return response{}, err
-			}
-			if throttled && se.RetryAfter > 0 {
-				if se.RetryAfter > c.backoffMax {
-					return response{}, err
-				}
-				wait = se.RetryAfter
-			} else {
-				wait = c.backoff(attempt)
-			}
-		case errors.As(err, &te):
-			if !r.idempotent || !IsRetryable(err) {
-				return response{}, err
-			}
-			wait = c.backoff(attempt)
-		default:
-			return response{}, err
-		}
-		if attempt >= c.maxAttempts {
-			return response{}, err
-		}
-		// Sleeping past the deadline would only turn a retryable answer
-		// into a timeout: hand the answer back now.
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
-			return response{}, err
+		if refresh {
+			// An expired or revoked token: fetch a new one and try again,
+			// once, without counting it as an attempt.
+			refreshed = true
+			attempt--
+			continue
 		}
 		if serr := c.sleep(ctx, wait); serr != nil {
 			return response{}, fmt.Errorf("%w (waiting to retry after: %w)", serr, err)
@@ -309,10 +292,88 @@ func (c *Client) do(ctx context.Context, r request, calls *int) (response, error
 	}
 }
 
+// signal completes the Signal of an exchange and hands it to the observers.
+func (c *Client) signal(res response, attempt int, retrying bool) {
+	if !res.observed || len(c.observers) == 0 {
+		return
+	}
+	sig := res.sig
+	sig.Attempt, sig.Retrying = attempt, retrying
+	c.observe(sig)
+}
+
+// retry decides what follows a failed attempt: again after wait, again at
+// once with a new token (refresh), or not at all.
+func (c *Client) retry(ctx context.Context, r request, err error, attempt int, credential string, refreshed bool) (wait time.Duration, again, refresh bool) {
+	if ctx.Err() != nil {
+		return 0, false, false
+	}
+	var se *Error
+	var te *transportError
+	var tk *tokenError
+	var ae *AnswerError
+	switch {
+	case errors.As(err, &tk):
+		// The token request has had its own retries.
+		return 0, false, false
+	case errors.As(err, &ae):
+		// An error envelope in a 2xx is retried like a 5xx. A
+		// hibernating instance or a transaction that ran into a quota
+		// rule would answer the same way again at once: the caller
+		// retries later (one layer of retries, not two).
+		if !r.idempotent || ae.Kind != ErrFailureAnswer {
+			return 0, false, false
+		}
+		wait = c.backoff(attempt)
+	case errors.As(err, &se):
+		if se.Status == http.StatusUnauthorized && r.authorize && !refreshed && c.auth.invalidate(credential) {
+			return 0, true, true
+		}
+		if !retryableStatus(se.Status) {
+			return 0, false, false
+		}
+		if se.Throttled() && c.noThrottleRetry {
+			return 0, false, false
+		}
+		// 429 and 503 say the request was not run: safe to send again
+		// even when it is not idempotent.
+		notRun := se.Status == http.StatusTooManyRequests || se.Status == http.StatusServiceUnavailable
+		if !r.idempotent && !notRun {
+			return 0, false, false
+		}
+		if notRun && se.RetryAfter > 0 {
+			if se.RetryAfter > c.backoffMax {
+				return 0, false, false
+			}
+			wait = se.RetryAfter
+		} else {
+			wait = c.backoff(attempt)
+		}
+	case errors.As(err, &te):
+		if !r.idempotent || !IsRetryable(err) {
+			return 0, false, false
+		}
+		wait = c.backoff(attempt)
+	default:
+		return 0, false, false
+	}
+	if attempt >= c.maxAttempts {
+		return 0, false, false
+	}
+	// Sleeping past the deadline would only turn a retryable answer
+	// into a timeout: hand the answer back now.
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+		return 0, false, false
+	}
+	return wait, true, false
+}
+
 // send makes one HTTP request and reads its answer. A non-2xx answer is an
 // *Error; a failure to send or read is a *transportError. credential
 // identifies the credentials used, for a refresh after a 401; it is kept
 // out of the Error so that no formatting of an error can show a token.
+// The response holds the exchange's Signal, on failure too, whenever the
+// request was sent and its end says something about the instance.
 func (c *Client) send(ctx context.Context, r request, calls *int) (res response, credential string, err error) {
 	var body io.Reader
 	if r.body != nil {
@@ -335,12 +396,22 @@ func (c *Client) send(ctx context.Context, r request, calls *int) (res response,
 	if calls != nil {
 		*calls++
 	}
+	// failed is the answer to a request that ended in err: its Signal
+	// says what was learnt.
+	failed := func(status int, h http.Header, err error) (response, string, error) {
+		var res response
+		if o, ok := failureOutcome(ctx, err); ok {
+			res.sig = Signal{At: c.now(), Method: r.method, Table: r.table, Status: status, Outcome: o, RateLimit: rateLimitFrom(status, h), Err: err}
+			res.observed = true
+		}
+		return res, credential, err
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return response{}, credential, ctx.Err()
+			return failed(0, nil, ctx.Err())
 		}
-		return response{}, credential, &transportError{err}
+		return failed(0, nil, &transportError{err})
 	}
 	defer resp.Body.Close()
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
@@ -351,24 +422,40 @@ func (c *Client) send(ctx context.Context, r request, calls *int) (res response,
 	b, err := readBody(resp.Body, limit, resp.ContentLength)
 	if err != nil {
 		if ctx.Err() != nil {
-			return response{}, credential, ctx.Err()
+			return failed(resp.StatusCode, resp.Header, ctx.Err())
 		}
 		if ok || !errors.Is(err, ErrBadResponse) {
-			return response{}, credential, err
+			return failed(resp.StatusCode, resp.Header, err)
 		}
 		// An oversized error body: the status is what matters.
 	}
+	now := c.now()
+	rl := rateLimitFrom(resp.StatusCode, resp.Header)
+	res.sig = Signal{
+		At: now, Method: r.method, Table: r.table, Status: resp.StatusCode,
+		Outcome:    outcomeOf(resp.StatusCode, resp.Header, r.url == c.tokenURL),
+		RateLimit:  rl,
+		RetryAfter: retryAfter(resp.StatusCode, resp.Header, rl, now),
+	}
+	res.observed = true
 	if !ok {
-		e := errorFrom(resp, b, c.now())
+		e := errorFrom(resp, b)
+		e.Outcome, e.RateLimit = res.sig.Outcome, rl
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			e.RetryAfter = res.sig.RetryAfter
+		}
 		e.Table, e.Access = r.table, r.access
 		e.Hint = c.hint(e, r)
-		return response{}, credential, e
+		res.sig.Err = e
+		return response{sig: res.sig, observed: true}, credential, e
 	}
 	// A 2xx is an answer of the API only when its body says so.
 	if err := checkAnswer(resp.StatusCode, resp.Header.Get("Content-Type"), b); err != nil {
-		return response{}, credential, err
+		res.sig.Outcome, res.sig.Err = OutcomeFailed, err
+		return response{sig: res.sig, observed: true}, credential, err
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}, credential, nil
+	res.status, res.header, res.body = resp.StatusCode, resp.Header, b
+	return res, credential, nil
 }
 
 // hint says which instance setting a 401 points at. ServiceNow's own
@@ -416,7 +503,7 @@ func readBody(r io.Reader, limit, hint int64) ([]byte, error) {
 // errorFrom builds the Error of a non-2xx response. It understands the
 // Table API's {"error":{"message","detail"}} and OAuth's
 // {"error","error_description"}.
-func errorFrom(resp *http.Response, body []byte, now time.Time) *Error {
+func errorFrom(resp *http.Response, body []byte) *Error {
 	e := &Error{Status: resp.StatusCode}
 	var doc struct {
 		Error            json.RawMessage `json:"error"`
@@ -434,31 +521,29 @@ func errorFrom(resp *http.Response, body []byte, now time.Time) *Error {
 	if e.Message == "" {
 		e.Message = http.StatusText(resp.StatusCode)
 	}
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		e.RetryAfter = retryAfter(resp.Header, now)
-	}
 	return e
 }
 
-// retryAfter reads how long the server asked to wait: Retry-After in
-// seconds or as an HTTP date, else X-RateLimit-Reset in epoch seconds
-// (ServiceNow's rate limit rules). Zero when neither says.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-			if secs > 0 && secs < 1<<31 {
-				return time.Duration(secs) * time.Second
+// retryAfter reads how long the server asked to wait: on a 429 or 503,
+// Retry-After in seconds or as an HTTP date; else, when the rate limit
+// rule's window has nothing left (rl.Remaining 0, which a rule's 429
+// implies), the time to X-RateLimit-Reset. Zero when neither says.
+func retryAfter(status int, h http.Header, rl RateLimit, now time.Time) time.Duration {
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+			if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+				if secs > 0 && secs < 1<<31 {
+					return time.Duration(secs) * time.Second
+				}
+				return 0
 			}
-			return 0
-		}
-		if t, err := http.ParseTime(v); err == nil {
-			return max(0, t.Sub(now))
+			if t, err := http.ParseTime(v); err == nil {
+				return max(0, t.Sub(now))
+			}
 		}
 	}
-	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
-		if epoch, err := strconv.ParseInt(v, 10, 64); err == nil && epoch > 0 && epoch < 1<<40 {
-			return max(0, time.Unix(epoch, 0).Sub(now))
-		}
+	if rl.Remaining == 0 && !rl.Reset.IsZero() {
+		return max(0, rl.Reset.Sub(now))
 	}
 	return 0
 }

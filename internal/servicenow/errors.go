@@ -36,8 +36,16 @@ type Error struct {
 	Status  int
 	Message string
 	Detail  string
-	// RetryAfter is how long ServiceNow asked the client to wait (429 and
-	// 503 with Retry-After or X-RateLimit-Reset); zero when it did not say.
+	// Outcome classifies the answer (see Outcome): a 429 is
+	// OutcomeRateLimited (a rate limit rule) or OutcomeQueueFull (a node's
+	// API queue), a 5xx OutcomeFailed, a 401 or 403 OutcomeDenied.
+	Outcome Outcome
+	// RateLimit holds the answer's X-RateLimit-* headers.
+	RateLimit RateLimit
+	// RetryAfter is how long ServiceNow asked the client to wait, on a 429
+	// or 503: Retry-After, else the time to X-RateLimit-Reset when the
+	// rule's window has nothing left (RateLimit.Remaining 0, as on every
+	// rule's 429). Zero when it did not say, as on a full queue's 429.
 	RetryAfter time.Duration
 	// Table and Access ("read" or "write") say what the call needed, so a
 	// 403 can name the missing right.
@@ -68,6 +76,19 @@ func (e *Error) Error() string {
 	if e.Detail != "" {
 		s += " (" + e.Detail + ")"
 	}
+	switch e.Outcome {
+	case OutcomeRateLimited:
+		s += " [rate limit rule"
+		if e.RateLimit.Rule != "" {
+			s += " " + e.RateLimit.Rule
+		}
+		if e.RateLimit.Limit > 0 {
+			s += fmt.Sprintf(", %d requests per window", e.RateLimit.Limit)
+		}
+		s += "]"
+	case OutcomeQueueFull:
+		s += " [API queue full]"
+	}
 	if e.RetryAfter > 0 {
 		s += fmt.Sprintf(", retry after %s", e.RetryAfter)
 	}
@@ -77,16 +98,29 @@ func (e *Error) Error() string {
 	return s
 }
 
-// Is makes a 404 match ErrNotFound and a 403 ErrForbidden.
+// Is makes a 404 match ErrNotFound, a 403 ErrForbidden, a 429
+// ErrThrottled, and a 429 also ErrRateLimited or ErrQueueFull by its
+// Outcome.
 func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrNotFound:
 		return e.Status == http.StatusNotFound
 	case ErrForbidden:
 		return e.Status == http.StatusForbidden
+	case ErrThrottled:
+		return e.Throttled()
+	case ErrRateLimited:
+		return e.Outcome == OutcomeRateLimited
+	case ErrQueueFull:
+		return e.Outcome == OutcomeQueueFull
 	}
 	return false
 }
+
+// Throttled reports whether the answer was a 429: the instance refused the
+// request for a limit (a rate limit rule or a full API queue), not for the
+// request itself.
+func (e *Error) Throttled() bool { return e.Status == http.StatusTooManyRequests }
 
 // Kinds of a 2xx answer that is not a usable one, matched with errors.Is
 // against an *AnswerError.

@@ -218,10 +218,11 @@ func TestFidelityRateLimitRule(t *testing.T) {
 }
 
 // TestFidelityRateLimitHeaders checks the simulator side of the rule above
-// on the wire, since the client keeps only the wait: every answer the rule
-// counts carries X-RateLimit-Limit, X-RateLimit-Reset and X-RateLimit-Rule
-// (the rule's sys_id, "Inbound REST API rate limiting"), and the 429 a
-// Retry-After matching the reset.
+// on the wire (TestFidelityRateLimitSignals checks what the client hands
+// its observer of them): every answer the rule counts carries
+// X-RateLimit-Limit, X-RateLimit-Reset and X-RateLimit-Rule (the rule's
+// sys_id, "Inbound REST API rate limiting"), and the 429 a Retry-After
+// matching the reset.
 func TestFidelityRateLimitHeaders(t *testing.T) {
 	now := time.Date(2026, 3, 10, 12, 15, 0, 0, time.UTC)
 	_, url := newSim(t, nil, snowsim.WithClock(func() time.Time { return now }),

@@ -153,6 +153,8 @@ func TestWriteJournal(t *testing.T) {
 		patches []reply
 		journal []map[string]string
 		jreply  *reply
+		// noThrottleRetry builds the client WithoutThrottleRetries.
+		noThrottleRetry bool
 		// want is the outcome: nil, or an error to match.
 		wantErr      error
 		wantStatus   int // the *Error's status
@@ -229,6 +231,12 @@ func TestWriteJournal(t *testing.T) {
 			wantModCount: 4, wantPatches: 2,
 		},
 		{
+			name: "429 without throttle retries: handed back, no look", known: 3, noThrottleRetry: true,
+			patches:     []reply{{status: 429, header: map[string]string{"Retry-After": "1"}}, modCountRecord("4")},
+			wantErr:     servicenow.ErrRateLimited,
+			wantPatches: 1,
+		},
+		{
 			name: "never stored: attempts run out", known: 3,
 			patches:    []reply{{status: 502}},
 			wantStatus: 502, wantPatches: servicenow.DefaultMaxAttempts, wantJournal: servicenow.DefaultMaxAttempts,
@@ -246,8 +254,11 @@ func TestWriteJournal(t *testing.T) {
 			t.Parallel()
 			j := newJournalInstance(t, modCountRecord("3"), tc.patches...)
 			j.journal, j.jreply = tc.journal, tc.jreply
-			c := newClient(t, j.URL, servicenow.BasicAuth(testUser, testPassword),
-				servicenow.WithSleep((&waits{}).sleep), servicenow.WithClock(func() time.Time { return now }))
+			opts := []servicenow.Option{servicenow.WithSleep((&waits{}).sleep), servicenow.WithClock(func() time.Time { return now })}
+			if tc.noThrottleRetry {
+				opts = append(opts, servicenow.WithoutThrottleRetries())
+			}
+			c := newClient(t, j.URL, servicenow.BasicAuth(testUser, testPassword), opts...)
 
 			got, err := c.WriteJournal(context.Background(), "incident", sysID1, servicenow.FieldWorkNotes, noteText, tc.known)
 
