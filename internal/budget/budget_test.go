@@ -690,18 +690,21 @@ func (c *countingClient) reset() map[string]int {
 	return got
 }
 
-func countingBudget(e *env) (*budget.Budget, *countingClient) {
+func countingBudget(e *env, opts budget.Options) (*budget.Budget, *countingClient) {
 	cfg := e.cfg.Copy()
 	cc := &countingClient{inner: cfg.HTTPClient, ops: map[string]int{}}
 	cfg.HTTPClient = cc
-	return budget.New(dynamodb.NewFromConfig(cfg), e.table, budget.Options{Now: e.clk.now}), cc
+	if opts.Now == nil {
+		opts.Now = e.clk.now
+	}
+	return budget.New(dynamodb.NewFromConfig(cfg), e.table, opts), cc
 }
 
 // TestHappyPathCost holds the cost the package doc states: one write per
 // take or acquire, one per release, nothing for a success to report.
 func TestHappyPathCost(t *testing.T) {
 	e := newEnv(t)
-	b, cc := countingBudget(e)
+	b, cc := countingBudget(e, budget.Options{})
 	ctx := context.Background()
 	s := budget.Settings{RatePerHour: budget.MaxRatePerHour, Burst: 1000, MaxConcurrency: 4}
 	if _, err := b.Take(ctx, gw, s, 1); err != nil { // the first take creates the item
