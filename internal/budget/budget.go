@@ -181,7 +181,10 @@ type Options struct {
 	// Sleep waits in AcquireWait (default: a timer that honours ctx).
 	Sleep func(ctx context.Context, d time.Duration) error
 	// SlotLease is how long a slot holds if its holder vanishes (default
-	// DefaultSlotLease). It must outlast the longest request a slot covers.
+	// DefaultSlotLease). It must outlast the longest request a slot covers;
+	// the default is twice the functions' 30 s timeout, so no request
+	// under a slot outlives its lease, and a crashed holder's slot is back
+	// within a minute.
 	SlotLease time.Duration
 	// ProbeLease is how long the caller let through as a probe has to
 	// report before another caller may probe (default DefaultProbeLease).
@@ -194,7 +197,7 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	DefaultSlotLease  = 2 * time.Minute
+	DefaultSlotLease  = time.Minute
 	DefaultProbeLease = time.Minute
 	DefaultSlotWait   = time.Second
 )

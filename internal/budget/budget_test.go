@@ -823,3 +823,34 @@ func TestConcurrentSlotsNeverExceedTheCeiling(t *testing.T) {
 		t.Errorf("at most %d requests in flight (%d done), want 1..3", most.Load(), done.Load())
 	}
 }
+
+// TestSettingsChangeKeepsWhatIsOwed: callers that count the bucket in
+// different settings (a --rate-limit change reaching one function before
+// another) convert it rather than each spending a full bucket of its own.
+func TestSettingsChangeKeepsWhatIsOwed(t *testing.T) {
+	e := newEnv(t)
+	fast, slow := e.budget(budget.Options{}), e.budget(budget.Options{})
+	ctx := context.Background()
+	fastS := budget.Settings{RatePerHour: 3600, Burst: 5}
+	slowS := budget.Settings{RatePerHour: 360, Burst: 5}
+	if _, err := fast.Take(ctx, gw, fastS, 5); err != nil {
+		t.Fatal(err)
+	}
+	_, err := slow.Take(ctx, gw, slowS, 1)
+	if d := denied(t, err, budget.ErrNoTokens); !d.Until.Equal(t0.Add(10 * time.Second)) {
+		t.Errorf("slow Take after the fast one spent the bucket: Until = %s, want %s", d.Until, t0.Add(10*time.Second))
+	}
+	if st := status(t, slow, slowS); st.Tokens != 0 || st.Rate != 360 {
+		t.Errorf("Status = %+v, want no tokens at 360/h", st)
+	}
+	e.clk.advance(10 * time.Second)
+	if _, err := slow.Take(ctx, gw, slowS, 1); err != nil {
+		t.Fatalf("slow Take 10 s later: %v", err)
+	}
+	// Back to the fast settings: the five tokens owed are owed at a second
+	// each, so two are there in two seconds.
+	_, err = fast.Take(ctx, gw, fastS, 2)
+	if d := denied(t, err, budget.ErrNoTokens); !d.Until.Equal(e.clk.now().Add(2 * time.Second)) {
+		t.Errorf("fast Take(2): Until = %s, want %s", d.Until, e.clk.now().Add(2*time.Second))
+	}
+}

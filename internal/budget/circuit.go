@@ -220,38 +220,67 @@ func (b *Budget) Observe(ctx context.Context, gatewayID string, s Settings, rl R
 		reason := "X-RateLimit-Remaining 0 until " + rl.Reset.UTC().Format(time.RFC3339)
 		return b.Pause(ctx, gatewayID, rl.Reset, CauseRateLimited, reason)
 	case rl.Remaining >= 0:
-		rec := b.cached(gatewayID)
-		lim := effective(s, rec.learned)
-		if rl.Remaining >= lim.burst {
-			return nil
-		}
-		// tokens ≤ Remaining ⇔ full_at ≥ now + (burst − Remaining)·interval
-		floor := now.UnixMilli() + int64(lim.burst-rl.Remaining)*lim.interval
-		u := newUpdate(gatewayID)
-		full, floorV := u.n(attrFullAt), u.v("floor", nv(floor))
-		u.set = append(u.set, full+" = "+floorV)
-		u.cond = append(u.cond, "attribute_not_exists("+full+") OR "+full+" < "+floorV)
-		if _, _, err := b.write(ctx, gatewayID, u); err != nil {
-			return fmt.Errorf("observe remaining: %w", err)
-		}
+		return b.clamp(ctx, gatewayID, s, rl.Remaining)
 	}
 	return nil
 }
 
-// learn stores a new X-RateLimit-Limit and rescales the bucket to the rate
-// it implies, so that the tokens owed stay owed: full_at − now is the debt
-// in time, debt/interval in tokens.
-func (b *Budget) learn(ctx context.Context, gatewayID string, s Settings, limit int) error {
+// clamp takes away the tokens above remaining: tokens ≤ remaining ⇔
+// full_at ≥ now + (burst − remaining)·interval.
+func (b *Budget) clamp(ctx context.Context, gatewayID string, s Settings, remaining int) error {
 	rec := b.cached(gatewayID)
-	if rec.exists && rec.learned == limit {
-		return nil
-	}
 	for range maxAttempts {
-		if rec.exists && rec.learned == limit {
+		now := b.now().UnixMilli()
+		lim := effective(s, rec.learned)
+		if remaining >= lim.burst {
 			return nil
 		}
+		floor := now + int64(lim.burst-remaining)*lim.interval
+		if rec.exists && rec.owes(now) && !rec.sameBucket(lim) {
+			r, _, err := b.rescale(ctx, gatewayID, rec, lim, now)
+			if err != nil {
+				return fmt.Errorf("observe remaining: %w", err)
+			}
+			rec = r
+			continue
+		}
+		u := newUpdate(gatewayID)
+		full, floorV, nowV := u.n(attrFullAt), u.v("floor", nv(floor)), u.v("now", nv(now))
+		iv, burst := u.n(attrInterval), u.n(attrBurst)
+		ivV, burstV := u.v("iv", nv(lim.interval)), u.v("burst", nv(int64(lim.burst)))
+		u.set = append(u.set, full+" = "+floorV, iv+" = "+ivV, burst+" = "+burstV)
+		u.cond = append(u.cond, "attribute_not_exists("+full+") OR "+full+" < "+floorV,
+			"attribute_not_exists("+iv+") OR "+full+" <= "+nowV+" OR ("+iv+" = "+ivV+" AND "+burst+" = "+burstV+")")
+		r, ok, err := b.write(ctx, gatewayID, u)
+		if err != nil {
+			return fmt.Errorf("observe remaining: %w", err)
+		}
+		if ok || r.fullAt >= floor && r.sameBucket(lim) {
+			return nil
+		}
+		rec = r
+	}
+	return fmt.Errorf("budget %s: observe remaining: %d attempts: %w", gatewayID, maxAttempts, ErrContended)
+}
+
+// learn stores a new X-RateLimit-Limit and converts the bucket to the rate
+// it implies (see rescale). A taker that still counts in the old rate
+// finds its condition fail, reads the item and follows.
+func (b *Budget) learn(ctx context.Context, gatewayID string, s Settings, limit int) error {
+	rec := b.cached(gatewayID)
+	for range maxAttempts {
 		now := b.now().UnixMilli()
-		old, nu := effective(s, rec.learned), effective(s, limit)
+		if rec.exists && rec.learned == limit {
+			if lim := effective(s, limit); rec.owes(now) && !rec.sameBucket(lim) {
+				r, ok, err := b.rescale(ctx, gatewayID, rec, lim, now)
+				if err != nil || ok {
+					return err
+				}
+				rec = r
+				continue
+			}
+			return nil
+		}
 		u := newUpdate(gatewayID)
 		l := u.n(attrLearned)
 		u.set = append(u.set, l+" = "+u.v("limit", nv(int64(limit))), u.n(attrLearnedAt)+" = "+u.v("at", nv(now)))
@@ -260,24 +289,9 @@ func (b *Budget) learn(ctx context.Context, gatewayID string, s Settings, limit 
 		} else {
 			u.cond = append(u.cond, "attribute_not_exists("+l+")")
 		}
-		switch {
-		case rec.fullAt > now && old.interval != nu.interval:
-			full := u.n(attrFullAt)
-			debt := rec.fullAt - now
-			scaled := now + (debt*nu.interval+old.interval-1)/old.interval
-			u.set = append(u.set, full+" = "+u.v("full", nv(scaled)))
-			u.cond = append(u.cond, full+" = "+u.v("wasfull", nv(rec.fullAt)))
-		case old.interval != nu.interval:
-			// Idle: nothing to rescale, as long as it stays idle.
-			full := u.n(attrFullAt)
-			u.cond = append(u.cond, "attribute_not_exists("+full+") OR "+full+" <= "+u.v("now", nv(now)))
-		}
-		r, ok, err := b.write(ctx, gatewayID, u)
+		r, _, err := b.write(ctx, gatewayID, u)
 		if err != nil {
 			return fmt.Errorf("observe limit: %w", err)
-		}
-		if ok {
-			return nil
 		}
 		rec = r
 	}

@@ -51,6 +51,12 @@
 // = full_at + :inc" under the condition that full_at leaves room for n),
 // concurrent takers of a busy bucket do not conflict with each other at
 // all; only the first take after an idle spell sets full_at outright.
+// The item also records the interval and burst full_at counts in, and a
+// take's condition names them: a taker that counts differently (a learned
+// limit it has not seen yet, a settings change that reached one function
+// before another) fails, reads the item and converts the bucket, keeping
+// the tokens owed, so callers that disagree for a while never spend more
+// than one bucket between them.
 //
 // On the happy path a Take or an Acquire is one conditional UpdateItem (it
 // returns the new item, which refreshes the per-process view the next call

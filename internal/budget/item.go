@@ -20,6 +20,8 @@ import (
 const (
 	attrGatewayID   = "gateway_id"
 	attrFullAt      = "full_at"       // when the bucket is full again
+	attrInterval    = "interval_ms"   // the bucket full_at counts in: ms per token
+	attrBurst       = "burst"         // and its size
 	attrLearned     = "learned_limit" // the instance's X-RateLimit-Limit
 	attrLearnedAt   = "learned_at"
 	attrPausedUntil = "paused_until"
@@ -36,6 +38,8 @@ const (
 type record struct {
 	exists      bool
 	fullAt      int64
+	interval    int64
+	burst       int
 	learned     int
 	learnedAt   int64
 	pausedUntil int64
@@ -49,6 +53,15 @@ type record struct {
 
 // paused reports whether the record's circuit is open at now (ms).
 func (r record) paused(now int64) bool { return r.pausedUntil > now || r.probe }
+
+// owes reports whether the bucket is below full at now (tokens are owed).
+func (r record) owes(now int64) bool { return r.fullAt > now }
+
+// sameBucket reports whether full_at is counted in lim's interval and
+// burst (an item written before it recorded them counts as the same).
+func (r record) sameBucket(lim limits) bool {
+	return r.interval == 0 || r.interval == lim.interval && r.burst == lim.burst
+}
 
 // liveSlots counts slots whose lease has not ended at now.
 func (r record) liveSlots(now int64) int {
@@ -90,6 +103,12 @@ func decode(item map[string]ddbtypes.AttributeValue) (record, error) {
 		switch {
 		case name == attrFullAt:
 			r.fullAt, err = num(v)
+		case name == attrInterval:
+			r.interval, err = num(v)
+		case name == attrBurst:
+			var n int64
+			n, err = num(v)
+			r.burst = int(n)
 		case name == attrLearned:
 			var n int64
 			n, err = num(v)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/big"
 	"math/rand/v2"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -311,4 +313,124 @@ func kind(err error) string {
 		return "error"
 	}
 	return "granted"
+}
+
+// TestConcurrentRandom runs actors at the same time: in each round the
+// clock stands still while every actor makes random takes, acquires,
+// releases and limit observations at once; between rounds it moves on.
+// Grant times are then exact, and the two promises are checked as in
+// TestModel: rate×time + burst over every interval, the ceiling always.
+func TestConcurrentRandom(t *testing.T) {
+	skipOnMoto(t)
+	e := newEnv(t)
+	ctx := context.Background()
+	s := budget.Settings{RatePerHour: 3600, Burst: 6, MaxConcurrency: 3}
+	const actors, rounds, opsPerRound = 6, 30, 6
+	rng := rand.New(rand.NewPCG(15, 15))
+	bs := make([]*budget.Budget, actors)
+	seeds := make([]uint64, actors)
+	for i := range bs {
+		bs[i] = e.budget(budget.Options{})
+		seeds[i] = rng.Uint64()
+	}
+	var (
+		mu       sync.Mutex
+		log      []granted
+		inFlight int
+		most     int
+	)
+	holds := make([][]budget.Grant, actors)
+	for round := range rounds {
+		at := e.clk.now().UnixMilli()
+		var wg sync.WaitGroup
+		for a, b := range bs {
+			r := rand.New(rand.NewPCG(seeds[a], uint64(round)))
+			wg.Go(func() {
+				for range opsPerRound {
+					switch op := r.IntN(10); {
+					case op < 4:
+						n := 1 + r.IntN(3)
+						if _, err := b.Take(ctx, gw, s, n); err == nil {
+							mu.Lock()
+							log = append(log, granted{at, n})
+							mu.Unlock()
+						} else if !denial(err) {
+							t.Errorf("Take: %v", err)
+						}
+					case op < 7:
+						n := r.IntN(2)
+						g, err := b.Acquire(ctx, gw, s, n)
+						if err != nil {
+							if !denial(err) {
+								t.Errorf("Acquire: %v", err)
+							}
+							continue
+						}
+						mu.Lock()
+						log = append(log, granted{at, n})
+						inFlight++
+						most = max(most, inFlight)
+						mu.Unlock()
+						holds[a] = append(holds[a], g)
+					case op < 9:
+						if len(holds[a]) == 0 {
+							continue
+						}
+						g := holds[a][0]
+						holds[a] = holds[a][1:]
+						mu.Lock()
+						inFlight--
+						mu.Unlock()
+						if err := b.Release(ctx, g); err != nil {
+							t.Errorf("Release: %v", err)
+						}
+					default:
+						limit := []int{1806, 100000}[r.IntN(2)]
+						if err := b.Observe(ctx, gw, s, budget.RateLimit{Limit: limit, Remaining: -1}); err != nil && !errors.Is(err, budget.ErrContended) {
+							t.Errorf("Observe: %v", err)
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if st := status(t, bs[0], s); st.SlotsInUse > s.MaxConcurrency || st.SlotsInUse != inFlight {
+			t.Fatalf("round %d: %d slots in use, %d held, ceiling %d", round, st.SlotsInUse, inFlight, s.MaxConcurrency)
+		}
+		e.clk.advance(time.Duration(rng.IntN(5)) * 500 * time.Millisecond)
+	}
+	if most > s.MaxConcurrency {
+		t.Errorf("%d slots held at once, ceiling %d", most, s.MaxConcurrency)
+	}
+	total := 0
+	for _, g := range log {
+		total += g.tokens
+	}
+	// Per interval [a, b] between round times: all grants made at a..b.
+	times := map[int64]int{}
+	for _, g := range log {
+		times[g.at] += g.tokens
+	}
+	var ts []int64
+	for at := range times {
+		ts = append(ts, at)
+	}
+	slices.Sort(ts)
+	for i := range ts {
+		sum := 0
+		for j := i; j < len(ts); j++ {
+			sum += times[ts[j]]
+			bound := float64(s.RatePerHour)*float64(ts[j]-ts[i])/float64(time.Hour/time.Millisecond) + float64(s.Burst)
+			if float64(sum) > bound {
+				t.Fatalf("%d tokens granted in [%d, %d] ms, bound %.2f", sum, ts[i], ts[j], bound)
+			}
+		}
+	}
+	t.Logf("%d tokens granted over %s in %d rounds, at most %d slots held", total, e.clk.now().Sub(t0), rounds, most)
+}
+
+// denial reports whether err says "not now" rather than a failure.
+func denial(err error) bool {
+	_, ok := budget.RetryAt(err)
+	return ok || errors.Is(err, budget.ErrContended)
 }

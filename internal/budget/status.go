@@ -61,7 +61,11 @@ func (b *Budget) Status(ctx context.Context, gatewayID string, s Settings) (Stat
 		st.LearnedAt = msTime(rec.learnedAt)
 	}
 	if debt := rec.fullAt - ms; debt > 0 {
-		st.Tokens = max(0, float64(lim.burst)-float64(debt)/float64(lim.interval))
+		burst, iv := lim.burst, lim.interval
+		if rec.interval > 0 { // as the item counts it, until a take converts it
+			burst, iv = rec.burst, rec.interval
+		}
+		st.Tokens = max(0, float64(burst)-float64(debt)/float64(iv))
 	}
 	if st.Paused {
 		st.PausedUntil = msTime(rec.pausedUntil)

@@ -98,6 +98,16 @@ func (b *Budget) grant(ctx context.Context, gatewayID string, s Settings, n int,
 			rec = r
 			continue
 		}
+		if fresh && rec.owes(now) && !rec.sameBucket(lim) {
+			// The bucket is counted in another rate or burst (learned or
+			// configured differently since): convert what is owed first.
+			r, _, err := b.rescale(ctx, gatewayID, rec, lim, now)
+			if err != nil {
+				return Grant{}, err
+			}
+			rec = r
+			continue
+		}
 		if fresh {
 			if d := b.deny(gatewayID, rec, lim, n, slot, now); d != nil {
 				return Grant{}, d
@@ -109,15 +119,19 @@ func (b *Budget) grant(ctx context.Context, gatewayID string, s Settings, n int,
 		u.cond = append(u.cond, "attribute_not_exists("+pu+") OR "+pu+" <= "+nowV, "attribute_not_exists("+probe+")")
 		if tokens && n > 0 {
 			full, inc := u.n(attrFullAt), int64(n)*lim.interval
-			if rec.fullAt >= now {
+			ivV, burstV := u.v("iv", nv(lim.interval)), u.v("burst", nv(int64(lim.burst)))
+			if rec.owes(now) {
 				// Busy bucket: DynamoDB adds atomically, so concurrent
-				// takers do not race as long as there is room.
+				// takers do not race as long as there is room. The
+				// bucket must be counted as this taker counts it.
 				u.set = append(u.set, full+" = "+full+" + "+u.v("inc", nv(inc)))
-				u.cond = append(u.cond, full+" BETWEEN "+nowV+" AND "+u.v("room", nv(now+int64(lim.burst-n)*lim.interval)))
+				u.cond = append(u.cond, full+" BETWEEN "+nowV+" AND "+u.v("room", nv(now+int64(lim.burst-n)*lim.interval)),
+					u.n(attrInterval)+" = "+ivV, u.n(attrBurst)+" = "+burstV)
 			} else {
-				// Idle bucket (full by now): it starts again from now.
-				u.set = append(u.set, full+" = "+u.v("full", nv(now+inc)))
-				u.cond = append(u.cond, "attribute_not_exists("+full+") OR "+full+" < "+nowV)
+				// Idle bucket (full by now): it starts again from now, in
+				// this taker's rate and burst.
+				u.set = append(u.set, full+" = "+u.v("full", nv(now+inc)), u.n(attrInterval)+" = "+ivV, u.n(attrBurst)+" = "+burstV)
+				u.cond = append(u.cond, "attribute_not_exists("+full+") OR "+full+" <= "+nowV)
 			}
 		}
 		idx, expires := -1, time.Time{}
@@ -189,4 +203,28 @@ func (b *Budget) probe(ctx context.Context, gatewayID string, s Settings, now in
 		return Grant{}, r, false, err
 	}
 	return Grant{GatewayID: gatewayID, Slot: -1, Probe: true, settings: s}, r, true, nil
+}
+
+// rescale converts the bucket to lim's interval and burst keeping the
+// tokens owed: full_at − now is the debt in time, debt/interval in tokens.
+// It returns the item as it is after, whether or not it won the race.
+func (b *Budget) rescale(ctx context.Context, gatewayID string, rec record, lim limits, now int64) (record, bool, error) {
+	u := newUpdate(gatewayID)
+	full, iv, burst := u.n(attrFullAt), u.n(attrInterval), u.n(attrBurst)
+	scaled := rec.fullAt
+	if rec.interval > 0 && rec.fullAt > now {
+		scaled = now + ((rec.fullAt-now)*lim.interval+rec.interval-1)/rec.interval
+	}
+	u.set = append(u.set, full+" = "+u.v("full", nv(scaled)), iv+" = "+u.v("iv", nv(lim.interval)), burst+" = "+u.v("burst", nv(int64(lim.burst))))
+	u.cond = append(u.cond, full+" = "+u.v("was", nv(rec.fullAt)))
+	if rec.interval > 0 {
+		u.cond = append(u.cond, iv+" = "+u.v("wasiv", nv(rec.interval)), burst+" = "+u.v("wasburst", nv(int64(rec.burst))))
+	} else {
+		u.cond = append(u.cond, "attribute_not_exists("+iv+")")
+	}
+	r, ok, err := b.write(ctx, gatewayID, u)
+	if err != nil {
+		return record{}, false, fmt.Errorf("rescale: %w", err)
+	}
+	return r, ok, nil
 }
