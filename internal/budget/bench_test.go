@@ -55,6 +55,7 @@ func BenchmarkTake(b *testing.B) {
 		reportCalls(b, cc)
 	})
 	b.Run("parallel", func(b *testing.B) {
+		skipOnMoto(b)
 		bu, cc, clk := setup(b)
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {

@@ -733,7 +733,7 @@ func TestHappyPathCost(t *testing.T) {
 // skipOnMoto skips a test that needs conditional writes to be atomic: moto
 // evaluates them without isolation. Sequential behaviour is tested on moto
 // too.
-func skipOnMoto(t *testing.T) {
+func skipOnMoto(t testing.TB) {
 	t.Helper()
 	if awstest.Kind() == awstest.Moto {
 		t.Skip("moto does not isolate concurrent conditional writes")
