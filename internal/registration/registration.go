@@ -37,8 +37,8 @@
 // package budget: pausing and resuming it are that package's operations, and
 // deleting a gateway leaves its budget item, as it leaves the gateway's
 // tickets and watermarks. A delete here could not remove it for good anyway:
-// an invocation still holding a slot releases it with an upsert that writes
-// the item again.
+// a function that still has the gateway cached takes tokens, or reports an
+// answer's X-RateLimit-* headers, with an update that writes the item again.
 //
 // The command line (internal/cli), make dev's demo registration, the
 // benchmarks and the tests all call this package; nothing else writes
