@@ -182,7 +182,7 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	for _, cmd := range []string{
-		"infra gateway create", "infra gateway list", "infra gateway show", "infra gateway update", "infra gateway delete",
+		"infra gateway create", "infra gateway list", "infra gateway show", "infra gateway update", "infra gateway delete", "infra gateway resume",
 		"infra webhook create", "infra webhook list", "infra webhook show", "infra webhook update", "infra webhook rotate-secret", "infra webhook delete",
 	} {
 		t.Run(cmd, func(t *testing.T) {
@@ -224,7 +224,7 @@ func TestBadInput(t *testing.T) {
 		stderr string
 	}{
 		{name: "unknown command", args: []string{"infra", "gatway", "list"}, code: 2, stderr: `2501: unknown command "infra gatway list"`},
-		{name: "group without command", args: []string{"infra", "gateway"}, code: 2, stderr: "2501: gateway: choose a command: check, create, delete, list, show, update"},
+		{name: "group without command", args: []string{"infra", "gateway"}, code: 2, stderr: "2501: gateway: choose a command: check, create, delete, list, resume, show, update"},
 		{name: "unknown flag", args: []string{"infra", "webhook", "list", "--colour"}, code: 2, stderr: "2501: webhook list: --colour is not a flag of this command"},
 		{name: "positional argument", args: []string{"infra", "webhook", "show", "whk_1"}, code: 2, stderr: `unexpected argument "whk_1"`},
 		{name: "bad output format", args: []string{"infra", "gateway", "list", "--output", "yaml"}, code: 2, stderr: "--output must be text or json"},
@@ -242,6 +242,20 @@ func TestBadInput(t *testing.T) {
 		{name: "gateway: bad bool", args: []string{"infra", "gateway", "update", "--id", active.ID, "--active=maybe"}, code: 2, stderr: `invalid value "maybe" for --active: want true or false`},
 		{name: "gateway: malformed id", args: []string{"infra", "gateway", "show", "--id", "gtw_123"}, code: 2, stderr: `--id "gtw_123" is not a gateway id`},
 		{name: "gateway: unknown id", args: []string{"infra", "gateway", "show", "--id", unknownGW}, code: 1, stderr: "gateway " + unknownGW + " not found"},
+		{name: "gateway: rate limit without its unit", stdin: "pw\n", args: create("--auth", "basic", "--username", "u", "--password-stdin", "--rate-limit", "1000"), code: 2,
+			stderr: `2501: gateway create: --rate-limit "1000": give requests per hour, such as 1000/h (or default, 3600/h)`},
+		{name: "gateway: rate limit of none", args: []string{"infra", "gateway", "update", "--id", active.ID, "--rate-limit", "0/h"}, code: 2,
+			stderr: "2501: gateway update: --rate-limit must be at least 1/h (or default, 3600/h)"},
+		{name: "gateway: rate limit too high", args: []string{"infra", "gateway", "update", "--id", active.ID, "--rate-limit", "5000000/hour"}, code: 2,
+			stderr: "--rate-limit 5000000/h is more than the budget counts: at most 3600000/h"},
+		{name: "gateway: max concurrency too high", stdin: "pw\n", args: create("--auth", "basic", "--username", "u", "--password-stdin", "--max-concurrency", "65"), code: 2,
+			stderr: "2501: gateway create: --max-concurrency must be 1 to 64 requests at once (or 0, the default 2)"},
+		{name: "gateway: max concurrency negative", args: []string{"infra", "gateway", "update", "--id", active.ID, "--max-concurrency", "-1"}, code: 2,
+			stderr: "--max-concurrency must be 1 to 64 requests at once"},
+		{name: "gateway: max concurrency not a number", args: []string{"infra", "gateway", "update", "--id", active.ID, "--max-concurrency", "two"}, code: 2,
+			stderr: `invalid value "two" for --max-concurrency`},
+		{name: "gateway: resume without id", args: []string{"infra", "gateway", "resume"}, code: 2, stderr: "2501: gateway resume: --id is required"},
+		{name: "gateway: resume unknown", args: []string{"infra", "gateway", "resume", "--id", unknownGW}, code: 1, stderr: "gateway " + unknownGW + " not found"},
 		{name: "gateway: update nothing", args: []string{"infra", "gateway", "update", "--id", active.ID}, code: 2, stderr: "nothing to change"},
 		{name: "gateway: update unknown", args: []string{"infra", "gateway", "update", "--id", unknownGW, "--name", "n"}, code: 1, stderr: "not found"},
 		{name: "gateway: delete unknown", args: []string{"infra", "gateway", "delete", "--id", unknownGW}, code: 1, stderr: "not found"},

@@ -2,11 +2,14 @@ package cli
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/snowgate/snowgate/internal/budget"
+	"github.com/snowgate/snowgate/internal/registration"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/state"
 )
@@ -29,6 +32,10 @@ var flagWords = map[string][]string{
 	"mode":        registry.Modes,
 	"on-success":  registry.SuccessActions,
 	"on-failure":  registry.FailureActions,
+	// Not a closed list: the way back to the default, and how a rate is
+	// written.
+	"rate-limit":      {registration.RateLimitDefault, "1000/h", strconv.Itoa(budget.DefaultRatePerHour) + "/h"},
+	"max-concurrency": nil,
 }
 
 // completeFlags registers value completions for c's own flags (the root's

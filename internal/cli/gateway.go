@@ -36,6 +36,9 @@ type gatewayFlags struct {
 	// The job lifecycle settings.
 	org, mode, mention, onSuccess, onFailure, closeCode string
 	dedupNote                                           bool
+	// The ServiceNow budget.
+	rateLimit      string
+	maxConcurrency int
 }
 
 func (f *gatewayFlags) register(fs *pflag.FlagSet) {
@@ -61,6 +64,7 @@ func (f *gatewayFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.onFailure, "on-failure", registry.OnFailureEscalate, "what a failed or partial result does: escalate (a work note, and reassigned to the escalation group), note (the work note only) or none")
 	fs.StringVar(&f.closeCode, "resolve-close-code", registry.DefaultResolveCloseCode, "the close code of an incident a succeeded result resolves (change requests close \"successful\")")
 	fs.BoolVar(&f.dedupNote, "dedup-note", true, "add a work note to a deduplicated incident naming the incident it duplicates")
+	f.registerBudget(fs)
 }
 
 // settingChanges are the job lifecycle settings given on the command line.
@@ -83,6 +87,13 @@ func (f *gatewayFlags) settingChanges(c *Call, ch *registration.GatewayChanges) 
 func deref(p *string) string {
 	if p == nil {
 		return ""
+	}
+	return *p
+}
+
+func derefInt(p *int) int {
+	if p == nil {
+		return 0
 	}
 	return *p
 }
@@ -193,7 +204,7 @@ func checkGatewayID(flagName, id string) error {
 var gatewayCreate = Command{
 	Path:  "infra gateway create",
 	Short: "register a ServiceNow instance; its password or client secret is read from stdin",
-	Usage: "--name <name> --instance-url <url> --auth basic|oauth-client-credentials|oauth-password [--username <user>] [--client-id <id>] [--password-stdin] [--client-secret-stdin] [--assignment-group-filter <groups>] [--environment-filter <envs>] [--dedup-window-minutes 30] [--write-back=true] [--escalation-group <group>] [--org <org>] [--mode automatic|semi-automatic] [--mention @2501] [--on-success resolve|comment|none] [--on-failure escalate|note|none] [--resolve-close-code <code>] [--dedup-note=true] [--description <text>] [--skip-instance-checks]",
+	Usage: "--name <name> --instance-url <url> --auth basic|oauth-client-credentials|oauth-password [--username <user>] [--client-id <id>] [--password-stdin] [--client-secret-stdin] [--assignment-group-filter <groups>] [--environment-filter <envs>] [--dedup-window-minutes 30] [--write-back=true] [--escalation-group <group>] [--org <org>] [--mode automatic|semi-automatic] [--mention @2501] [--on-success resolve|comment|none] [--on-failure escalate|note|none] [--resolve-close-code <code>] [--dedup-note=true] " + budgetFlagsUsage + " [--description <text>] [--skip-instance-checks]",
 	Long: `The assignment group filter and the escalation group are resolved to
 sys_user_group sys_ids on the instance, with the credentials given: Business
 Rule conditions compare strings case-sensitively, so a name must be typed
@@ -214,7 +225,15 @@ comment or work note contains the mention token. In both modes a later
 comment or work note with the token is a follow-up for the open job. The
 engine's results are written back as --on-success and --on-failure say;
 --on-failure escalate without --escalation-group only adds the work note
-(a warning says so).`,
+(a warning says so).
+
+The processor, the reconciler and the writer share one ServiceNow budget
+per gateway: --rate-limit requests an hour (with a burst of a tenth of it,
+at most 20, on top) and --max-concurrency requests at once. The defaults,
+3600/h and 2, suit a small instance; an instance that sends
+X-RateLimit-Limit lowers the rate by itself. gateway show prints the
+budget now and any pause. Not enforced yet: the settings are stored and
+shown, and the functions start drawing on the budget in a coming change.`,
 	Example: `printf '%s\n' "$SN_PASSWORD" | 2501 infra gateway create --name prod --instance-url https://acme.service-now.com --auth basic --username svc_snowgate --password-stdin --assignment-group-filter "Network,Database"
 printf '%s\n' "$SN_CLIENT_SECRET" | 2501 infra gateway create --name prod --instance-url https://acme.service-now.com --auth oauth-client-credentials --client-id 3f1e… --client-secret-stdin`,
 	Flags: func(fs *pflag.FlagSet) Action {
@@ -236,6 +255,10 @@ printf '%s\n' "$SN_CLIENT_SECRET" | 2501 infra gateway create --name prod --inst
 			in.Org, in.Mode, in.Mention = deref(typed.Org), deref(typed.Mode), deref(typed.Mention)
 			in.OnSuccess, in.OnFailure, in.ResolveCloseCode = deref(typed.OnSuccess), deref(typed.OnFailure), deref(typed.ResolveCloseCode)
 			in.DedupNoteOff = typed.DedupNoteOff != nil && *typed.DedupNoteOff
+			if err := f.budgetChanges(c, &typed); err != nil {
+				return err
+			}
+			in.RateLimitPerHour, in.MaxConcurrency = derefInt(typed.RateLimitPerHour), derefInt(typed.MaxConcurrency)
 			// Check what the flags alone must supply before reading stdin.
 			probe := in
 			probe.Password, probe.ClientSecret = mark(f.passwordStdin), mark(f.clientSecretStdin)
@@ -266,7 +289,7 @@ printf '%s\n' "$SN_CLIENT_SECRET" | 2501 infra gateway create --name prod --inst
 			}
 			if err := c.Print(gatewayOutput(g), func(w io.Writer) {
 				fmt.Fprintln(w, "Gateway created!")
-				writeGateway(w, g, nil)
+				writeGateway(w, g, nil, nil, time.Time{})
 				if *skipChecks {
 					writeOffline(w, g)
 				}
@@ -349,10 +372,16 @@ var gatewayList = Command{
 }
 
 var gatewayShow = Command{
-	Path:    "infra gateway show",
-	Short:   "show a gateway and its webhooks",
-	Usage:   "--id <gtw_…>",
-	Example: "2501 infra gateway show --id gtw_0b7c…",
+	Path:  "infra gateway show",
+	Short: "show a gateway, its webhooks and its ServiceNow budget now",
+	Usage: "--id <gtw_…>",
+	Long: `Besides the gateway's settings and webhooks, show reads its ServiceNow
+budget from the state table: the tokens left of the burst and the slots in
+use now, the limit the instance taught it (X-RateLimit-Limit) when that
+lowered the rate, and any pause with its end, cause and reason (lift one
+with gateway resume). When the state table cannot be read, the settings are
+shown and the budget is said to be unavailable.`,
+	Example: "2501 infra gateway show --id gtw_0b7c…\n2501 infra gateway show --id gtw_0b7c… --output json",
 	Flags: func(fs *pflag.FlagSet) Action {
 		id := fs.String("id", "", "gateway id (required)")
 		return func(ctx context.Context, c *Call) error {
@@ -360,7 +389,10 @@ var gatewayShow = Command{
 			if err != nil {
 				return err
 			}
-			return c.Print(gatewayShowOutput(g, hooks, c.knownAPIURL(), c.Now()), func(w io.Writer) { writeGateway(w, g, hooks) })
+			live := readBudget(ctx, c, g)
+			return c.Print(gatewayShowOutput(g, hooks, live, c.knownAPIURL(), c.Now()), func(w io.Writer) {
+				writeGateway(w, g, hooks, &live, c.Now())
+			})
 		}
 	},
 }
@@ -368,7 +400,7 @@ var gatewayShow = Command{
 var gatewayUpdate = Command{
 	Path:  "infra gateway update",
 	Short: "change a gateway (only the flags given); --active=false stops it at once",
-	Usage: "--id <gtw_…> [--name …] [--active=true|false] [--instance-url …] [--auth … --username … --client-id … --password-stdin --client-secret-stdin] [--assignment-group-filter …] [--environment-filter …] [--dedup-window-minutes …] [--write-back=…] [--escalation-group …] [--org …] [--mode …] [--mention …] [--on-success …] [--on-failure …] [--resolve-close-code …] [--dedup-note=…] [--description …] [--skip-instance-checks]",
+	Usage: "--id <gtw_…> [--name …] [--active=true|false] [--instance-url …] [--auth … --username … --client-id … --password-stdin --client-secret-stdin] [--assignment-group-filter …] [--environment-filter …] [--dedup-window-minutes …] [--write-back=…] [--escalation-group …] [--org …] [--mode …] [--mention …] [--on-success …] [--on-failure …] [--resolve-close-code …] [--dedup-note=…] [--rate-limit N/h|default] [--max-concurrency N] [--description …] [--skip-instance-checks]",
 	Long: `Only the flags given change. Activating or deactivating a gateway rewrites
 the path items of all its webhooks in the same transaction, so ingest stops
 (or resumes) accepting their calls at once. Changing --auth needs the new
@@ -381,9 +413,13 @@ registered with --skip-instance-checks.
 
 A changed --mode, --mention or outbound mapping (--on-success, --on-failure,
 --resolve-close-code) applies to the next record processed and the next
-result written; jobs already open stay open.`,
+result written; jobs already open stay open. A changed --rate-limit or
+--max-concurrency reaches warm functions within 30 s (they reuse a gateway
+read for that long); --rate-limit default and --max-concurrency 0 go back
+to the defaults.`,
 	Example: `2501 infra gateway update --id gtw_0b7c… --active=false
 2501 infra gateway update --id gtw_0b7c… --mode semi-automatic --mention @automation
+2501 infra gateway update --id gtw_0b7c… --rate-limit 1000/h --max-concurrency 4
 printf '%s\n' "$NEW_PASSWORD" | 2501 infra gateway update --id gtw_0b7c… --password-stdin`,
 	Flags: func(fs *pflag.FlagSet) Action {
 		var f gatewayFlags
@@ -413,6 +449,9 @@ printf '%s\n' "$NEW_PASSWORD" | 2501 infra gateway update --id gtw_0b7c… --pas
 			given("escalation-group", func() { ch.EscalationGroup = &f.escalation })
 			given("active", func() { ch.Active = &f.active })
 			f.settingChanges(c, &ch)
+			if err := f.budgetChanges(c, &ch); err != nil {
+				return err
+			}
 			// Check what the flags alone must supply before reading stdin.
 			probe, stdin := ch, mark(true)
 			if f.passwordStdin {
@@ -466,7 +505,7 @@ printf '%s\n' "$NEW_PASSWORD" | 2501 infra gateway update --id gtw_0b7c… --pas
 			}
 			return c.Print(gatewayOutput(g), func(w io.Writer) {
 				fmt.Fprintln(w, "Gateway updated.")
-				writeGateway(w, g, hooks)
+				writeGateway(w, g, hooks, nil, time.Time{})
 				if *skipChecks {
 					writeOffline(w, g)
 				}
@@ -542,7 +581,9 @@ func ruleName(w registry.Webhook) string {
 	return r.Name
 }
 
-func writeGateway(w io.Writer, g registry.Gateway, hooks []registry.Webhook) {
+// writeGateway writes a gateway and, when given, its webhooks and its
+// budget now (live, read at now).
+func writeGateway(w io.Writer, g registry.Gateway, hooks []registry.Webhook, live *budgetLive, now time.Time) {
 	line := func(label string, v any) { fmt.Fprintf(w, "  %-17s %v\n", label+":", v) }
 	line("ID", g.ID)
 	line("Name", g.Name)
@@ -597,6 +638,10 @@ func writeGateway(w io.Writer, g registry.Gateway, hooks []registry.Webhook) {
 	line("On failure", onFailure)
 	line("Close code", g.CloseCode())
 	line("Dedup note", onOff(g.DedupNote()))
+	writeBudgetSettings(line, g)
+	if live != nil {
+		writeBudgetLive(w, line, g.ID, *live, now)
+	}
 	line("Created", g.CreatedAt.Format(time.RFC3339))
 	line("Updated", g.UpdatedAt.Format(time.RFC3339))
 	if hooks != nil {

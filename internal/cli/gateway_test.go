@@ -46,6 +46,8 @@ func rawItem(t *testing.T, h *harness, pk string) string {
 // as --output json shows them.
 func effective(g registry.Gateway) registry.Gateway {
 	g.Mode, g.Mention, g.OnSuccess, g.OnFailure, g.ResolveCloseCode = g.JobMode(), g.MentionToken(), g.SuccessAction(), g.FailureAction(), g.CloseCode()
+	b := g.BudgetSettings().WithDefaults()
+	g.RateLimitPerHour, g.MaxConcurrency = b.RatePerHour, b.MaxConcurrency
 	return g
 }
 

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"math"
 	"strings"
 	"time"
 
+	"github.com/snowgate/snowgate/internal/budget"
 	"github.com/snowgate/snowgate/internal/businessrule"
 	"github.com/snowgate/snowgate/internal/instancecheck"
 	"github.com/snowgate/snowgate/internal/reconcile"
@@ -83,11 +85,16 @@ type gatewayJSON struct {
 	OnFailure        string `json:"on_failure"`
 	ResolveCloseCode string `json:"resolve_close_code"`
 	DedupNote        bool   `json:"dedup_note"`
+	// The ServiceNow budget's settings, defaults applied.
+	RateLimitPerHour int    `json:"rate_limit_per_hour"`
+	Burst            int    `json:"burst"`
+	MaxConcurrency   int    `json:"max_concurrency"`
 	CreatedAt        string `json:"created_at"`
 	UpdatedAt        string `json:"updated_at"`
 }
 
 func gatewayOutput(g registry.Gateway) gatewayJSON {
+	b := g.BudgetSettings().WithDefaults()
 	return gatewayJSON{
 		ID: g.ID, Name: g.Name, Type: g.Type, Description: g.Description, Active: g.Active,
 		InstanceURL: g.InstanceURL, Auth: g.Auth, Username: g.Username, ClientID: g.ClientID,
@@ -97,6 +104,7 @@ func gatewayOutput(g registry.Gateway) gatewayJSON {
 		EscalationGroup: g.EscalationGroup, EscalationGroupID: g.EscalationGroupID, WriteBack: g.WriteBack,
 		Org: g.Org, Mode: g.JobMode(), Mention: g.MentionToken(), OnSuccess: g.SuccessAction(), OnFailure: g.FailureAction(),
 		ResolveCloseCode: g.CloseCode(), DedupNote: g.DedupNote(),
+		RateLimitPerHour: b.RatePerHour, Burst: b.Burst, MaxConcurrency: b.MaxConcurrency,
 		CreatedAt: rfc3339(g.CreatedAt), UpdatedAt: rfc3339(g.UpdatedAt),
 	}
 }
@@ -114,19 +122,104 @@ func gatewayListOutput(gs []registry.Gateway) []gatewayJSON {
 	return each(gs, gatewayOutput)
 }
 
-// gatewayShowJSON is a gateway with its webhooks
-// (docs/schemas/gateway-show.schema.json).
+// gatewayShowJSON is a gateway with its webhooks and its ServiceNow
+// budget now (docs/schemas/gateway-show.schema.json).
 type gatewayShowJSON struct {
 	gatewayJSON
 	Webhooks []webhookJSON `json:"webhooks"`
+	// Budget is left out when the state table could not be read;
+	// BudgetUnavailable then says why.
+	Budget            *budgetJSON `json:"budget,omitempty"`
+	BudgetUnavailable string      `json:"budget_unavailable,omitempty"`
 }
 
-// gatewayShowOutput shows a gateway and its webhooks; apiURL (possibly
-// empty) makes their URLs.
-func gatewayShowOutput(g registry.Gateway, hooks []registry.Webhook, apiURL string, now time.Time) gatewayShowJSON {
-	return gatewayShowJSON{gatewayJSON: gatewayOutput(g), Webhooks: each(hooks, func(h registry.Webhook) webhookJSON {
+// gatewayShowOutput shows a gateway, its webhooks and its budget; apiURL
+// (possibly empty) makes the webhooks' URLs.
+func gatewayShowOutput(g registry.Gateway, hooks []registry.Webhook, live budgetLive, apiURL string, now time.Time) gatewayShowJSON {
+	out := gatewayShowJSON{gatewayJSON: gatewayOutput(g), Webhooks: each(hooks, func(h registry.Webhook) webhookJSON {
 		return webhookOutput(newView(h, apiURL, masked, now))
 	})}
+	if live.status != nil {
+		b := budgetOutput(*live.status)
+		out.Budget = &b
+	} else {
+		out.BudgetUnavailable = live.unavailable
+	}
+	return out
+}
+
+// budgetJSON is a gateway's ServiceNow budget as it is now, read from the
+// state table (the budget object of gateway-show.schema.json).
+type budgetJSON struct {
+	// RatePerHour and Burst are the bucket in force: the settings, lowered
+	// by the limit the instance sent.
+	RatePerHour         int     `json:"rate_per_hour"`
+	Burst               int     `json:"burst"`
+	LearnedLimitPerHour int     `json:"learned_limit_per_hour,omitempty"`
+	LearnedAt           string  `json:"learned_at,omitempty"`
+	Tokens              float64 `json:"tokens"`
+	MaxConcurrency      int     `json:"max_concurrency"`
+	SlotsInUse          int     `json:"slots_in_use"`
+	pauseJSON
+}
+
+// pauseJSON is a gateway's pause, shared by gateway show and gateway
+// resume; the pause keys are left out while it is not paused.
+type pauseJSON struct {
+	Paused              bool   `json:"paused"`
+	PausedUntil         string `json:"paused_until,omitempty"`
+	PausedAt            string `json:"paused_at,omitempty"`
+	PauseCause          string `json:"pause_cause,omitempty"`
+	PauseReason         string `json:"pause_reason,omitempty"`
+	ProbeRequired       bool   `json:"probe_required,omitempty"`
+	ConsecutiveFailures int    `json:"consecutive_failures"`
+}
+
+func pauseOutput(st budget.Status) pauseJSON {
+	p := pauseJSON{Paused: st.Paused, ConsecutiveFailures: st.Failures}
+	if st.Paused {
+		p.PausedUntil, p.PausedAt = optionalTime(st.PausedUntil), optionalTime(st.PausedAt)
+		p.PauseCause, p.PauseReason, p.ProbeRequired = string(st.PauseCause), st.PauseReason, st.ProbeRequired
+	}
+	return p
+}
+
+func budgetOutput(st budget.Status) budgetJSON {
+	return budgetJSON{
+		RatePerHour: st.Rate, Burst: st.Burst, LearnedLimitPerHour: st.LearnedLimit, LearnedAt: optionalTime(st.LearnedAt),
+		Tokens: floorTokens(st.Tokens), MaxConcurrency: st.MaxConcurrency, SlotsInUse: st.SlotsInUse,
+		pauseJSON: pauseOutput(st),
+	}
+}
+
+// floorTokens rounds tokens down to hundredths: a refill of a fraction of
+// a token is no reason for a long decimal, and rounding up would promise a
+// token that is not there yet.
+func floorTokens(t float64) float64 { return math.Floor(t*100) / 100 }
+
+// gatewayResumedJSON is gateway resume
+// (docs/schemas/gateway-resume.schema.json): the pause it lifted, if any,
+// and the failure count it reset.
+type gatewayResumedJSON struct {
+	GatewayID string `json:"gateway_id"`
+	// Resumed is true when a pause was lifted; the pause keys describe it.
+	Resumed             bool   `json:"resumed"`
+	PausedUntil         string `json:"paused_until,omitempty"`
+	PausedAt            string `json:"paused_at,omitempty"`
+	PauseCause          string `json:"pause_cause,omitempty"`
+	PauseReason         string `json:"pause_reason,omitempty"`
+	ProbeRequired       bool   `json:"probe_required,omitempty"`
+	ConsecutiveFailures int    `json:"consecutive_failures"`
+}
+
+// gatewayResumedOutput is what resume lifted: the budget as it was before.
+func gatewayResumedOutput(id string, before budget.Status) gatewayResumedJSON {
+	p := pauseOutput(before)
+	return gatewayResumedJSON{
+		GatewayID: id, Resumed: p.Paused, PausedUntil: p.PausedUntil, PausedAt: p.PausedAt,
+		PauseCause: p.PauseCause, PauseReason: p.PauseReason, ProbeRequired: p.ProbeRequired,
+		ConsecutiveFailures: p.ConsecutiveFailures,
+	}
 }
 
 // gatewayDeletedJSON is gateway delete

@@ -21,6 +21,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/snowgate/snowgate/internal/awstest"
+	"github.com/snowgate/snowgate/internal/budget"
 	"github.com/snowgate/snowgate/internal/cli"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
@@ -149,16 +150,50 @@ func jsonCases() []jsonCase {
 				return []string{"--id", f.secretHook, "--description", "incidents of ops"}, ""
 			}},
 		{path: "infra gateway show", schema: "gateway-show.schema.json",
-			args: func(t *testing.T, f *jsonFixture) ([]string, string) { return []string{"--id", f.gatewayID}, "" },
+			args: func(t *testing.T, f *jsonFixture) ([]string, string) {
+				// A budget with every key: a learned limit, tokens and a
+				// slot taken, then a pause.
+				f.drawOnBudget(t)
+				return []string{"--id", f.gatewayID}, ""
+			},
 			check: func(t *testing.T, f *jsonFixture, out []byte) {
 				var v struct {
 					Webhooks []struct {
 						ID string `json:"id"`
 					} `json:"webhooks"`
+					Budget map[string]any `json:"budget"`
 				}
 				decode(t, out, &v)
 				if len(v.Webhooks) != 2 {
 					t.Errorf("gateway show lists %d webhooks, want 2", len(v.Webhooks))
+				}
+				if v.Budget["paused"] != true || v.Budget["learned_limit_per_hour"] == nil || v.Budget["slots_in_use"] != 1.0 {
+					t.Errorf("gateway show's budget = %v, want it paused, with a learned limit and a slot in use", v.Budget)
+				}
+			}},
+		{path: "infra gateway resume", schema: "gateway-resume.schema.json",
+			args: func(t *testing.T, f *jsonFixture) ([]string, string) { return []string{"--id", f.gatewayID}, "" },
+			check: func(t *testing.T, f *jsonFixture, out []byte) {
+				var v struct {
+					Resumed bool   `json:"resumed"`
+					Cause   string `json:"pause_cause"`
+				}
+				decode(t, out, &v)
+				if !v.Resumed || v.Cause != string(budget.CauseRateLimited) {
+					t.Errorf("gateway resume = %s, want the rate_limited pause lifted", out)
+				}
+			}},
+		{name: "infra gateway resume when not paused", path: "infra gateway resume", schema: "gateway-resume.schema.json",
+			args: func(t *testing.T, f *jsonFixture) ([]string, string) { return []string{"--id", f.gatewayID}, "" }},
+		{name: "infra gateway show without its state table", path: "infra gateway show", schema: "gateway-show.schema.json",
+			args: func(t *testing.T, f *jsonFixture) ([]string, string) {
+				return []string{"--id", f.gatewayID, "--state-table", "no-such-table"}, ""
+			},
+			check: func(t *testing.T, f *jsonFixture, out []byte) {
+				var v map[string]any
+				decode(t, out, &v)
+				if _, ok := v["budget"]; ok || v["budget_unavailable"] == nil {
+					t.Errorf("gateway show without its state table = %s, want budget_unavailable and no budget", out)
 				}
 			}},
 		{path: "infra gateway update", schema: "gateway.schema.json",
@@ -279,6 +314,28 @@ func jsonCases() []jsonCase {
 }
 
 func noFlags(*testing.T, *jsonFixture) ([]string, string) { return nil, "" }
+
+// drawOnBudget has the gateway's budget learn a limit, lend a slot, spend
+// tokens, and be paused, as the functions would.
+func (f *jsonFixture) drawOnBudget(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	g, err := f.h.store().Gateway(ctx, f.gatewayID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := budget.New(dynamodb.NewFromConfig(f.h.cfg), f.h.env[schema.EnvStateTable], budget.Options{Now: f.h.clock})
+	if err := b.Observe(ctx, g.ID, g.BudgetSettings(), budget.RateLimit{Limit: 1000, Remaining: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Acquire(ctx, g.ID, g.BudgetSettings(), 3); err != nil {
+		t.Fatal(err)
+	}
+	until := f.h.clock().Add(time.Hour)
+	if err := b.Pause(ctx, g.ID, until, budget.CauseRateLimited, "429 until "+until.Format(time.RFC3339)); err != nil {
+		t.Fatal(err)
+	}
+}
 
 func decode(t *testing.T, out []byte, v any) {
 	t.Helper()
@@ -619,6 +676,8 @@ func TestSchemaEnumsMatchTheCode(t *testing.T) {
 		{"gateway mode", enum(gateway, "properties", "mode"), registry.Modes},
 		{"gateway on_success", enum(gateway, "properties", "on_success"), registry.SuccessActions},
 		{"gateway on_failure", enum(gateway, "properties", "on_failure"), registry.FailureActions},
+		{"gateway show budget pause_cause", enum(read("gateway-show.schema.json"), "properties", "budget", "properties", "pause_cause"),
+			[]string{string(budget.CauseRateLimited), string(budget.CauseOverloaded), string(budget.CauseUnavailable), string(budget.CauseAuth), string(budget.CauseOperator)}},
 		{"ticket job_state", enum(ticket, "properties", "job_state"), state.JobStates},
 		{"ticket job.state", enum(ticket, "properties", "job", "properties", "state"), state.JobStates},
 		{"ticket job result status", enum(ticket, "properties", "job", "properties", "results", "items", "properties", "status"), queue.ResultStatuses},

@@ -45,6 +45,11 @@ type GatewayInput struct {
 	// DedupNoteOff turns off the work note naming a deduplicated
 	// incident's primary (on by default).
 	DedupNoteOff bool
+
+	// RateLimitPerHour and MaxConcurrency are the gateway's ServiceNow
+	// budget: requests an hour (ParseRateLimit reads --rate-limit N/h) and
+	// requests at once. 0 takes the budget's default.
+	RateLimitPerHour, MaxConcurrency int
 }
 
 func (in GatewayInput) credentials() credentialFields {
@@ -67,6 +72,9 @@ type GatewayChanges struct {
 	// (no organisation).
 	Org, Mode, Mention, OnSuccess, OnFailure, ResolveCloseCode *string
 	DedupNoteOff                                               *bool
+	// The ServiceNow budget (see GatewayInput); 0 goes back to the
+	// budget's default.
+	RateLimitPerHour, MaxConcurrency *int
 	// SkipInstanceChecks changes the filters without reaching the
 	// instance, as for GatewayInput; it changes nothing by itself.
 	SkipInstanceChecks bool
@@ -110,6 +118,7 @@ func (s *Service) CreateGateway(ctx context.Context, in GatewayInput) (registry.
 		EscalationGroup: in.EscalationGroup, EscalationGroupID: res.escalationID, WriteBack: in.WriteBack,
 		Org: in.Org, Mode: in.Mode, Mention: in.Mention, OnSuccess: in.OnSuccess, OnFailure: in.OnFailure,
 		ResolveCloseCode: in.ResolveCloseCode, DedupNoteOff: in.DedupNoteOff,
+		RateLimitPerHour: in.RateLimitPerHour, MaxConcurrency: in.MaxConcurrency,
 	})
 	if err != nil {
 		return registry.Gateway{}, s.undoCreate(ctx, err, arn)
@@ -238,6 +247,8 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 		set(&g.OnFailure, c.OnFailure)
 		set(&g.ResolveCloseCode, c.ResolveCloseCode)
 		set(&g.DedupNoteOff, c.DedupNoteOff)
+		set(&g.RateLimitPerHour, c.RateLimitPerHour)
+		set(&g.MaxConcurrency, c.MaxConcurrency)
 		if restore != nil {
 			g.Auth, g.Username, g.ClientID = plan.auth, plan.username, plan.clientID
 		}

@@ -31,6 +31,15 @@
 // instance lacks its field. SkipInstanceChecks registers offline: the
 // filters are stored as typed and matched by name.
 //
+// A gateway also carries its ServiceNow budget settings (RateLimitPerHour,
+// MaxConcurrency; zero is the budget's default), checked here with the
+// rest. The budget they configure lives in the state table and belongs to
+// package budget: pausing and resuming it are that package's operations, and
+// deleting a gateway leaves its budget item, as it leaves the gateway's
+// tickets and watermarks. A delete here could not remove it for good anyway:
+// a function that still has the gateway cached takes tokens, or reports an
+// answer's X-RateLimit-* headers, with an update that writes the item again.
+//
 // The command line (internal/cli), make dev's demo registration, the
 // benchmarks and the tests all call this package; nothing else writes
 // gateway or webhook items. Inputs are plain structs: the caller reads

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/snowgate/snowgate/internal/awstest"
+	"github.com/snowgate/snowgate/internal/budget"
 	"github.com/snowgate/snowgate/internal/registration"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/secrets"
@@ -480,6 +481,21 @@ func TestValidation(t *testing.T) {
 			_, err := f.svc.DeleteWebhook(ctx, "whk_x")
 			return err
 		}},
+		{"rate limit: negative", "--rate-limit", "--rate-limit must be at least 1/h (or default, 3600/h)", func() error {
+			_, err := f.svc.CreateGateway(ctx, g(func(in *registration.GatewayInput) { in.RateLimitPerHour = -1 }))
+			return err
+		}},
+		{"rate limit: more than the budget counts", "--rate-limit", "--rate-limit 3600001/h is more than the budget counts: at most 3600000/h", func() error {
+			_, _, err := f.svc.UpdateGateway(ctx, active.ID, registration.GatewayChanges{RateLimitPerHour: n(budget.MaxRatePerHour + 1)})
+			return err
+		}},
+		{"max concurrency: too many", "--max-concurrency", "--max-concurrency must be 1 to 64 requests at once (or 0, the default 2)", func() error {
+			_, err := f.svc.CreateGateway(ctx, g(func(in *registration.GatewayInput) { in.MaxConcurrency = 65 }))
+			return err
+		}},
+		{"max concurrency: negative", "--max-concurrency", "--max-concurrency must be 1 to 64 requests at once (or 0, the default 2)", func() error {
+			return f.svc.CheckGatewayUpdate(ctx, active.ID, registration.GatewayChanges{MaxConcurrency: n(-1)})
+		}},
 		{"rotate: negative grace", "--grace", "--grace must not be negative", func() error {
 			_, err := f.svc.RotateSecret(ctx, "whk_00000000-0000-4000-8000-000000000000", -time.Hour)
 			return err
@@ -619,6 +635,86 @@ func TestGatewayJobSettings(t *testing.T) {
 		}
 		if diff := cmp.Diff(st.want, stored(upd)); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", st.name, diff)
+		}
+	}
+}
+
+// The ServiceNow budget settings: stored as given (0: the default), kept by
+// unrelated changes, put back to the default with 0.
+func TestGatewayBudgetSettings(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	n := func(v int) *int { return &v }
+	name := "renamed"
+	type settings struct{ Rate, Concurrency int }
+	stored := func(g registry.Gateway) settings { return settings{g.RateLimitPerHour, g.MaxConcurrency} }
+
+	if got := stored(f.gateway("plain")); got != (settings{}) {
+		t.Errorf("a gateway created without a budget stores %+v, want none (the defaults)", got)
+	}
+	in := basicInput("small")
+	in.RateLimitPerHour, in.MaxConcurrency = 500, 1
+	g, err := f.svc.CreateGateway(ctx, in)
+	if err != nil {
+		t.Fatalf("CreateGateway: %v", err)
+	}
+	if read, _ := f.reg.Gateway(ctx, g.ID); stored(read) != (settings{500, 1}) {
+		t.Errorf("stored = %+v, want {500 1}", stored(read))
+	}
+	steps := []struct {
+		name string
+		ch   registration.GatewayChanges
+		want settings
+	}{
+		{"rate only", registration.GatewayChanges{RateLimitPerHour: n(1200)}, settings{1200, 1}},
+		{"an unrelated change", registration.GatewayChanges{Name: &name}, settings{1200, 1}},
+		{"concurrency back to the default", registration.GatewayChanges{MaxConcurrency: n(0)}, settings{1200, 0}},
+		{"rate back to the default", registration.GatewayChanges{RateLimitPerHour: n(0), MaxConcurrency: n(4)}, settings{0, 4}},
+	}
+	for _, st := range steps {
+		upd, _, err := f.svc.UpdateGateway(ctx, g.ID, st.ch)
+		if err != nil {
+			t.Fatalf("%s: UpdateGateway: %v", st.name, err)
+		}
+		read, _ := f.reg.Gateway(ctx, g.ID)
+		if stored(upd) != st.want || stored(read) != st.want {
+			t.Errorf("%s: returned %+v, stored %+v, want %+v", st.name, stored(upd), stored(read), st.want)
+		}
+	}
+}
+
+func TestParseRateLimit(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    int
+		message string // of the error; "" for none
+	}{
+		{in: "1000/h", want: 1000},
+		{in: "1000/hour", want: 1000},
+		{in: " 250 /H ", want: 250},
+		{in: "1/h", want: 1},
+		{in: "3600000/h", want: budget.MaxRatePerHour},
+		{in: "default", want: 0},
+		{in: "0", want: 0},
+		{in: "1000", message: `--rate-limit "1000": give requests per hour, such as 1000/h (or default, 3600/h)`},
+		{in: "10/s", message: `--rate-limit "10/s": give requests per hour, such as 1000/h (or default, 3600/h)`},
+		{in: "1e3/h", message: `--rate-limit "1e3/h": give requests per hour, such as 1000/h (or default, 3600/h)`},
+		{in: "", message: `--rate-limit "": give requests per hour, such as 1000/h (or default, 3600/h)`},
+		{in: "0/h", message: "--rate-limit must be at least 1/h (or default, 3600/h)"},
+		{in: "-5/h", message: "--rate-limit must be at least 1/h (or default, 3600/h)"},
+		{in: "3600001/h", message: "--rate-limit 3600001/h is more than the budget counts: at most 3600000/h"},
+	}
+	for _, tc := range tests {
+		got, err := registration.ParseRateLimit(tc.in)
+		if tc.message == "" {
+			if err != nil || got != tc.want {
+				t.Errorf("ParseRateLimit(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+			}
+			continue
+		}
+		var v *registration.ValidationError
+		if !errors.As(err, &v) || v.Flag != "--rate-limit" || v.Message != tc.message {
+			t.Errorf("ParseRateLimit(%q) = %d, %v; want a ValidationError of --rate-limit %q", tc.in, got, err, tc.message)
 		}
 	}
 }

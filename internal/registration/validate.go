@@ -5,10 +5,12 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/snowgate/snowgate/internal/budget"
 	"github.com/snowgate/snowgate/internal/registry"
 )
 
@@ -166,6 +168,69 @@ func (s jobSettings) check() error {
 	return nil
 }
 
+// RateLimitDefault is what --rate-limit takes to go back to the budget's
+// default rate (as does 0).
+const RateLimitDefault = "default"
+
+// ParseRateLimit reads a --rate-limit value: requests per hour as N/h or
+// N/hour (1 ≤ N ≤ budget.MaxRatePerHour), or "default" (or 0) for the
+// budget's default, returned as 0. A bare number is refused: ServiceNow's
+// rate limit rules count per hour, and a rate without its unit is too easy
+// to read per second or per minute.
+func ParseRateLimit(s string) (int, error) {
+	v := strings.ToLower(strings.TrimSpace(s))
+	if v == RateLimitDefault || v == "0" {
+		return 0, nil
+	}
+	num, ok := strings.CutSuffix(v, "/hour")
+	if !ok {
+		num, ok = strings.CutSuffix(v, "/h")
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(num))
+	if !ok || err != nil {
+		return 0, invalid("--rate-limit", "--rate-limit %q: give requests per hour, such as 1000/h (or %s, %d/h)", s, RateLimitDefault, budget.DefaultRatePerHour)
+	}
+	if n < 1 {
+		return 0, invalid("--rate-limit", "--rate-limit must be at least 1/h (or %s, %d/h)", RateLimitDefault, budget.DefaultRatePerHour)
+	}
+	if err := checkRate(n); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// checkRate checks a rate limit in requests per hour; 0 is the default.
+func checkRate(n int) error {
+	switch {
+	case n < 0:
+		return invalid("--rate-limit", "--rate-limit must be at least 1/h (or %s, %d/h)", RateLimitDefault, budget.DefaultRatePerHour)
+	case n > budget.MaxRatePerHour:
+		return invalid("--rate-limit", "--rate-limit %d/h is more than the budget counts: at most %d/h", n, budget.MaxRatePerHour)
+	}
+	return nil
+}
+
+// checkConcurrency checks a concurrency ceiling; 0 is the default.
+func checkConcurrency(n int) error {
+	if n < 0 || n > budget.MaxMaxConcurrency {
+		return invalid("--max-concurrency", "--max-concurrency must be 1 to %d requests at once (or 0, the default %d)", budget.MaxMaxConcurrency, budget.DefaultMaxConcurrency)
+	}
+	return nil
+}
+
+// checkBudget checks the budget settings given (nil: not given).
+func checkBudget(rate, concurrency *int) error {
+	if rate != nil {
+		if err := checkRate(*rate); err != nil {
+			return err
+		}
+	}
+	if concurrency != nil {
+		return checkConcurrency(*concurrency)
+	}
+	return nil
+}
+
 // checkOneOf checks that a given value is one of words.
 func checkOneOf(flag string, v *string, words []string) error {
 	if v != nil && !slices.Contains(words, *v) {
@@ -253,6 +318,9 @@ func (in GatewayInput) validate() (string, error) {
 	if err := in.jobSettings().check(); err != nil {
 		return "", err
 	}
+	if err := checkBudget(&in.RateLimitPerHour, &in.MaxConcurrency); err != nil {
+		return "", err
+	}
 	return instance, nil
 }
 
@@ -296,7 +364,10 @@ func (c GatewayChanges) Validate() error {
 		}
 	}
 	settings := jobSettings{org: c.Org, mode: c.Mode, mention: c.Mention, onSuccess: c.OnSuccess, onFailure: c.OnFailure, closeCode: c.ResolveCloseCode}
-	return settings.check()
+	if err := settings.check(); err != nil {
+		return err
+	}
+	return checkBudget(c.RateLimitPerHour, c.MaxConcurrency)
 }
 
 // credentialsChange reports whether the changes touch the credentials.

@@ -112,9 +112,14 @@ type Gateway struct {
 	ResolveCloseCode string `dynamodbav:"resolve_close_code,omitempty" json:"resolve_close_code,omitempty"`
 	// DedupNoteOff turns off the work note on a deduplicated incident that
 	// names its primary (on by default, so the zero value is "on").
-	DedupNoteOff bool      `dynamodbav:"dedup_note_off,omitempty" json:"dedup_note_off,omitempty"`
-	CreatedAt    time.Time `dynamodbav:"created_at" json:"created_at"`
-	UpdatedAt    time.Time `dynamodbav:"updated_at" json:"updated_at"`
+	DedupNoteOff bool `dynamodbav:"dedup_note_off,omitempty" json:"dedup_note_off,omitempty"`
+	// RateLimitPerHour and MaxConcurrency are the gateway's ServiceNow
+	// budget (--rate-limit N/h, --max-concurrency N); 0 takes the budget
+	// package's default. Read them with BudgetSettings.
+	RateLimitPerHour int       `dynamodbav:"rate_limit_per_hour,omitempty" json:"rate_limit_per_hour,omitempty"`
+	MaxConcurrency   int       `dynamodbav:"max_concurrency,omitempty" json:"max_concurrency,omitempty"`
+	CreatedAt        time.Time `dynamodbav:"created_at" json:"created_at"`
+	UpdatedAt        time.Time `dynamodbav:"updated_at" json:"updated_at"`
 }
 
 // Credentials is the JSON document stored in a gateway's secret.
