@@ -13,6 +13,7 @@ import (
 	"github.com/snowgate/snowgate/internal/metrics"
 	"github.com/snowgate/snowgate/internal/pipeline"
 	"github.com/snowgate/snowgate/internal/queue"
+	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/secrets"
 	"github.com/snowgate/snowgate/internal/startup"
@@ -26,12 +27,16 @@ func main() {
 			return nil, err
 		}
 		db := dynamodb.NewFromConfig(k.AWS)
+		sqsClient := sqs.NewFromConfig(k.AWS)
 		p := pipeline.New(pipeline.Deps{
 			Gateways:   registry.New(db, env.RegistryTable),
 			Tickets:    state.New(db, env.StateTable),
-			Dispatch:   queue.NewSender(sqs.NewFromConfig(k.AWS), env.DispatchQueueURL),
+			Dispatch:   queue.NewSender(sqsClient, env.DispatchQueueURL),
 			ServiceNow: pipeline.NewConnections(secrets.New(secretsmanager.NewFromConfig(k.AWS))),
+			Queue:      sqsClient,
 		}, pipeline.Config{
+			QueueURL:         env.IntakeQueueURL,
+			Retry:            redelivery.Policy{Horizon: env.RetryHorizon},
 			FetchConcurrency: env.FetchConcurrency,
 			Logger:           k.Logger,
 			Metrics:          metrics.New(k.Stdout),

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/schema"
 )
 
@@ -17,7 +19,12 @@ type Env struct {
 	RegistryTable    string
 	StateTable       string
 	DispatchQueueURL string
+	// IntakeQueueURL is the queue the processor consumes, whose failed
+	// messages it paces (Config.QueueURL).
+	IntakeQueueURL   string
 	FetchConcurrency int
+	// RetryHorizon is redelivery.EnvHorizon, schema.RetryHorizon by default.
+	RetryHorizon time.Duration
 }
 
 // EnvFromGetenv reads Env; a missing or malformed setting is an error
@@ -27,6 +34,7 @@ func EnvFromGetenv(getenv func(string) string) (Env, error) {
 		RegistryTable:    strings.TrimSpace(getenv(schema.EnvRegistryTable)),
 		StateTable:       strings.TrimSpace(getenv(schema.EnvStateTable)),
 		DispatchQueueURL: strings.TrimSpace(getenv(schema.EnvDispatchQueueURL)),
+		IntakeQueueURL:   strings.TrimSpace(getenv(schema.EnvIntakeQueueURL)),
 		FetchConcurrency: DefaultFetchConcurrency,
 	}
 	var errs []error
@@ -34,6 +42,7 @@ func EnvFromGetenv(getenv func(string) string) (Env, error) {
 		schema.EnvRegistryTable:    e.RegistryTable,
 		schema.EnvStateTable:       e.StateTable,
 		schema.EnvDispatchQueueURL: e.DispatchQueueURL,
+		schema.EnvIntakeQueueURL:   e.IntakeQueueURL,
 	} {
 		if v == "" {
 			errs = append(errs, fmt.Errorf("%s is not set", name))
@@ -46,6 +55,11 @@ func EnvFromGetenv(getenv func(string) string) (Env, error) {
 		}
 		e.FetchConcurrency = n
 	}
+	horizon, err := redelivery.HorizonFromEnv(getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	e.RetryHorizon = horizon
 	if len(errs) > 0 {
 		return Env{}, fmt.Errorf("processor configuration: %w", errors.Join(errs...))
 	}

@@ -3,9 +3,11 @@ package pipeline
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/schema"
 )
 
@@ -14,6 +16,7 @@ func TestEnvFromGetenv(t *testing.T) {
 		schema.EnvRegistryTable:    "reg",
 		schema.EnvStateTable:       "state",
 		schema.EnvDispatchQueueURL: "http://q/dispatch",
+		schema.EnvIntakeQueueURL:   "http://q/intake",
 	}
 	with := func(k, v string) map[string]string {
 		m := map[string]string{}
@@ -29,8 +32,11 @@ func TestEnvFromGetenv(t *testing.T) {
 		want    Env
 		wantErr string
 	}{
-		{name: "defaults", env: full, want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", FetchConcurrency: DefaultFetchConcurrency}},
-		{name: "concurrency", env: with(EnvFetchConcurrency, "8"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", FetchConcurrency: 8}},
+		{name: "defaults", env: full, want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", FetchConcurrency: DefaultFetchConcurrency, RetryHorizon: schema.RetryHorizon}},
+		{name: "concurrency", env: with(EnvFetchConcurrency, "8"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", FetchConcurrency: 8, RetryHorizon: schema.RetryHorizon}},
+		{name: "shorter horizon", env: with(redelivery.EnvHorizon, "90m"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", FetchConcurrency: DefaultFetchConcurrency, RetryHorizon: 90 * time.Minute}},
+		{name: "horizon beyond the redrive count", env: with(redelivery.EnvHorizon, "48h"), wantErr: redelivery.EnvHorizon},
+		{name: "missing intake queue", env: with(schema.EnvIntakeQueueURL, ""), wantErr: schema.EnvIntakeQueueURL + " is not set"},
 		{name: "bad concurrency", env: with(EnvFetchConcurrency, "0"), wantErr: EnvFetchConcurrency},
 		{name: "missing table", env: with(schema.EnvStateTable, ""), wantErr: schema.EnvStateTable + " is not set"},
 	}
