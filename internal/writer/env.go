@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/schema"
 )
 
@@ -13,6 +15,9 @@ type Env struct {
 	RegistryTable   string
 	StateTable      string
 	ResultsQueueURL string
+	// RetryHorizon is redelivery.EnvHorizon, schema.RetryHorizon by
+	// default.
+	RetryHorizon time.Duration
 }
 
 // EnvFromGetenv reads Env; a missing setting is an error naming every
@@ -33,6 +38,11 @@ func EnvFromGetenv(getenv func(string) string) (Env, error) {
 			errs = append(errs, fmt.Errorf("%s is not set", s.name))
 		}
 	}
+	horizon, err := redelivery.HorizonFromEnv(getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	e.RetryHorizon = horizon
 	if len(errs) > 0 {
 		return Env{}, fmt.Errorf("writer configuration: %w", errors.Join(errs...))
 	}

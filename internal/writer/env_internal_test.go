@@ -3,7 +3,9 @@ package writer
 import (
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/schema"
 )
 
@@ -14,10 +16,14 @@ func TestEnvFromGetenv(t *testing.T) {
 	tests := []struct {
 		name    string
 		unset   []string
+		set     map[string]string
 		want    Env
 		wantErr []string
 	}{
-		{name: "complete", want: Env{RegistryTable: "reg", StateTable: "st", ResultsQueueURL: "https://sqs.example/q"}},
+		{name: "complete", want: Env{RegistryTable: "reg", StateTable: "st", ResultsQueueURL: "https://sqs.example/q", RetryHorizon: schema.RetryHorizon}},
+		{name: "shorter horizon", set: map[string]string{redelivery.EnvHorizon: "2h"},
+			want: Env{RegistryTable: "reg", StateTable: "st", ResultsQueueURL: "https://sqs.example/q", RetryHorizon: 2 * time.Hour}},
+		{name: "horizon beyond the redrive count", set: map[string]string{redelivery.EnvHorizon: "25h"}, wantErr: []string{redelivery.EnvHorizon}},
 		{name: "missing settings named", unset: []string{schema.EnvStateTable, schema.EnvResultsQueueURL},
 			wantErr: []string{schema.EnvStateTable + " is not set", schema.EnvResultsQueueURL + " is not set"}},
 	}
@@ -29,6 +35,9 @@ func TestEnvFromGetenv(t *testing.T) {
 			}
 			for _, k := range tt.unset {
 				delete(vars, k)
+			}
+			for k, v := range tt.set {
+				vars[k] = v
 			}
 			got, err := EnvFromGetenv(func(k string) string { return vars[k] })
 			if len(tt.wantErr) == 0 {
