@@ -96,24 +96,32 @@ func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		requestID = lc.AwsRequestID
 	}
+	// The failed messages' visibility, set concurrently: a throttled batch
+	// fails whole.
+	nexts := make([]redelivery.Next, len(outcomes))
+	for i, o := range outcomes {
+		switch {
+		case !o.Retry:
+		case expired[i] || o.Poison:
+			wg.Go(func() { nexts[i] = p.retries.GiveUp(ctx, ev.Records[i]) })
+		default:
+			wg.Go(func() { nexts[i] = p.retries.Retry(ctx, ev.Records[i], retryAfter(o.Err)) })
+		}
+	}
+	wg.Wait()
+
 	var resp events.SQSEventResponse
 	counts := map[string]float64{}
 	var latencies []float64
 	for i, o := range outcomes {
-		var next redelivery.Next
 		if o.Retry {
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: o.MessageID})
-			if expired[i] || o.Poison {
-				next = p.retries.GiveUp(ctx, ev.Records[i])
-			} else {
-				next = p.retries.Retry(ctx, ev.Records[i], retryAfter(o.Err))
-			}
 		}
 		counts[o.Status]++
 		if o.Fetched {
 			latencies = append(latencies, float64(o.FetchLatency.Microseconds())/1000)
 		}
-		p.logOutcome(ctx, requestID, ev.Records[i], o, next)
+		p.logOutcome(ctx, requestID, ev.Records[i], o, nexts[i])
 	}
 	if p.cfg.Metrics != nil {
 		ms := make([]metrics.Metric, 0, len(metricStatuses)+1)

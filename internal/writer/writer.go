@@ -276,17 +276,25 @@ func (w *Writer) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEven
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		requestID = lc.AwsRequestID
 	}
+	// The failed messages' visibility, set concurrently: a throttled batch
+	// fails whole.
+	nexts := make([]redelivery.Next, len(outs))
+	for i, o := range outs {
+		switch {
+		case !o.Retry:
+		case expired[i] || o.Outcome == OutcomePoison:
+			wg.Go(func() { nexts[i] = w.retries.GiveUp(ctx, ev.Records[i]) })
+		default:
+			wg.Go(func() { nexts[i] = w.retries.Retry(ctx, ev.Records[i], o.RetryAfter) })
+		}
+	}
+	wg.Wait()
+
 	var resp events.SQSEventResponse
 	counts := map[string]float64{}
 	for i, o := range outs {
-		var next redelivery.Next
 		if o.Retry {
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: o.MessageID})
-			if expired[i] || o.Outcome == OutcomePoison {
-				next = w.retries.GiveUp(ctx, ev.Records[i])
-			} else {
-				next = w.retries.Retry(ctx, ev.Records[i], o.RetryAfter)
-			}
 		}
 		counts[o.Outcome]++
 		if o.Outcome == OutcomeApplied {
@@ -295,7 +303,7 @@ func (w *Writer) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEven
 		if o.SnowFailure {
 			counts["servicenow_failure"]++
 		}
-		w.logOutcome(ctx, requestID, ev.Records[i], o, next)
+		w.logOutcome(ctx, requestID, ev.Records[i], o, nexts[i])
 	}
 	w.putMetrics(ctx, requestID, counts)
 	return resp, nil
