@@ -13,7 +13,6 @@ import (
 	"github.com/snowgate/snowgate/internal/metrics"
 	"github.com/snowgate/snowgate/internal/pipeline"
 	"github.com/snowgate/snowgate/internal/queue"
-	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/secrets"
 	"github.com/snowgate/snowgate/internal/startup"
@@ -36,7 +35,7 @@ func main() {
 			Queue:      sqsClient,
 		}, pipeline.Config{
 			QueueURL:         env.IntakeQueueURL,
-			Retry:            redelivery.Policy{Horizon: env.RetryHorizon},
+			Retry:            env.Retry,
 			FetchConcurrency: env.FetchConcurrency,
 			Logger:           k.Logger,
 			Metrics:          metrics.New(k.Stdout),

@@ -12,7 +12,6 @@ import (
 
 	"github.com/snowgate/snowgate/internal/metrics"
 	"github.com/snowgate/snowgate/internal/pipeline"
-	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/secrets"
 	"github.com/snowgate/snowgate/internal/startup"
@@ -34,7 +33,7 @@ func main() {
 			Queue:      sqs.NewFromConfig(k.AWS),
 		}, writer.Config{
 			QueueURL: env.ResultsQueueURL,
-			Retry:    redelivery.Policy{Horizon: env.RetryHorizon},
+			Retry:    env.Retry,
 			Logger:   k.Logger,
 			Metrics:  metrics.New(k.Stdout),
 		})

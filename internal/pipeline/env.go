@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/schema"
@@ -23,8 +22,8 @@ type Env struct {
 	// messages it paces (Config.QueueURL).
 	IntakeQueueURL   string
 	FetchConcurrency int
-	// RetryHorizon is redelivery.EnvHorizon, schema.RetryHorizon by default.
-	RetryHorizon time.Duration
+	// Retry is the pacing of failed messages (redelivery.PolicyFromEnv).
+	Retry redelivery.Policy
 }
 
 // EnvFromGetenv reads Env; a missing or malformed setting is an error
@@ -55,11 +54,11 @@ func EnvFromGetenv(getenv func(string) string) (Env, error) {
 		}
 		e.FetchConcurrency = n
 	}
-	horizon, err := redelivery.HorizonFromEnv(getenv)
+	retry, err := redelivery.PolicyFromEnv(getenv)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	e.RetryHorizon = horizon
+	e.Retry = retry
 	if len(errs) > 0 {
 		return Env{}, fmt.Errorf("processor configuration: %w", errors.Join(errs...))
 	}

@@ -12,6 +12,7 @@ import (
 )
 
 func TestEnvFromGetenv(t *testing.T) {
+	defaults := redelivery.Policy{Horizon: schema.RetryHorizon, Base: schema.RetryBase, Cap: schema.RetryCap}
 	full := map[string]string{
 		schema.EnvRegistryTable:    "reg",
 		schema.EnvStateTable:       "state",
@@ -32,9 +33,9 @@ func TestEnvFromGetenv(t *testing.T) {
 		want    Env
 		wantErr string
 	}{
-		{name: "defaults", env: full, want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", FetchConcurrency: DefaultFetchConcurrency, RetryHorizon: schema.RetryHorizon}},
-		{name: "concurrency", env: with(EnvFetchConcurrency, "8"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", FetchConcurrency: 8, RetryHorizon: schema.RetryHorizon}},
-		{name: "shorter horizon", env: with(redelivery.EnvHorizon, "90m"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", FetchConcurrency: DefaultFetchConcurrency, RetryHorizon: 90 * time.Minute}},
+		{name: "defaults", env: full, want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", FetchConcurrency: DefaultFetchConcurrency, Retry: defaults}},
+		{name: "concurrency", env: with(EnvFetchConcurrency, "8"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", FetchConcurrency: 8, Retry: defaults}},
+		{name: "shorter horizon", env: with(redelivery.EnvHorizon, "90m"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", FetchConcurrency: DefaultFetchConcurrency, Retry: redelivery.Policy{Horizon: 90 * time.Minute, Base: schema.RetryBase, Cap: schema.RetryCap}}},
 		{name: "horizon beyond the redrive count", env: with(redelivery.EnvHorizon, "48h"), wantErr: redelivery.EnvHorizon},
 		{name: "missing intake queue", env: with(schema.EnvIntakeQueueURL, ""), wantErr: schema.EnvIntakeQueueURL + " is not set"},
 		{name: "bad concurrency", env: with(EnvFetchConcurrency, "0"), wantErr: EnvFetchConcurrency},

@@ -31,6 +31,7 @@ package redelivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -221,21 +222,49 @@ func (q *Queue) set(ctx context.Context, rec events.SQSMessage, wait time.Durati
 	return true
 }
 
-// EnvHorizon optionally shortens the retry horizon of the processor and
-// the writer: a Go duration ("6h", "90m") up to schema.RetryHorizon.
-const EnvHorizon = "SNOWGATE_RETRY_HORIZON"
+// Settings of the policy, read by the processor and the writer at start
+// (PolicyFromEnv). EnvHorizon may shorten the retry horizon; EnvBase and
+// EnvCap change the backoff, for a system that runs in compressed time
+// (the end-to-end tests). Go durations ("6h", "90m").
+const (
+	EnvHorizon = "SNOWGATE_RETRY_HORIZON"
+	EnvBase    = "SNOWGATE_RETRY_BASE"
+	EnvCap     = "SNOWGATE_RETRY_CAP"
+)
 
-// HorizonFromEnv reads EnvHorizon: schema.RetryHorizon when unset. A
-// longer horizon is refused: the queues' redrive count is computed from
-// schema.RetryHorizon and would dead-letter by count before it.
-func HorizonFromEnv(getenv func(string) string) (time.Duration, error) {
-	v := strings.TrimSpace(getenv(EnvHorizon))
-	if v == "" {
-		return schema.RetryHorizon, nil
+// PolicyFromEnv reads EnvHorizon, EnvBase and EnvCap, schema's constants
+// when unset. A policy is refused when the receives it may spend within its
+// horizon (schema.RetryReceives, plus schema.UnpacedReceives) exceed the
+// queues' redrive count, which is computed from schema's constants: the
+// count would dead-letter before the horizon. With the default backoff,
+// that is a horizon past schema.RetryHorizon.
+func PolicyFromEnv(getenv func(string) string) (Policy, error) {
+	p := Policy{Horizon: schema.RetryHorizon, Base: schema.RetryBase, Cap: schema.RetryCap}
+	var errs []error
+	for _, s := range []struct {
+		name string
+		d    *time.Duration
+	}{{EnvHorizon, &p.Horizon}, {EnvBase, &p.Base}, {EnvCap, &p.Cap}} {
+		v := strings.TrimSpace(getenv(s.name))
+		if v == "" {
+			continue
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s=%q: want a duration above 0", s.name, v))
+			continue
+		}
+		*s.d = d
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 || d > schema.RetryHorizon {
-		return 0, fmt.Errorf("%s=%q: want a duration above 0 and at most %s (the queues' redrive count is computed for that)", EnvHorizon, v, schema.RetryHorizon)
+	if len(errs) > 0 {
+		return Policy{}, errors.Join(errs...)
 	}
-	return d, nil
+	if p.Cap < p.Base {
+		return Policy{}, fmt.Errorf("%s=%s is below %s=%s", EnvCap, p.Cap, EnvBase, p.Base)
+	}
+	if n := schema.RetryReceives(p.Horizon, p.Base, p.Cap) + schema.UnpacedReceives; n > schema.ConsumerMaxReceiveCount {
+		return Policy{}, fmt.Errorf("retry horizon %s with a backoff from %s to %s may take %d receives, more than the queues' redrive count of %d: shorten %s or lengthen the backoff",
+			p.Horizon, p.Base, p.Cap, n, schema.ConsumerMaxReceiveCount, EnvHorizon)
+	}
+	return p, nil
 }

@@ -116,34 +116,36 @@ func TestNoQueue(t *testing.T) {
 	}
 }
 
-func TestHorizonFromEnv(t *testing.T) {
+func TestPolicyFromEnv(t *testing.T) {
+	defaults := redelivery.Policy{Horizon: schema.RetryHorizon, Base: schema.RetryBase, Cap: schema.RetryCap}
 	tests := []struct {
-		v       string
-		want    time.Duration
-		wantErr bool
+		name    string
+		env     map[string]string
+		want    redelivery.Policy
+		wantErr string
 	}{
-		{v: "", want: schema.RetryHorizon},
-		{v: " 6h ", want: 6 * time.Hour},
-		{v: "24h", want: 24 * time.Hour},
-		{v: "24h1s", wantErr: true},
-		{v: "0s", wantErr: true},
-		{v: "a day", wantErr: true},
+		{name: "defaults", want: defaults},
+		{name: "shorter horizon", env: map[string]string{redelivery.EnvHorizon: " 6h "},
+			want: redelivery.Policy{Horizon: 6 * time.Hour, Base: schema.RetryBase, Cap: schema.RetryCap}},
+		{name: "the default horizon exactly", env: map[string]string{redelivery.EnvHorizon: "24h"}, want: defaults},
+		{name: "longer horizon", env: map[string]string{redelivery.EnvHorizon: "24h30m"}, wantErr: "redrive count of 63"},
+		{name: "compressed time", env: map[string]string{redelivery.EnvHorizon: "2m", redelivery.EnvBase: "1s", redelivery.EnvCap: "5s"},
+			want: redelivery.Policy{Horizon: 2 * time.Minute, Base: time.Second, Cap: 5 * time.Second}},
+		{name: "compressed too far", env: map[string]string{redelivery.EnvHorizon: "10m", redelivery.EnvBase: "1s", redelivery.EnvCap: "5s"}, wantErr: "redrive count"},
+		{name: "cap below base", env: map[string]string{redelivery.EnvBase: "2m", redelivery.EnvCap: "1m"}, wantErr: redelivery.EnvCap},
+		{name: "zero", env: map[string]string{redelivery.EnvHorizon: "0s"}, wantErr: redelivery.EnvHorizon},
+		{name: "not a duration", env: map[string]string{redelivery.EnvBase: "a minute"}, wantErr: redelivery.EnvBase},
 	}
 	for _, tt := range tests {
-		got, err := redelivery.HorizonFromEnv(func(k string) string {
-			if k == redelivery.EnvHorizon {
-				return tt.v
-			}
-			return ""
-		})
-		if tt.wantErr {
-			if err == nil || !strings.Contains(err.Error(), redelivery.EnvHorizon) {
-				t.Errorf("HorizonFromEnv(%q) = %s, %v; want an error naming %s", tt.v, got, err, redelivery.EnvHorizon)
+		got, err := redelivery.PolicyFromEnv(func(k string) string { return tt.env[k] })
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: PolicyFromEnv = %+v, %v; want an error mentioning %q", tt.name, got, err, tt.wantErr)
 			}
 			continue
 		}
-		if err != nil || got != tt.want {
-			t.Errorf("HorizonFromEnv(%q) = %s, %v; want %s", tt.v, got, err, tt.want)
+		if err != nil || got.Horizon != tt.want.Horizon || got.Base != tt.want.Base || got.Cap != tt.want.Cap {
+			t.Errorf("%s: PolicyFromEnv = %+v, %v; want %+v", tt.name, got, err, tt.want)
 		}
 	}
 }

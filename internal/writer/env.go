@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/schema"
@@ -15,9 +14,8 @@ type Env struct {
 	RegistryTable   string
 	StateTable      string
 	ResultsQueueURL string
-	// RetryHorizon is redelivery.EnvHorizon, schema.RetryHorizon by
-	// default.
-	RetryHorizon time.Duration
+	// Retry is the pacing of failed messages (redelivery.PolicyFromEnv).
+	Retry redelivery.Policy
 }
 
 // EnvFromGetenv reads Env; a missing setting is an error naming every
@@ -38,11 +36,11 @@ func EnvFromGetenv(getenv func(string) string) (Env, error) {
 			errs = append(errs, fmt.Errorf("%s is not set", s.name))
 		}
 	}
-	horizon, err := redelivery.HorizonFromEnv(getenv)
+	retry, err := redelivery.PolicyFromEnv(getenv)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	e.RetryHorizon = horizon
+	e.Retry = retry
 	if len(errs) > 0 {
 		return Env{}, fmt.Errorf("writer configuration: %w", errors.Join(errs...))
 	}
