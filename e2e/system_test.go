@@ -30,6 +30,7 @@ import (
 	"github.com/snowgate/snowgate/internal/localrun"
 	"github.com/snowgate/snowgate/internal/provision"
 	"github.com/snowgate/snowgate/internal/reconcile"
+	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/schema"
 	"github.com/snowgate/snowgate/internal/snowsim"
 )
@@ -271,6 +272,10 @@ func localSystem(t *testing.T) *system {
 	// Every run reads back this far; the default (2 min) only costs reads,
 	// a shorter one keeps the logs of a failing run readable.
 	fnEnv[reconcile.EnvOverlap] = "10s"
+	// Failed messages retried in compressed time, as the short visibility
+	// timeout stands for the queue's: backoff from 1 s to 5 s (not 1 min
+	// to 1 h), a two-minute horizon.
+	fnEnv[redelivery.EnvBase], fnEnv[redelivery.EnvCap], fnEnv[redelivery.EnvHorizon] = "1s", "5s", "2m"
 	lc := lambda.NewFromConfig(cfg)
 	sup := &localrun.Supervisor{Emulator: emu, Region: cfg.Region, Logs: logs.logs, Log: log, Backoff: 50 * time.Millisecond}
 	arns := map[string]string{}

@@ -26,12 +26,16 @@ func main() {
 			return nil, err
 		}
 		db := dynamodb.NewFromConfig(k.AWS)
+		sqsClient := sqs.NewFromConfig(k.AWS)
 		p := pipeline.New(pipeline.Deps{
 			Gateways:   registry.New(db, env.RegistryTable),
 			Tickets:    state.New(db, env.StateTable),
-			Dispatch:   queue.NewSender(sqs.NewFromConfig(k.AWS), env.DispatchQueueURL),
+			Dispatch:   queue.NewSender(sqsClient, env.DispatchQueueURL),
 			ServiceNow: pipeline.NewConnections(secrets.New(secretsmanager.NewFromConfig(k.AWS))),
+			Queue:      sqsClient,
 		}, pipeline.Config{
+			QueueURL:         env.IntakeQueueURL,
+			Retry:            env.Retry,
 			FetchConcurrency: env.FetchConcurrency,
 			Logger:           k.Logger,
 			Metrics:          metrics.New(k.Stdout),

@@ -33,6 +33,7 @@ func main() {
 			Queue:      sqs.NewFromConfig(k.AWS),
 		}, writer.Config{
 			QueueURL: env.ResultsQueueURL,
+			Retry:    env.Retry,
 			Logger:   k.Logger,
 			Metrics:  metrics.New(k.Stdout),
 		})

@@ -26,6 +26,10 @@ const (
 	ReconcileLagThreshold = 10 * time.Minute
 	// Ingest5xxPercent is the share of 5xx responses that raises the alarm.
 	Ingest5xxPercent = 5
+	// IntakeAgeThreshold is how old the oldest intake message may grow:
+	// changes are waiting longer than that for ServiceNow (throttled or
+	// down) or for the processor. Retries go on until the retry horizon.
+	IntakeAgeThreshold = time.Hour
 )
 
 // Outcomes are the processor's outcome metrics, one per ticket status.
@@ -38,6 +42,7 @@ const (
 	AlarmWriterErrors     = "WriterErrors"
 	AlarmIngest5xxRate    = "Ingest5xxRate"
 	AlarmReconcileLag     = "ReconcileLag"
+	AlarmIntakeAge        = "IntakeAge"
 )
 
 // AlarmDLQ is the construct id of the alarm on a queue's dead-letter queue.
@@ -67,7 +72,11 @@ func newMonitoring(s awscdk.Stack, svc *Service, d *Data, email string) awssns.T
 	processor, reconciler, writer := svc.Functions[Processor], svc.Functions[Reconciler], svc.Functions[Writer]
 
 	for _, q := range schema.Queues {
-		alarm(AlarmDLQ(q), fmt.Sprintf("messages in the %s dead-letter queue: they failed %d times; inspect, fix, redrive", q.ID, q.MaxReceiveCount), &awscloudwatch.AlarmProps{
+		why := fmt.Sprintf("they failed %d times", q.MaxReceiveCount)
+		if q.MaxReceiveCount == schema.ConsumerMaxReceiveCount {
+			why = fmt.Sprintf("poison, or still failing after the retry horizon (%s by default)", schema.RetryHorizon)
+		}
+		alarm(AlarmDLQ(q), fmt.Sprintf("messages in the %s dead-letter queue: %s; inspect, fix, redrive", q.ID, why), &awscloudwatch.AlarmProps{
 			Metric: d.DLQs[q.ID].MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{
 				Statistic: jsii.String("Maximum"), Period: minute,
 			}),
@@ -119,6 +128,15 @@ func newMonitoring(s awscdk.Stack, svc *Service, d *Data, email string) awssns.T
 	alarm(AlarmReconcileLag, fmt.Sprintf("the reconciler is more than %s behind ServiceNow", ReconcileLagThreshold), &awscloudwatch.AlarmProps{
 		Metric:             lag,
 		Threshold:          jsii.Number(ReconcileLagThreshold.Seconds()),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(1),
+	})
+
+	alarm(AlarmIntakeAge, fmt.Sprintf("the oldest intake message is more than %s old: changes wait for ServiceNow (throttled or down: see the processor's logs) or for the processor", IntakeAgeThreshold), &awscloudwatch.AlarmProps{
+		Metric: d.Queues[schema.Intake.ID].MetricApproximateAgeOfOldestMessage(&awscloudwatch.MetricOptions{
+			Statistic: jsii.String("Maximum"), Period: fiveMinutes,
+		}),
+		Threshold:          jsii.Number(IntakeAgeThreshold.Seconds()),
 		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
 		EvaluationPeriods:  jsii.Number(1),
 	})

@@ -49,9 +49,13 @@ const (
 	ReconcilerMemoryMB = 256
 	ReconcilerTimeout  = 90 * time.Second
 
-	// SQS event source of the processor.
+	// SQS event source of the processor: no batching window (SQS's
+	// default), so a batch leaves as soon as a poll finds messages; a 1 s
+	// window made nearly all of the webhook-to-dispatch latency at low
+	// rates. The processor's failed messages are paced and dead-lettered
+	// by age (package redelivery, schema.RetryHorizon).
 	ProcessorBatchSize      = 10
-	ProcessorBatchingWindow = 1 * time.Second
+	ProcessorBatchingWindow = 0 * time.Second
 	// ProcessorMaxConcurrency caps the pollers so a burst cannot exhaust
 	// ServiceNow's API rate limit or the account's concurrency.
 	ProcessorMaxConcurrency = 10

@@ -35,7 +35,7 @@ func TestResourceCounts(t *testing.T) {
 		{"schedule", fx.svcDoc, "AWS::Events::Rule", 1},
 		// Errors of processor, reconciler and writer; one per DLQ; ingest
 		// 5xx rate; reconcile lag.
-		{"alarms", fx.svcDoc, "AWS::CloudWatch::Alarm", 3 + len(schema.Queues) + 2},
+		{"alarms", fx.svcDoc, "AWS::CloudWatch::Alarm", 3 + len(schema.Queues) + 3},
 		{"alarm topic", fx.svcDoc, "AWS::SNS::Topic", 1},
 		{"dashboard", fx.svcDoc, "AWS::CloudWatch::Dashboard", 1},
 		{"log groups: functions and access logs", fx.svcDoc, "AWS::Logs::LogGroup", len(stack.Functions) + 1},
@@ -186,6 +186,26 @@ func TestTablesMatchSchema(t *testing.T) {
 		if !known[id] {
 			t.Errorf("template table %s has no schema definition", id)
 		}
+	}
+}
+
+// TestRedriveCounts: the queues whose consumers retry by age give up by
+// count only after the receives the backoff can spend within the retry
+// horizon (63 with the defaults); the dispatch queue keeps the engine's 5.
+func TestRedriveCounts(t *testing.T) {
+	inTemplate := fx.dataDoc.resources("AWS::SQS::Queue")
+	want := map[string]float64{"IntakeQueue": 63, "ResultsQueue": 63, "DispatchQueue": 5}
+	got := map[string]float64{}
+	for id := range want {
+		redrive, _ := props(inTemplate[id])["RedrivePolicy"].(map[string]any)
+		n, _ := redrive["maxReceiveCount"].(float64)
+		got[id] = n
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("maxReceiveCount (-want +got):\n%s", diff)
+	}
+	if n := schema.RetryReceives(schema.RetryHorizon, schema.RetryBase, schema.RetryCap) + schema.UnpacedReceives; float64(n) != want["IntakeQueue"] {
+		t.Errorf("the computed redrive count is %d, want %v", n, want["IntakeQueue"])
 	}
 }
 
@@ -431,8 +451,8 @@ func TestProcessorEventSource(t *testing.T) {
 	if src := fmt.Sprint(p["EventSourceArn"]); !strings.Contains(src, "IntakeQueueArn") {
 		t.Errorf("event source %s, want the intake queue", src)
 	}
-	if stack.ProcessorBatchingWindow.Seconds() > 5 {
-		t.Errorf("batching window %s is not short", stack.ProcessorBatchingWindow)
+	if stack.ProcessorBatchingWindow != 0 {
+		t.Errorf("batching window %s, want none (SQS's default): a batch leaves as soon as a poll finds messages", stack.ProcessorBatchingWindow)
 	}
 }
 
@@ -554,6 +574,12 @@ func TestAlarms(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantLag, gotLag); diff != "" {
 		t.Errorf("reconcile lag alarm (-want +got):\n%s", diff)
+	}
+	age := byPrefix(stack.AlarmIntakeAge)
+	if age["MetricName"] != "ApproximateAgeOfOldestMessage" || age["Namespace"] != "AWS/SQS" ||
+		age["Threshold"] != stack.IntakeAgeThreshold.Seconds() || age["ComparisonOperator"] != "GreaterThanThreshold" ||
+		!strings.Contains(fmt.Sprint(age["Dimensions"]), "IntakeQueueQueueName") {
+		t.Errorf("intake age alarm = %v", age)
 	}
 	rate := byPrefix(stack.AlarmIngest5xxRate)
 	expr := fmt.Sprint(rate["Metrics"])

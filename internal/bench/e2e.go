@@ -46,14 +46,16 @@ const systemPrefix = "bench-dev-"
 
 // StartSystem runs localrun.Dev until Close, with the given concurrency
 // (zero: make dev's defaults). The reconciler's schedule is set far apart so
-// that only webhooks dispatch during a measurement; Recover runs it.
+// that only webhooks dispatch during a measurement; Recover runs it. No
+// engine runs on the dispatch queue: the measurement is its only
+// consumer, or it would miss the jobs an engine took first.
 func (r *Rig) StartSystem(ctx context.Context, ingestEnvs, processorEnvs, batches int) (*System, error) {
 	envFile := filepath.Join(r.Dir, "dev.env")
 	devCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	dc := localrun.DevConfig{
 		Emulator: r.Emu, Region: r.Cfg.Region, Prefix: systemPrefix, BuildDir: filepath.Join(r.Dir, "host"),
-		EnvFile: envFile, Interval: time.Hour, Outbound: true, Logs: r.Logs,
+		EnvFile: envFile, Interval: time.Hour, Outbound: true, Logs: r.Logs, Engine: localrun.EngineOff,
 		IngestEnvironments: ingestEnvs, ProcessorEnvironments: processorEnvs, ProcessorBatches: batches,
 	}
 	go func() { done <- localrun.Dev(devCtx, dc) }()

@@ -53,10 +53,11 @@ var functionSettings = []struct {
 	{Writer, schema.WriterTimeout, 256},
 }
 
-// The processor's and the writer's SQS event sources, as in the CDK stack.
+// The processor's and the writer's SQS event sources, as in the CDK stack:
+// batches of up to 10 and no batching window (SQS's default), so a long
+// poll hands over what it found as soon as there is something.
 const (
 	processorBatchSize = 10
-	processorWindow    = time.Second
 	writerBatchSize    = 10
 	// writerBatches is the writer's concurrency in make dev; the stack
 	// allows 5, a machine of two cores needs no more than one.
@@ -82,7 +83,7 @@ type eventSource struct {
 var eventSources = []eventSource{
 	{
 		function: Processor, queue: "intake", queueURL: func(r provision.Resources) string { return r.IntakeQueueURL },
-		batchSize: processorBatchSize, window: processorWindow,
+		batchSize: processorBatchSize, window: 0,
 		batches: func(c DevConfig) int { return countOr(c.ProcessorBatches, DefaultProcessorBatches) },
 	},
 	{

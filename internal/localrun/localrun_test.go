@@ -376,6 +376,51 @@ func TestRuntime(t *testing.T) {
 		}
 	})
 
+	t.Run("without a batching window, a long poll hands a message over on arrival", func(t *testing.T) {
+		seen, _ := r.queue(t, 30*time.Second, 0)
+		intake, _ := r.queue(t, 30*time.Second, 0)
+		fn := r.start(t, map[string]string{"ECHO_SEEN_QUEUE": seen})
+		// Long polls of 20 s, as Lambda's: a message is delivered within the
+		// drain's 10 s only if a receive answers as soon as it is there.
+		src := &localrun.SQSSource{
+			SQS: r.sqs, Lambda: r.lambda, Log: r.log,
+			QueueURL: intake, Function: fn.Name, Region: r.cfg.Region,
+			Window: 0, WaitTime: 20 * time.Second, Concurrency: 2,
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- src.Run(ctx) }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("SQSSource.Run: %v", err)
+			}
+		}()
+		// The pollers are waiting in their long polls by then.
+		time.Sleep(500 * time.Millisecond)
+		for i, body := range []string{"first", "second"} {
+			if _, err := r.sqs.SendMessage(t.Context(), &sqs.SendMessageInput{
+				QueueUrl: aws.String(intake), MessageBody: aws.String(body),
+			}); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, raw := range r.drain(t, seen, 1, 10*time.Second) {
+				var rec events.SQSMessage
+				if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+					t.Fatalf("decode record: %v\n%s", err, raw)
+				}
+				got = append(got, rec.Body)
+			}
+			if diff := cmp.Diff([]string{body}, got); diff != "" {
+				t.Fatalf("message %d: deliveries within 10 s of a 20 s long poll (-want +got):\n%s", i+1, diff)
+			}
+		}
+		if left := r.drain(t, intake, 1, 2*time.Second); len(left) != 0 {
+			t.Errorf("intake queue still holds %q, want empty", left)
+		}
+	})
+
 	t.Run("the schedule fires at its interval with a scheduled event", func(t *testing.T) {
 		seen, _ := r.queue(t, 30*time.Second, 0)
 		fn := r.start(t, map[string]string{"ECHO_SEEN_QUEUE": seen})

@@ -40,10 +40,15 @@ type Invoker interface {
 // its maximum concurrency, it runs up to Concurrency pollers, each gathering
 // and delivering batches on its own, so that many batches can be in flight
 // at once (the function needs as many execution environments to run them
-// side by side). One poller is always active; a receive that finds a full
-// batch already waiting (a backlog) activates one more, and a batch the
-// window closed on before it filled lets one go idle. Without that, pollers
-// would split a trickle into small batches that each wait out the window.
+// side by side). With a batching window, one poller is always active; a
+// receive that finds a full batch already waiting (a backlog) activates one
+// more, and a batch the window closed on before it filled lets one go idle.
+// Without that, pollers would split a trickle into small batches that each
+// wait out the window. Without a window (SQS's default, and the stack's),
+// every poller long polls, as Lambda's do: a receive answers as soon as a
+// message is there, and its batch goes to the function at once with what
+// that receive got, so a message never waits for a poller to be free
+// unless all of them are busy.
 type SQSSource struct {
 	SQS    SQSAPI
 	Lambda Invoker
@@ -77,6 +82,9 @@ func (s *SQSSource) Run(ctx context.Context) error {
 	arn := attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
 	sc := &scaler{max: int32(max(s.Concurrency, 1))}
 	sc.active.Store(1)
+	if s.Window <= 0 {
+		sc.active.Store(sc.max)
+	}
 	var wg sync.WaitGroup
 	for i := range sc.max {
 		wg.Go(func() { s.poll(ctx, arn, sc, i) })
@@ -134,7 +142,9 @@ func (s *SQSSource) poll(ctx context.Context, arn string, sc *scaler, i int32) {
 		if len(msgs) == 0 {
 			continue
 		}
-		sc.observe(backlog, int32(len(msgs)) < s.batchSize())
+		if s.Window > 0 {
+			sc.observe(backlog, int32(len(msgs)) < s.batchSize())
+		}
 		s.deliver(ctx, arn, msgs)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/schema"
 )
 
@@ -17,7 +18,12 @@ type Env struct {
 	RegistryTable    string
 	StateTable       string
 	DispatchQueueURL string
+	// IntakeQueueURL is the queue the processor consumes, whose failed
+	// messages it paces (Config.QueueURL).
+	IntakeQueueURL   string
 	FetchConcurrency int
+	// Retry is the pacing of failed messages (redelivery.PolicyFromEnv).
+	Retry redelivery.Policy
 }
 
 // EnvFromGetenv reads Env; a missing or malformed setting is an error
@@ -27,6 +33,7 @@ func EnvFromGetenv(getenv func(string) string) (Env, error) {
 		RegistryTable:    strings.TrimSpace(getenv(schema.EnvRegistryTable)),
 		StateTable:       strings.TrimSpace(getenv(schema.EnvStateTable)),
 		DispatchQueueURL: strings.TrimSpace(getenv(schema.EnvDispatchQueueURL)),
+		IntakeQueueURL:   strings.TrimSpace(getenv(schema.EnvIntakeQueueURL)),
 		FetchConcurrency: DefaultFetchConcurrency,
 	}
 	var errs []error
@@ -34,6 +41,7 @@ func EnvFromGetenv(getenv func(string) string) (Env, error) {
 		schema.EnvRegistryTable:    e.RegistryTable,
 		schema.EnvStateTable:       e.StateTable,
 		schema.EnvDispatchQueueURL: e.DispatchQueueURL,
+		schema.EnvIntakeQueueURL:   e.IntakeQueueURL,
 	} {
 		if v == "" {
 			errs = append(errs, fmt.Errorf("%s is not set", name))
@@ -46,6 +54,11 @@ func EnvFromGetenv(getenv func(string) string) (Env, error) {
 		}
 		e.FetchConcurrency = n
 	}
+	retry, err := redelivery.PolicyFromEnv(getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	e.Retry = retry
 	if len(errs) > 0 {
 		return Env{}, fmt.Errorf("processor configuration: %w", errors.Join(errs...))
 	}

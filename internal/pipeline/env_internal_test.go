@@ -3,17 +3,21 @@ package pipeline
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/schema"
 )
 
 func TestEnvFromGetenv(t *testing.T) {
+	defaults := redelivery.Policy{Horizon: schema.RetryHorizon, Base: schema.RetryBase, Cap: schema.RetryCap}
 	full := map[string]string{
 		schema.EnvRegistryTable:    "reg",
 		schema.EnvStateTable:       "state",
 		schema.EnvDispatchQueueURL: "http://q/dispatch",
+		schema.EnvIntakeQueueURL:   "http://q/intake",
 	}
 	with := func(k, v string) map[string]string {
 		m := map[string]string{}
@@ -29,8 +33,11 @@ func TestEnvFromGetenv(t *testing.T) {
 		want    Env
 		wantErr string
 	}{
-		{name: "defaults", env: full, want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", FetchConcurrency: DefaultFetchConcurrency}},
-		{name: "concurrency", env: with(EnvFetchConcurrency, "8"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", FetchConcurrency: 8}},
+		{name: "defaults", env: full, want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", FetchConcurrency: DefaultFetchConcurrency, Retry: defaults}},
+		{name: "concurrency", env: with(EnvFetchConcurrency, "8"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", FetchConcurrency: 8, Retry: defaults}},
+		{name: "shorter horizon", env: with(redelivery.EnvHorizon, "90m"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", FetchConcurrency: DefaultFetchConcurrency, Retry: redelivery.Policy{Horizon: 90 * time.Minute, Base: schema.RetryBase, Cap: schema.RetryCap}}},
+		{name: "horizon beyond the redrive count", env: with(redelivery.EnvHorizon, "48h"), wantErr: redelivery.EnvHorizon},
+		{name: "missing intake queue", env: with(schema.EnvIntakeQueueURL, ""), wantErr: schema.EnvIntakeQueueURL + " is not set"},
 		{name: "bad concurrency", env: with(EnvFetchConcurrency, "0"), wantErr: EnvFetchConcurrency},
 		{name: "missing table", env: with(schema.EnvStateTable, ""), wantErr: schema.EnvStateTable + " is not set"},
 	}

@@ -3,16 +3,22 @@ package pipeline
 import (
 	"cmp"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/snowgate/snowgate/internal/metrics"
+	"github.com/snowgate/snowgate/internal/queue"
+	"github.com/snowgate/snowgate/internal/redelivery"
+	"github.com/snowgate/snowgate/internal/servicenow"
 	"github.com/snowgate/snowgate/internal/state"
 )
 
@@ -30,13 +36,22 @@ var metricStatuses = []string{
 // except the incidents about to get a first job, which wait for the whole
 // batch: their fingerprints are claimed one at a time in sys_created_on
 // order, so a duplicate always links to the earliest-created incident of
-// its group, and then they complete concurrently. Messages to retry are returned as batch item failures; the
-// error is always nil, so one bad message never fails the batch.
+// its group, and then they complete concurrently. Messages to retry are
+// returned as batch item failures, each with the visibility its retry
+// needs (package redelivery); a message past the retry horizon that failed
+// before is reported failed without work, on its way to the dead-letter
+// queue. The error is always nil, so one bad message never fails the
+// batch.
 func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	outcomes := make([]Outcome, len(ev.Records))
 	decisions := make([]*decision, len(ev.Records))
+	expired := make([]bool, len(ev.Records))
 	var wg sync.WaitGroup
 	for i, rec := range ev.Records {
+		if p.retries.Expired(rec) {
+			expired[i], outcomes[i] = true, p.expired(rec)
+			continue
+		}
 		wg.Go(func() {
 			safely(rec.MessageId, &outcomes[i], func() {
 				d, o := p.prepare(ctx, rec)
@@ -81,6 +96,20 @@ func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		requestID = lc.AwsRequestID
 	}
+	// The failed messages' visibility, set concurrently: a throttled batch
+	// fails whole.
+	nexts := make([]redelivery.Next, len(outcomes))
+	for i, o := range outcomes {
+		switch {
+		case !o.Retry:
+		case expired[i] || o.Poison:
+			wg.Go(func() { nexts[i] = p.retries.GiveUp(ctx, ev.Records[i]) })
+		default:
+			wg.Go(func() { nexts[i] = p.retries.Retry(ctx, ev.Records[i], retryAfter(o.Err)) })
+		}
+	}
+	wg.Wait()
+
 	var resp events.SQSEventResponse
 	counts := map[string]float64{}
 	var latencies []float64
@@ -92,7 +121,7 @@ func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		if o.Fetched {
 			latencies = append(latencies, float64(o.FetchLatency.Microseconds())/1000)
 		}
-		p.logOutcome(ctx, requestID, ev.Records[i], o)
+		p.logOutcome(ctx, requestID, ev.Records[i], o, nexts[i])
 	}
 	if p.cfg.Metrics != nil {
 		ms := make([]metrics.Metric, 0, len(metricStatuses)+1)
@@ -105,6 +134,28 @@ func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		}
 	}
 	return resp, nil
+}
+
+// expired is the outcome of a message past the retry horizon that failed
+// before: not processed again, on its way to the dead-letter queue.
+func (p *Processor) expired(rec events.SQSMessage) Outcome {
+	o := Outcome{MessageID: rec.MessageId, Status: StatusFailed, Retry: true,
+		Reason: fmt.Sprintf("older than the retry horizon (%s): to the dead-letter queue", p.cfg.Retry.Horizon)}
+	var m queue.IntakeMessage
+	if json.Unmarshal([]byte(rec.Body), &m) == nil {
+		o.Key, o.Source = state.Key{GatewayID: m.GatewayID, Table: m.Table, SysID: m.SysID}, m.Source
+	}
+	return o
+}
+
+// retryAfter is how long ServiceNow asked to wait before the failed call
+// is tried again, zero when it did not say.
+func retryAfter(err error) time.Duration {
+	var se *servicenow.Error
+	if errors.As(err, &se) {
+		return se.RetryAfter
+	}
+	return 0
 }
 
 // createdOrder sorts records without a creation time last.
@@ -127,7 +178,7 @@ func safely(messageID string, o *Outcome, f func()) {
 }
 
 // logOutcome writes the one line per message.
-func (p *Processor) logOutcome(ctx context.Context, requestID string, rec events.SQSMessage, o Outcome) {
+func (p *Processor) logOutcome(ctx context.Context, requestID string, rec events.SQSMessage, o Outcome, next redelivery.Next) {
 	attrs := []slog.Attr{
 		slog.String("request_id", requestID),
 		slog.String("message_id", o.MessageID),
@@ -141,6 +192,12 @@ func (p *Processor) logOutcome(ctx context.Context, requestID string, rec events
 		slog.String("status", o.Status),
 		slog.String("reason", o.Reason),
 		slog.Bool("retry", o.Retry),
+	}
+	switch {
+	case next.GiveUp:
+		attrs = append(attrs, slog.Bool("dead_letter", true))
+	case next.Set:
+		attrs = append(attrs, slog.Float64("retry_in_s", next.Wait.Seconds()))
 	}
 	if o.JobID != "" {
 		attrs = append(attrs, slog.String("job_id", o.JobID))
@@ -159,7 +216,7 @@ func (p *Processor) logOutcome(ctx context.Context, requestID string, rec events
 		attrs = append(attrs, slog.String("error", o.Err.Error()))
 		level = slog.LevelWarn
 	}
-	if o.Poison || (o.Status == StatusFailed && !o.Retry) {
+	if o.Poison || next.GiveUp || (o.Status == StatusFailed && !o.Retry) {
 		level = slog.LevelError
 	}
 	p.log.LogAttrs(ctx, level, "message processed", attrs...)

@@ -95,20 +95,25 @@
 //
 // A transient failure (ServiceNow 429/5xx/timeouts, credentials that do not
 // work, DynamoDB or SQS errors, a claim held by another processor) fails
-// only its message: the batch response lists it, SQS retries it, and after
-// the intake queue's maximum receives it moves to the dead-letter queue. A
-// permanent failure (404 from ServiceNow, a 403 (the integration user may
-// not read the table: a gateway misconfiguration that no retry cures), an
-// unknown gateway or table, a record without the fields idempotency needs)
-// is stored on the ticket as failed and the message is done; a 403 on the
-// journal only is noted on the ticket, and the decision goes on without
-// it. A message that is not an intake message
-// (bad JSON) is logged and reported as failed on every receive, so the
-// queue's redrive policy moves it, unchanged and with its original
-// attributes, to the dead-letter queue after the maximum receives; it never
-// holds up the rest of the batch. Sending it to the DLQ directly would save
-// those receives, at the price of a second path into the DLQ with its own
-// permission and failure mode.
+// only its message: the batch response lists it, and its visibility is set
+// to when it should come back (package redelivery): a capped exponential
+// backoff with jitter, or longer when ServiceNow sent a Retry-After. A
+// message older than the retry horizon (24 h by default, Config.Retry)
+// that fails again goes to the dead-letter queue: it is made visible at
+// once and reported failed, without work, on every receive until the
+// intake queue's redrive count moves it. A permanent failure (404 from
+// ServiceNow, a 403 (the integration user may not read the table: a
+// gateway misconfiguration that no retry cures), an unknown gateway or
+// table, a record without the fields idempotency needs) is stored on the
+// ticket as failed and the message is done; a 403 on the journal only is
+// noted on the ticket, and the decision goes on without it. A message that
+// is not an intake message (bad JSON) is logged and takes the same way to
+// the dead-letter queue at once, unchanged and with its original
+// attributes; it never holds up the rest of the batch. The redrive policy
+// stays the only way into the DLQ: sending there directly would save the
+// quick receives, at the price of a second path with its own permission
+// and failure mode, and of the receive count and first-sent time an
+// operator reads in `2501 infra dlq list`.
 package pipeline
 
 import (
@@ -119,6 +124,7 @@ import (
 
 	"github.com/snowgate/snowgate/internal/metrics"
 	"github.com/snowgate/snowgate/internal/queue"
+	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/schema"
 	"github.com/snowgate/snowgate/internal/servicenow"
@@ -179,6 +185,10 @@ type Deps struct {
 	Tickets    Tickets
 	Dispatch   Dispatcher
 	ServiceNow Connector
+	// Queue, with Config.QueueURL, paces the messages that failed; nil
+	// leaves them to the intake queue's visibility timeout and redrive
+	// count.
+	Queue redelivery.Visibility
 }
 
 // Config tunes the pipeline; zero values take the defaults.
@@ -198,7 +208,12 @@ type Config struct {
 	// Reserve is the time kept before the invocation deadline to record
 	// outcomes: ServiceNow calls get a deadline that much earlier. Default 3s.
 	Reserve time.Duration
-	Logger  *slog.Logger
+	// QueueURL is the intake queue, for visibility changes.
+	QueueURL string
+	// Retry is the backoff and horizon of failed messages; zero fields
+	// take redelivery's defaults (schema.RetryBase, RetryCap, RetryHorizon).
+	Retry  redelivery.Policy
+	Logger *slog.Logger
 	// Metrics receives one EMF line per batch; nil writes none.
 	Metrics *metrics.Emitter
 	Now     func() time.Time
@@ -222,6 +237,7 @@ type Processor struct {
 	mu       sync.Mutex
 	gateways *registry.Cache
 	limits   map[string]chan struct{} // per instance URL
+	retries  *redelivery.Queue
 }
 
 // New returns a Processor.
@@ -244,10 +260,12 @@ func New(deps Deps, cfg Config) *Processor {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.Retry = cfg.Retry.WithDefaults()
 	return &Processor{
 		deps: deps, cfg: cfg, log: cfg.Logger,
 		gateways: registry.NewCache(deps.Gateways, cfg.GatewayTTL, cfg.Now),
 		limits:   map[string]chan struct{}{},
+		retries:  &redelivery.Queue{SQS: deps.Queue, URL: cfg.QueueURL, Policy: cfg.Retry, Now: cfg.Now, Log: cfg.Logger},
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -386,6 +388,10 @@ func TestSQSEventFixture(t *testing.T) {
 	}
 	// The recorded messages are for this test's gateway.
 	payload = bytes.ReplaceAll(payload, []byte("gtw_11111111-1111-4111-8111-111111111111"), []byte(e.gw))
+	// ... and were sent a minute ago, within the retry horizon (older
+	// ones received before would go to the dead-letter queue unread).
+	payload = regexp.MustCompile(`"(SentTimestamp|ApproximateFirstReceiveTimestamp)": "\d+"`).ReplaceAll(payload,
+		[]byte(fmt.Sprintf(`"$1": "%d"`, time.Now().Add(-time.Minute).UnixMilli())))
 	failed := e.invokeJSON(context.Background(), payload)
 	if diff := cmp.Diff([]string{"c80e8021-a70a-42c7-a470-796e1186f753"}, failed); diff != "" {
 		t.Errorf("batch item failures (-want +got):\n%s", diff)

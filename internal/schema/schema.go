@@ -100,13 +100,61 @@ type Queue struct {
 	// VisibilityTimeout must be at least six times the consumer's timeout.
 	VisibilityTimeout time.Duration
 	Retention         time.Duration
-	// MaxReceiveCount is how many receives before a message moves to the DLQ.
+	// MaxReceiveCount is how many receives before a message moves to the
+	// DLQ. On the queues snowgate consumes it is a backstop computed from
+	// the retry policy (RetryReceives): a message gives up by age.
 	MaxReceiveCount int
 	DLQRetention    time.Duration
 }
 
 // DLQID names the queue's dead-letter queue.
 func (q Queue) DLQID() string { return q.ID + "DLQ" }
+
+// Retrying a message that failed transiently (package redelivery): its next
+// delivery waits RetryBase·2^(n−1) after its n-th receive, at most
+// RetryCap, drawn from the upper half of that (equal jitter), or longer
+// when ServiceNow asked for it (Retry-After); a message older than
+// RetryHorizon that fails again is dead-lettered.
+const (
+	RetryBase = time.Minute
+	RetryCap  = time.Hour
+	// RetryHorizon is how long a change is retried before it goes to the
+	// dead-letter queue: long enough for an hour-long rate limit or an
+	// outage of most of a day. The processor and the writer can be given
+	// a shorter one (SNOWGATE_RETRY_HORIZON), not a longer one: the
+	// redrive count is computed from this one.
+	RetryHorizon = 24 * time.Hour
+	// UnpacedReceives is the redrive count's margin for receives the
+	// backoff does not pace: an invocation that timed out or crashed, a
+	// visibility change that failed (the queue's visibility timeout, a
+	// few minutes, then paces the retry).
+	UnpacedReceives = 10
+)
+
+// RetryReceives is the most receives a message retried by the backoff can
+// spend within the horizon: its first, then one after each wait, every wait
+// at the short end of its jitter (half the backoff). With the defaults,
+// waits of at least 30 s, 1, 2, 4, 8 and 16 min (31.5 min), then 30 min
+// each: 1 + 6 + 46 = 53 receives by 24 h.
+func RetryReceives(horizon, base, limit time.Duration) int {
+	receives := 1
+	var elapsed time.Duration
+	for w := base; ; w = min(2*w, limit) {
+		if elapsed+w/2 > horizon || w <= 0 {
+			return receives
+		}
+		elapsed += w / 2
+		receives++
+	}
+}
+
+// ConsumerMaxReceiveCount is the redrive count of the queues whose
+// consumers retry by age (intake, results): the receives of RetryReceives
+// plus UnpacedReceives, 63 with the defaults. Reaching it before the
+// horizon takes ten receives the backoff did not pace; a message given up
+// (past the horizon, or poison) is made visible at once and reaches it
+// within seconds.
+var ConsumerMaxReceiveCount = RetryReceives(RetryHorizon, RetryBase, RetryCap) + UnpacedReceives
 
 // ProcessorTimeout is the processor function's timeout; the intake queue's
 // visibility timeout is derived from it as AWS recommends (6x).
@@ -117,11 +165,12 @@ var Intake = Queue{
 	ID:                "Intake",
 	VisibilityTimeout: 6 * ProcessorTimeout,
 	Retention:         4 * 24 * time.Hour,
-	MaxReceiveCount:   5,
+	MaxReceiveCount:   ConsumerMaxReceiveCount,
 	DLQRetention:      14 * 24 * time.Hour,
 }
 
-// Dispatch carries job requests to the automation engine.
+// Dispatch carries job requests to the automation engine; its redrive
+// count bounds the engine's retries, not snowgate's.
 var Dispatch = Queue{
 	ID:                "Dispatch",
 	VisibilityTimeout: 5 * time.Minute,
@@ -139,7 +188,7 @@ var Results = Queue{
 	ID:                "Results",
 	VisibilityTimeout: 6 * WriterTimeout,
 	Retention:         4 * 24 * time.Hour,
-	MaxReceiveCount:   5,
+	MaxReceiveCount:   ConsumerMaxReceiveCount,
 	DLQRetention:      14 * 24 * time.Hour,
 }
 

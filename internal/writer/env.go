@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/schema"
 )
 
@@ -13,6 +14,8 @@ type Env struct {
 	RegistryTable   string
 	StateTable      string
 	ResultsQueueURL string
+	// Retry is the pacing of failed messages (redelivery.PolicyFromEnv).
+	Retry redelivery.Policy
 }
 
 // EnvFromGetenv reads Env; a missing setting is an error naming every
@@ -33,6 +36,11 @@ func EnvFromGetenv(getenv func(string) string) (Env, error) {
 			errs = append(errs, fmt.Errorf("%s is not set", s.name))
 		}
 	}
+	retry, err := redelivery.PolicyFromEnv(getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	e.Retry = retry
 	if len(errs) > 0 {
 		return Env{}, fmt.Errorf("writer configuration: %w", errors.Join(errs...))
 	}

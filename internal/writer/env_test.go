@@ -70,6 +70,8 @@ type env struct {
 	resultsDLQ string
 	sm         *secretsmanager.Client
 	url        string // the simulator's front
+	deps       writer.Deps
+	cfg        writer.Config
 }
 
 type syncBuffer struct {
@@ -165,19 +167,21 @@ func newEnv(t testing.TB) *env {
 	t.Cleanup(func() { _, _ = ops.DeleteGateway(context.Background(), e.gw, true) })
 
 	e.tickets = state.New(e.ddb, e.res.StateTable)
-	e.w = writer.New(writer.Deps{
+	e.deps = writer.Deps{
 		Gateways: e.gateways,
 		Tickets:  e.tickets,
 		ServiceNow: writer.Connections{Connections: pipeline.NewConnections(store,
 			servicenow.WithMaxAttempts(2), servicenow.WithBackoff(10*time.Millisecond, 2*time.Second))},
 		Queue: e.sqs,
-	}, writer.Config{
+	}
+	e.cfg = writer.Config{
 		QueueURL: e.results,
 		Logger:   slog.New(slog.NewJSONHandler(e.logs, nil)),
 		Metrics:  metrics.New(e.emf),
 		// The test changes the gateway between results.
 		GatewayTTL: time.Nanosecond,
-	})
+	}
+	e.w = writer.New(e.deps, e.cfg)
 	return e
 }
 

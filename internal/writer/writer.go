@@ -52,9 +52,11 @@
 // # ServiceNow failures
 //
 // 429, 5xx, timeouts and a journal write that could not be confirmed are
-// transient: the message is retried, its visibility pushed out by the
-// instance's Retry-After or an exponential backoff, so a long throttle
-// costs a few receives. A 401 resets the gateway's credentials once, then
+// transient: the message is retried, its visibility pushed out by a capped
+// exponential backoff or longer by the instance's Retry-After (package
+// retry), so a long throttle costs a few receives; a result that still
+// fails past the retry horizon (24 h by default) goes to the dead-letter
+// queue, as a poison one does at once, through the queue's redrive policy. A 401 resets the gateway's credentials once, then
 // counts as transient. A 403 (the integration user may not write the
 // field, or the instance ignored the field, which is what it does without
 // the write right) is a gateway misconfiguration: the result is recorded
@@ -66,18 +68,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/snowgate/snowgate/internal/metrics"
 	"github.com/snowgate/snowgate/internal/pipeline"
+	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/servicenow"
 	"github.com/snowgate/snowgate/internal/state"
@@ -114,16 +113,10 @@ type Connector interface {
 	Reset(g registry.Gateway)
 }
 
-// Visibility pushes a message's next delivery out (sqs.Client).
-type Visibility interface {
-	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
-}
-
 var (
-	_ Tickets    = (*state.Store)(nil)
-	_ Gateways   = (*registry.Store)(nil)
-	_ Instance   = (*servicenow.Client)(nil)
-	_ Visibility = (*sqs.Client)(nil)
+	_ Tickets  = (*state.Store)(nil)
+	_ Gateways = (*registry.Store)(nil)
+	_ Instance = (*servicenow.Client)(nil)
 )
 
 // Deps are the writer's collaborators.
@@ -131,9 +124,10 @@ type Deps struct {
 	Gateways   Gateways
 	Tickets    Tickets
 	ServiceNow Connector
-	// Queue, with Config.QueueURL, delays retries; nil retries at the
-	// queue's visibility timeout.
-	Queue Visibility
+	// Queue, with Config.QueueURL, paces the messages that failed; nil
+	// leaves them to the results queue's visibility timeout and redrive
+	// count.
+	Queue redelivery.Visibility
 }
 
 // Config tunes the writer; zero values take the defaults.
@@ -149,11 +143,10 @@ type Config struct {
 	// Reserve is the time kept before the invocation deadline to record
 	// outcomes. Default 3s.
 	Reserve time.Duration
-	// RetryBase and RetryMax bound the backoff of a retried message
-	// (doubling per receive, jittered) when ServiceNow gave no
-	// Retry-After. Defaults 1 minute and 1 hour.
-	RetryBase, RetryMax time.Duration
-	Logger              *slog.Logger
+	// Retry is the backoff and horizon of failed messages; zero fields
+	// take redelivery's defaults (schema.RetryBase, RetryCap, RetryHorizon).
+	Retry  redelivery.Policy
+	Logger *slog.Logger
 	// Metrics receives one EMF line per batch; nil writes none.
 	Metrics *metrics.Emitter
 	Now     func() time.Time
@@ -164,10 +157,6 @@ const (
 	DefaultConcurrency = 10
 	DefaultGatewayTTL  = 30 * time.Second
 	DefaultReserve     = 3 * time.Second
-	DefaultRetryBase   = time.Minute
-	DefaultRetryMax    = time.Hour
-	// maxVisibility is SQS's ceiling on a visibility timeout.
-	maxVisibility = 12 * time.Hour
 )
 
 // Writer applies job results. It is safe for concurrent use and meant to
@@ -180,6 +169,7 @@ type Writer struct {
 	mu       sync.Mutex
 	gateways *registry.Cache
 	limits   map[string]chan struct{}
+	retries  *redelivery.Queue
 }
 
 // New returns a Writer.
@@ -193,19 +183,19 @@ func New(deps Deps, cfg Config) *Writer {
 	if cfg.Reserve <= 0 {
 		cfg.Reserve = DefaultReserve
 	}
-	if cfg.RetryBase <= 0 {
-		cfg.RetryBase = DefaultRetryBase
-	}
-	if cfg.RetryMax < cfg.RetryBase {
-		cfg.RetryMax = max(DefaultRetryMax, cfg.RetryBase)
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Writer{deps: deps, cfg: cfg, log: cfg.Logger, gateways: registry.NewCache(deps.Gateways, cfg.GatewayTTL, cfg.Now), limits: map[string]chan struct{}{}}
+	cfg.Retry = cfg.Retry.WithDefaults()
+	return &Writer{
+		deps: deps, cfg: cfg, log: cfg.Logger,
+		gateways: registry.NewCache(deps.Gateways, cfg.GatewayTTL, cfg.Now),
+		limits:   map[string]chan struct{}{},
+		retries:  &redelivery.Queue{SQS: deps.Queue, URL: cfg.QueueURL, Policy: cfg.Retry, Now: cfg.Now, Log: cfg.Logger},
+	}
 }
 
 // Outcomes of a result message.
@@ -262,12 +252,22 @@ type Outcome struct {
 
 // Handle applies an SQS batch of results, every message concurrently (the
 // ServiceNow calls bounded per instance), each to its own outcome.
-// Messages to retry are returned as batch item failures; the error is
-// always nil, so one bad message never fails the batch.
+// Messages to retry are returned as batch item failures, each with the
+// visibility its retry needs (package redelivery); a message past the retry
+// horizon that failed before is reported failed without work, on its way
+// to the dead-letter queue. The error is always nil, so one bad message
+// never fails the batch.
 func (w *Writer) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	outs := make([]Outcome, len(ev.Records))
+	expired := make([]bool, len(ev.Records))
 	var wg sync.WaitGroup
 	for i, rec := range ev.Records {
+		if w.retries.Expired(rec) {
+			expired[i] = true
+			outs[i] = Outcome{MessageID: rec.MessageId, Outcome: OutcomeRetry, Retry: true,
+				Applied: fmt.Sprintf("older than the retry horizon (%s): to the dead-letter queue", w.cfg.Retry.Horizon)}
+			continue
+		}
 		wg.Go(func() { outs[i] = w.safeApply(ctx, rec) })
 	}
 	wg.Wait()
@@ -276,14 +276,25 @@ func (w *Writer) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEven
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		requestID = lc.AwsRequestID
 	}
+	// The failed messages' visibility, set concurrently: a throttled batch
+	// fails whole.
+	nexts := make([]redelivery.Next, len(outs))
+	for i, o := range outs {
+		switch {
+		case !o.Retry:
+		case expired[i] || o.Outcome == OutcomePoison:
+			wg.Go(func() { nexts[i] = w.retries.GiveUp(ctx, ev.Records[i]) })
+		default:
+			wg.Go(func() { nexts[i] = w.retries.Retry(ctx, ev.Records[i], o.RetryAfter) })
+		}
+	}
+	wg.Wait()
+
 	var resp events.SQSEventResponse
 	counts := map[string]float64{}
 	for i, o := range outs {
 		if o.Retry {
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: o.MessageID})
-			if o.Outcome != OutcomePoison {
-				w.delay(ctx, ev.Records[i], o)
-			}
 		}
 		counts[o.Outcome]++
 		if o.Outcome == OutcomeApplied {
@@ -292,7 +303,7 @@ func (w *Writer) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEven
 		if o.SnowFailure {
 			counts["servicenow_failure"]++
 		}
-		w.logOutcome(ctx, requestID, ev.Records[i], o)
+		w.logOutcome(ctx, requestID, ev.Records[i], o, nexts[i])
 	}
 	w.putMetrics(ctx, requestID, counts)
 	return resp, nil
@@ -322,32 +333,6 @@ func (w *Writer) putMetrics(ctx context.Context, requestID string, counts map[st
 	}
 }
 
-// delay pushes a retried message's next delivery out: by ServiceNow's
-// Retry-After when it gave one, else by a jittered backoff doubling with
-// each receive. Without it the message would come back after the queue's
-// visibility timeout and, in a long throttle, run out of receives.
-func (w *Writer) delay(ctx context.Context, rec events.SQSMessage, o Outcome) {
-	if w.deps.Queue == nil || w.cfg.QueueURL == "" || rec.ReceiptHandle == "" {
-		return
-	}
-	n, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
-	wait := w.cfg.RetryBase << min(max(n-1, 0), 20)
-	if wait > w.cfg.RetryMax || wait <= 0 {
-		wait = w.cfg.RetryMax
-	}
-	wait = wait/2 + rand.N(wait/2+1)
-	wait = max(wait, o.RetryAfter)
-	wait = min(wait, maxVisibility)
-	_, err := w.deps.Queue.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
-		QueueUrl: aws.String(w.cfg.QueueURL), ReceiptHandle: aws.String(rec.ReceiptHandle),
-		VisibilityTimeout: int32(wait / time.Second),
-	})
-	if err != nil {
-		// The queue's own visibility timeout then paces the retry.
-		w.log.WarnContext(ctx, "delay retry", "message_id", rec.MessageId, "error", err.Error())
-	}
-}
-
 // safeApply turns a panic, which would fail the whole batch, into a retry
 // of its message.
 func (w *Writer) safeApply(ctx context.Context, rec events.SQSMessage) (o Outcome) {
@@ -359,7 +344,7 @@ func (w *Writer) safeApply(ctx context.Context, rec events.SQSMessage) (o Outcom
 	return w.apply(ctx, rec)
 }
 
-func (w *Writer) logOutcome(ctx context.Context, requestID string, rec events.SQSMessage, o Outcome) {
+func (w *Writer) logOutcome(ctx context.Context, requestID string, rec events.SQSMessage, o Outcome, next redelivery.Next) {
 	attrs := []slog.Attr{
 		slog.String("request_id", requestID),
 		slog.String("message_id", o.MessageID),
@@ -374,6 +359,12 @@ func (w *Writer) logOutcome(ctx context.Context, requestID string, rec events.SQ
 		slog.String("applied", o.Applied),
 		slog.Bool("retry", o.Retry),
 	}
+	switch {
+	case next.GiveUp:
+		attrs = append(attrs, slog.Bool("dead_letter", true))
+	case next.Set:
+		attrs = append(attrs, slog.Float64("retry_in_s", next.Wait.Seconds()))
+	}
 	if o.JobState != "" {
 		attrs = append(attrs, slog.String("job_state", o.JobState))
 	}
@@ -384,6 +375,9 @@ func (w *Writer) logOutcome(ctx context.Context, requestID string, rec events.SQ
 	}
 	switch o.Outcome {
 	case OutcomePoison, OutcomeMisconfigured, OutcomeUnknownJob:
+		level = slog.LevelError
+	}
+	if next.GiveUp {
 		level = slog.LevelError
 	}
 	w.log.LogAttrs(ctx, level, "result processed", attrs...)
