@@ -297,9 +297,11 @@ func (s *system) logCounts(t *testing.T, gatewayID string) {
 	t.Log(line)
 }
 
-// ofRecord keeps a record's events, ordered by episode and sequence.
+// ofRecord keeps a record's events, each id once (see distinct), ordered
+// by episode and sequence.
 func ofRecord(evs []event, sysID string) []event {
 	var out []event
+	evs, _ = distinct(evs)
 	for _, ev := range evs {
 		if ev.SysID == sysID {
 			out = append(out, ev)
