@@ -30,13 +30,20 @@ var metricStatuses = []string{
 // except the incidents about to get a first job, which wait for the whole
 // batch: their fingerprints are claimed one at a time in sys_created_on
 // order, so a duplicate always links to the earliest-created incident of
-// its group, and then they complete concurrently. Messages to retry are returned as batch item failures; the
+// its group, and then they complete concurrently. Messages for one record
+// are processed once (sameRecord: the others are stale without a call).
+// Messages to retry are returned as batch item failures; the
 // error is always nil, so one bad message never fails the batch.
 func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	outcomes := make([]Outcome, len(ev.Records))
 	decisions := make([]*decision, len(ev.Records))
+	lead := sameRecord(ev.Records)
 	var wg sync.WaitGroup
 	for i, rec := range ev.Records {
+		if lead[i] >= 0 && lead[i] != i {
+			outcomes[i] = duplicate(rec, ev.Records[lead[i]])
+			continue
+		}
 		wg.Go(func() {
 			safely(rec.MessageId, &outcomes[i], func() {
 				d, o := p.prepare(ctx, rec)

@@ -139,6 +139,9 @@ type Tickets interface {
 	ClaimFingerprint(ctx context.Context, gatewayID, fp string, owner state.First, window time.Duration) (state.First, bool, error)
 	// IndexJob records a job's ticket before its job.created is sent.
 	IndexJob(ctx context.Context, jobID string, k state.Key) error
+	// DecidedVersion is the ticket's decided version (false: none yet):
+	// the cheap duplicate check before any ServiceNow call.
+	DecidedVersion(ctx context.Context, k state.Key) (int, bool, error)
 }
 
 // Dispatcher puts job events on the dispatch queue.

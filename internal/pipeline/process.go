@@ -101,6 +101,21 @@ func (p *Processor) prepare(ctx context.Context, rec events.SQSMessage) (*decisi
 		return nil, p.transient(ctx, o, "read gateway", err)
 	}
 
+	// Cheap duplicates: a version at or below the decided one is stale
+	// without a ServiceNow call. The hint is the Business Rule's (or the
+	// reconciler's) sys_mod_count; without one the record is fetched.
+	if m.SysModCount != nil {
+		decided, ok, err := p.deps.Tickets.DecidedVersion(ctx, o.Key)
+		if err != nil {
+			return nil, p.transient(ctx, o, "read decided version", err)
+		}
+		if ok && *m.SysModCount <= decided {
+			o.Version = *m.SysModCount
+			o.Status, o.Reason = StatusStale, fmt.Sprintf("version %d already decided (decided %d), not fetched", *m.SysModCount, decided)
+			return nil, o
+		}
+	}
+
 	rec2, latency, err := p.fetch(ctx, g, m.Table, m.SysID)
 	o.Fetched, o.FetchLatency = err == nil || latency > 0, latency
 	if errors.Is(err, servicenow.ErrNotFound) {
@@ -573,6 +588,60 @@ func (p *Processor) release(ctx context.Context, d *decision, step string, cause
 	if err := p.deps.Tickets.Release(ctx, o.Key, d.token, step+": "+cause.Error(), state.PriorOf(d.prev)); err != nil {
 		// The claim then expires after its lease; the retry takes it over.
 		o.Err = errors.Join(cause, err)
+	}
+	return o
+}
+
+// sameRecord groups a batch's messages by record: lead[i] is the message
+// that is processed for message i's record (i itself for a lead, -1 for
+// one that is not an intake message, left to prepare). The lead is the
+// message with the highest sys_mod_count hint, one without a hint counting
+// highest (it asks for whatever is current), the first of equals: every
+// message fetches the current version, so one fetch serves them all, and
+// a lead that is a cheap duplicate means the others are too.
+func sameRecord(recs []events.SQSMessage) []int {
+	lead := make([]int, len(recs))
+	byKey := map[state.Key]int{}
+	hint := func(m queue.IntakeMessage) int {
+		if m.SysModCount == nil {
+			return int(^uint(0) >> 1)
+		}
+		return *m.SysModCount
+	}
+	msgs := make([]queue.IntakeMessage, len(recs))
+	for i, rec := range recs {
+		lead[i] = -1
+		if err := json.Unmarshal([]byte(rec.Body), &msgs[i]); err != nil || msgs[i].GatewayID == "" || msgs[i].Table == "" || msgs[i].SysID == "" {
+			continue
+		}
+		k := state.Key{GatewayID: msgs[i].GatewayID, Table: msgs[i].Table, SysID: msgs[i].SysID}
+		j, ok := byKey[k]
+		if !ok || hint(msgs[i]) > hint(msgs[j]) {
+			byKey[k] = i
+		}
+	}
+	for i := range recs {
+		if lead[i] == -1 && msgs[i].SysID != "" {
+			if j, ok := byKey[state.Key{GatewayID: msgs[i].GatewayID, Table: msgs[i].Table, SysID: msgs[i].SysID}]; ok {
+				lead[i] = j
+			}
+		}
+	}
+	return lead
+}
+
+// duplicate is the outcome of a message whose record another message of
+// the batch (its lead) is processed for: stale, without any call. Should
+// the lead fail, its retry fetches the current version, which covers this
+// message's.
+func duplicate(rec, lead events.SQSMessage) Outcome {
+	o := Outcome{MessageID: rec.MessageId, Status: StatusStale, Reason: "same record as message " + lead.MessageId + " in this batch, fetched once"}
+	var m queue.IntakeMessage
+	if json.Unmarshal([]byte(rec.Body), &m) == nil {
+		o.Key, o.Source = state.Key{GatewayID: m.GatewayID, Table: m.Table, SysID: m.SysID}, m.Source
+		if m.SysModCount != nil {
+			o.Version = *m.SysModCount
+		}
 	}
 	return o
 }
