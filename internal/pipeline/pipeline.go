@@ -139,6 +139,12 @@ type Tickets interface {
 	ClaimFingerprint(ctx context.Context, gatewayID, fp string, owner state.First, window time.Duration) (state.First, bool, error)
 	// IndexJob records a job's ticket before its job.created is sent.
 	IndexJob(ctx context.Context, jobID string, k state.Key) error
+	// MarkEnding records, under the claim, the job.cancelled about to be
+	// sent (see state.Ticket.Basis).
+	MarkEnding(ctx context.Context, k state.Key, token string, e state.Ending) error
+	// JobTicketKey finds an indexed job's ticket (state.ErrNotFound: no
+	// attempt ever got as far as sending its job.created).
+	JobTicketKey(ctx context.Context, jobID string) (state.Key, error)
 	// DecidedVersion is the ticket's decided version (false: none yet):
 	// the cheap duplicate check before any ServiceNow call.
 	DecidedVersion(ctx context.Context, k state.Key) (int, bool, error)

@@ -66,6 +66,12 @@ type decision struct {
 	plan  plan
 	// journalProblem says why the journal could not be read.
 	journalProblem string
+	// pending is a job an unfinished attempt indexed, and so may have
+	// sent the job.created of, without storing it (see pendingJob).
+	pending *state.Job
+	// resend is the end of a job an unfinished attempt recorded before it
+	// sent its job.cancelled (state.Ending), to send again.
+	resend *state.Ending
 	// final, when set, is the outcome: a failure after the claim.
 	final *Outcome
 }
@@ -155,20 +161,62 @@ func (p *Processor) prepare(ctx context.Context, rec events.SQSMessage) (*decisi
 	}
 	// An unfinished attempt's claim is not what to decide against.
 	d := &decision{o: o, g: g, m: m, v: v, prev: prev.Basis(), token: token, now: p.cfg.Now()}
+	if prev.Status == state.StatusProcessing || prev.Status == state.StatusRetrying {
+		d.resend = prev.Ending
+	}
+	if d.pending, err = p.pendingJob(ctx, o.Key, prev, d.now); err != nil {
+		return nil, p.release(ctx, d, "read job index", err)
+	}
 	if err := p.decide(ctx, d); err != nil {
 		return nil, p.release(ctx, d, "read journal", err)
 	}
 	return d, Outcome{}
 }
 
+// pendingJob returns the job an unfinished attempt (the claim found the
+// ticket processing or retrying) indexed without storing it: the job of
+// the episode after the basis's, when the basis has no open job. That
+// attempt may have sent its job.created before it crashed or failed to
+// store its decision, so the engine may be working on it. In scope, the
+// decision creates the same job again (same ids, which the engine drops);
+// out of scope, it must cancel it, or the engine's job would never end.
+func (p *Processor) pendingJob(ctx context.Context, k state.Key, claimed state.Ticket, now time.Time) (*state.Job, error) {
+	basis := claimed.Basis()
+	if claimed.Status != state.StatusProcessing && claimed.Status != state.StatusRetrying || basis.Job.Open() {
+		return nil, nil
+	}
+	episode := 1
+	if basis.Job != nil {
+		episode = basis.Job.Episode + 1
+	}
+	id := jobIDFor(k, episode)
+	switch _, err := p.deps.Tickets.JobTicketKey(ctx, id); {
+	case errors.Is(err, state.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	created := queue.EventIDFor(k.GatewayID, k.Table, k.SysID, episode, 0, queue.EventJobCreated, "")
+	return &state.Job{ID: id, State: state.JobOpen, Episode: episode, Sequence: 1, OpenedAt: now.UTC(),
+		Events: []state.JobEventRecord{{Type: queue.EventJobCreated, Sequence: 1, EventID: created, At: now.UTC()}}}, nil
+}
+
 // decide takes the lifecycle decision on a claimed version (see the
 // package comment): scope, then what the version means for the ticket's
 // job. It reads the journal only where an entry can matter.
 func (p *Processor) decide(ctx context.Context, d *decision) error {
-	g, prev, v, table := d.g, d.prev, d.v, d.m.Table
+	v, table := d.v, d.m.Table
+	st, why, due := scope(d.g, table, v, d.now)
+	if d.pending != nil && (st == state.StatusOutOfScope || st == state.StatusExpired) {
+		// The job an unfinished attempt may have created is the one to
+		// cancel; complete stores it whole (the ticket never had it).
+		d.prev.Job = d.pending
+	} else {
+		d.pending = nil
+	}
+	g, prev := d.g, d.prev
 	res := &d.res
 	res.Version = v.SysModCount
-	st, why, due := scope(g, table, v, d.now)
 	if prev.Job != nil {
 		res.JobID = prev.Job.ID
 	}
@@ -359,10 +407,42 @@ func (p *Processor) complete(ctx context.Context, d *decision) Outcome {
 		}
 		evs = append(evs, d.followUps(prev.Job.ID, prev.Job.Episode, seq)...)
 	}
-	if res.Job == nil && len(evs) > 0 {
+	switch {
+	case d.pending != nil && len(evs) > 0:
+		j := *d.pending
+		j.Events = append(j.Events, records(evs, d.now)...)
+		j.Sequence = evs[len(evs)-1].Sequence
+		j.State, j.EndedAt = state.JobCancelled, d.now.UTC()
+		res.Job, res.EndJob = &j, ""
+	case res.Job == nil && len(evs) > 0:
 		res.Base, res.Events = prev.Job, records(evs, d.now)
+	case res.Job == nil && prev.EndedByAttempt():
+		// An unfinished attempt ended this job (its job.cancelled may be
+		// with the engine); the ticket has not stored that yet.
+		res.Job = prev.Job
 	}
-	for _, ev := range evs {
+	if d.plan.cancel != "" {
+		// Before the job.cancelled leaves: should this attempt not
+		// finish, the next one decides from the job as ended.
+		ended := res.Job // the pending job's
+		if ended == nil {
+			j := res.After(d.now)
+			ended = &j
+		}
+		if err := p.deps.Tickets.MarkEnding(ctx, o.Key, d.token, state.Ending{Job: *ended, Status: res.Status, Reason: res.Reason, Why: d.plan.cancel}); err != nil {
+			return p.release(ctx, d, "record the job's end", err)
+		}
+	}
+	sends := evs
+	if e := d.resend; e != nil {
+		// The job.cancelled an unfinished attempt recorded may not have
+		// left: send it again (same id) before anything else, so the
+		// engine's job ends before any next one starts.
+		again := d.event(queue.EventJobCancelled, e.Job.ID, e.Job.Episode, e.Job.Sequence, "")
+		again.Reason = e.Why
+		sends = append([]queue.JobEvent{again}, evs...)
+	}
+	for _, ev := range sends {
 		attrs := map[string]string{
 			queue.AttrJobID: ev.JobID, queue.AttrGatewayID: ev.GatewayID, queue.AttrTable: ev.Table,
 			queue.AttrEventType: ev.Type, queue.AttrEventID: ev.EventID,

@@ -378,6 +378,13 @@ func (s *Store) Finish(ctx context.Context, k Key, token string, r Result) error
 	}
 }
 
+// After is the job as Finish stores it from Base: with the decision's
+// events and, for EndJob, ended at at.
+func (r Result) After(at time.Time) Job {
+	r.endedAt = at.UTC()
+	return r.next()
+}
+
 // next is the job after the decision's events and end.
 func (r Result) next() Job {
 	j := *r.Base
@@ -433,7 +440,7 @@ func (s *Store) finish(ctx context.Context, k Key, token string, r Result) error
 	} else {
 		u.remove(schema.AttrDuePK, schema.AttrDueAt)
 	}
-	u.remove("due_sent", schema.AttrStuckPK, schema.AttrStuckAt)
+	u.remove("due_sent", "ending", schema.AttrStuckPK, schema.AttrStuckAt)
 	if r.JournalSeenAt != "" {
 		u.set("journal_seen_at", str(r.JournalSeenAt))
 		ids := make([]ddbtypes.AttributeValue, 0, len(r.JournalSeenIDs))

@@ -123,6 +123,9 @@ type Ticket struct {
 	// Prior is what the last decision or failed attempt was based on
 	// (see Basis).
 	Prior *Prior `dynamodbav:"prior,omitempty"`
+	// Ending is set by an attempt about to end the open job (MarkEnding)
+	// until a decision finishes.
+	Ending *Ending `dynamodbav:"ending,omitempty"`
 	// JournalSeenAt is the sys_created_on (UTC, ServiceNow's layout) of the
 	// newest comment or work note the processor has considered, and
 	// JournalSeenIDs the entries of that second it has (ServiceNow stamps
