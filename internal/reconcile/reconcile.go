@@ -7,8 +7,11 @@
 // a run asks the instance for the records updated since the watermark
 // (minus an overlap), in (sys_updated_on, sys_id) order, within the
 // gateway's scope, reading only sys_id, sys_updated_on and sys_mod_count.
-// Records whose sys_mod_count the ticket store already holds are skipped;
-// the rest are enqueued in batches of ten. After each page is enqueued the
+// Records whose sys_mod_count is at or below their ticket's decided
+// version (a decision on it completed), or that an earlier run enqueued
+// and still count as queued, are skipped; the rest are enqueued in
+// batches of ten. A claim that failed is not a decision, so a change whose
+// processing failed is enqueued again. After each page is enqueued the
 // watermark moves to that page's last record, with a conditional write that
 // never moves it backwards. The cost of a run is therefore one ServiceNow
 // call per page of changed records and one BatchGetItem per 100 of them:
@@ -35,8 +38,31 @@
 // each run also reads the gateway's tickets with an open job from the
 // state table's sparse open-job index and asks the instance for their
 // sys_mod_count by sys_id, whatever the filters say (one call per table
-// and hundred open jobs); those with a newer version are enqueued, and
-// the processor cancels the job if the ticket left the scope.
+// and hundred open jobs); those with a version above the decided one are
+// enqueued, and the processor cancels the job if the ticket left the
+// scope.
+//
+// Stuck tickets: each run also reads the gateway's tickets whose decision
+// has been pending for longer than state.StuckAfter (the sparse stuck
+// index: released after a transient failure, claimed by a processor that
+// vanished, or failed before any claim) and enqueues them, source
+// reconcile, without a sys_mod_count so the processor fetches whatever is
+// current. A message that ran out of receives is therefore healed within
+// a few runs, with no redrive. Cost: one Query, no ServiceNow call.
+//
+// Due change requests are enqueued (source deferred) once per due time;
+// a change that fails permanently (deleted before its window) leaves the
+// due index.
+//
+// Once per run, and not while queued: the open-job watch and the stuck and
+// due passes skip what the run has sent already (the watermark pass sends
+// a record twice only when it changed while the run read it), and every
+// pass marks what it sends (state.Store.MarkQueued, valid
+// Config.QueuedFor) before sending it. Until
+// the marker expires, later runs count the record as handled at that
+// version; after, they send it again, so a message that vanished costs a
+// delay, never the change. The marker needs no clearing: a decision at or
+// above its version makes it moot.
 package reconcile
 
 import (

@@ -17,6 +17,32 @@
 //     ErrStale, ErrUnchanged (recording the new sys_mod_count) or ErrBusy.
 //   - Finish and Release only apply while the caller still holds the claim.
 //
+// What was handled is the decided version (Ticket.DecidedVersion), never
+// the sys_mod_count a claim wrote: a claim records the version it is
+// deciding before the decision, but only a completed decision (Finish,
+// an unchanged version, or a version our own write produced) moves
+// decided_version, and it never goes down. The processor's cheap
+// duplicate check (DecidedVersion) and the reconciler's version checks
+// (Versions, the open-job watch) compare with it, so an attempt that
+// failed after its claim is never taken for a handled change.
+//
+// Self-healing: a ticket whose decision is pending (claimed, released
+// after a transient failure, or failed before any claim) carries
+// stuck_pk = "STUCK#"+gateway id and stuck_at = the time it counts as
+// stuck (StuckAfter past the failure or the claim's expiry), which puts
+// it in the sparse schema.IndexStuck; StuckTickets reads it for the
+// reconciler, and a completed decision, a claim that finds nothing newer
+// to decide, or a permanent failure takes it out. The reconciler marks
+// what it enqueues (MarkQueued: queued_version, queued_until, and
+// due_sent for a due change request), so that no run sends again what is
+// still on the queue; the marker expires, so a message that vanished is
+// sent again. A permanent failure also takes a deferred ticket out of the
+// due index.
+//
+// An attempt about to send a job.cancelled records the ended job under
+// its claim (MarkEnding); should it not finish, Ticket.Basis gives the
+// next attempt the job as ended.
+//
 // Deferred tickets carry due_pk = "DUE#"+gateway id and due_at (UTC,
 // second precision, fixed width so that it sorts), which puts them in the
 // sparse schema.IndexDue; DueTickets reads a gateway's due tickets from it.
