@@ -854,6 +854,11 @@ func (u *update) input(table, pk string, rv ddbtypes.ReturnValue) *dynamodb.Upda
 		ExpressionAttributeValues: values,
 		ReturnValues:              rv,
 	}
+	if len(values) == 0 {
+		// DynamoDB refuses an empty map (a REMOVE under a condition
+		// without values, say).
+		in.ExpressionAttributeValues = nil
+	}
 	if u.cond != "" {
 		in.ConditionExpression = aws.String(u.cond)
 	}
