@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snowgate/snowgate/internal/awstest"
 	"github.com/snowgate/snowgate/internal/state"
 )
 
@@ -37,8 +38,12 @@ var (
 // at most one job.created per episode (re-sends after a crash carry the
 // same event id; episodes count up by one).
 func TestClaimModel(t *testing.T) {
-	skipOnMoto(t) // the model relies on atomic conditional writes
+	// One step at a time, so moto (whose conditional writes are not
+	// isolated) serves too; it is slower, so it runs fewer seeds.
 	seeds := []uint64{1, 2, 3, 4, 5}
+	if awstest.Kind() == awstest.Moto {
+		seeds = seeds[:3]
+	}
 	if *modelSeed != 0 {
 		seeds = []uint64{*modelSeed}
 	}
