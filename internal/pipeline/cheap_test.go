@@ -121,6 +121,7 @@ func TestCheapDuplicates(t *testing.T) {
 		t.Fatal(failed)
 	}
 	single := e.requests() - before
+	t.Logf("ServiceNow calls: 3 messages for one record in a batch %d, one message %d", inBatch, single)
 	if inBatch != single || single == 0 {
 		t.Errorf("three messages for one record made %d ServiceNow calls, one message %d: want the same", inBatch, single)
 	}
