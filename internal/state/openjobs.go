@@ -58,7 +58,9 @@ func (t Ticket) Basis() Ticket {
 	if t.Prior != nil {
 		t.Status, t.Reason, t.Mirror, t.ContentHash = t.Prior.Status, t.Prior.Reason, t.Prior.Mirror, t.Prior.ContentHash
 	}
-	if e := t.Ending; e != nil && (t.Job == nil || t.Job.Episode <= e.Job.Episode) {
+	// A job the writer ended meanwhile keeps the writer's state (and
+	// results); the job.cancelled is still sent again.
+	if e := t.Ending; e != nil && (t.Job == nil || t.Job.Episode < e.Job.Episode || t.Job.ID == e.Job.ID && t.Job.Open()) {
 		j := e.Job
 		t.Job = &j
 		t.Status, t.Reason = e.Status, e.Reason
@@ -69,7 +71,8 @@ func (t Ticket) Basis() Ticket {
 // EndedByAttempt reports whether the basis's job is the one an unfinished
 // attempt ended (see Basis), which the ticket has not stored.
 func (t Ticket) EndedByAttempt() bool {
-	return t.Ending != nil && t.Job != nil && t.Job.ID == t.Ending.Job.ID && !t.Job.Open()
+	e := t.Ending
+	return e != nil && t.Job != nil && t.Job.ID == e.Job.ID && t.Job.State == e.Job.State && t.Job.Sequence == e.Job.Sequence
 }
 
 // Ending is what an attempt records, under its claim, before it sends the

@@ -286,3 +286,41 @@ func TestQueuedMarkersAndDueOnce(t *testing.T) {
 		t.Errorf("DueTickets after a permanent failure = %+v, %v; want none", ts, err)
 	}
 }
+
+// TestBasisOfAnEndingAttempt: an unfinished attempt that recorded the end
+// of the open job leaves a basis with that job ended and the attempt's
+// status; a job the writer ended meanwhile keeps the writer's state.
+func TestBasisOfAnEndingAttempt(t *testing.T) {
+	open := state.Job{ID: "j1", State: state.JobOpen, Episode: 1, Sequence: 1}
+	ended := open
+	ended.State, ended.Sequence = state.JobCancelled, 2
+	byWriter := open
+	byWriter.State = state.JobSucceeded
+	ending := &state.Ending{Job: ended, Status: state.StatusOutOfScope, Reason: "job cancelled: closed", Why: "closed"}
+	prior := &state.Prior{Status: state.StatusAccepted, Reason: "new record"}
+	tests := []struct {
+		name       string
+		t          state.Ticket
+		wantState  string
+		wantStatus string
+		wantEnded  bool
+	}{
+		{name: "finished ticket: as stored", t: state.Ticket{Status: state.StatusAccepted, Job: &open, Ending: ending},
+			wantState: state.JobOpen, wantStatus: state.StatusAccepted},
+		{name: "unfinished, no ending: the prior", t: state.Ticket{Status: state.StatusProcessing, Job: &open, Prior: prior},
+			wantState: state.JobOpen, wantStatus: state.StatusAccepted},
+		{name: "unfinished, ending: the job as ended", t: state.Ticket{Status: state.StatusRetrying, Job: &open, Prior: prior, Ending: ending},
+			wantState: state.JobCancelled, wantStatus: state.StatusOutOfScope, wantEnded: true},
+		{name: "ended by the writer meanwhile: the writer's", t: state.Ticket{Status: state.StatusProcessing, Job: &byWriter, Prior: prior, Ending: ending},
+			wantState: state.JobSucceeded, wantStatus: state.StatusAccepted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := tt.t.Basis()
+			if b.Job.State != tt.wantState || b.Status != tt.wantStatus || b.EndedByAttempt() != tt.wantEnded {
+				t.Errorf("Basis() job %s status %s ended-by-attempt %v; want %s, %s, %v",
+					b.Job.State, b.Status, b.EndedByAttempt(), tt.wantState, tt.wantStatus, tt.wantEnded)
+			}
+		})
+	}
+}
