@@ -511,8 +511,10 @@ func dlqRedriveOutput(rep redriveReport) dlqRedriveJSON {
 
 // reconcileJSON is a reconcile run (docs/schemas/reconcile.schema.json).
 type reconcileJSON struct {
-	Passes []reconcilePassJSON `json:"passes"`
-	Due    []reconcileDueJSON  `json:"due"`
+	Passes   []reconcilePassJSON  `json:"passes"`
+	Due      []reconcileDueJSON   `json:"due"`
+	OpenJobs []reconcileWatchJSON `json:"open_jobs"`
+	Stuck    []reconcileStuckJSON `json:"stuck"`
 }
 
 // reconcilePassJSON is one gateway × table pass.
@@ -542,11 +544,37 @@ type watermarkJSON struct {
 type reconcileDueJSON struct {
 	GatewayID string `json:"gateway_id"`
 	Enqueued  int    `json:"enqueued"`
+	Skipped   int    `json:"skipped"`
 	Error     string `json:"error,omitempty"`
 }
 
+// reconcileWatchJSON is the re-check of one gateway's open-job tickets.
+type reconcileWatchJSON struct {
+	GatewayID string `json:"gateway_id"`
+	Open      int    `json:"open"`
+	Enqueued  int    `json:"enqueued"`
+	Calls     int    `json:"calls"`
+	Error     string `json:"error,omitempty"`
+}
+
+// reconcileStuckJSON is the re-enqueueing of one gateway's stuck tickets.
+type reconcileStuckJSON struct {
+	GatewayID string `json:"gateway_id"`
+	Found     int    `json:"found"`
+	Enqueued  int    `json:"enqueued"`
+	Skipped   int    `json:"skipped"`
+	Error     string `json:"error,omitempty"`
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
 func reconcileOutput(rep reconcile.Report) reconcileJSON {
-	v := reconcileJSON{Passes: []reconcilePassJSON{}, Due: []reconcileDueJSON{}}
+	v := reconcileJSON{Passes: []reconcilePassJSON{}, Due: []reconcileDueJSON{}, OpenJobs: []reconcileWatchJSON{}, Stuck: []reconcileStuckJSON{}}
 	for _, r := range rep.Results {
 		p := reconcilePassJSON{GatewayID: r.GatewayID, Table: r.Table, From: optionalTime(r.From), Scanned: r.Scanned,
 			Enqueued: r.Enqueued, Skipped: r.Skipped, Pages: r.Pages, Calls: r.Calls, Done: r.Done, Stopped: r.Stopped}
@@ -559,11 +587,13 @@ func reconcileOutput(rep reconcile.Report) reconcileJSON {
 		v.Passes = append(v.Passes, p)
 	}
 	for _, d := range rep.Due {
-		dv := reconcileDueJSON{GatewayID: d.GatewayID, Enqueued: d.Enqueued}
-		if d.Err != nil {
-			dv.Error = d.Err.Error()
-		}
-		v.Due = append(v.Due, dv)
+		v.Due = append(v.Due, reconcileDueJSON{GatewayID: d.GatewayID, Enqueued: d.Enqueued, Skipped: d.Skipped, Error: errText(d.Err)})
+	}
+	for _, w := range rep.Watched {
+		v.OpenJobs = append(v.OpenJobs, reconcileWatchJSON{GatewayID: w.GatewayID, Open: w.Open, Enqueued: w.Enqueued, Calls: w.Calls, Error: errText(w.Err)})
+	}
+	for _, st := range rep.Stuck {
+		v.Stuck = append(v.Stuck, reconcileStuckJSON{GatewayID: st.GatewayID, Found: st.Found, Enqueued: st.Enqueued, Skipped: st.Skipped, Error: errText(st.Err)})
 	}
 	return v
 }

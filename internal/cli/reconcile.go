@@ -225,7 +225,22 @@ func printReport(w io.Writer, rep reconcile.Report) {
 			fmt.Fprintf(w, "due change requests of %s: failed: %v\n", d.GatewayID, d.Err)
 		}
 	}
+	open, reopened, watchCalls := 0, 0, 0
+	for _, o := range rep.Watched {
+		open, reopened, watchCalls = open+o.Open, reopened+o.Enqueued, watchCalls+o.Calls
+		if o.Err != nil {
+			fmt.Fprintf(w, "open jobs of %s: failed: %v\n", o.GatewayID, o.Err)
+		}
+	}
+	stuck := 0
+	for _, st := range rep.Stuck {
+		stuck += st.Enqueued
+		if st.Err != nil {
+			fmt.Fprintf(w, "stuck tickets of %s: failed: %v\n", st.GatewayID, st.Err)
+		}
+	}
 	t := rep.Totals()
-	fmt.Fprintf(w, "\n%d gateways, %d passes: %d records scanned, %d enqueued, %d already processed; %d due change requests re-enqueued; %d ServiceNow calls.\n",
-		rep.Gateways, len(rep.Results), t.Scanned, t.Enqueued, t.Skipped, due, t.Calls)
+	fmt.Fprintf(w, "\n%d gateways, %d passes: %d records scanned, %d enqueued, %d already processed; %d due change requests re-enqueued; "+
+		"%d open jobs re-checked, %d enqueued; %d stuck tickets re-enqueued; %d ServiceNow calls.\n",
+		rep.Gateways, len(rep.Results), t.Scanned, t.Enqueued, t.Skipped, due, open, reopened, stuck, t.Calls+watchCalls)
 }

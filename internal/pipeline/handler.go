@@ -36,20 +36,31 @@ var metricStatuses = []string{
 // except the incidents about to get a first job, which wait for the whole
 // batch: their fingerprints are claimed one at a time in sys_created_on
 // order, so a duplicate always links to the earliest-created incident of
-// its group, and then they complete concurrently. Messages to retry are
-// returned as batch item failures, each with the visibility its retry
-// needs (package redelivery); a message past the retry horizon that failed
-// before is reported failed without work, on its way to the dead-letter
-// queue. The error is always nil, so one bad message never fails the
-// batch.
+// its group, and then they complete concurrently. Messages for one record
+// are processed once (sameRecord: the others are stale without a call).
+// Messages to retry are returned as batch item failures, each with the
+// visibility its retry needs (package redelivery); a message past the
+// retry horizon that failed before is reported failed without work, on its
+// way to the dead-letter queue. The error is always nil, so one bad
+// message never fails the batch.
 func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	outcomes := make([]Outcome, len(ev.Records))
 	decisions := make([]*decision, len(ev.Records))
 	expired := make([]bool, len(ev.Records))
+	for i, rec := range ev.Records {
+		expired[i] = p.retries.Expired(rec)
+	}
+	lead := sameRecord(ev.Records)
 	var wg sync.WaitGroup
 	for i, rec := range ev.Records {
-		if p.retries.Expired(rec) {
-			expired[i], outcomes[i] = true, p.expired(rec)
+		if expired[i] {
+			outcomes[i] = p.expired(rec)
+			continue
+		}
+		// A message led by one on its way to the dead-letter queue is
+		// processed itself, so its version is not lost with the other.
+		if l := lead[i]; l >= 0 && l != i && !expired[l] {
+			outcomes[i] = duplicate(rec, ev.Records[l])
 			continue
 		}
 		wg.Go(func() {

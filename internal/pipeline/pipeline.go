@@ -1,9 +1,9 @@
 // Package pipeline is the processor: it takes intake messages (a gateway, a
 // table and a sys_id), fetches the record from ServiceNow and runs it
-// through its gateway's pipeline: fetch → mirror → claim → scope → the
-// lifecycle decision (with dedup) → job events on the dispatch queue →
-// acknowledgement. Every outcome is stored on the ticket item (package
-// state).
+// through its gateway's pipeline: cheap duplicate check → fetch → mirror →
+// claim → scope → the lifecycle decision (with dedup) → job events on the
+// dispatch queue → acknowledgement. Every outcome is stored on the ticket
+// item (package state).
 //
 // # One job per ticket
 //
@@ -62,9 +62,19 @@
 //
 // A record version is decided at most once, and a change is never lost:
 //
-//   - The processor always fetches the record and works on what it reads,
-//     so a late or duplicated message can only repeat work on the current
-//     version, never resurrect an old one.
+//   - Cheap duplicates first: a message carrying a sys_mod_count (the
+//     Business Rule sends it; so does the reconciler's watermark pass) at
+//     or below the ticket's decided version is stale after one projected
+//     GetItem, without a ServiceNow call: a double rule firing, the echo
+//     of our own acknowledgement or of the writer's writes (both recorded
+//     as decided), reconciler overlap. The decided version moves only when
+//     a decision completes, so an attempt that failed after its claim is
+//     never taken for a duplicate. Messages for one record in one batch
+//     are processed once (the one with the highest hint, or without one);
+//     the others are stale at no cost.
+//   - Otherwise the processor fetches the record and works on what it
+//     reads, so a late or duplicated message can only repeat work on the
+//     current version, never resurrect an old one.
 //   - Before deciding, it claims the version with one conditional write on
 //     the ticket (state.Store.Claim): a higher sys_mod_count with a new
 //     content hash, or with the same hash where the journal matters (a
@@ -87,9 +97,16 @@
 //     overwrites the other's part.
 //   - A crash after the claim leaves it to expire (Config.Lease, shorter
 //     than the intake queue's visibility timeout): the redelivered message
-//     takes it over and sends the same events again, with the same ids.
-//     That is the one place where a duplicate can reach the dispatch
-//     queue; it always carries an id the engine has seen.
+//     (or the reconciler's, from the stuck index) takes it over and sends
+//     the same events again, with the same ids. That is the one place
+//     where a duplicate can reach the dispatch queue; it always carries an
+//     id the engine has seen. The attempt that takes over also decides
+//     from what the dead one may have sent: a job it indexed (the job
+//     index is written before a job.created) is cancelled if the record
+//     left the scope meanwhile, and a job it was ending (recorded before a
+//     job.cancelled, state.Store.MarkEnding) counts as ended: its
+//     job.cancelled is sent again, and a record back in scope starts the
+//     next episode.
 //
 // # Failures
 //
@@ -101,19 +118,21 @@
 // message older than the retry horizon (24 h by default, Config.Retry)
 // that fails again goes to the dead-letter queue: it is made visible at
 // once and reported failed, without work, on every receive until the
-// intake queue's redrive count moves it. A permanent failure (404 from
-// ServiceNow, a 403 (the integration user may not read the table: a
-// gateway misconfiguration that no retry cures), an unknown gateway or
-// table, a record without the fields idempotency needs) is stored on the
-// ticket as failed and the message is done; a 403 on the journal only is
-// noted on the ticket, and the decision goes on without it. A message that
-// is not an intake message (bad JSON) is logged and takes the same way to
-// the dead-letter queue at once, unchanged and with its original
-// attributes; it never holds up the rest of the batch. The redrive policy
-// stays the only way into the DLQ: sending there directly would save the
-// quick receives, at the price of a second path with its own permission
-// and failure mode, and of the receive count and first-sent time an
-// operator reads in `2501 infra dlq list`.
+// intake queue's redrive count moves it. Its ticket is then among the
+// stuck ones (state.StuckAfter after the last failed attempt), and the
+// reconciler enqueues it again: nothing but poison needs a redrive. A
+// permanent failure (404 from ServiceNow, a 403 (the integration user may
+// not read the table: a gateway misconfiguration that no retry cures), an
+// unknown gateway or table, a record without the fields idempotency needs)
+// is stored on the ticket as failed and the message is done; a 403 on the
+// journal only is noted on the ticket, and the decision goes on without
+// it. A message that is not an intake message (bad JSON) is logged and
+// takes the same way to the dead-letter queue at once, unchanged and with
+// its original attributes; it never holds up the rest of the batch. The
+// redrive policy stays the only way into the DLQ: sending there directly
+// would save the quick receives, at the price of a second path with its
+// own permission and failure mode, and of the receive count and first-sent
+// time an operator reads in `2501 infra dlq list`.
 package pipeline
 
 import (
@@ -145,6 +164,15 @@ type Tickets interface {
 	ClaimFingerprint(ctx context.Context, gatewayID, fp string, owner state.First, window time.Duration) (state.First, bool, error)
 	// IndexJob records a job's ticket before its job.created is sent.
 	IndexJob(ctx context.Context, jobID string, k state.Key) error
+	// MarkEnding records, under the claim, the job.cancelled about to be
+	// sent (see state.Ticket.Basis).
+	MarkEnding(ctx context.Context, k state.Key, token string, e state.Ending) error
+	// JobTicketKey finds an indexed job's ticket (state.ErrNotFound: no
+	// attempt ever got as far as sending its job.created).
+	JobTicketKey(ctx context.Context, jobID string) (state.Key, error)
+	// DecidedVersion is the ticket's decided version (false: none yet):
+	// the cheap duplicate check before any ServiceNow call.
+	DecidedVersion(ctx context.Context, k state.Key) (int, bool, error)
 }
 
 // Dispatcher puts job events on the dispatch queue.

@@ -66,6 +66,12 @@ type decision struct {
 	plan  plan
 	// journalProblem says why the journal could not be read.
 	journalProblem string
+	// pending is a job an unfinished attempt indexed, and so may have
+	// sent the job.created of, without storing it (see pendingJob).
+	pending *state.Job
+	// resend is the end of a job an unfinished attempt recorded before it
+	// sent its job.cancelled (state.Ending), to send again.
+	resend *state.Ending
 	// final, when set, is the outcome: a failure after the claim.
 	final *Outcome
 }
@@ -99,6 +105,21 @@ func (p *Processor) prepare(ctx context.Context, rec events.SQSMessage) (*decisi
 	}
 	if err != nil {
 		return nil, p.transient(ctx, o, "read gateway", err)
+	}
+
+	// Cheap duplicates: a version at or below the decided one is stale
+	// without a ServiceNow call. The hint is the Business Rule's (or the
+	// reconciler's) sys_mod_count; without one the record is fetched.
+	if m.SysModCount != nil {
+		decided, ok, err := p.deps.Tickets.DecidedVersion(ctx, o.Key)
+		if err != nil {
+			return nil, p.transient(ctx, o, "read decided version", err)
+		}
+		if ok && *m.SysModCount <= decided {
+			o.Version = *m.SysModCount
+			o.Status, o.Reason = StatusStale, fmt.Sprintf("version %d already decided (decided %d), not fetched", *m.SysModCount, decided)
+			return nil, o
+		}
 	}
 
 	rec2, latency, err := p.fetch(ctx, g, m.Table, m.SysID)
@@ -140,20 +161,62 @@ func (p *Processor) prepare(ctx context.Context, rec events.SQSMessage) (*decisi
 	}
 	// An unfinished attempt's claim is not what to decide against.
 	d := &decision{o: o, g: g, m: m, v: v, prev: prev.Basis(), token: token, now: p.cfg.Now()}
+	if prev.Status == state.StatusProcessing || prev.Status == state.StatusRetrying {
+		d.resend = prev.Ending
+	}
+	if d.pending, err = p.pendingJob(ctx, o.Key, prev, d.now); err != nil {
+		return nil, p.release(ctx, d, "read job index", err)
+	}
 	if err := p.decide(ctx, d); err != nil {
 		return nil, p.release(ctx, d, "read journal", err)
 	}
 	return d, Outcome{}
 }
 
+// pendingJob returns the job an unfinished attempt (the claim found the
+// ticket processing or retrying) indexed without storing it: the job of
+// the episode after the basis's, when the basis has no open job. That
+// attempt may have sent its job.created before it crashed or failed to
+// store its decision, so the engine may be working on it. In scope, the
+// decision creates the same job again (same ids, which the engine drops);
+// out of scope, it must cancel it, or the engine's job would never end.
+func (p *Processor) pendingJob(ctx context.Context, k state.Key, claimed state.Ticket, now time.Time) (*state.Job, error) {
+	basis := claimed.Basis()
+	if claimed.Status != state.StatusProcessing && claimed.Status != state.StatusRetrying || basis.Job.Open() {
+		return nil, nil
+	}
+	episode := 1
+	if basis.Job != nil {
+		episode = basis.Job.Episode + 1
+	}
+	id := jobIDFor(k, episode)
+	switch _, err := p.deps.Tickets.JobTicketKey(ctx, id); {
+	case errors.Is(err, state.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	created := queue.EventIDFor(k.GatewayID, k.Table, k.SysID, episode, 0, queue.EventJobCreated, "")
+	return &state.Job{ID: id, State: state.JobOpen, Episode: episode, Sequence: 1, OpenedAt: now.UTC(),
+		Events: []state.JobEventRecord{{Type: queue.EventJobCreated, Sequence: 1, EventID: created, At: now.UTC()}}}, nil
+}
+
 // decide takes the lifecycle decision on a claimed version (see the
 // package comment): scope, then what the version means for the ticket's
 // job. It reads the journal only where an entry can matter.
 func (p *Processor) decide(ctx context.Context, d *decision) error {
-	g, prev, v, table := d.g, d.prev, d.v, d.m.Table
+	v, table := d.v, d.m.Table
+	st, why, due := scope(d.g, table, v, d.now)
+	if d.pending != nil && (st == state.StatusOutOfScope || st == state.StatusExpired) {
+		// The job an unfinished attempt may have created is the one to
+		// cancel; complete stores it whole (the ticket never had it).
+		d.prev.Job = d.pending
+	} else {
+		d.pending = nil
+	}
+	g, prev := d.g, d.prev
 	res := &d.res
 	res.Version = v.SysModCount
-	st, why, due := scope(g, table, v, d.now)
 	if prev.Job != nil {
 		res.JobID = prev.Job.ID
 	}
@@ -344,10 +407,42 @@ func (p *Processor) complete(ctx context.Context, d *decision) Outcome {
 		}
 		evs = append(evs, d.followUps(prev.Job.ID, prev.Job.Episode, seq)...)
 	}
-	if res.Job == nil && len(evs) > 0 {
+	switch {
+	case d.pending != nil && len(evs) > 0:
+		j := *d.pending
+		j.Events = append(j.Events, records(evs, d.now)...)
+		j.Sequence = evs[len(evs)-1].Sequence
+		j.State, j.EndedAt = state.JobCancelled, d.now.UTC()
+		res.Job, res.EndJob = &j, ""
+	case res.Job == nil && len(evs) > 0:
 		res.Base, res.Events = prev.Job, records(evs, d.now)
+	case res.Job == nil && prev.EndedByAttempt():
+		// An unfinished attempt ended this job (its job.cancelled may be
+		// with the engine); the ticket has not stored that yet.
+		res.Job = prev.Job
 	}
-	for _, ev := range evs {
+	if d.plan.cancel != "" {
+		// Before the job.cancelled leaves: should this attempt not
+		// finish, the next one decides from the job as ended.
+		ended := res.Job // the pending job's
+		if ended == nil {
+			j := res.After(d.now)
+			ended = &j
+		}
+		if err := p.deps.Tickets.MarkEnding(ctx, o.Key, d.token, state.Ending{Job: *ended, Status: res.Status, Reason: res.Reason, Why: d.plan.cancel}); err != nil {
+			return p.release(ctx, d, "record the job's end", err)
+		}
+	}
+	sends := evs
+	if e := d.resend; e != nil {
+		// The job.cancelled an unfinished attempt recorded may not have
+		// left: send it again (same id) before anything else, so the
+		// engine's job ends before any next one starts.
+		again := d.event(queue.EventJobCancelled, e.Job.ID, e.Job.Episode, e.Job.Sequence, "")
+		again.Reason = e.Why
+		sends = append([]queue.JobEvent{again}, evs...)
+	}
+	for _, ev := range sends {
 		attrs := map[string]string{
 			queue.AttrJobID: ev.JobID, queue.AttrGatewayID: ev.GatewayID, queue.AttrTable: ev.Table,
 			queue.AttrEventType: ev.Type, queue.AttrEventID: ev.EventID,
@@ -573,6 +668,60 @@ func (p *Processor) release(ctx context.Context, d *decision, step string, cause
 	if err := p.deps.Tickets.Release(ctx, o.Key, d.token, step+": "+cause.Error(), state.PriorOf(d.prev)); err != nil {
 		// The claim then expires after its lease; the retry takes it over.
 		o.Err = errors.Join(cause, err)
+	}
+	return o
+}
+
+// sameRecord groups a batch's messages by record: lead[i] is the message
+// that is processed for message i's record (i itself for a lead, -1 for
+// one that is not an intake message, left to prepare). The lead is the
+// message with the highest sys_mod_count hint, one without a hint counting
+// highest (it asks for whatever is current), the first of equals: every
+// message fetches the current version, so one fetch serves them all, and
+// a lead that is a cheap duplicate means the others are too.
+func sameRecord(recs []events.SQSMessage) []int {
+	lead := make([]int, len(recs))
+	byKey := map[state.Key]int{}
+	hint := func(m queue.IntakeMessage) int {
+		if m.SysModCount == nil {
+			return int(^uint(0) >> 1)
+		}
+		return *m.SysModCount
+	}
+	msgs := make([]queue.IntakeMessage, len(recs))
+	for i, rec := range recs {
+		lead[i] = -1
+		if err := json.Unmarshal([]byte(rec.Body), &msgs[i]); err != nil || msgs[i].GatewayID == "" || msgs[i].Table == "" || msgs[i].SysID == "" {
+			continue
+		}
+		k := state.Key{GatewayID: msgs[i].GatewayID, Table: msgs[i].Table, SysID: msgs[i].SysID}
+		j, ok := byKey[k]
+		if !ok || hint(msgs[i]) > hint(msgs[j]) {
+			byKey[k] = i
+		}
+	}
+	for i := range recs {
+		if lead[i] == -1 && msgs[i].SysID != "" {
+			if j, ok := byKey[state.Key{GatewayID: msgs[i].GatewayID, Table: msgs[i].Table, SysID: msgs[i].SysID}]; ok {
+				lead[i] = j
+			}
+		}
+	}
+	return lead
+}
+
+// duplicate is the outcome of a message whose record another message of
+// the batch (its lead) is processed for: stale, without any call. Should
+// the lead fail, its retry fetches the current version, which covers this
+// message's.
+func duplicate(rec, lead events.SQSMessage) Outcome {
+	o := Outcome{MessageID: rec.MessageId, Status: StatusStale, Reason: "same record as message " + lead.MessageId + " in this batch, fetched once"}
+	var m queue.IntakeMessage
+	if json.Unmarshal([]byte(rec.Body), &m) == nil {
+		o.Key, o.Source = state.Key{GatewayID: m.GatewayID, Table: m.Table, SysID: m.SysID}, m.Source
+		if m.SysModCount != nil {
+			o.Version = *m.SysModCount
+		}
 	}
 	return o
 }

@@ -27,11 +27,13 @@ func TestEnvFromGetenv(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", want: reconcile.Config{Overlap: 2 * time.Minute, PageSize: 1000,
-			DeadlineMargin: 10 * time.Second, GatewayTimeout: time.Minute, Concurrency: 4}},
+			DeadlineMargin: 10 * time.Second, GatewayTimeout: time.Minute, Concurrency: 4,
+			QueuedFor: 10 * time.Minute, StuckLimit: 1000}},
 		{name: "overrides", extra: map[string]string{reconcile.EnvOverlap: "5m", reconcile.EnvPageSize: "200",
 			reconcile.EnvGatewayTimeout: "30s", reconcile.EnvConcurrency: "2"},
 			want: reconcile.Config{Overlap: 5 * time.Minute, PageSize: 200,
-				DeadlineMargin: 10 * time.Second, GatewayTimeout: 30 * time.Second, Concurrency: 2}},
+				DeadlineMargin: 10 * time.Second, GatewayTimeout: 30 * time.Second, Concurrency: 2,
+				QueuedFor: 10 * time.Minute, StuckLimit: 1000}},
 		{name: "bad overlap", extra: map[string]string{reconcile.EnvOverlap: "soon"}, wantErr: reconcile.EnvOverlap},
 		{name: "page size too large", extra: map[string]string{reconcile.EnvPageSize: "20000"}, wantErr: reconcile.EnvPageSize},
 		{name: "missing state table", drop: schema.EnvStateTable, wantErr: schema.EnvStateTable},

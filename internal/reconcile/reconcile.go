@@ -7,8 +7,11 @@
 // a run asks the instance for the records updated since the watermark
 // (minus an overlap), in (sys_updated_on, sys_id) order, within the
 // gateway's scope, reading only sys_id, sys_updated_on and sys_mod_count.
-// Records whose sys_mod_count the ticket store already holds are skipped;
-// the rest are enqueued in batches of ten. After each page is enqueued the
+// Records whose sys_mod_count is at or below their ticket's decided
+// version (a decision on it completed), or that an earlier run enqueued
+// and still count as queued, are skipped; the rest are enqueued in
+// batches of ten. A claim that failed is not a decision, so a change whose
+// processing failed is enqueued again. After each page is enqueued the
 // watermark moves to that page's last record, with a conditional write that
 // never moves it backwards. The cost of a run is therefore one ServiceNow
 // call per page of changed records and one BatchGetItem per 100 of them:
@@ -35,8 +38,31 @@
 // each run also reads the gateway's tickets with an open job from the
 // state table's sparse open-job index and asks the instance for their
 // sys_mod_count by sys_id, whatever the filters say (one call per table
-// and hundred open jobs); those with a newer version are enqueued, and
-// the processor cancels the job if the ticket left the scope.
+// and hundred open jobs); those with a version above the decided one are
+// enqueued, and the processor cancels the job if the ticket left the
+// scope.
+//
+// Stuck tickets: each run also reads the gateway's tickets whose decision
+// has been pending for longer than state.StuckAfter (the sparse stuck
+// index: released after a transient failure, claimed by a processor that
+// vanished, or failed before any claim) and enqueues them, source
+// reconcile, without a sys_mod_count so the processor fetches whatever is
+// current. A message that ran out of receives is therefore healed within
+// a few runs, with no redrive. Cost: one Query, no ServiceNow call.
+//
+// Due change requests are enqueued (source deferred) once per due time;
+// a change that fails permanently (deleted before its window) leaves the
+// due index.
+//
+// Once per run, and not while queued: the open-job watch and the stuck and
+// due passes skip what the run has sent already (the watermark pass sends
+// a record twice only when it changed while the run read it), and every
+// pass marks what it sends (state.Store.MarkQueued, valid
+// Config.QueuedFor) before sending it. Until
+// the marker expires, later runs count the record as handled at that
+// version; after, they send it again, so a message that vanished costs a
+// delay, never the change. The marker needs no clearing: a decision at or
+// above its version makes it moot.
 package reconcile
 
 import (
@@ -73,11 +99,14 @@ type Registry interface {
 	Webhooks(ctx context.Context, gatewayID string) ([]registry.Webhook, error)
 }
 
-// Tickets is what the reconciler reads of the ticket store.
+// Tickets is what the reconciler reads of the ticket store, and the one
+// thing it writes there: the queued marker.
 type Tickets interface {
-	Versions(ctx context.Context, gatewayID, table string, sysIDs []string) (map[string]int, error)
+	Versions(ctx context.Context, gatewayID, table string, sysIDs []string) (map[string]state.Known, error)
 	DueTickets(ctx context.Context, gatewayID string, now time.Time) ([]state.Ticket, error)
 	OpenJobs(ctx context.Context, gatewayID string) ([]state.Ticket, error)
+	StuckTickets(ctx context.Context, gatewayID string, now time.Time, limit int) ([]state.Ticket, error)
+	MarkQueued(ctx context.Context, marks []state.Enqueued, until time.Time) error
 }
 
 // Watermarks stores each gateway × table's progress.
@@ -113,6 +142,8 @@ const (
 	DefaultDeadlineMargin = 10 * time.Second
 	DefaultGatewayTimeout = 60 * time.Second
 	DefaultConcurrency    = 4
+	DefaultQueuedFor      = 10 * time.Minute
+	DefaultStuckLimit     = 1000
 )
 
 // Fields are the only fields the reconciler reads: enough to decide.
@@ -133,6 +164,14 @@ type Config struct {
 	GatewayTimeout time.Duration
 	// Concurrency is how many gateways are reconciled at once.
 	Concurrency int
+	// QueuedFor is how long a record the reconciler enqueued counts as
+	// queued (state.Store.MarkQueued): no run enqueues it again before,
+	// unless ServiceNow holds a newer version. Long enough for the
+	// processor to drain a normal backlog, short enough that a message
+	// that vanished is replaced soon.
+	QueuedFor time.Duration
+	// StuckLimit caps the stuck tickets one run re-enqueues per gateway.
+	StuckLimit int
 }
 
 func (c Config) withDefaults() Config {
@@ -150,6 +189,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = DefaultConcurrency
+	}
+	if c.QueuedFor <= 0 {
+		c.QueuedFor = DefaultQueuedFor
+	}
+	if c.StuckLimit <= 0 {
+		c.StuckLimit = DefaultStuckLimit
 	}
 	return c
 }
@@ -247,7 +292,10 @@ type Result struct {
 type Due struct {
 	GatewayID string
 	Enqueued  int
-	Err       error
+	// Skipped were sent for the same due time already, and are still
+	// queued.
+	Skipped int
+	Err     error
 }
 
 // Report is a whole run.
@@ -256,6 +304,8 @@ type Report struct {
 	Due     []Due
 	// Watched is the open-job watch of each gateway.
 	Watched []Watch
+	// Stuck is the stuck-ticket pass of each gateway.
+	Stuck []Stuck
 	// Gateways is how many gateways the run looked at.
 	Gateways int
 }
@@ -275,6 +325,11 @@ func (r Report) Failed() int {
 	}
 	for _, w := range r.Watched {
 		if w.Err != nil {
+			n++
+		}
+	}
+	for _, s := range r.Stuck {
+		if s.Err != nil {
 			n++
 		}
 	}
@@ -332,13 +387,14 @@ func (r *Reconciler) Run(ctx context.Context, o Options) (Report, error) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			results, due, watched := r.gateway(ctx, log, gw, o)
+			results, due, watched, stuck := r.gateway(ctx, log, gw, o)
 			mu.Lock()
 			rep.Results = append(rep.Results, results...)
 			if due != nil {
 				rep.Due = append(rep.Due, *due)
 			}
 			rep.Watched = append(rep.Watched, watched)
+			rep.Stuck = append(rep.Stuck, stuck)
 			mu.Unlock()
 		})
 	}
@@ -348,6 +404,7 @@ func (r *Reconciler) Run(ctx context.Context, o Options) (Report, error) {
 	})
 	slices.SortFunc(rep.Due, func(a, b Due) int { return strings.Compare(a.GatewayID, b.GatewayID) })
 	slices.SortFunc(rep.Watched, func(a, b Watch) int { return strings.Compare(a.GatewayID, b.GatewayID) })
+	slices.SortFunc(rep.Stuck, func(a, b Stuck) int { return strings.Compare(a.GatewayID, b.GatewayID) })
 	r.logRun(log, rep, r.d.Now().Sub(start))
 	return rep, nil
 }
@@ -361,9 +418,10 @@ func rotate[T any](s []T, n int) {
 	}
 }
 
-// gateway reconciles one gateway's tables, re-checks its open jobs, then
-// re-enqueues its due change requests.
-func (r *Reconciler) gateway(ctx context.Context, log *slog.Logger, gw registry.Gateway, o Options) ([]Result, *Due, Watch) {
+// gateway reconciles one gateway's tables, re-checks its open jobs,
+// re-enqueues its stuck tickets, then its due change requests. Each
+// record goes on the intake queue at most once per run.
+func (r *Reconciler) gateway(ctx context.Context, log *slog.Logger, gw registry.Gateway, o Options) ([]Result, *Due, Watch, Stuck) {
 	// Budgets are real elapsed time, whatever clock Deps.Now reads.
 	stopAt := time.Now().Add(r.cfg.GatewayTimeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Add(-r.cfg.DeadlineMargin).Before(stopAt) {
@@ -410,11 +468,12 @@ func (r *Reconciler) gateway(ctx context.Context, log *slog.Logger, gw registry.
 		results = append(results, res)
 	}
 	watched := r.watch(ctx, log, gw, o.Table, sent, connect)
+	stuck := r.stuck(ctx, log, gw.ID, o.Table, sent)
 	if o.Table != "" && o.Table != registry.TableChangeRequest {
-		return results, nil, watched
+		return results, nil, watched, stuck
 	}
-	due := r.due(ctx, log, gw.ID)
-	return results, &due, watched
+	due := r.due(ctx, log, gw.ID, sent)
+	return results, &due, watched, stuck
 }
 
 // tableSpec is a table a gateway has an active webhook for, and when the
@@ -449,9 +508,13 @@ func (r *Reconciler) tables(ctx context.Context, gatewayID, only string) ([]tabl
 }
 
 // due re-enqueues the gateway's deferred change requests whose start time
-// has come. The ticket stays deferred until the processor claims the due
-// version, so a run that fails here is repeated by the next one.
-func (r *Reconciler) due(ctx context.Context, log *slog.Logger, gatewayID string) Due {
+// has come, once per due time: a ticket already sent for its due time
+// (due_sent) whose queued marker still holds is skipped. The ticket stays
+// deferred until the processor claims the due version, so a run that
+// fails here, or a message that vanished (its marker expires), is
+// repeated by a later one; a change that fails permanently (deleted
+// before it was due) leaves the due index.
+func (r *Reconciler) due(ctx context.Context, log *slog.Logger, gatewayID string, sent map[string]bool) Due {
 	d := Due{GatewayID: gatewayID}
 	now := r.d.Now()
 	tickets, err := r.d.Tickets.DueTickets(ctx, gatewayID, now)
@@ -461,7 +524,13 @@ func (r *Reconciler) due(ctx context.Context, log *slog.Logger, gatewayID string
 		return d
 	}
 	msgs := make([]queue.IntakeMessage, 0, len(tickets))
+	marks := make([]state.Enqueued, 0, len(tickets))
 	for _, t := range tickets {
+		if t.DueSent == t.DueAt && t.QueuedUntil > now.UnixMilli() || sent[t.Table+"#"+t.SysID] {
+			d.Skipped++
+			continue
+		}
+		marks = append(marks, state.Enqueued{Key: t.Key(), Version: t.SysModCount, DueAt: t.DueAt})
 		msgs = append(msgs, queue.IntakeMessage{
 			GatewayID:  gatewayID,
 			WebhookID:  t.WebhookID,
@@ -473,7 +542,7 @@ func (r *Reconciler) due(ctx context.Context, log *slog.Logger, gatewayID string
 		})
 	}
 	if len(msgs) > 0 {
-		if err := r.d.Intake.SendBatch(ctx, msgs); err != nil {
+		if err := r.send(ctx, log, msgs, marks, sent); err != nil {
 			d.Err = fmt.Errorf("enqueue due change requests: %w", err)
 		} else {
 			d.Enqueued = len(msgs)
@@ -481,4 +550,33 @@ func (r *Reconciler) due(ctx context.Context, log *slog.Logger, gatewayID string
 	}
 	r.reportDue(log, d)
 	return d
+}
+
+// send marks the messages' records queued (marks, or one per message at
+// its sys_mod_count), then puts the messages on the intake queue and notes
+// them in sent. A marker that cannot be written costs at most a duplicate
+// message later, so the messages go anyway; messages that could not be
+// sent keep their markers until they expire, which delays them by
+// Config.QueuedFor at most, and the run reports the error.
+func (r *Reconciler) send(ctx context.Context, log *slog.Logger, msgs []queue.IntakeMessage, marks []state.Enqueued, sent map[string]bool) error {
+	if marks == nil {
+		marks = make([]state.Enqueued, 0, len(msgs))
+		for _, m := range msgs {
+			v := -1
+			if m.SysModCount != nil {
+				v = *m.SysModCount
+			}
+			marks = append(marks, state.Enqueued{Key: state.Key{GatewayID: m.GatewayID, Table: m.Table, SysID: m.SysID}, Version: v})
+		}
+	}
+	if err := r.d.Tickets.MarkQueued(ctx, marks, r.d.Now().Add(r.cfg.QueuedFor)); err != nil {
+		log.Warn("mark enqueued records", slog.String("error", err.Error()))
+	}
+	if err := r.d.Intake.SendBatch(ctx, msgs); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		sent[m.Table+"#"+m.SysID] = true
+	}
+	return nil
 }

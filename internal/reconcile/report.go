@@ -92,7 +92,7 @@ func (r *Reconciler) report(log *slog.Logger, res Result) {
 }
 
 func (r *Reconciler) reportDue(log *slog.Logger, d Due) {
-	attrs := []any{slog.String("gateway_id", d.GatewayID), slog.Int("enqueued", d.Enqueued)}
+	attrs := []any{slog.String("gateway_id", d.GatewayID), slog.Int("enqueued", d.Enqueued), slog.Int("skipped", d.Skipped)}
 	level := slog.LevelInfo
 	if d.Err != nil {
 		level = slog.LevelError
@@ -107,7 +107,16 @@ func (r *Reconciler) reportDue(log *slog.Logger, d Due) {
 
 func (r *Reconciler) logRun(log *slog.Logger, rep Report, d time.Duration) {
 	t := rep.Totals()
+	stuck, due := 0, 0
+	for _, s := range rep.Stuck {
+		stuck += s.Enqueued
+	}
+	for _, x := range rep.Due {
+		due += x.Enqueued
+	}
 	log.Info("reconcile run",
+		slog.Int("stuck_enqueued", stuck),
+		slog.Int("due_enqueued", due),
 		slog.Int("gateways", rep.Gateways),
 		slog.Int("tables", len(rep.Results)),
 		slog.Int("scanned", t.Scanned),

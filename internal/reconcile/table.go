@@ -212,7 +212,8 @@ func (p *pass) page(ctx context.Context, cursor time.Time, recs []servicenow.Rec
 	return nil
 }
 
-// enqueue sends the records whose version the ticket store does not have.
+// enqueue sends the records whose version is neither decided nor already
+// queued (see state.Known.Handled).
 func (p *pass) enqueue(ctx context.Context, fresh []record, ids []string) error {
 	if len(fresh) == 0 {
 		return nil
@@ -224,7 +225,7 @@ func (p *pass) enqueue(ctx context.Context, fresh []record, ids []string) error 
 	now := p.r.d.Now().UTC()
 	var msgs []queue.IntakeMessage
 	for _, r := range fresh {
-		if v, ok := known[r.pos.SysID]; ok && r.version != nil && *r.version <= v {
+		if k, ok := known[r.pos.SysID]; ok && r.version != nil && k.Handled(*r.version, now) {
 			p.res.Skipped++
 			continue
 		}
@@ -241,11 +242,8 @@ func (p *pass) enqueue(ctx context.Context, fresh []record, ids []string) error 
 	if len(msgs) == 0 {
 		return nil
 	}
-	if err := p.r.d.Intake.SendBatch(ctx, msgs); err != nil {
+	if err := p.r.send(ctx, p.r.d.Logger, msgs, nil, p.sent); err != nil {
 		return fmt.Errorf("enqueue: %w", err)
-	}
-	for _, m := range msgs {
-		p.sent[m.Table+"#"+m.SysID] = true
 	}
 	p.res.Enqueued += len(msgs)
 	return nil

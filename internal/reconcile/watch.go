@@ -41,7 +41,8 @@ type Watch struct {
 // when its Business Rule did not fire (the filters no longer match it,
 // so neither does the watermark pass). A ticket the run's watermark pass
 // enqueued is not checked again. A ticket is enqueued only when
-// ServiceNow's sys_mod_count is above the ticket's. Cost: one Query on
+// ServiceNow's sys_mod_count is above the ticket's decided version and
+// not already queued (state.Ticket.Queued). Cost: one Query on
 // the sparse open-job index, and one ServiceNow call per table and
 // hundred open jobs.
 func (r *Reconciler) watch(ctx context.Context, log *slog.Logger, gw registry.Gateway, only string, sent map[string]bool, connect func() (Querier, error)) Watch {
@@ -100,7 +101,7 @@ func (r *Reconciler) watch(ctx context.Context, log *slog.Logger, gw registry.Ga
 			// ACL) is left alone: the processor would only record the 404
 			// again, every run.
 			for _, t := range chunk {
-				if v, ok := versions[t.SysID]; ok && v > t.SysModCount {
+				if v, ok := versions[t.SysID]; ok && v > t.Decided() && !t.Queued(v, now) {
 					msgs = append(msgs, queue.IntakeMessage{
 						GatewayID: gw.ID, WebhookID: t.WebhookID, Table: t.Table, SysID: t.SysID,
 						Source: queue.SourceReconcile, ReceivedAt: now, Number: t.Number, SysModCount: &v,
@@ -113,7 +114,7 @@ func (r *Reconciler) watch(ctx context.Context, log *slog.Logger, gw registry.Ga
 		}
 	}
 	if len(msgs) > 0 {
-		if err := r.d.Intake.SendBatch(ctx, msgs); err != nil {
+		if err := r.send(ctx, log, msgs, nil, sent); err != nil {
 			w.Err = fmt.Errorf("enqueue open-job tickets: %w", err)
 			return w
 		}

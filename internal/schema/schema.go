@@ -55,6 +55,11 @@ const (
 	// nothing else.
 	AttrOpenPK = "open_pk"
 	AttrOpenSK = "open_sk"
+	// AttrStuckPK and AttrStuckAt are set only on a ticket whose decision
+	// has not completed ("STUCK#"+gateway id, and the time from which the
+	// reconciler re-enqueues it), so IndexStuck holds nothing else.
+	AttrStuckPK = "stuck_pk"
+	AttrStuckAt = "stuck_at"
 )
 
 // Index names.
@@ -68,6 +73,10 @@ const (
 	// IndexOpenJobs lists a gateway's tickets with an open job (sparse):
 	// the reconciler re-checks them whatever the gateway's filters say.
 	IndexOpenJobs = "open_jobs"
+	// IndexStuck lists a gateway's tickets whose last attempt did not
+	// complete a decision (sparse, by the time they count as stuck): the
+	// reconciler re-enqueues them.
+	IndexStuck = "stuck"
 )
 
 // Registry holds gateways, webhooks and the path items ingest reads.
@@ -87,6 +96,7 @@ var State = Table{
 		{Name: IndexByGateway, PartitionKey: Key{AttrGSI1PK, String}, SortKey: &Key{AttrGSI1SK, String}},
 		{Name: IndexDue, PartitionKey: Key{AttrDuePK, String}, SortKey: &Key{AttrDueAt, String}},
 		{Name: IndexOpenJobs, PartitionKey: Key{AttrOpenPK, String}, SortKey: &Key{AttrOpenSK, String}},
+		{Name: IndexStuck, PartitionKey: Key{AttrStuckPK, String}, SortKey: &Key{AttrStuckAt, String}},
 	},
 	TTLAttribute: AttrExpiresAt,
 }

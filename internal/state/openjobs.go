@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -43,12 +44,64 @@ type Prior struct {
 // Basis is the ticket a decision on a claimed version starts from: the
 // ticket as the claim found it, or, when that was an unfinished attempt
 // (processing or retrying), with the status, reason and mirror that
-// attempt was based on.
+// attempt was based on. When that attempt was about to end a job (Ending:
+// its job.cancelled may have reached the engine), the basis is what it
+// was deciding: that job ended, with its status and reason, so the next
+// decision never sends news to a job the engine has ended, and a ticket
+// back in scope gets a new episode. The job then differs from the stored
+// one (EndedByAttempt): the decision sends that job.cancelled again (the
+// attempt may have failed to) and stores the job whole.
 func (t Ticket) Basis() Ticket {
-	if (t.Status == StatusProcessing || t.Status == StatusRetrying) && t.Prior != nil {
+	if t.Status != StatusProcessing && t.Status != StatusRetrying {
+		return t
+	}
+	if t.Prior != nil {
 		t.Status, t.Reason, t.Mirror, t.ContentHash = t.Prior.Status, t.Prior.Reason, t.Prior.Mirror, t.Prior.ContentHash
 	}
+	// A job the writer ended meanwhile keeps the writer's state (and
+	// results); the job.cancelled is still sent again.
+	if e := t.Ending; e != nil && (t.Job == nil || t.Job.Episode < e.Job.Episode || t.Job.ID == e.Job.ID && t.Job.Open()) {
+		j := e.Job
+		t.Job = &j
+		t.Status, t.Reason = e.Status, e.Reason
+	}
 	return t
+}
+
+// EndedByAttempt reports whether the basis's job is the one an unfinished
+// attempt ended (see Basis), which the ticket has not stored.
+func (t Ticket) EndedByAttempt() bool {
+	e := t.Ending
+	return e != nil && t.Job != nil && t.Job.ID == e.Job.ID && t.Job.State == e.Job.State && t.Job.Sequence == e.Job.Sequence
+}
+
+// Ending is what an attempt records, under its claim, before it sends the
+// job.cancelled that ends a job (Store.MarkEnding): the job as it will be
+// (whole, the event included) and the status the decision gives the
+// ticket.
+type Ending struct {
+	Job    Job    `dynamodbav:"job"`
+	Status string `dynamodbav:"status"`
+	Reason string `dynamodbav:"reason"`
+	// Why is the job.cancelled's reason, for a re-send.
+	Why string `dynamodbav:"why"`
+}
+
+// MarkEnding records, under the caller's claim, that it is about to send
+// the event that ends the ticket's open job; Finish clears it. Should the
+// attempt not finish, the next one decides from the job as ended (Basis).
+// ErrClaimLost: the claim is not the caller's any more.
+func (s *Store) MarkEnding(ctx context.Context, k Key, token string, e Ending) error {
+	av, err := attributevalue.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("mark ending %s: %w", k.PK(), err)
+	}
+	u := newUpdate()
+	u.set("ending", av)
+	u.values[":token"] = str(token)
+	u.names["#claim_token"] = "claim_token"
+	u.cond = "#claim_token = :token"
+	return s.ifClaimed(ctx, k, "mark ending", u)
 }
 
 // PriorOf is the Prior to keep for a decision: its outcome (Finish) or

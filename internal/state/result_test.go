@@ -79,6 +79,7 @@ func finish(rid, jobState string) state.ResultFinish {
 // TestFinishResultConcurrent: results of one job finished at once are all
 // recorded, and none loses the processor's part of the job.
 func TestFinishResultConcurrent(t *testing.T) {
+	skipOnMoto(t)
 	w := newResultWorld(t)
 	const n = 6
 	var wg sync.WaitGroup

@@ -17,6 +17,32 @@
 //     ErrStale, ErrUnchanged (recording the new sys_mod_count) or ErrBusy.
 //   - Finish and Release only apply while the caller still holds the claim.
 //
+// What was handled is the decided version (Ticket.DecidedVersion), never
+// the sys_mod_count a claim wrote: a claim records the version it is
+// deciding before the decision, but only a completed decision (Finish,
+// an unchanged version, or a version our own write produced) moves
+// decided_version, and it never goes down. The processor's cheap
+// duplicate check (DecidedVersion) and the reconciler's version checks
+// (Versions, the open-job watch) compare with it, so an attempt that
+// failed after its claim is never taken for a handled change.
+//
+// Self-healing: a ticket whose decision is pending (claimed, released
+// after a transient failure, or failed before any claim) carries
+// stuck_pk = "STUCK#"+gateway id and stuck_at = the time it counts as
+// stuck (StuckAfter past the failure or the claim's expiry), which puts
+// it in the sparse schema.IndexStuck; StuckTickets reads it for the
+// reconciler, and a completed decision, a claim that finds nothing newer
+// to decide, or a permanent failure takes it out. The reconciler marks
+// what it enqueues (MarkQueued: queued_version, queued_until, and
+// due_sent for a due change request), so that no run sends again what is
+// still on the queue; the marker expires, so a message that vanished is
+// sent again. A permanent failure also takes a deferred ticket out of the
+// due index.
+//
+// An attempt about to send a job.cancelled records the ended job under
+// its claim (MarkEnding); should it not finish, Ticket.Basis gives the
+// next attempt the job as ended.
+//
 // Deferred tickets carry due_pk = "DUE#"+gateway id and due_at (UTC,
 // second precision, fixed width so that it sorts), which puts them in the
 // sparse schema.IndexDue; DueTickets reads a gateway's due tickets from it.
@@ -76,6 +102,7 @@ const (
 	gatewayIndexPK    = "GW#"
 	duePrefix         = "DUE#"
 	openPrefix        = "OPEN#"
+	stuckPrefix       = "STUCK#"
 	// dueLayout sorts lexicographically in time order.
 	dueLayout = "2006-01-02T15:04:05Z"
 	// updatedLayout is RFC 3339 with fixed-width nanoseconds, so it sorts.
@@ -157,6 +184,11 @@ func (s *Store) Claim(ctx context.Context, c Claim) (Ticket, error) {
 			// claimant's journal read came too early for: retry it later.
 			return cur, ErrBusy
 		case cur.ClaimExpires >= now.UnixMilli() || cur.SysModCount >= c.SysModCount:
+			if cur.StuckAt != "" && cur.ClaimToken == "" {
+				// A failure before any claim put a decided ticket among the
+				// stuck ones; this version shows there was nothing more.
+				s.settle(ctx, c.Key)
+			}
 			return cur, s.note(ctx, c.Key, OutcomeStale)
 		case cur.ContentHash == hash && cur.JournalMatters():
 			// The claim admits this version; another one won the race
@@ -189,6 +221,7 @@ func (s *Store) tryClaim(ctx context.Context, c Claim, hash string) (Ticket, err
 	u.set("reason", str(""))
 	u.set("claim_token", str(c.Token))
 	u.set("claim_expires", num64(now.Add(c.Lease).UnixMilli()))
+	u.stuck(c.GatewayID, now.Add(c.Lease+StuckAfter))
 	u.setExpr("attempts", "if_not_exists(#attempts, :zero) + :one")
 	u.setExpr("first_seen_at", "if_not_exists(#first_seen_at, :now)")
 	u.set("source", str(c.Source))
@@ -233,8 +266,11 @@ func (s *Store) markUnchanged(ctx context.Context, c Claim, hash string) error {
 	now := s.now()
 	u := newUpdate()
 	u.set("sys_mod_count", num(c.SysModCount))
+	// Nothing to decide on this version: it is handled.
+	u.set("decided_version", num(c.SysModCount))
 	u.set("sys_updated_on", str(c.SysUpdatedOn))
 	u.set("last_outcome", str(OutcomeUnchanged))
+	u.remove(schema.AttrStuckPK, schema.AttrStuckAt)
 	u.set("last_outcome_at", timeAV(now))
 	u.touch(c.GatewayID, now)
 	u.values[":v"] = num(c.SysModCount)
@@ -266,6 +302,16 @@ func (s *Store) note(ctx context.Context, k Key, outcome string) error {
 		return ErrStale
 	}
 	return ErrUnchanged
+}
+
+// settle takes a ticket without a pending claim out of the stuck index
+// (best effort: should it fail, the reconciler's next copy settles it).
+func (s *Store) settle(ctx context.Context, k Key) {
+	u := newUpdate()
+	u.remove(schema.AttrStuckPK, schema.AttrStuckAt)
+	u.names["#claim_token"] = "claim_token"
+	u.cond = "attribute_not_exists(#claim_token)"
+	_, _ = s.db.UpdateItem(ctx, u.input(s.table, k.PK(), ddbtypes.ReturnValueNone))
 }
 
 // Result is the decision on a claimed version.
@@ -311,10 +357,21 @@ type Result struct {
 	// work note produced (nothing else changed in between), so its echo
 	// is stale without a fetch of the journal.
 	SeenVersion int
+
+	// keepDecided: the ticket's decided version is already above this
+	// decision's (the writer recorded its own write meanwhile).
+	keepDecided bool
 }
+
+// decided is the version the decision makes handled.
+func (r Result) decided() int { return max(r.Version, r.SeenVersion) }
 
 // Finish stores the decision on a claimed version and releases the claim.
 // ErrClaimLost means the claim expired and another processor took over.
+// The decision's version (or SeenVersion, when higher) becomes the
+// decided version, unless the ticket's is higher already: it never goes
+// down. The ticket leaves the stuck index, and a due_sent mark is
+// cleared, so a deferred decision is sent again when its (new) time comes.
 //
 // The job is written so that the processor and the writer never overwrite
 // each other's part: a new one whole (under the claim, only the processor
@@ -327,15 +384,31 @@ type Result struct {
 func (s *Store) Finish(ctx context.Context, k Key, token string, r Result) error {
 	for attempt := 0; ; attempt++ {
 		err := s.finish(ctx, k, token, r)
-		if r.Job != nil || r.Base == nil || !errors.Is(err, ErrClaimLost) || attempt == 4 {
+		if !errors.Is(err, ErrClaimLost) || attempt == 4 {
 			return err
 		}
 		cur, gerr := s.get(ctx, k, true)
-		if gerr != nil || cur.ClaimToken != token || cur.Job == nil || cur.Job.ID != r.Base.ID {
+		if gerr != nil || cur.ClaimToken != token {
 			return err
 		}
-		r.Base = cur.Job
+		again := false
+		if !r.keepDecided && cur.Decided() > r.decided() {
+			r.keepDecided, again = true, true
+		}
+		if r.Job == nil && r.Base != nil && cur.Job != nil && cur.Job.ID == r.Base.ID {
+			r.Base, again = cur.Job, true
+		}
+		if !again {
+			return err
+		}
 	}
+}
+
+// After is the job as Finish stores it from Base: with the decision's
+// events and, for EndJob, ended at at.
+func (r Result) After(at time.Time) Job {
+	r.endedAt = at.UTC()
+	return r.next()
 }
 
 // next is the job after the decision's events and end.
@@ -363,7 +436,11 @@ func (s *Store) finish(ctx context.Context, k Key, token string, r Result) error
 	u.set("last_outcome", str(outcome))
 	u.set("last_outcome_at", timeAV(now))
 	u.set("processed_at", timeAV(now))
-	u.set("decided_version", num(r.Version))
+	cond := "#claim_token = :token"
+	if !r.keepDecided {
+		u.set("decided_version", num(r.decided()))
+		cond += " AND (attribute_not_exists(#decided_version) OR #decided_version <= :decided_version)"
+	}
 	if r.SeenVersion > r.Version {
 		u.set("sys_mod_count", num(r.SeenVersion))
 	}
@@ -389,6 +466,7 @@ func (s *Store) finish(ctx context.Context, k Key, token string, r Result) error
 	} else {
 		u.remove(schema.AttrDuePK, schema.AttrDueAt)
 	}
+	u.remove("due_sent", "ending", schema.AttrStuckPK, schema.AttrStuckAt)
 	if r.JournalSeenAt != "" {
 		u.set("journal_seen_at", str(r.JournalSeenAt))
 		ids := make([]ddbtypes.AttributeValue, 0, len(r.JournalSeenIDs))
@@ -404,7 +482,6 @@ func (s *Store) finish(ctx context.Context, k Key, token string, r Result) error
 		}
 		u.set("prior", av)
 	}
-	cond := "#claim_token = :token"
 	job := r.Job
 	if job == nil && r.Base != nil && (len(r.Events) > 0 || r.EndJob != "") {
 		r.endedAt = now.UTC()
@@ -442,6 +519,9 @@ func (s *Store) finish(ctx context.Context, k Key, token string, r Result) error
 
 // Release gives a claimed version back after a transient failure: the
 // ticket says retrying, and the redelivered message can claim it at once.
+// The decided version stays where it was, and the ticket is among the
+// stuck ones from StuckAfter on, so that the reconciler re-enqueues it
+// should the message never succeed (dead-lettered, or lost).
 // prior, when set, is what the failed attempt was based on, kept for the
 // next one (see Ticket.Basis).
 func (s *Store) Release(ctx context.Context, k Key, token, reason string, prior *Prior) error {
@@ -460,6 +540,7 @@ func (s *Store) Release(ctx context.Context, k Key, token, reason string, prior 
 	u.set("last_outcome", str(StatusRetrying))
 	u.set("last_outcome_at", timeAV(now))
 	u.set("claim_expires", num(0))
+	u.stuck(k.GatewayID, now.Add(StuckAfter))
 	u.touch(k.GatewayID, now)
 	u.values[":token"] = str(token)
 	u.names["#claim_token"] = "claim_token"
@@ -481,8 +562,12 @@ func (s *Store) ifClaimed(ctx context.Context, k Key, op string, u *update) erro
 
 // RecordFailure stores a failure that happened before a version could be
 // claimed (the record could not be fetched, the gateway is unknown). A
-// permanent failure sets the status to failed; a transient one leaves the
-// status of a known ticket alone and marks a new one retrying.
+// permanent failure sets the status to failed and takes the ticket out of
+// the due and stuck indexes (a deferred change deleted before its time is
+// not enqueued again); a transient one leaves the status of a known
+// ticket alone, marks a new one retrying, and puts it among the stuck
+// ones from StuckAfter on: the change it was about is found again even
+// when its message never succeeds.
 func (s *Store) RecordFailure(ctx context.Context, k Key, reason string, permanent bool, source string) error {
 	now := s.now()
 	u := newUpdate()
@@ -500,7 +585,9 @@ func (s *Store) RecordFailure(ctx context.Context, k Key, reason string, permane
 	if permanent {
 		u.set("status", str(StatusFailed))
 		u.set("reason", str(reason))
+		u.remove(schema.AttrDuePK, schema.AttrDueAt, "due_sent", schema.AttrStuckPK, schema.AttrStuckAt)
 	} else {
+		u.stuck(k.GatewayID, now.Add(StuckAfter))
 		u.setExpr("status", "if_not_exists(#status, :retrying)")
 		u.setExpr("reason", "if_not_exists(#reason, :reason)")
 		u.values[":retrying"] = str(StatusRetrying)
@@ -721,6 +808,12 @@ func (u *update) setMirror(m Mirror) {
 	}
 }
 
+// stuck puts the ticket in schema.IndexStuck from at on.
+func (u *update) stuck(gatewayID string, at time.Time) {
+	u.set(schema.AttrStuckPK, str(stuckPrefix+gatewayID))
+	u.set(schema.AttrStuckAt, str(at.UTC().Format(dueLayout)))
+}
+
 // touch moves the ticket to the top of its gateway's list.
 func (u *update) touch(gatewayID string, now time.Time) {
 	u.set("updated_at", timeAV(now))
@@ -760,6 +853,11 @@ func (u *update) input(table, pk string, rv ddbtypes.ReturnValue) *dynamodb.Upda
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
 		ReturnValues:              rv,
+	}
+	if len(values) == 0 {
+		// DynamoDB refuses an empty map (a REMOVE under a condition
+		// without values, say).
+		in.ExpressionAttributeValues = nil
 	}
 	if u.cond != "" {
 		in.ConditionExpression = aws.String(u.cond)

@@ -10,9 +10,12 @@ import (
 // Ticket statuses: the decision taken on the record's current content.
 const (
 	// StatusProcessing: a processor claimed this version and has not
-	// finished; if its claim expired it crashed, and a redelivery takes over.
+	// finished; if its claim expired it crashed, and a redelivery (or the
+	// reconciler, StuckAfter past the lease) takes over.
 	StatusProcessing = "processing"
-	// StatusRetrying: a transient failure; the intake message is retried.
+	// StatusRetrying: a transient failure; the intake message is retried,
+	// and the reconciler re-enqueues the ticket StuckAfter the last failed
+	// attempt if nothing decided it by then.
 	StatusRetrying     = "retrying"
 	StatusAccepted     = "accepted"
 	StatusOutOfScope   = "out_of_scope"
@@ -77,14 +80,19 @@ type Ticket struct {
 	Table     string `dynamodbav:"table"`
 	SysID     string `dynamodbav:"sys_id"`
 	Mirror
-	// SysModCount is the last version seen (processed, or recorded as
-	// unchanged); meaningful only when ContentHash is set.
+	// SysModCount is the last version seen (claimed, or recorded as
+	// unchanged); meaningful only when ContentHash is set. A claim writes
+	// it before the decision, so it says nothing about what was handled.
 	SysModCount  int    `dynamodbav:"sys_mod_count"`
 	SysUpdatedOn string `dynamodbav:"sys_updated_on"`
 	ContentHash  string `dynamodbav:"content_hash"`
-	// DecidedVersion is the sys_mod_count of the last finished decision;
-	// nil until one finished. A job's id derives from it and the content
-	// hash, so that every retry of one pending decision has the same id.
+	// DecidedVersion is the highest sys_mod_count whose decision completed
+	// (Finish, an unchanged version, or a version our own write produced:
+	// Finish's SeenVersion, RecordOwnWrite); nil until one did. It never
+	// goes down. Whatever means "this version was handled" (the
+	// processor's cheap duplicate check, the reconciler's version checks)
+	// compares against it, never against SysModCount, so an attempt that
+	// failed after its claim is found again.
 	DecidedVersion *int `dynamodbav:"decided_version,omitempty"`
 
 	Status string `dynamodbav:"status"`
@@ -96,6 +104,17 @@ type Ticket struct {
 	DuplicateOfNumber string `dynamodbav:"duplicate_of_number,omitempty"`
 	// DueAt is set while deferred: when the change request's window opens.
 	DueAt string `dynamodbav:"due_at,omitempty"`
+	// DueSent is the DueAt the reconciler last enqueued the ticket for; a
+	// decision clears it.
+	DueSent string `dynamodbav:"due_sent,omitempty"`
+	// StuckAt, set while a decision is pending (processing, retrying, or a
+	// failure before any claim), is when the reconciler re-enqueues the
+	// ticket if nothing decided it by then (schema.IndexStuck).
+	StuckAt string `dynamodbav:"stuck_at,omitempty"`
+	// QueuedVersion and QueuedUntil (Unix ms): the reconciler enqueued the
+	// record at that version, and does not enqueue it again before then.
+	QueuedVersion int   `dynamodbav:"queued_version,omitempty"`
+	QueuedUntil   int64 `dynamodbav:"queued_until,omitempty"`
 	// WriteBack says what happened to the work note: "done", "off" or the error.
 	WriteBack string `dynamodbav:"write_back,omitempty"`
 
@@ -104,6 +123,9 @@ type Ticket struct {
 	// Prior is what the last decision or failed attempt was based on
 	// (see Basis).
 	Prior *Prior `dynamodbav:"prior,omitempty"`
+	// Ending is set by an attempt about to end the open job (MarkEnding)
+	// until a decision finishes.
+	Ending *Ending `dynamodbav:"ending,omitempty"`
 	// JournalSeenAt is the sys_created_on (UTC, ServiceNow's layout) of the
 	// newest comment or work note the processor has considered, and
 	// JournalSeenIDs the entries of that second it has (ServiceNow stamps
@@ -131,6 +153,20 @@ type Ticket struct {
 
 // Key returns the ticket's key.
 func (t Ticket) Key() Key { return Key{GatewayID: t.GatewayID, Table: t.Table, SysID: t.SysID} }
+
+// Decided is DecidedVersion, or -1 before any decision completed.
+func (t Ticket) Decided() int {
+	if t.DecidedVersion == nil {
+		return -1
+	}
+	return *t.DecidedVersion
+}
+
+// Queued reports whether the reconciler enqueued version v (or a newer
+// one) of the record and its marker is still valid at now.
+func (t Ticket) Queued(v int, now time.Time) bool {
+	return t.QueuedUntil > now.UnixMilli() && v <= t.QueuedVersion
+}
 
 // Due parses DueAt; zero when the ticket is not deferred.
 func (t Ticket) Due() time.Time {

@@ -20,14 +20,35 @@ const maxBatchGet = 100
 // left unprocessed (throttling); the SDK already retries failed calls.
 const versionsAttempts = 6
 
-// Versions returns the last sys_mod_count the state table holds for each
-// of the given records of a gateway's table; records it knows nothing
-// about (or only a failure before any version was claimed) are absent.
-// The reconciler uses it to skip records already processed, so it reads
-// only the key and the version, eventually consistent: a stale answer
-// costs one duplicate intake message, which the processor's claim rejects.
-func (s *Store) Versions(ctx context.Context, gatewayID, table string, sysIDs []string) (map[string]int, error) {
-	out := make(map[string]int, len(sysIDs))
+// Known is what the state table holds of a record's versions for the
+// reconciler.
+type Known struct {
+	// Decided is the ticket's decided version; -1 when no decision on it
+	// completed (a claim that failed, a failure before any claim).
+	Decided int
+	// QueuedVersion and QueuedUntil are the reconciler's queued marker
+	// (MarkQueued); QueuedUntil is zero without one.
+	QueuedVersion int
+	QueuedUntil   time.Time
+}
+
+// Handled reports whether version v needs no intake message at now: it is
+// decided, or the reconciler enqueued it (or a newer one) and the marker
+// is still valid.
+func (k Known) Handled(v int, now time.Time) bool {
+	return v <= k.Decided || v <= k.QueuedVersion && now.Before(k.QueuedUntil)
+}
+
+// Versions returns, for each of the given records of a gateway's table
+// that the state table knows, its decided version and queued marker;
+// records it knows nothing about are absent. The reconciler uses it to
+// skip records already handled, so it reads only the key, the decided
+// version and the marker, eventually consistent: a stale answer costs one
+// duplicate intake message, which the processor drops (its cheap
+// duplicate check, or its claim). A version whose decision did not
+// complete is not handled, so the record is enqueued again.
+func (s *Store) Versions(ctx context.Context, gatewayID, table string, sysIDs []string) (map[string]Known, error) {
+	out := make(map[string]Known, len(sysIDs))
 	seen := make(map[string]bool, len(sysIDs))
 	var keys []map[string]ddbtypes.AttributeValue
 	for _, id := range sysIDs {
@@ -45,11 +66,11 @@ func (s *Store) Versions(ctx context.Context, gatewayID, table string, sysIDs []
 	return out, nil
 }
 
-func (s *Store) versionsChunk(ctx context.Context, keys []map[string]ddbtypes.AttributeValue, out map[string]int) error {
+func (s *Store) versionsChunk(ctx context.Context, keys []map[string]ddbtypes.AttributeValue, out map[string]Known) error {
 	req := map[string]ddbtypes.KeysAndAttributes{s.table: {
 		Keys:                     keys,
-		ProjectionExpression:     aws.String("#pk, #v, #h"),
-		ExpressionAttributeNames: map[string]string{"#pk": schema.AttrPK, "#v": "sys_mod_count", "#h": "content_hash"},
+		ProjectionExpression:     aws.String("#pk, #d, #qv, #qu"),
+		ExpressionAttributeNames: map[string]string{"#pk": schema.AttrPK, "#d": "decided_version", "#qv": "queued_version", "#qu": "queued_until"},
 	}}
 	for attempt := 1; ; attempt++ {
 		res, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
@@ -57,9 +78,8 @@ func (s *Store) versionsChunk(ctx context.Context, keys []map[string]ddbtypes.At
 			return err
 		}
 		for _, item := range res.Responses[s.table] {
-			sysID, v, ok := versionOf(item)
-			if ok {
-				out[sysID] = v
+			if sysID, k, ok := knownOf(item); ok {
+				out[sysID] = k
 			}
 		}
 		req = res.UnprocessedKeys
@@ -78,23 +98,24 @@ func (s *Store) versionsChunk(ctx context.Context, keys []map[string]ddbtypes.At
 	}
 }
 
-// versionOf reads the sys_id and version of a projected ticket item. The
-// version counts only once a claim wrote a content hash (see Ticket).
-func versionOf(item map[string]ddbtypes.AttributeValue) (string, int, bool) {
+// knownOf reads the sys_id, decided version and queued marker of a
+// projected ticket item; false when it holds neither.
+func knownOf(item map[string]ddbtypes.AttributeValue) (string, Known, bool) {
 	pk, ok := item[schema.AttrPK].(*ddbtypes.AttributeValueMemberS)
 	if !ok {
-		return "", 0, false
+		return "", Known{}, false
 	}
-	if h, ok := item["content_hash"].(*ddbtypes.AttributeValueMemberS); !ok || h.Value == "" {
-		return "", 0, false
+	k := Known{Decided: -1}
+	if v, ok := numberOf(item["decided_version"]); ok {
+		k.Decided = int(v)
 	}
-	n, ok := item["sys_mod_count"].(*ddbtypes.AttributeValueMemberN)
-	if !ok {
-		return "", 0, false
+	if until, ok := numberOf(item["queued_until"]); ok {
+		k.QueuedUntil = time.UnixMilli(until)
+		v, _ := numberOf(item["queued_version"])
+		k.QueuedVersion = int(v)
 	}
-	v, err := strconv.Atoi(n.Value)
-	if err != nil {
-		return "", 0, false
+	if k.Decided < 0 && k.QueuedUntil.IsZero() {
+		return "", Known{}, false
 	}
 	// The sys_id is the last "#"-separated part of the key; gateway ids and
 	// table names never contain "#".
@@ -105,5 +126,14 @@ func versionOf(item map[string]ddbtypes.AttributeValue) (string, int, bool) {
 			break
 		}
 	}
-	return id, v, true
+	return id, k, true
+}
+
+func numberOf(av ddbtypes.AttributeValue) (int64, bool) {
+	n, ok := av.(*ddbtypes.AttributeValueMemberN)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(n.Value, 10, 64)
+	return v, err == nil
 }

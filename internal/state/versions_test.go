@@ -13,9 +13,12 @@ import (
 func TestVersions(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
-	// 250 claimed records span three BatchGetItem chunks; a record that only
-	// failed before any claim has no version; "other" belongs to another table.
-	want := map[string]int{}
+	// 250 records span three BatchGetItem chunks. Those decided (every
+	// third is claimed but not finished, or released) have their decided
+	// version; a claim that did not finish, or a record that only failed
+	// before any claim, has none: it is not handled. "other" belongs to
+	// another table.
+	want := map[string]state.Known{}
 	var ids []string
 	for i := range 250 {
 		id := fmt.Sprintf("%032x", i)
@@ -23,8 +26,20 @@ func TestVersions(t *testing.T) {
 		if _, err := s.Claim(ctx, c); err != nil {
 			t.Fatalf("Claim %s: %v", id, err)
 		}
-		want[id] = i % 7
 		ids = append(ids, id)
+		switch i % 3 {
+		case 0:
+			continue
+		case 1:
+			if err := s.Release(ctx, c.Key, c.Token, "dispatch: throttled", nil); err != nil {
+				t.Fatalf("Release %s: %v", id, err)
+			}
+			continue
+		}
+		if err := s.Finish(ctx, c.Key, c.Token, state.Result{Version: i % 7, Status: state.StatusAccepted}); err != nil {
+			t.Fatalf("Finish %s: %v", id, err)
+		}
+		want[id] = state.Known{Decided: i % 7}
 	}
 	failed := state.Key{GatewayID: gtw, Table: "incident", SysID: "f"}
 	if err := s.RecordFailure(ctx, failed, "fetch failed", false, "webhook"); err != nil {
