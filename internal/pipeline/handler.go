@@ -204,12 +204,7 @@ func (p *Processor) logOutcome(ctx context.Context, requestID string, rec events
 		slog.String("reason", o.Reason),
 		slog.Bool("retry", o.Retry),
 	}
-	switch {
-	case next.GiveUp:
-		attrs = append(attrs, slog.Bool("dead_letter", true))
-	case next.Set:
-		attrs = append(attrs, slog.Float64("retry_in_s", next.Wait.Seconds()))
-	}
+	attrs = append(attrs, next.LogAttrs()...)
 	if o.JobID != "" {
 		attrs = append(attrs, slog.String("job_id", o.JobID))
 	}

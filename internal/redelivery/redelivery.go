@@ -166,6 +166,19 @@ type Next struct {
 	Set bool
 }
 
+// LogAttrs are what a message's log line says of its redelivery:
+// dead_letter when it is on its way to the DLQ, retry_in_s when its
+// visibility was set; none otherwise.
+func (n Next) LogAttrs() []slog.Attr {
+	switch {
+	case n.GiveUp:
+		return []slog.Attr{slog.Bool("dead_letter", true)}
+	case n.Set:
+		return []slog.Attr{slog.Float64("retry_in_s", n.Wait.Seconds())}
+	}
+	return nil
+}
+
 func (q *Queue) now() time.Time {
 	if q.Now == nil {
 		return time.Now()

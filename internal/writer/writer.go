@@ -359,12 +359,7 @@ func (w *Writer) logOutcome(ctx context.Context, requestID string, rec events.SQ
 		slog.String("applied", o.Applied),
 		slog.Bool("retry", o.Retry),
 	}
-	switch {
-	case next.GiveUp:
-		attrs = append(attrs, slog.Bool("dead_letter", true))
-	case next.Set:
-		attrs = append(attrs, slog.Float64("retry_in_s", next.Wait.Seconds()))
-	}
+	attrs = append(attrs, next.LogAttrs()...)
 	if o.JobState != "" {
 		attrs = append(attrs, slog.String("job_state", o.JobState))
 	}
