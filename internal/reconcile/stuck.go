@@ -72,15 +72,22 @@ func (r *Reconciler) stuck(ctx context.Context, log *slog.Logger, gatewayID, onl
 }
 
 func (r *Reconciler) reportStuck(log *slog.Logger, s *Stuck) {
-	attrs := []any{slog.String("gateway_id", s.GatewayID), slog.Int("found", s.Found), slog.Int("enqueued", s.Enqueued), slog.Int("skipped", s.Skipped)}
+	r.reportPass(log, "stuck tickets", s.GatewayID, s.Err, MetricStuckEnqueued, s.Enqueued,
+		slog.Int("found", s.Found), slog.Int("enqueued", s.Enqueued), slog.Int("skipped", s.Skipped))
+}
+
+// reportPass logs one gateway's pass (an error as an error) and puts the
+// count it enqueued as the named metric.
+func (r *Reconciler) reportPass(log *slog.Logger, msg, gatewayID string, err error, metric string, enqueued int, attrs ...any) {
+	attrs = append([]any{slog.String("gateway_id", gatewayID)}, attrs...)
 	level := slog.LevelInfo
-	if s.Err != nil {
+	if err != nil {
 		level = slog.LevelError
-		attrs = append(attrs, slog.String("error", s.Err.Error()))
+		attrs = append(attrs, slog.String("error", err.Error()))
 	}
-	log.Log(context.Background(), level, "stuck tickets", attrs...)
+	log.Log(context.Background(), level, msg, attrs...)
 	if r.d.Metrics != nil {
-		r.put(map[string]string{"Gateway": s.GatewayID},
-			metrics.Metric{Name: MetricStuckEnqueued, Unit: metrics.Count, Values: []float64{float64(s.Enqueued)}})
+		r.put(map[string]string{"Gateway": gatewayID},
+			metrics.Metric{Name: metric, Unit: metrics.Count, Values: []float64{float64(enqueued)}})
 	}
 }

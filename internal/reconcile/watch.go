@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/snowgate/snowgate/internal/metrics"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/servicenow"
@@ -124,15 +123,6 @@ func (r *Reconciler) watch(ctx context.Context, log *slog.Logger, gw registry.Ga
 }
 
 func (r *Reconciler) reportWatch(log *slog.Logger, w *Watch) {
-	attrs := []any{slog.String("gateway_id", w.GatewayID), slog.Int("open", w.Open), slog.Int("enqueued", w.Enqueued), slog.Int("calls", w.Calls)}
-	level := slog.LevelInfo
-	if w.Err != nil {
-		level = slog.LevelError
-		attrs = append(attrs, slog.String("error", w.Err.Error()))
-	}
-	log.Log(context.Background(), level, "open jobs", attrs...)
-	if r.d.Metrics != nil {
-		r.put(map[string]string{"Gateway": w.GatewayID},
-			metrics.Metric{Name: MetricWatchEnqueued, Unit: metrics.Count, Values: []float64{float64(w.Enqueued)}})
-	}
+	r.reportPass(log, "open jobs", w.GatewayID, w.Err, MetricWatchEnqueued, w.Enqueued,
+		slog.Int("open", w.Open), slog.Int("enqueued", w.Enqueued), slog.Int("calls", w.Calls))
 }
