@@ -138,7 +138,6 @@ package pipeline
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/snowgate/snowgate/internal/metrics"
@@ -262,9 +261,8 @@ type Processor struct {
 	cfg  Config
 	log  *slog.Logger
 
-	mu       sync.Mutex
 	gateways *registry.Cache
-	limits   map[string]chan struct{} // per instance URL
+	limits   *servicenow.CallLimit
 	retries  *redelivery.Queue
 }
 
@@ -292,31 +290,12 @@ func New(deps Deps, cfg Config) *Processor {
 	return &Processor{
 		deps: deps, cfg: cfg, log: cfg.Logger,
 		gateways: registry.NewCache(deps.Gateways, cfg.GatewayTTL, cfg.Now),
-		limits:   map[string]chan struct{}{},
+		limits:   servicenow.NewCallLimit(cfg.FetchConcurrency),
 		retries:  &redelivery.Queue{SQS: deps.Queue, URL: cfg.QueueURL, Policy: cfg.Retry, Now: cfg.Now, Log: cfg.Logger},
 	}
 }
 
-// limit returns the semaphore of an instance.
-func (p *Processor) limit(instanceURL string) chan struct{} {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	l, ok := p.limits[instanceURL]
-	if !ok {
-		l = make(chan struct{}, p.cfg.FetchConcurrency)
-		p.limits[instanceURL] = l
-	}
-	return l
-}
-
 // call runs one ServiceNow call within the instance's concurrency bound.
 func (p *Processor) call(ctx context.Context, g registry.Gateway, f func() error) error {
-	l := p.limit(g.InstanceURL)
-	select {
-	case l <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-l }()
-	return f()
+	return p.limits.Do(ctx, g.InstanceURL, f)
 }

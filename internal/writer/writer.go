@@ -166,9 +166,8 @@ type Writer struct {
 	cfg  Config
 	log  *slog.Logger
 
-	mu       sync.Mutex
 	gateways *registry.Cache
-	limits   map[string]chan struct{}
+	limits   *servicenow.CallLimit
 	retries  *redelivery.Queue
 }
 
@@ -193,7 +192,7 @@ func New(deps Deps, cfg Config) *Writer {
 	return &Writer{
 		deps: deps, cfg: cfg, log: cfg.Logger,
 		gateways: registry.NewCache(deps.Gateways, cfg.GatewayTTL, cfg.Now),
-		limits:   map[string]chan struct{}{},
+		limits:   servicenow.NewCallLimit(cfg.Concurrency),
 		retries:  &redelivery.Queue{SQS: deps.Queue, URL: cfg.QueueURL, Policy: cfg.Retry, Now: cfg.Now, Log: cfg.Logger},
 	}
 }
@@ -380,20 +379,7 @@ func (w *Writer) logOutcome(ctx context.Context, requestID string, rec events.SQ
 
 // call runs one ServiceNow call within the instance's concurrency bound.
 func (w *Writer) call(ctx context.Context, g registry.Gateway, f func() error) error {
-	w.mu.Lock()
-	l, ok := w.limits[g.InstanceURL]
-	if !ok {
-		l = make(chan struct{}, w.cfg.Concurrency)
-		w.limits[g.InstanceURL] = l
-	}
-	w.mu.Unlock()
-	select {
-	case l <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-l }()
-	return f()
+	return w.limits.Do(ctx, g.InstanceURL, f)
 }
 
 // Connections adapts the processor's pipeline.Connections (one cached
