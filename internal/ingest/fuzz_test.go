@@ -68,7 +68,7 @@ func (m *memReplays) Remember(_ context.Context, webhookID, messageID string, _,
 	return true, nil
 }
 
-func (m *memReplays) Forget(_ context.Context, webhookID, messageID string) error {
+func (m *memReplays) Forget(_ context.Context, webhookID, messageID string, _ time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.seen, webhookID+"#"+messageID)

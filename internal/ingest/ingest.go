@@ -94,7 +94,7 @@ type Enqueuer interface {
 // Remember reports false for a message remembered before.
 type Replays interface {
 	Remember(ctx context.Context, webhookID, messageID string, now, expires time.Time) (bool, error)
-	Forget(ctx context.Context, webhookID, messageID string) error
+	Forget(ctx context.Context, webhookID, messageID string, now time.Time) error
 }
 
 // Metrics writes an EMF line with several dimension sets.
@@ -356,7 +356,7 @@ func (h *Handler) handle(ctx context.Context, req Request, now time.Time) (Respo
 	}
 	if err := h.queue.Send(ctx, msg); err != nil {
 		if remembered {
-			err = errors.Join(err, h.forget(ctx, rt, req.Signed))
+			err = errors.Join(err, h.forget(ctx, rt, req.Signed, now))
 		}
 		return unavailable(err, rt)
 	}

@@ -30,8 +30,8 @@ func (s splitReplays) Remember(ctx context.Context, webhookID, messageID string,
 	return s.remember.Remember(ctx, webhookID, messageID, now, expires)
 }
 
-func (s splitReplays) Forget(ctx context.Context, webhookID, messageID string) error {
-	return s.forget.Forget(ctx, webhookID, messageID)
+func (s splitReplays) Forget(ctx context.Context, webhookID, messageID string, now time.Time) error {
+	return s.forget.Forget(ctx, webhookID, messageID, now)
 }
 
 // TestNoPathInLogs sends a request down every way ingest can refuse or

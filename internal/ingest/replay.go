@@ -60,8 +60,8 @@ func (h *Handler) remember(ctx context.Context, rt *route, signed webhook.Signed
 // a resend of it (the ECC queue sends some calls twice) is not taken for a
 // repeat of a message we never queued. If this fails too, the change is
 // left to the reconciler.
-func (h *Handler) forget(ctx context.Context, rt *route, signed webhook.SignedHeaders) error {
+func (h *Handler) forget(ctx context.Context, rt *route, signed webhook.SignedHeaders, now time.Time) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
 	defer cancel()
-	return h.replays.Forget(ctx, rt.webhookID, signed.ID)
+	return h.replays.Forget(ctx, rt.webhookID, signed.ID, now)
 }

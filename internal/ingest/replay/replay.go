@@ -70,12 +70,18 @@ func (s *Store) Remember(ctx context.Context, webhookID, messageID string, now, 
 	}
 }
 
-// Forget removes a marker: a message that was remembered but could not be
-// enqueued must not make its resend look like a repeat.
-func (s *Store) Forget(ctx context.Context, webhookID, messageID string) error {
-	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+// Forget ends a marker at now: a message that was remembered but could
+// not be enqueued must not make its resend look like a repeat. It writes
+// the marker expired rather than deleting it, so that ingest needs one
+// action on the state table (PutItem, on these keys only); TTL removes
+// the item later.
+func (s *Store) Forget(ctx context.Context, webhookID, messageID string, now time.Time) error {
+	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(s.table),
-		Key:       map[string]ddbtypes.AttributeValue{schema.AttrPK: &ddbtypes.AttributeValueMemberS{Value: Key(webhookID, messageID)}},
+		Item: map[string]ddbtypes.AttributeValue{
+			schema.AttrPK:        &ddbtypes.AttributeValueMemberS{Value: Key(webhookID, messageID)},
+			schema.AttrExpiresAt: epoch(now),
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("forget webhook message: %w", err)

@@ -40,7 +40,7 @@ func TestRemember(t *testing.T) {
 	}
 	for _, st := range steps {
 		if st.forget {
-			if err := s.Forget(ctx, st.webhook, st.id); err != nil {
+			if err := s.Forget(ctx, st.webhook, st.id, st.at); err != nil {
 				t.Fatalf("%s: Forget: %v", st.name, err)
 			}
 		}
