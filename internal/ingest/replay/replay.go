@@ -25,13 +25,10 @@ import (
 	"github.com/snowgate/snowgate/internal/schema"
 )
 
-// keyPrefix starts every marker's partition key in the state table.
-const keyPrefix = "REPLAY#"
-
 // Key is a marker's partition key. The webhook id scopes the message id:
 // ids are unique per sender, not across every sender.
 func Key(webhookID, messageID string) string {
-	return keyPrefix + webhookID + "#" + messageID
+	return schema.ReplayKeyPrefix + webhookID + "#" + messageID
 }
 
 // Store keeps markers in the state table.
