@@ -12,13 +12,14 @@
 // a stale or unsigned request, no body parse before the caller is
 // authenticated.
 //
-// Once a caller is authenticated, nothing it sent is dropped for a failure
-// of ours that a retry could not fix: ServiceNow does not send a failed
-// call again. A signed request (HMAC) is remembered by its webhook-id for
-// the timestamp tolerance (package replay) and a repeat is answered 200
-// "duplicate" without a message; if that store fails, the request is
-// enqueued anyway (see Handler.remember). A static secret carries no message id:
-// replay protection needs HMAC signing.
+// A signed request (HMAC) is remembered by its webhook-id for the
+// timestamp tolerance (package replay), and a repeat is answered 200
+// "duplicate" without a message. A static secret carries no message id:
+// replay protection needs HMAC signing. Once a caller is authenticated, a
+// store failure in the checks that follow (the replay store, the
+// gateway's instance) does not drop the change, which ServiceNow would not
+// send again: it is enqueued, logged as an error and counted (see
+// Handler.remember). Only a failed enqueue is a 503.
 //
 // The webhook path is the URL's secret part: no log line carries it.
 //
@@ -110,7 +111,8 @@ var (
 	_ Metrics  = (*metrics.Emitter)(nil)
 )
 
-// Options tune a Handler; the zero value is the production setting.
+// Options tune a Handler; the zero value is the production setting, but for
+// Replays and Metrics, which the function sets.
 type Options struct {
 	// CacheTTL is how long a route is reused: 0 means DefaultCacheTTL,
 	// negative disables the cache.
@@ -250,8 +252,9 @@ type result struct {
 }
 
 // Handle serves one request, logs one line about it and counts it when it
-// was refused. It never panics on malformed input and never returns 202
-// for a message that was not enqueued.
+// was refused, a repeat, or accepted with a caveat. It never panics on
+// malformed input and never returns 202 for a message that was not
+// enqueued.
 func (h *Handler) Handle(ctx context.Context, req Request) Response {
 	start := h.now()
 	resp, res := h.handle(ctx, req, start)
