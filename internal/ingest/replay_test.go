@@ -28,7 +28,8 @@ func TestReplay(t *testing.T) {
 	e := newEnv(t)
 	e.registrations(t)
 	c := &clock{t: now}
-	h := e.handler(t, c, ingest.Options{Replays: e.replays()})
+	var logs bytes.Buffer
+	h := e.handler(t, c, ingest.Options{Replays: e.replays(), Logger: jsonLogger(&logs)})
 	first := req{path: hmacPath, signed: signed(t, signingKey, "msg_r1", now, minimalBody), body: minimalBody}
 	steps := []struct {
 		name  string
@@ -59,6 +60,9 @@ func TestReplay(t *testing.T) {
 		if n := len(e.drain(t)); n != st.queue {
 			t.Errorf("%s: intake queue holds %d messages, want %d", st.name, n, st.queue)
 		}
+	}
+	if !strings.Contains(logs.String(), `"outcome":"duplicate","status":200`) || !strings.Contains(logs.String(), `"message_id":"msg_r1"`) {
+		t.Errorf("log %s does not tie the duplicates to their message", logs.String())
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/snowgate/snowgate/internal/metrics"
+	"github.com/snowgate/snowgate/internal/registry"
 )
 
 // Metric names (namespace snowgate, unit Count). Each is kept for the
@@ -121,6 +122,10 @@ func (h *Handler) logResult(ctx context.Context, req Request, resp Response, res
 	}
 	if res.sysID != "" {
 		attrs = append(attrs, slog.String("table", res.route.table), slog.String("sys_id", res.sysID))
+		if res.route.signing == registry.SigningHMAC {
+			// Verified by then; it ties a duplicate to the call it repeats.
+			attrs = append(attrs, slog.String("message_id", req.Signed.ID))
+		}
 	}
 	if res.err != nil {
 		attrs = append(attrs, slog.String("error", redact(res.err.Error(), req.Path)))
