@@ -193,7 +193,7 @@ func TestFunctionPermissions(t *testing.T) {
 	sendQueue := []string{"sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"}
 	state := []string{"dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}
 	want := map[string][]string{
-		stack.Ingest: concat(logs, []string{"dynamodb:GetItem", "secretsmanager:GetSecretValue"}, sendQueue),
+		stack.Ingest: concat(logs, []string{"dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"}, sendQueue),
 		stack.Processor: concat(logs, []string{"dynamodb:GetItem", "dynamodb:Query", "secretsmanager:GetSecretValue"}, state, sendQueue,
 			[]string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage"}),
 		stack.Reconciler: concat(logs, []string{"dynamodb:GetItem", "dynamodb:Query", "secretsmanager:GetSecretValue"}, state, sendQueue),

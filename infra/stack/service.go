@@ -198,6 +198,14 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 	registry.Grant(ingest, jsii.String("dynamodb:GetItem"))
 	intake.GrantSendMessages(ingest)
 	ingest.AddToRolePolicy(secretsRead)
+	// Replay markers of signed webhooks (package ingest/replay): PutItem on
+	// those keys of the state table, nothing else of it.
+	ingest.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("dynamodb:PutItem"),
+		Resources: jsii.Strings(*state.TableArn()),
+		Conditions: &map[string]any{"ForAllValues:StringLike": map[string]any{
+			"dynamodb:LeadingKeys": []string{schema.ReplayKeyPrefix + "*"}}},
+	}))
 
 	// processor: the gateway pipeline, fed by the intake queue.
 	processor := newFn(Processor, ProcessorMemoryMB, schema.ProcessorTimeout, nil, env, "snowgate processor: runs the gateway pipeline for each intake message")
