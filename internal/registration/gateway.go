@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/schema"
 )
 
 // GatewayInput is a gateway to create. Password and ClientSecret are the
@@ -106,7 +107,7 @@ func (s *Service) CreateGateway(ctx context.Context, in GatewayInput) (registry.
 			return registry.Gateway{}, err
 		}
 	}
-	arn, err := s.sec.Create(ctx, GatewaySecretName(s.prefix, id), string(doc), "snowgate ServiceNow credentials of gateway "+id)
+	arn, err := s.sec.Create(ctx, schema.GatewaySecretName(s.prefix, id), string(doc), "snowgate ServiceNow credentials of gateway "+id)
 	if err != nil {
 		return registry.Gateway{}, err
 	}
@@ -325,7 +326,7 @@ func plannedCredentials(cur registry.Gateway, c GatewayChanges) (credentialPlan,
 func (s *Service) plannedSecret(ctx context.Context, cur registry.Gateway, c GatewayChanges, p credentialPlan) (old string, creds registry.Credentials, err error) {
 	if !ownSecret(cur.CredentialsSecretARN, cur.ID) {
 		return "", registry.Credentials{}, fmt.Errorf("gateway %s points at credentials secret %q, which is not the one named for it (%s): not changing it",
-			cur.ID, cur.CredentialsSecretARN, GatewaySecretName("<prefix>", cur.ID))
+			cur.ID, cur.CredentialsSecretARN, schema.GatewaySecretName("<prefix>", cur.ID))
 	}
 	old, creds, err = s.readCredentials(ctx, cur)
 	if err != nil {
@@ -415,7 +416,7 @@ func ownSecret(arn, id string) bool {
 			name = name[:j]
 		}
 	}
-	return id != "" && strings.HasSuffix(name, GatewaySecretName("", id))
+	return id != "" && strings.HasSuffix(name, schema.GatewaySecretName("", id))
 }
 
 // DeleteGateway deletes a gateway, then its credentials secret. While
