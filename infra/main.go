@@ -10,12 +10,21 @@
 //	ingestFront SNOWGATE_INGEST_FRONT what receives the webhooks: http-api (default, an
 //	                                  API Gateway HTTP API) or function-url (a Lambda
 //	                                  function URL on ingest: no API Gateway needed)
+//
+// Context values only (cdk -c key=value):
+//
+//	secretPrefix       where the stack's secrets live and what the functions may
+//	                   read (default snowgate/<stack>/)
+//	legacySecretPrefix also readable, for secrets made before the per-stack
+//	                   prefix: snowgate/ (default none; see docs/deploying.md)
+//	ingestConcurrency  ingest's reserved concurrency (default 50)
 package main
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
@@ -40,6 +49,26 @@ func main() {
 		fmt.Fprintf(os.Stderr, "infra: %v\n", err)
 		os.Exit(1)
 	}
+	secretPrefix := setting(app, "secretPrefix", "", "")
+	legacyPrefix := setting(app, "legacySecretPrefix", "", "")
+	for _, p := range []string{secretPrefix, legacyPrefix} {
+		if err := schema.CheckSecretPrefix(p); p != "" && err != nil {
+			fmt.Fprintf(os.Stderr, "infra: %v\n", err)
+			os.Exit(1)
+		}
+	}
+	ingestConcurrency := 0
+	if v := setting(app, "ingestConcurrency", "", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err == nil {
+			err = stack.CheckIngestConcurrency(n)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "infra: ingestConcurrency %q: %v\n", v, err)
+			os.Exit(1)
+		}
+		ingestConcurrency = n
+	}
 	env := &awscdk.Environment{
 		Account: optional(os.Getenv("CDK_DEFAULT_ACCOUNT")),
 		Region:  optional(os.Getenv("CDK_DEFAULT_REGION")),
@@ -50,16 +79,26 @@ func main() {
 		AssetDir:   assets,
 		AlarmEmail: setting(app, "alarmEmail", "SNOWGATE_ALARM_EMAIL", ""),
 		Front:      front,
+
+		SecretPrefix:       secretPrefix,
+		LegacySecretPrefix: legacyPrefix,
+		IngestConcurrency:  ingestConcurrency,
 	})
 	app.Synth(nil)
 }
 
-// setting reads a context value, then an environment variable, then the default.
+// setting reads a context value, then an environment variable (none when
+// envVar is ""), then the default.
 func setting(app awscdk.App, key, envVar, def string) string {
-	if v, ok := app.Node().TryGetContext(jsii.String(key)).(string); ok && v != "" {
-		return v
+	switch v := app.Node().TryGetContext(jsii.String(key)).(type) {
+	case string:
+		if v != "" {
+			return v
+		}
+	case float64: // -c key=50 in cdk.json or a context file is a number
+		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
-	if v := os.Getenv(envVar); v != "" {
+	if v := os.Getenv(envVar); envVar != "" && v != "" {
 		return v
 	}
 	return def

@@ -16,6 +16,13 @@ type Config struct {
 	AlarmEmail string
 	// Front is what receives the webhooks; "" is FrontHTTPAPI.
 	Front Front
+	// SecretPrefix is where the CLI creates the stack's secrets; ""
+	// is schema.SecretPrefix(Name). LegacySecretPrefix, when set, is
+	// read too (see ServiceProps).
+	SecretPrefix, LegacySecretPrefix string
+	// IngestConcurrency is ingest's reserved concurrency; 0 is
+	// DefaultIngestConcurrency.
+	IngestConcurrency int
 }
 
 // DataSuffix turns the service stack's name into the data stack's.
@@ -37,6 +44,10 @@ func Build(scope constructs.Construct, c Config) (*Data, *Service) {
 		AssetDir:   c.AssetDir,
 		AlarmEmail: c.AlarmEmail,
 		Front:      c.Front,
+
+		SecretPrefix:       c.SecretPrefix,
+		LegacySecretPrefix: c.LegacySecretPrefix,
+		IngestConcurrency:  c.IngestConcurrency,
 	})
 	for _, s := range []awscdk.Stack{data.Stack, svc.Stack} {
 		// CloudFormation takes no tags on a dashboard.

@@ -19,14 +19,25 @@ import (
 
 // Synthesizing costs seconds of node time, so every test reads the same
 // templates, made once in TestMain: the data stack and the service stack
-// with the default front (the HTTP API), and the service stack again with
-// the function URL front (url*).
+// with the default front (the HTTP API), the service stack again with
+// the function URL front (url*), and once more with every other setting
+// changed from its default (alt*, altSettings).
 var fx struct {
 	data, svc         assertions.Template
 	dataDoc, svcDoc   doc
 	dataName, svcName string
 	urlSvc            assertions.Template
 	urlSvcDoc         doc
+	altSvc            assertions.Template
+	altSvcDoc         doc
+}
+
+// altSettings are the settings of the alt* templates.
+var altSettings = stack.Config{
+	Name:               "snowgate",
+	SecretPrefix:       "team-a/snowgate/",
+	LegacySecretPrefix: "snowgate/",
+	IngestConcurrency:  20,
 }
 
 func TestMain(m *testing.M) {
@@ -91,6 +102,13 @@ func synth(assets string) {
 	_, urlSvc := stack.Build(urlApp, stack.Config{Name: "snowgate", AssetDir: assets, Front: stack.FrontFunctionURL})
 	fx.urlSvc = assertions.Template_FromStack(urlSvc.Stack, nil)
 	fx.urlSvcDoc = toDoc(fx.urlSvc)
+
+	altApp := awscdk.NewApp(nil)
+	alt := altSettings
+	alt.AssetDir = assets
+	_, altSvc := stack.Build(altApp, alt)
+	fx.altSvc = assertions.Template_FromStack(altSvc.Stack, nil)
+	fx.altSvcDoc = toDoc(fx.altSvc)
 }
 
 // fronts are the service templates, one per ingest front.
