@@ -34,8 +34,9 @@ func TestResourceCounts(t *testing.T) {
 		{"SQS event sources: processor and writer", fx.svcDoc, "AWS::Lambda::EventSourceMapping", 2},
 		{"schedule", fx.svcDoc, "AWS::Events::Rule", 1},
 		// Errors of processor, reconciler and writer; one per DLQ; ingest
-		// 5xx rate; reconcile lag.
-		{"alarms", fx.svcDoc, "AWS::CloudWatch::Alarm", 3 + len(schema.Queues) + 3},
+		// 5xx rate; reconcile lag; intake age; processor and writer
+		// retries; ingest 401s; reconciler not invoked; gateway paused.
+		{"alarms", fx.svcDoc, "AWS::CloudWatch::Alarm", alarmCount},
 		{"alarm topic", fx.svcDoc, "AWS::SNS::Topic", 1},
 		{"dashboard", fx.svcDoc, "AWS::CloudWatch::Dashboard", 1},
 		{"log groups: functions and access logs", fx.svcDoc, "AWS::Logs::LogGroup", len(stack.Functions) + 1},
