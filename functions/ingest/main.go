@@ -27,7 +27,7 @@ func main() {
 			registry.New(dynamodb.NewFromConfig(k.AWS), env.RegistryTable),
 			secrets.New(secretsmanager.NewFromConfig(k.AWS)),
 			queue.NewSender(sqs.NewFromConfig(k.AWS), env.IntakeQueueURL),
-			ingest.Options{CacheTTL: env.CacheTTL, Logger: k.Logger},
+			ingest.Options{CacheTTL: env.CacheTTL, Logger: k.Logger, OriginSecret: env.OriginSecret},
 		)
 		return h.HandleAPIGateway, nil
 	})

@@ -27,6 +27,9 @@ type Env struct {
 	IntakeQueueURL string
 	// CacheTTL is the route cache lifetime; negative disables the cache.
 	CacheTTL time.Duration
+	// OriginSecret, from schema.EnvOriginSecret, is set when the stack has
+	// its edge: requests must carry it in schema.OriginHeader.
+	OriginSecret string
 }
 
 // EnvFromGetenv reads the configuration through getenv (os.Getenv in main).
@@ -36,6 +39,7 @@ func EnvFromGetenv(getenv func(string) string) (Env, error) {
 		RegistryTable:  strings.TrimSpace(getenv(schema.EnvRegistryTable)),
 		IntakeQueueURL: strings.TrimSpace(getenv(schema.EnvIntakeQueueURL)),
 		CacheTTL:       DefaultCacheTTL,
+		OriginSecret:   strings.TrimSpace(getenv(schema.EnvOriginSecret)),
 	}
 	var errs []error
 	if c.RegistryTable == "" {

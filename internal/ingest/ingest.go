@@ -17,6 +17,8 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -79,6 +81,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OriginSecret, when set, is required in schema.OriginHeader: the
+	// value the stack's CloudFront edge adds, so that the API's own
+	// endpoint, bypassing the edge and its WAF, answers 401 to all.
+	OriginSecret string
 }
 
 // Handler verifies webhooks and enqueues them. It is safe for concurrent use.
@@ -90,6 +96,8 @@ type Handler struct {
 	tolerance time.Duration
 	log       *slog.Logger
 	now       func() time.Time
+	// origin is the SHA-256 of Options.OriginSecret, nil when unset.
+	origin []byte
 }
 
 // New returns a Handler reading routes, signing keys and writing to q.
@@ -109,7 +117,13 @@ func New(routes Routes, keys Secrets, q Enqueuer, opts Options) *Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	var origin []byte
+	if opts.OriginSecret != "" {
+		sum := sha256.Sum256([]byte(opts.OriginSecret))
+		origin = sum[:]
+	}
 	return &Handler{
+		origin:    origin,
 		routes:    routes,
 		secrets:   keys,
 		queue:     q,
@@ -133,6 +147,8 @@ type Request struct {
 	// Signed holds the Standard Webhooks headers (signing "hmac").
 	Signed webhook.SignedHeaders
 	Body   io.Reader
+	// Origin is the schema.OriginHeader header.
+	Origin string
 	// RequestID identifies the invocation in logs, the message and the
 	// response (the Lambda request id); EdgeRequestID is API Gateway's.
 	RequestID     string
@@ -185,6 +201,12 @@ func (h *Handler) Handle(ctx context.Context, req Request) Response {
 }
 
 func (h *Handler) handle(ctx context.Context, req Request, now time.Time) (Response, result) {
+	if h.origin != nil {
+		got := sha256.Sum256([]byte(req.Origin))
+		if subtle.ConstantTimeCompare(got[:], h.origin) != 1 {
+			return unauthorized("not_through_edge", nil)
+		}
+	}
 	if req.Method != http.MethodPost {
 		return respMethod, result{outcome: outcomeBadMethod}
 	}
