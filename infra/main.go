@@ -18,6 +18,12 @@
 //	legacySecretPrefix also readable, for secrets made before the per-stack
 //	                   prefix: snowgate/ (default none; see docs/deploying.md)
 //	ingestConcurrency  ingest's reserved concurrency (default 50)
+//	edge               none (default) or cloudfront: CloudFront with AWS WAF in front
+//	                   of the HTTP API, its web ACL in a stack <stack>-edge in us-east-1
+//	edgeRateLimit      requests per address per 5 minutes before WAF blocks it
+//	                   (default 6000)
+//	edgeAllowIPs       comma-separated CIDR blocks: only these pass the edge (the
+//	                   instance's egress addresses; default: any address)
 package main
 
 import (
@@ -73,6 +79,14 @@ func main() {
 		Account: optional(os.Getenv("CDK_DEFAULT_ACCOUNT")),
 		Region:  optional(os.Getenv("CDK_DEFAULT_REGION")),
 	}
+	edge, err := stack.ParseEdge(setting(app, "edge", "", ""), setting(app, "edgeRateLimit", "", ""), setting(app, "edgeAllowIPs", "", ""))
+	if err == nil {
+		err = stack.CheckEdge(stack.Config{Env: env, Front: front, Edge: edge})
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "infra: %v\n", err)
+		os.Exit(1)
+	}
 	stack.Build(app, stack.Config{
 		Name:       name,
 		Env:        env,
@@ -83,6 +97,7 @@ func main() {
 		SecretPrefix:       secretPrefix,
 		LegacySecretPrefix: legacyPrefix,
 		IngestConcurrency:  ingestConcurrency,
+		Edge:               edge,
 	})
 	app.Synth(nil)
 }

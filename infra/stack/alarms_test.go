@@ -77,7 +77,7 @@ func TestMetricAlarms(t *testing.T) {
 		{stack.AlarmReconcilerNotInvoked, map[string]any{
 			"Namespace": "AWS/Lambda", "MetricName": "Invocations",
 			"Dimensions": []any{map[string]any{"Name": "FunctionName", "Value": map[string]any{"Ref": functionID(t, stack.Reconciler)}}},
-			"Statistic": "Sum", "Period": 2 * stack.ReconcileSchedule.Seconds(), "Threshold": 1.0, "ComparisonOperator": "LessThanThreshold",
+			"Statistic":  "Sum", "Period": 2 * stack.ReconcileSchedule.Seconds(), "Threshold": 1.0, "ComparisonOperator": "LessThanThreshold",
 			"EvaluationPeriods": 1.0, "DatapointsToAlarm": nil, "TreatMissingData": "breaching",
 		}},
 	}

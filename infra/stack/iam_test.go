@@ -103,7 +103,7 @@ func TestNoWildcardPermissions(t *testing.T) {
 	for _, tmpl := range []struct {
 		name string
 		d    doc
-	}{{"data", fx.dataDoc}, {"service", fx.svcDoc}, {"service (function URL)", fx.urlSvcDoc}, {"service (other settings)", fx.altSvcDoc}} {
+	}{{"data", fx.dataDoc}, {"service", fx.svcDoc}, {"service (function URL)", fx.urlSvcDoc}, {"service (other settings)", fx.altSvcDoc}, {"edge", fx.edgeDoc}} {
 		for id, r := range tmpl.d.resources("") {
 			p := props(r)
 			var docs []any
@@ -115,7 +115,7 @@ func TestNoWildcardPermissions(t *testing.T) {
 				for _, inline := range list(p["Policies"]) {
 					docs = append(docs, inline.(map[string]any)["PolicyDocument"])
 				}
-				if m := list(p["ManagedPolicyArns"]); len(m) > 0 {
+				if m := list(p["ManagedPolicyArns"]); len(m) > 0 && !cdkCrossRegionRole(id, m) {
 					t.Errorf("%s %s: managed policies %v (grant what is needed instead)", tmpl.name, id, m)
 				}
 			case "AWS::IAM::ManagedPolicy", "AWS::IAM::User", "AWS::IAM::Group":
@@ -138,6 +138,15 @@ func TestNoWildcardPermissions(t *testing.T) {
 	if checked == 0 {
 		t.Fatal("no policy statement found: the walker is broken")
 	}
+}
+
+// cdkCrossRegionRole reports whether a role is the one CDK gives the
+// custom resources behind a cross-region reference (the edge's web ACL,
+// read from us-east-1), with only the basic execution policy CDK attaches
+// to it; its inline statements are checked like every other.
+func cdkCrossRegionRole(id string, managed []any) bool {
+	return strings.HasPrefix(id, "CustomCrossRegionExport") && len(managed) == 1 &&
+		strings.HasSuffix(fmt.Sprint(managed[0]), ":iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]")
 }
 
 // permissionProblems reports why a Lambda resource policy statement grants
@@ -283,7 +292,7 @@ func resourceName(r any) string {
 				parts = append(parts, resourceName(part))
 			}
 			s := strings.Join(parts, fmt.Sprint(j[0]))
-			if i := strings.LastIndex(s, "secret:"); i >= 0 && strings.Contains(s, ":secretsmanager:") {
+			if i := strings.LastIndex(s, "secret:"); i >= 0 && strings.Contains(fmt.Sprint(j[1]), ":secretsmanager:") {
 				return s[i:]
 			}
 			return s

@@ -112,6 +112,10 @@ type ServiceProps struct {
 	// of webhooks cannot take the account's concurrency from the processor
 	// and the writer; 0 is DefaultIngestConcurrency.
 	IngestConcurrency int
+	// EdgeWebACLArn, when set, puts a CloudFront distribution with this
+	// web ACL in front of the HTTP API (see Edge); ApiUrl is then the
+	// distribution's. StackProps.CrossRegionReferences must be set.
+	EdgeWebACLArn *string
 	// AlarmEmail, when set, subscribes this address to the alarm topic.
 	AlarmEmail string
 	// Front is what receives the webhooks; "" is FrontHTTPAPI.
@@ -128,7 +132,9 @@ type Service struct {
 	API         awsapigatewayv2.HttpApi
 	FunctionURL awslambda.FunctionUrl
 	AlarmTopic  awssns.Topic
-	front       ingestFront
+	// EdgeStack is the edge stack (us-east-1) when Build made one.
+	EdgeStack awscdk.Stack
+	front     ingestFront
 }
 
 // NewService builds the service stack on top of the data stack.
@@ -316,10 +322,22 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 		svc.API = newAPI(s, ingest)
 		svc.front = httpAPIFront(svc)
 	}
+	if props.EdgeWebACLArn != nil {
+		if front != FrontHTTPAPI {
+			panic("the edge fronts the HTTP API only") // the app validates its settings first
+		}
+		var origin *string
+		svc.front.baseURL, origin = newDistribution(s, svc, props.EdgeWebACLArn)
+		ingest.AddEnvironment(jsii.String(schema.EnvOriginSecret), origin, nil)
+	}
 	svc.AlarmTopic = newMonitoring(s, svc, d, props.AlarmEmail)
 
+	through := ""
+	if props.EdgeWebACLArn != nil {
+		through = " through the CloudFront edge"
+	}
 	outputs := []struct{ key, value, description string }{
-		{schema.OutputAPIURL, *svc.front.baseURL, "base URL of the ingest front, " + string(front) + " (webhook URLs are <ApiUrl>/api/webhooks/ingest/<path>)"},
+		{schema.OutputAPIURL, *svc.front.baseURL, "base URL of the ingest front, " + string(front) + through + " (webhook URLs are <ApiUrl>/api/webhooks/ingest/<path>)"},
 		{schema.OutputRegistryTable, *registry.TableName(), "registry table"},
 		{schema.OutputStateTable, *state.TableName(), "state table"},
 		{schema.OutputIntakeQueueURL, *intake.QueueUrl(), "intake queue"},
