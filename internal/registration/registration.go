@@ -10,6 +10,9 @@
 //
 //	create gateway    secret created, table write fails   → secret deleted
 //	update gateway    secret replaced, table write fails  → previous secret put back
+//	                  (a secret under an older prefix is moved instead: a new
+//	                  secret under the current one, table write fails → new
+//	                  secret discarded; else the old one deleted after it)
 //	create webhook    HMAC key created, table write fails → key deleted
 //	rotate secret     new HMAC key created, table write fails → new key deleted
 //	delete gateway    table first (with force its webhooks and paths in the

@@ -393,6 +393,69 @@ func TestSecretDeletionAndRecreate(t *testing.T) {
 	}
 }
 
+// A gateway whose credentials secret is under another prefix (made before
+// the stack's own) has it moved by any update: the same credentials, or the
+// changed ones, in a new secret named for it under the current prefix; the
+// old one pending deletion. A failed table write leaves everything as it
+// was, the new secret discarded.
+func TestUpdateGatewayMovesSecretToThePrefix(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		changes func() registration.GatewayChanges
+		want    string // the password afterwards
+	}{
+		{"any update", func() registration.GatewayChanges { d := "moved"; return registration.GatewayChanges{Description: &d} }, "pa55word"},
+		{"new password", func() registration.GatewayChanges { p := "n3w-pa55"; return registration.GatewayChanges{Password: &p} }, "n3w-pa55"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			legacy := registration.New(f.reg, f.sec, registration.WithSecretPrefix(f.prefix+"old/"), registration.WithClock(f.clock.Now))
+			g, err := legacy.CreateGateway(ctx, basicInput("prod"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := g.CredentialsSecretARN
+			if !strings.Contains(old, f.prefix+"old/gateways/"+g.ID) {
+				t.Fatalf("legacy secret %s", old)
+			}
+
+			f.reg.updateGateway = errInjected
+			before := f.state()
+			if _, _, err := f.svc.UpdateGateway(ctx, g.ID, tc.changes()); !errors.Is(err, errInjected) {
+				t.Fatalf("UpdateGateway = %v, want the table write's error", err)
+			}
+			if diff := cmp.Diff(before, f.state()); diff != "" {
+				t.Errorf("after a failed move (-before +after):\n%s", diff)
+			}
+			f.reg.updateGateway = nil
+
+			got, _, err := f.svc.UpdateGateway(ctx, g.ID, tc.changes())
+			if err != nil {
+				t.Fatalf("UpdateGateway: %v", err)
+			}
+			if want := f.prefix + "gateways/" + g.ID; !strings.Contains(got.CredentialsSecretARN, want) {
+				t.Errorf("credentials secret %s, want %s", got.CredentialsSecretARN, want)
+			}
+			if c := f.credentials(got.CredentialsSecretARN); c.Password != tc.want || c.Username != "svc" {
+				t.Errorf("moved credentials = %+v, want svc / %s", c, tc.want)
+			}
+			if st := f.secretState(old); st != "pending deletion" {
+				t.Errorf("old secret is %s, want pending deletion", st)
+			}
+			if diff := cmp.Diff([]string{f.prefix + "gateways/" + g.ID}, f.secretNames()); diff != "" {
+				t.Errorf("live secrets (-want +got):\n%s", diff)
+			}
+			// Moved once: the next update writes the new secret in place.
+			p := "th1rd"
+			again, _, err := f.svc.UpdateGateway(ctx, g.ID, registration.GatewayChanges{Password: &p})
+			if err != nil || again.CredentialsSecretARN != got.CredentialsSecretARN || f.credentials(got.CredentialsSecretARN).Password != p {
+				t.Errorf("second update = %s, %v; want the password put in %s", again.CredentialsSecretARN, err, got.CredentialsSecretARN)
+			}
+		})
+	}
+}
+
 func TestCreateGatewayUndoFails(t *testing.T) {
 	f := newFixture(t)
 	f.reg.createGateway = errInjected
