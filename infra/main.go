@@ -11,19 +11,24 @@
 //	                                  API Gateway HTTP API) or function-url (a Lambda
 //	                                  function URL on ingest: no API Gateway needed)
 //
-// Context values only (cdk -c key=value):
+//	secretPrefix       SNOWGATE_STACK_SECRET_PREFIX  where the stack's secrets live and
+//	                                                 what the functions may read
+//	                                                 (default snowgate/<stack>/)
+//	legacySecretPrefix SNOWGATE_LEGACY_SECRET_PREFIX also readable, for secrets made
+//	                                                 before the per-stack prefix:
+//	                                                 snowgate/ (default none)
+//	ingestConcurrency  SNOWGATE_INGEST_CONCURRENCY   ingest's reserved concurrency
+//	                                                 (default 50)
+//	edge               SNOWGATE_EDGE                 none (default) or cloudfront:
+//	                                                 CloudFront with AWS WAF in front of
+//	                                                 the HTTP API, its web ACL in a stack
+//	                                                 <stack>-edge in us-east-1
+//	edgeRateLimit      SNOWGATE_EDGE_RATE_LIMIT      requests per address per 5 minutes
+//	                                                 before WAF blocks it (default 6000)
+//	edgeAllowIPs       SNOWGATE_EDGE_ALLOW_IPS       comma-separated CIDR blocks: only
+//	                                                 these pass the edge (default: any)
 //
-//	secretPrefix       where the stack's secrets live and what the functions may
-//	                   read (default snowgate/<stack>/)
-//	legacySecretPrefix also readable, for secrets made before the per-stack
-//	                   prefix: snowgate/ (default none; see docs/deploying.md)
-//	ingestConcurrency  ingest's reserved concurrency (default 50)
-//	edge               none (default) or cloudfront: CloudFront with AWS WAF in front
-//	                   of the HTTP API, its web ACL in a stack <stack>-edge in us-east-1
-//	edgeRateLimit      requests per address per 5 minutes before WAF blocks it
-//	                   (default 6000)
-//	edgeAllowIPs       comma-separated CIDR blocks: only these pass the edge (the
-//	                   instance's egress addresses; default: any address)
+// See docs/deploying.md.
 package main
 
 import (
@@ -55,8 +60,8 @@ func main() {
 		fmt.Fprintf(os.Stderr, "infra: %v\n", err)
 		os.Exit(1)
 	}
-	secretPrefix := setting(app, "secretPrefix", "", "")
-	legacyPrefix := setting(app, "legacySecretPrefix", "", "")
+	secretPrefix := setting(app, "secretPrefix", "SNOWGATE_STACK_SECRET_PREFIX", "")
+	legacyPrefix := setting(app, "legacySecretPrefix", "SNOWGATE_LEGACY_SECRET_PREFIX", "")
 	for _, p := range []string{secretPrefix, legacyPrefix} {
 		if err := schema.CheckSecretPrefix(p); p != "" && err != nil {
 			fmt.Fprintf(os.Stderr, "infra: %v\n", err)
@@ -64,7 +69,7 @@ func main() {
 		}
 	}
 	ingestConcurrency := 0
-	if v := setting(app, "ingestConcurrency", "", ""); v != "" {
+	if v := setting(app, "ingestConcurrency", "SNOWGATE_INGEST_CONCURRENCY", ""); v != "" {
 		n, err := strconv.Atoi(v)
 		if err == nil {
 			err = stack.CheckIngestConcurrency(n)
@@ -79,7 +84,8 @@ func main() {
 		Account: optional(os.Getenv("CDK_DEFAULT_ACCOUNT")),
 		Region:  optional(os.Getenv("CDK_DEFAULT_REGION")),
 	}
-	edge, err := stack.ParseEdge(setting(app, "edge", "", ""), setting(app, "edgeRateLimit", "", ""), setting(app, "edgeAllowIPs", "", ""))
+	edge, err := stack.ParseEdge(setting(app, "edge", "SNOWGATE_EDGE", ""),
+		setting(app, "edgeRateLimit", "SNOWGATE_EDGE_RATE_LIMIT", ""), setting(app, "edgeAllowIPs", "SNOWGATE_EDGE_ALLOW_IPS", ""))
 	if err == nil {
 		err = stack.CheckEdge(stack.Config{Env: env, Front: front, Edge: edge})
 	}
@@ -102,8 +108,8 @@ func main() {
 	app.Synth(nil)
 }
 
-// setting reads a context value, then an environment variable (none when
-// envVar is ""), then the default.
+// setting reads a context value, then an environment variable, then the
+// default.
 func setting(app awscdk.App, key, envVar, def string) string {
 	switch v := app.Node().TryGetContext(jsii.String(key)).(type) {
 	case string:
@@ -113,7 +119,7 @@ func setting(app awscdk.App, key, envVar, def string) string {
 	case float64: // -c key=50 in cdk.json or a context file is a number
 		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
-	if v := os.Getenv(envVar); envVar != "" && v != "" {
+	if v := os.Getenv(envVar); v != "" {
 		return v
 	}
 	return def
