@@ -244,6 +244,16 @@ func newMonitoring(s awscdk.Stack, svc *Service, d *Data, email string) awssns.T
 	return topic
 }
 
+// pausedAndRefused are the requests deferred for a paused gateway, by
+// function, and ingest's 401s.
+func pausedAndRefused(period awscdk.Duration) []awscloudwatch.IMetric {
+	var ms []awscloudwatch.IMetric
+	for _, fn := range PausedFunctions {
+		ms = append(ms, emf(MetricGatewayPaused, fn, period).With(&awscloudwatch.MetricOptions{Label: jsii.String("paused: " + fn)}))
+	}
+	return append(ms, emf(MetricUnauthorized, Ingest, period).With(&awscloudwatch.MetricOptions{Label: jsii.String("ingest 401")}))
+}
+
 func newDashboard(s awscdk.Stack, svc *Service, d *Data, lag awscloudwatch.IMetric) {
 	minute := awscdk.Duration_Minutes(jsii.Number(1))
 	sum := &awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: minute}
@@ -311,6 +321,10 @@ func newDashboard(s awscdk.Stack, svc *Service, d *Data, lag awscloudwatch.IMetr
 			{
 				graph("Writer", svc.Functions[Writer].MetricInvocations(sum),
 					svc.Functions[Writer].MetricErrors(sum), svc.Functions[Writer].MetricThrottles(sum)),
+				graph("Retried per minute",
+					emf(MetricFailed, Processor, minute).With(&awscloudwatch.MetricOptions{Label: jsii.String("processor failed")}),
+					emf(MetricResultsRetried, Writer, minute).With(&awscloudwatch.MetricOptions{Label: jsii.String("writer retried")})),
+				graph("Paused gateways and refused webhooks per minute", pausedAndRefused(minute)...),
 			},
 		},
 	})

@@ -595,7 +595,7 @@ func TestDashboard(t *testing.T) {
 	_, d := fx.svcDoc.only(t, "AWS::CloudWatch::Dashboard")
 	body := fmt.Sprint(props(d)["DashboardBody"])
 	want := []string{"AWS/ApiGateway", "Latency", "ApproximateNumberOfMessagesVisible",
-		"ApproximateAgeOfOldestMessage", "ReconcileLagSeconds"}
+		"ApproximateAgeOfOldestMessage", "ReconcileLagSeconds", "GatewayPaused", "Unauthorized", "ResultsRetried"}
 	for _, o := range stack.Outcomes {
 		want = append(want, strconv.Quote(o)[1:len(o)+1])
 	}
