@@ -226,8 +226,8 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 	// "*" covers the ids and the random suffix Secrets Manager appends.
 	secretsRead := func(kind string) awsiam.PolicyStatement {
 		var arns []*string
-		for _, p := range []string{prefix, props.LegacySecretPrefix} {
-			if p == "" {
+		for i, p := range []string{prefix, props.LegacySecretPrefix} {
+			if p == "" || (i > 0 && p == prefix) {
 				continue
 			}
 			arns = append(arns, s.FormatArn(&awscdk.ArnComponents{
