@@ -31,11 +31,12 @@ func main() {
 			secrets.New(secretsmanager.NewFromConfig(k.AWS)),
 			queue.NewSender(sqs.NewFromConfig(k.AWS), env.IntakeQueueURL),
 			ingest.Options{
-				CacheTTL:  env.CacheTTL,
-				Tolerance: env.Tolerance,
-				Replays:   replay.New(ddb, env.StateTable),
-				Metrics:   metrics.New(k.Stdout),
-				Logger:    k.Logger,
+				CacheTTL:     env.CacheTTL,
+				Tolerance:    env.Tolerance,
+				Replays:      replay.New(ddb, env.StateTable),
+				Metrics:      metrics.New(k.Stdout),
+				Logger:       k.Logger,
+				OriginSecret: env.OriginSecret,
 			},
 		)
 		return h.HandleAPIGateway, nil

@@ -141,10 +141,11 @@ func operations(ctx context.Context, c *Call) (*registration.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	// After Registry: the prefix comes from the stack when it was read.
-	// Filters are resolved on the instance with the credentials being
-	// registered; one retry, so an unreachable instance fails soon.
-	return registration.New(store, sm, registration.WithSecretPrefix(c.SecretPrefix()), registration.WithClock(c.Now),
+	// After Registry, which reads the stack when the table comes from it,
+	// so that the prefix is its output without a second read. Filters are
+	// resolved on the instance with the credentials being registered; one
+	// retry, so an unreachable instance fails soon.
+	return registration.New(store, sm, registration.WithSecretPrefix(c.SecretPrefix(ctx)), registration.WithClock(c.Now),
 		registration.WithDirectory(registration.ConnectInstance(servicenow.WithMaxAttempts(2)))), nil
 }
 

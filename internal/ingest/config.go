@@ -50,6 +50,9 @@ type Env struct {
 	CacheTTL time.Duration
 	// Tolerance is the accepted distance of webhook-timestamp from now.
 	Tolerance time.Duration
+	// OriginSecret, from schema.EnvOriginSecret, is set when the stack has
+	// its edge: requests must carry it in schema.OriginHeader.
+	OriginSecret string
 }
 
 // EnvFromGetenv reads the configuration through getenv (os.Getenv in main).
@@ -61,6 +64,7 @@ func EnvFromGetenv(getenv func(string) string) (Env, error) {
 		StateTable:     strings.TrimSpace(getenv(schema.EnvStateTable)),
 		CacheTTL:       DefaultCacheTTL,
 		Tolerance:      DefaultTolerance,
+		OriginSecret:   strings.TrimSpace(getenv(schema.EnvOriginSecret)),
 	}
 	var errs []error
 	if c.RegistryTable == "" {

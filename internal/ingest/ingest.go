@@ -30,6 +30,8 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -135,6 +137,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OriginSecret, when set, is required in schema.OriginHeader: the
+	// value the stack's CloudFront edge adds, so that the API's own
+	// endpoint, bypassing the edge and its WAF, answers 401 to all.
+	OriginSecret string
 }
 
 // Handler verifies webhooks and enqueues them. It is safe for concurrent use.
@@ -150,6 +156,8 @@ type Handler struct {
 	tolerance time.Duration
 	log       *slog.Logger
 	now       func() time.Time
+	// origin is the SHA-256 of Options.OriginSecret, nil when unset.
+	origin []byte
 }
 
 // New returns a Handler reading routes and gateways, signing keys and
@@ -176,7 +184,13 @@ func New(routes Registry, keys Secrets, q Enqueuer, opts Options) *Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	var origin []byte
+	if opts.OriginSecret != "" {
+		sum := sha256.Sum256([]byte(opts.OriginSecret))
+		origin = sum[:]
+	}
 	return &Handler{
+		origin: origin,
 		routes: routes,
 		// Gateways change as rarely as routes and are cached as long.
 		gateways:  registry.NewCache(routes, opts.CacheTTL, opts.Now),
@@ -205,6 +219,8 @@ type Request struct {
 	// Signed holds the Standard Webhooks headers (signing "hmac").
 	Signed webhook.SignedHeaders
 	Body   io.Reader
+	// Origin is the schema.OriginHeader header.
+	Origin string
 	// RequestID identifies the invocation in logs, the message and the
 	// response (the Lambda request id); EdgeRequestID is API Gateway's.
 	RequestID     string
@@ -264,6 +280,12 @@ func (h *Handler) Handle(ctx context.Context, req Request) Response {
 }
 
 func (h *Handler) handle(ctx context.Context, req Request, now time.Time) (Response, result) {
+	if h.origin != nil {
+		got := sha256.Sum256([]byte(req.Origin))
+		if subtle.ConstantTimeCompare(got[:], h.origin) != 1 {
+			return unauthorized("not_through_edge", nil)
+		}
+	}
 	if req.Method != http.MethodPost {
 		return respMethod, result{outcome: outcomeBadMethod}
 	}
