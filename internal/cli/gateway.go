@@ -233,8 +233,7 @@ per gateway: --rate-limit requests an hour (with a burst of a tenth of it,
 at most 20, on top) and --max-concurrency requests at once. The defaults,
 3600/h and 2, suit a small instance; an instance that sends
 X-RateLimit-Limit lowers the rate by itself. gateway show prints the
-budget now and any pause. Not enforced yet: the settings are stored and
-shown, and the functions start drawing on the budget in a coming change.`,
+budget now and any pause; gateway resume lifts a pause.`,
 	Example: `printf '%s\n' "$SN_PASSWORD" | 2501 infra gateway create --name prod --instance-url https://acme.service-now.com --auth basic --username svc_snowgate --password-stdin --assignment-group-filter "Network,Database"
 printf '%s\n' "$SN_CLIENT_SECRET" | 2501 infra gateway create --name prod --instance-url https://acme.service-now.com --auth oauth-client-credentials --client-id 3f1e… --client-secret-stdin`,
 	Flags: func(fs *pflag.FlagSet) Action {

@@ -76,7 +76,7 @@ func TestOriginSecret(t *testing.T) {
 func TestEnvOriginSecret(t *testing.T) {
 	env, err := ingest.EnvFromGetenv(func(k string) string {
 		return map[string]string{
-			schema.EnvRegistryTable: "t", schema.EnvIntakeQueueURL: "q", schema.EnvOriginSecret: " v ",
+			schema.EnvRegistryTable: "t", schema.EnvIntakeQueueURL: "q", schema.EnvStateTable: "s", schema.EnvOriginSecret: " v ",
 		}[k]
 	})
 	if err != nil || env.OriginSecret != "v" {
