@@ -162,6 +162,9 @@ type Tickets interface {
 	// retry is not due before retryAt.
 	ReleaseUntil(ctx context.Context, k state.Key, token, reason string, prior *state.Prior, retryAt time.Time) error
 	RecordFailure(ctx context.Context, k state.Key, reason string, permanent bool, source string) error
+	// RecordGone stores a 404 on the record's ticket; state.ErrNotFound
+	// when no ticket has seen the record, and nothing was stored.
+	RecordGone(ctx context.Context, k state.Key, reason, source string) error
 	// DeferFailure records a transient failure before any claim whose
 	// retry is not due before retryAt.
 	DeferFailure(ctx context.Context, k state.Key, reason, source string, retryAt time.Time) error

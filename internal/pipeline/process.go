@@ -29,7 +29,15 @@ const (
 	// (the gateway paused, or its request rate spent for now); it comes
 	// back when the budget says (Outcome.Retry). Not a failure.
 	StatusWaiting = "waiting"
+	// StatusUnknownRecord: ServiceNow answered 404 for a record no ticket
+	// has mirrored (a replay, a probe, a sys_id nobody uses): logged and
+	// counted (MetricUnknownRecord), nothing stored, the message done.
+	StatusUnknownRecord = "unknown_record"
 )
+
+// MetricUnknownRecord counts, per batch, the messages for records that
+// ServiceNow does not know and no ticket has seen (StatusUnknownRecord).
+const MetricUnknownRecord = "UnknownRecord"
 
 // Outcome is what happened to one message.
 type Outcome struct {
@@ -128,7 +136,7 @@ func (p *Processor) prepare(ctx context.Context, rec events.SQSMessage) (*decisi
 	rec2, latency, err := p.fetch(ctx, g, m.Table, m.SysID)
 	o.Fetched, o.FetchLatency = err == nil || latency > 0, latency
 	if errors.Is(err, servicenow.ErrNotFound) {
-		return nil, p.permanent(ctx, o, "not found in ServiceNow: deleted, or hidden from the integration user by an ACL", err)
+		return nil, p.gone(ctx, o, err)
 	}
 	if errors.Is(err, servicenow.ErrForbidden) {
 		// The integration user lacks a right: the gateway, not this
@@ -610,6 +618,22 @@ func (p *Processor) permanent(ctx context.Context, o Outcome, reason string, cau
 	o.Status, o.Reason, o.Err = StatusFailed, reason, cause
 	if err := p.deps.Tickets.RecordFailure(ctx, o.Key, reason, true, o.Source); err != nil {
 		// Unrecorded, the failure would be silent: retry the message.
+		o.Retry, o.Err = true, errors.Join(cause, err)
+	}
+	return o
+}
+
+// gone handles a 404: stored as a permanent failure on the record's
+// ticket, or, for a record no ticket has seen, only logged and counted:
+// a stray sys_id must not leave a ticket behind forever.
+func (p *Processor) gone(ctx context.Context, o Outcome, cause error) Outcome {
+	const reason = "not found in ServiceNow: deleted, or hidden from the integration user by an ACL"
+	o.Status, o.Reason, o.Err = StatusFailed, reason, cause
+	err := p.deps.Tickets.RecordGone(ctx, o.Key, reason, o.Source)
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+		o.Status, o.Reason = StatusUnknownRecord, "not found in ServiceNow, and no ticket has seen the record: not stored"
+	case err != nil:
 		o.Retry, o.Err = true, errors.Join(cause, err)
 	}
 	return o

@@ -589,6 +589,16 @@ func (s *Store) DeferFailure(ctx context.Context, k Key, reason, source string, 
 }
 
 func (s *Store) recordFailure(ctx context.Context, k Key, reason string, permanent bool, source string, retryAt time.Time) error {
+	err := s.recordFailureIf(ctx, k, reason, permanent, source, retryAt, "")
+	if err != nil {
+		return fmt.Errorf("record failure on %s: %w", k.PK(), err)
+	}
+	return nil
+}
+
+// recordFailureIf is recordFailure on condition cond ("" for none); the
+// error is the UpdateItem's.
+func (s *Store) recordFailureIf(ctx context.Context, k Key, reason string, permanent bool, source string, retryAt time.Time, cond string) error {
 	now := s.now()
 	u := newUpdate()
 	u.set("gateway_id", str(k.GatewayID))
@@ -614,10 +624,47 @@ func (s *Store) recordFailure(ctx context.Context, k Key, reason string, permane
 		u.values[":reason"] = str(reason)
 	}
 	u.touch(k.GatewayID, now)
-	if _, err := s.db.UpdateItem(ctx, u.input(s.table, k.PK(), ddbtypes.ReturnValueNone)); err != nil {
-		return fmt.Errorf("record failure on %s: %w", k.PK(), err)
+	if cond != "" {
+		u.names["#content_hash"] = "content_hash"
+		u.cond = cond
 	}
-	return nil
+	_, err := s.db.UpdateItem(ctx, u.input(s.table, k.PK(), ddbtypes.ReturnValueNone))
+	return err
+}
+
+// RecordGone stores a 404 from ServiceNow (deleted, or hidden by an ACL)
+// on a ticket that has mirrored a version of the record, as the permanent
+// failure RecordFailure stores. A record the table never held a version
+// of (a replayed or forged message, a sys_id nobody uses) leaves nothing
+// behind: RecordGone returns ErrNotFound, and deletes an item that only
+// recorded failures before any claim (or the reconciler's queued marker),
+// so that a stray sys_id leaves neither a permanent ticket nor one the
+// reconciler re-enqueues as stuck.
+func (s *Store) RecordGone(ctx context.Context, k Key, reason, source string) error {
+	var cf *ddbtypes.ConditionalCheckFailedException
+	for range 2 {
+		err := s.recordFailureIf(ctx, k, reason, true, source, time.Time{}, "attribute_exists(#content_hash)")
+		if err == nil {
+			return nil
+		}
+		if !errors.As(err, &cf) {
+			return fmt.Errorf("record gone on %s: %w", k.PK(), err)
+		}
+		_, err = s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+			TableName:                aws.String(s.table),
+			Key:                      pkKey(k.PK()),
+			ConditionExpression:      aws.String("attribute_not_exists(#content_hash)"),
+			ExpressionAttributeNames: map[string]string{"#content_hash": "content_hash"},
+		})
+		if err == nil {
+			return fmt.Errorf("record gone on %s: %w", k.PK(), ErrNotFound)
+		}
+		if !errors.As(err, &cf) {
+			return fmt.Errorf("record gone on %s: %w", k.PK(), err)
+		}
+		// A claim mirrored a version in between: store the failure on it.
+	}
+	return fmt.Errorf("record gone on %s: %w", k.PK(), ErrBusy)
 }
 
 // Get returns one ticket, or ErrNotFound.
