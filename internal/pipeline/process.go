@@ -605,6 +605,7 @@ func jobTicket(v state.Version) queue.JobTicket {
 		Environment: m.Environment, ConfigurationItem: m.ConfigurationItem, Active: m.Active,
 		SysUpdatedOn: v.SysUpdatedOn, Type: m.Type, Approval: m.Approval,
 		StartDate: m.StartDate, EndDate: m.EndDate,
+		DescriptionSHA256: m.DescriptionSHA256, ShortDescriptionSHA256: m.ShortDescriptionSHA256,
 	}
 }
 
