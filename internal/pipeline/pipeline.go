@@ -174,9 +174,9 @@ type Tickets interface {
 	// MarkEnding records, under the claim, the job.cancelled about to be
 	// sent (see state.Ticket.Basis).
 	MarkEnding(ctx context.Context, k state.Key, token string, e state.Ending) error
-	// JobTicketKey finds an indexed job's ticket (state.ErrNotFound: no
-	// attempt ever got as far as sending its job.created).
-	JobTicketKey(ctx context.Context, jobID string) (state.Key, error)
+	// IndexedJob reads a job's index item (state.ErrNotFound: no attempt
+	// ever got as far as sending its job.created).
+	IndexedJob(ctx context.Context, jobID string) (state.IndexedJob, error)
 	// DecidedVersion is the ticket's decided version (false: none yet):
 	// the cheap duplicate check before any ServiceNow call.
 	DecidedVersion(ctx context.Context, k state.Key) (int, bool, error)

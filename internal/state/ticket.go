@@ -142,6 +142,10 @@ type Ticket struct {
 	// the earliest-created incident of its group.
 	CreatedOn string `dynamodbav:"sys_created_on,omitempty"`
 
+	// ExpiresAt (Unix seconds) is set on a final ticket: when DynamoDB may
+	// delete it (see Store.WithTicketTTL); 0 on a live one.
+	ExpiresAt int64 `dynamodbav:"expires_at,omitempty"`
+
 	ClaimToken   string `dynamodbav:"claim_token,omitempty"`
 	ClaimExpires int64  `dynamodbav:"claim_expires,omitempty"` // Unix ms; 0 = released
 
