@@ -48,7 +48,9 @@
 // second precision, fixed width so that it sorts), which puts them in the
 // sparse schema.IndexDue; DueTickets reads a gateway's due tickets from it.
 // One partition per gateway keeps the reconciler's per-gateway loop to one
-// Query. Tickets list by gateway through schema.IndexByGateway with
+// Query. Tickets list by gateway (List) through schema.IndexByGateway, which
+// projects only schema.TicketListAttributes (ListOptions.Full reads the
+// items), with
 // gsi1pk = "GW#"+gateway id and gsi1sk = the update time (RFC 3339, fixed
 // nanoseconds). A ticket whose job is open carries open_pk = "OPEN#"+gateway
 // id and open_sk = table#sys_id, which puts it in the sparse
@@ -791,6 +793,9 @@ type ListOptions struct {
 	Since time.Time
 	// Limit caps the result; zero means no cap.
 	Limit int
+	// Full reads each listed ticket whole (BatchGetItem). Without it a
+	// ticket holds only schema.TicketListAttributes, all the index keeps.
+	Full bool
 }
 
 // List returns a gateway's tickets, most recently updated first.
@@ -819,6 +824,9 @@ func (s *Store) List(ctx context.Context, o ListOptions) ([]Ticket, error) {
 		in.ExpressionAttributeValues[":jstate"] = str(o.JobState)
 	}
 	tickets, err := s.query(ctx, in, o.Limit)
+	if err == nil && o.Full {
+		tickets, err = s.whole(ctx, tickets)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list tickets of %s: %w", o.GatewayID, err)
 	}
@@ -826,6 +834,50 @@ func (s *Store) List(ctx context.Context, o ListOptions) ([]Ticket, error) {
 	// honour ScanIndexForward on an index.
 	sort.SliceStable(tickets, func(i, j int) bool { return tickets[i].UpdatedAt.After(tickets[j].UpdatedAt) })
 	return tickets, nil
+}
+
+// whole reads the items of projected tickets, in their order; a ticket
+// deleted in between is left out.
+func (s *Store) whole(ctx context.Context, ts []Ticket) ([]Ticket, error) {
+	byPK := make(map[string]Ticket, len(ts))
+	for start := 0; start < len(ts); start += maxBatchGet {
+		keys := make([]map[string]ddbtypes.AttributeValue, 0, maxBatchGet)
+		for _, t := range ts[start:min(start+maxBatchGet, len(ts))] {
+			keys = append(keys, pkKey(t.Key().PK()))
+		}
+		req := map[string]ddbtypes.KeysAndAttributes{s.table: {Keys: keys}}
+		for attempt := 1; len(req) > 0 && len(req[s.table].Keys) > 0; attempt++ {
+			if attempt > versionsAttempts {
+				return nil, fmt.Errorf("%d tickets still unread after %d attempts", len(req[s.table].Keys), versionsAttempts)
+			}
+			if attempt > 1 {
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(time.Duration(25<<attempt) * time.Millisecond):
+				}
+			}
+			out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+			if err != nil {
+				return nil, err
+			}
+			var got []Ticket
+			if err := attributevalue.UnmarshalListOfMaps(out.Responses[s.table], &got); err != nil {
+				return nil, fmt.Errorf("decode tickets: %w", err)
+			}
+			for _, t := range got {
+				byPK[t.Key().PK()] = t
+			}
+			req = out.UnprocessedKeys
+		}
+	}
+	out := make([]Ticket, 0, len(ts))
+	for _, t := range ts {
+		if w, ok := byPK[t.Key().PK()]; ok {
+			out = append(out, w)
+		}
+	}
+	return out, nil
 }
 
 // DueTickets returns the gateway's deferred tickets due at or before now,
