@@ -146,10 +146,10 @@ func New(db *dynamodb.Client, table string) *Store {
 // tickets therefore never expire.
 //
 // What outlives a ticket: its job index items (JOB#…, IndexJob) never
-// expire, so a result that comes late still names a job a processor
-// created, and a record that comes back after its ticket expired starts
-// its jobs after the episodes of the earlier ticket (the processor reads
-// the index), so no job id or event id is used twice. They are a few
+// expire, so a record that comes back after its ticket expired starts its
+// jobs after the episodes of the earlier ticket (the processor reads the
+// index), and no job id or event id is used twice; a result for a job of
+// a deleted ticket finds the ticket gone and is dropped. They are a few
 // hundred bytes per job ever created. Dedup fingerprints (FP#…) expire
 // with their gateway's dedup window, independently: a duplicate's ticket
 // is never final, and the primary it names is a ServiceNow number, still
