@@ -144,7 +144,8 @@ func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		}
 		ms = append(ms, metrics.Metric{Name: "FetchLatency", Unit: metrics.Milliseconds, Values: latencies},
 			metrics.Metric{Name: budget.MetricPaused, Unit: metrics.Count, Values: []float64{counts[budget.MetricPaused]}},
-			metrics.Metric{Name: budget.MetricDeferred, Unit: metrics.Count, Values: []float64{counts[budget.MetricDeferred]}})
+			metrics.Metric{Name: budget.MetricDeferred, Unit: metrics.Count, Values: []float64{counts[budget.MetricDeferred]}},
+			metrics.Metric{Name: MetricUnknownRecord, Unit: metrics.Count, Values: []float64{counts[StatusUnknownRecord]}})
 		if err := p.cfg.Metrics.Put(map[string]string{"function": "processor"}, map[string]string{"request_id": requestID}, ms...); err != nil {
 			p.log.ErrorContext(ctx, "write metrics", "error", err.Error())
 		}
