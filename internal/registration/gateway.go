@@ -298,7 +298,7 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 // moves reports whether an update moves the gateway's credentials: its
 // secret is the one named for it, under another prefix than the current.
 func (s *Service) moves(g registry.Gateway) bool {
-	return ownSecret(g.CredentialsSecretARN, g.ID) && secretName(g.CredentialsSecretARN) != schema.GatewaySecretName(s.prefix, g.ID)
+	return schema.IsGatewaySecret(g.CredentialsSecretARN, g.ID) && schema.SecretName(g.CredentialsSecretARN) != schema.GatewaySecretName(s.prefix, g.ID)
 }
 
 // SetGatewayActive activates or deactivates a gateway, with the path items
@@ -361,7 +361,7 @@ func plannedCredentials(cur registry.Gateway, c GatewayChanges) (credentialPlan,
 // plannedSecret reads the gateway's credentials secret and returns it with
 // the credentials it will hold after the changes.
 func (s *Service) plannedSecret(ctx context.Context, cur registry.Gateway, c GatewayChanges, p credentialPlan) (old string, creds registry.Credentials, err error) {
-	if !ownSecret(cur.CredentialsSecretARN, cur.ID) {
+	if !schema.IsGatewaySecret(cur.CredentialsSecretARN, cur.ID) {
 		return "", registry.Credentials{}, fmt.Errorf("gateway %s points at credentials secret %q, which is not the one named for it (%s): not changing it",
 			cur.ID, cur.CredentialsSecretARN, schema.GatewaySecretName("<prefix>", cur.ID))
 	}
@@ -442,25 +442,6 @@ func deref(p *string) string {
 	return *p
 }
 
-// ownSecret reports whether arn is the secret made for gateway id: its name
-// is <prefix>gateways/<id>, whatever the prefix was when it was made.
-func ownSecret(arn, id string) bool {
-	return id != "" && strings.HasSuffix(secretName(arn), schema.GatewaySecretName("", id))
-}
-
-// secretName is the name of the secret an ARN names.
-func secretName(arn string) string {
-	name := arn
-	if i := strings.LastIndex(arn, ":secret:"); i >= 0 {
-		name = arn[i+len(":secret:"):]
-		// Secrets Manager's ARNs end in a hyphen and six random characters.
-		if j := strings.LastIndex(name, "-"); j >= 0 && len(name)-j == 7 {
-			name = name[:j]
-		}
-	}
-	return name
-}
-
 // DeleteGateway deletes a gateway, then its credentials secret. While
 // webhooks point at it the result is a *GatewayInUseError, unless force is
 // set: then its webhooks and their path items go in the same transaction,
@@ -488,7 +469,7 @@ func (s *Service) DeleteGateway(ctx context.Context, id string, force bool) (Del
 	var arns []string
 	// A secret not named for the gateway belongs to someone else (the item
 	// was edited by hand): it is not this deletion's to remove.
-	if ownSecret(g.CredentialsSecretARN, g.ID) {
+	if schema.IsGatewaySecret(g.CredentialsSecretARN, g.ID) {
 		arns = append(arns, g.CredentialsSecretARN)
 	}
 	for _, h := range hooks {
