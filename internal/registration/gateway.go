@@ -38,6 +38,10 @@ type GatewayInput struct {
 	// group filter and escalation group are stored as typed, unresolved,
 	// and the environment field is not checked.
 	SkipInstanceChecks bool
+	// AllowCustomHost allows an InstanceURL whose host is neither a
+	// ServiceNow instance's nor loopback (servicenow.CustomHost): a proxy
+	// or a custom domain, trusted with the gateway's credentials.
+	AllowCustomHost bool
 
 	// The job lifecycle settings, as registry.Gateway names them. Empty
 	// takes the default (registry.Gateway's accessors say which), so a
@@ -61,6 +65,9 @@ func (in GatewayInput) credentials() credentialFields {
 // nil change.
 type GatewayChanges struct {
 	Name, Description, InstanceURL *string
+	// AllowCustomHost (see GatewayInput) turns the permission on or off;
+	// an instance URL on a custom host needs it on.
+	AllowCustomHost *bool
 	// Changing Auth needs the new mode's secrets; Username, ClientID,
 	// Password and ClientSecret update the stored credentials.
 	Auth, Username, ClientID, Password, ClientSecret *string
@@ -113,7 +120,7 @@ func (s *Service) CreateGateway(ctx context.Context, in GatewayInput) (registry.
 	}
 	g, err := s.reg.CreateGateway(ctx, registry.Gateway{
 		ID: id, Name: in.Name, Type: registry.SourceServiceNow, Description: in.Description,
-		Active: in.Active, InstanceURL: instance, Auth: in.Auth, Username: in.Username, ClientID: in.ClientID,
+		Active: in.Active, InstanceURL: instance, AllowCustomHost: in.AllowCustomHost, Auth: in.Auth, Username: in.Username, ClientID: in.ClientID,
 		CredentialsSecretARN: arn, AssignmentGroupFilter: in.AssignmentGroupFilter, AssignmentGroupIDs: res.groupIDs,
 		EnvironmentFilter: in.EnvironmentFilter, DedupWindowMinutes: in.DedupWindowMinutes,
 		EscalationGroup: in.EscalationGroup, EscalationGroupID: res.escalationID, WriteBack: in.WriteBack,
@@ -140,6 +147,9 @@ func (s *Service) CheckGatewayUpdate(ctx context.Context, id string, c GatewayCh
 	}
 	cur, err := s.reg.Gateway(ctx, id)
 	if err != nil {
+		return err
+	}
+	if err := c.checkHost(cur); err != nil {
 		return err
 	}
 	if c.credentialsChange() {
@@ -170,6 +180,9 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 	}
 	cur, err := s.reg.Gateway(ctx, id)
 	if err != nil {
+		return registry.Gateway{}, registry.Gateway{}, err
+	}
+	if err := c.checkHost(cur); err != nil {
 		return registry.Gateway{}, registry.Gateway{}, err
 	}
 	instance := ""
@@ -241,6 +254,7 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 		if c.InstanceURL != nil {
 			g.InstanceURL = instance
 		}
+		set(&g.AllowCustomHost, c.AllowCustomHost)
 		set(&g.AssignmentGroupFilter, c.AssignmentGroupFilter)
 		set(&g.EnvironmentFilter, c.EnvironmentFilter)
 		set(&g.DedupWindowMinutes, c.DedupWindowMinutes)

@@ -665,6 +665,20 @@ func TestValidation(t *testing.T) {
 		{"max concurrency: negative", "--max-concurrency", "--max-concurrency must be 1 to 64 requests at once (or 0, the default 2)", func() error {
 			return f.svc.CheckGatewayUpdate(ctx, active.ID, registration.GatewayChanges{MaxConcurrency: n(-1)})
 		}},
+		{"custom host", "--instance-url", "--instance-url https://itsm.acme.example is not a ServiceNow instance (https://<instance>.service-now.com or https://<instance>.servicenowservices.com): " +
+			"to send the gateway's credentials to this host (a proxy, a custom domain), pass --allow-custom-host", func() error {
+			_, err := f.svc.CreateGateway(ctx, g(func(in *registration.GatewayInput) { in.InstanceURL = "https://itsm.acme.example/" }))
+			return err
+		}},
+		{"custom host: a look-alike", "--instance-url", "--instance-url https://acme.service-now.com.example.net is not a ServiceNow instance (https://<instance>.service-now.com or https://<instance>.servicenowservices.com): " +
+			"to send the gateway's credentials to this host (a proxy, a custom domain), pass --allow-custom-host", func() error {
+			return f.svc.CheckGatewayUpdate(ctx, active.ID, registration.GatewayChanges{InstanceURL: s("https://acme.service-now.com.example.net")})
+		}},
+		{"custom host: update", "--instance-url", "--instance-url https://itsm.acme.example is not a ServiceNow instance (https://<instance>.service-now.com or https://<instance>.servicenowservices.com): " +
+			"to send the gateway's credentials to this host (a proxy, a custom domain), pass --allow-custom-host", func() error {
+			_, _, err := f.svc.UpdateGateway(ctx, active.ID, registration.GatewayChanges{InstanceURL: s("https://itsm.acme.example")})
+			return err
+		}},
 		{"rotate: negative grace", "--grace", "--grace must not be negative", func() error {
 			_, err := f.svc.RotateSecret(ctx, "whk_00000000-0000-4000-8000-000000000000", -time.Hour)
 			return err
@@ -745,6 +759,69 @@ func TestUpdateGateway(t *testing.T) {
 			t.Errorf("UpdateGateway(unknown) = %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// A gateway on a host that is neither ServiceNow's nor loopback is made
+// and kept only with AllowCustomHost, which an update turns on and off; a
+// gateway left on such a host without it (registered before the setting
+// existed) can still be changed otherwise.
+func TestAllowCustomHost(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	s := func(v string) *string { return &v }
+	b := func(v bool) *bool { return &v }
+	invalidFlag := func(t *testing.T, err error) string {
+		t.Helper()
+		var v *registration.ValidationError
+		if !errors.As(err, &v) {
+			t.Fatalf("error = %v, want a *ValidationError", err)
+		}
+		return v.Flag
+	}
+
+	in := basicInput("proxied")
+	in.InstanceURL, in.AllowCustomHost = "https://itsm.acme.example", true
+	g, err := f.svc.CreateGateway(ctx, in)
+	if err != nil {
+		t.Fatalf("CreateGateway with AllowCustomHost: %v", err)
+	}
+	if stored, _ := f.reg.Gateway(ctx, g.ID); !stored.AllowCustomHost || stored.InstanceURL != in.InstanceURL {
+		t.Fatalf("stored %s, AllowCustomHost %v; want %s allowed", stored.InstanceURL, stored.AllowCustomHost, in.InstanceURL)
+	}
+	if g, _, err = f.svc.UpdateGateway(ctx, g.ID, registration.GatewayChanges{Name: s("renamed")}); err != nil || !g.AllowCustomHost {
+		t.Fatalf("an unrelated update: AllowCustomHost %v, %v; want it kept", g.AllowCustomHost, err)
+	}
+	if g, _, err = f.svc.UpdateGateway(ctx, g.ID, registration.GatewayChanges{InstanceURL: s("https://proxy.acme.example")}); err != nil {
+		t.Fatalf("another custom host, still allowed: %v", err)
+	}
+
+	before := f.state()
+	err = f.svc.CheckGatewayUpdate(ctx, g.ID, registration.GatewayChanges{AllowCustomHost: b(false)})
+	if flag := invalidFlag(t, err); flag != "--allow-custom-host" || !strings.Contains(err.Error(), "https://proxy.acme.example") {
+		t.Errorf("turned off on a custom host: %v (flag %s), want a refusal of --allow-custom-host naming the URL", err, flag)
+	}
+	_, _, err = f.svc.UpdateGateway(ctx, g.ID, registration.GatewayChanges{AllowCustomHost: b(false)})
+	invalidFlag(t, err)
+	if diff := cmp.Diff(before, f.state()); diff != "" {
+		t.Errorf("refused updates wrote (-before +after):\n%s", diff)
+	}
+
+	g, _, err = f.svc.UpdateGateway(ctx, g.ID, registration.GatewayChanges{InstanceURL: s("https://acme.service-now.com"), AllowCustomHost: b(false)})
+	if err != nil || g.AllowCustomHost || g.InstanceURL != "https://acme.service-now.com" {
+		t.Fatalf("back on ServiceNow, turned off: %s, %v, %v", g.InstanceURL, g.AllowCustomHost, err)
+	}
+	if g, _, err = f.svc.UpdateGateway(ctx, g.ID, registration.GatewayChanges{InstanceURL: s("https://itsm.acme.example"), AllowCustomHost: b(true)}); err != nil || !g.AllowCustomHost {
+		t.Fatalf("a custom host and the permission in one update: %v, %v", g.AllowCustomHost, err)
+	}
+
+	// Left on a custom host without the permission (as before it
+	// existed): deactivating it needs nothing more.
+	if _, err := f.reg.UpdateGateway(ctx, g.ID, func(g *registry.Gateway) error { g.AllowCustomHost = false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if g, err = f.svc.SetGatewayActive(ctx, g.ID, false); err != nil || g.Active {
+		t.Errorf("deactivate a gateway on a custom host without the permission: active %v, %v", g.Active, err)
+	}
 }
 
 // The job lifecycle settings: stored as given (empty: the default), and
