@@ -474,3 +474,44 @@ func TestSecretPrefixDefaultsToTheStacks(t *testing.T) {
 	}
 	h.ok("", "infra", "gateway", "delete", "--id", g.ID)
 }
+
+// A gateway on a host that is neither ServiceNow's nor loopback needs
+// --allow-custom-host, which show prints and update turns off.
+func TestGatewayCustomHost(t *testing.T) {
+	h := newHarness(t)
+	create := []string{"infra", "gateway", "create", "--name", "proxied", "--instance-url", "https://itsm.acme.example",
+		"--auth", "basic", "--username", "svc", "--password-stdin", "--skip-instance-checks"}
+
+	r := h.run("pa55word\n", create...)
+	if r.code != 2 || !strings.Contains(r.stderr, "is not a ServiceNow instance") || !strings.Contains(r.stderr, "pass --allow-custom-host") {
+		t.Errorf("create on a custom host without the flag: exit %d, stderr %q; want 2 saying to pass --allow-custom-host", r.code, r.stderr)
+	}
+	if n := len(h.secretNames()); n != 0 {
+		t.Errorf("a refused create left %d secrets", n)
+	}
+
+	var g struct {
+		registry.Gateway
+		AllowCustomHost bool `json:"allow_custom_host"`
+	}
+	h.json(&g, "pa55word\n", append(create, "--allow-custom-host")...)
+	if !g.AllowCustomHost || g.InstanceURL != "https://itsm.acme.example" {
+		t.Fatalf("created %s, allow_custom_host %v; want the custom host allowed", g.InstanceURL, g.AllowCustomHost)
+	}
+	if out := h.ok("", "infra", "gateway", "show", "--id", g.ID); !strings.Contains(out, "Custom host:") || !strings.Contains(out, "allowed (--allow-custom-host)") {
+		t.Errorf("show lacks the custom host line:\n%s", out)
+	}
+
+	r = h.run("", "infra", "gateway", "update", "--id", g.ID, "--allow-custom-host=false")
+	if r.code != 2 || !strings.Contains(r.stderr, "--allow-custom-host=false") {
+		t.Errorf("turned off on the custom host: exit %d, stderr %q; want 2", r.code, r.stderr)
+	}
+	var v map[string]any
+	h.json(&v, "", "infra", "gateway", "update", "--id", g.ID, "--instance-url", "https://acme.service-now.com", "--allow-custom-host=false", "--skip-instance-checks")
+	if v["allow_custom_host"] != false || v["instance_url"] != "https://acme.service-now.com" {
+		t.Errorf("update back to ServiceNow = %v, want allow_custom_host false", v)
+	}
+	if out := h.ok("", "infra", "gateway", "show", "--id", g.ID); strings.Contains(out, "Custom host:") {
+		t.Errorf("show of a gateway without the permission prints a custom host line:\n%s", out)
+	}
+}
