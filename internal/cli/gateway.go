@@ -225,7 +225,8 @@ answers there, and the functions refuse to connect a gateway on such a host
 without the permission, whatever the registry table says.
 
 The password and client secret are stored in AWS Secrets Manager (named
-<secret prefix>gateways/<gateway id>), never in the registry table. When both
+<secret prefix>gateways/<gateway id>, with the instance URL they are for),
+never in the registry table. When both
 are read, stdin holds the password on the first line, the client secret on
 the second; on a terminal they are prompted for without echo.
 

@@ -25,10 +25,14 @@
 // (schema.IsGatewaySecret, whatever the prefix: which prefixes a function
 // may read is for IAM to say) and that its instance is a ServiceNow
 // instance or loopback, unless it was registered with AllowCustomHost
-// (servicenow.CustomHost). A gateway that fails either gets an error
-// wrapping ErrUntrusted, for the caller to count (MetricUntrusted) and to
-// retry as it retries any failure it cannot cure itself: an operator has
-// to correct the item, and the work waits for that.
+// (servicenow.CustomHost). The secret, which the table's writers cannot
+// change, names the instance its credentials are for (registration writes
+// it, see registry.Credentials): once it is read, a gateway whose item
+// names another instance is refused before anything is sent. A gateway
+// that fails any of these gets an error wrapping ErrUntrusted, for the
+// caller to count (MetricUntrusted) and to retry as it retries any failure
+// it cannot cure itself: an operator has to correct the item, and the work
+// waits for that.
 package connect
 
 import (
@@ -49,8 +53,9 @@ import (
 )
 
 // ErrUntrusted is a gateway item Client refuses to connect: its
-// credentials secret is not the one named for it, or its instance is on a
-// custom host it was not registered for (see the package comment).
+// credentials secret is not the one named for it, its instance is on a
+// custom host it was not registered for, or is not the one its secret
+// names (see the package comment).
 var ErrUntrusted = errors.New("gateway not trusted")
 
 // MetricUntrusted names the metric (a Count, by function) of the work a
@@ -127,7 +132,8 @@ func New(cfg Config) *Pool {
 
 // Client returns the gateway's client, building it when the gateway's
 // instance, credentials or budget settings changed since the last call. A
-// gateway item that fails Check gets its error, before its secret is read.
+// gateway item that fails Check gets its error, before its secret is read;
+// one whose instance is not the one its secret names, after.
 func (p *Pool) Client(ctx context.Context, g registry.Gateway) (*servicenow.Client, error) {
 	if err := Check(g); err != nil {
 		return nil, err
@@ -140,6 +146,9 @@ func (p *Pool) Client(ctx context.Context, g registry.Gateway) (*servicenow.Clie
 	creds, err := servicenow.LoadCredentials(ctx, p.cfg.Secrets, g.CredentialsSecretARN)
 	if err != nil {
 		return nil, fmt.Errorf("gateway %s: %w", g.ID, err)
+	}
+	if creds.InstanceURL != "" && creds.InstanceURL != g.InstanceURL {
+		return nil, fmt.Errorf("gateway %s: %w: its instance URL %q is not the one its credentials secret is for (%q)", g.ID, ErrUntrusted, g.InstanceURL, creds.InstanceURL)
 	}
 	settings := g.BudgetSettings()
 	b, err := json.Marshal(struct {

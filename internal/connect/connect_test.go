@@ -94,12 +94,12 @@ func newEnv(t *testing.T, rate, ceiling int) *env {
 	smCfg.HTTPClient = reads
 	sec := secrets.New(secretsmanager.NewFromConfig(smCfg))
 	id := "gtw_" + uuid.NewString()
-	arn := gatewaySecret(t, sec, id)
 	sim, err := snowsim.Start("127.0.0.1:0", snowsim.WithUser(snowUser, snowPass))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(sim.Close)
+	arn := gatewaySecret(t, sec, id, sim.URL)
 	clk := &clock{t: time.Now()}
 	return &env{
 		sim: sim, secrets: sec, clock: clk, reads: reads,
@@ -109,11 +109,12 @@ func newEnv(t *testing.T, rate, ceiling int) *env {
 	}
 }
 
-// gatewaySecret stores the simulator user's credentials in the secret named
-// for gateway id, under a prefix of the test's own.
-func gatewaySecret(t *testing.T, sec *secrets.Store, id string) string {
+// gatewaySecret stores the simulator user's credentials for instance (""
+// names none, as a secret written before they did) in the secret named for
+// gateway id, under a prefix of the test's own.
+func gatewaySecret(t *testing.T, sec *secrets.Store, id, instance string) string {
 	t.Helper()
-	doc, _ := json.Marshal(registry.Credentials{Auth: registry.AuthBasic, Username: snowUser, Password: snowPass})
+	doc, _ := json.Marshal(registry.Credentials{Auth: registry.AuthBasic, Username: snowUser, Password: snowPass, InstanceURL: instance})
 	arn, err := sec.Create(context.Background(), schema.GatewaySecretName(awstest.UniqueName("snowgate-test-")+"/", id), string(doc), "test")
 	if err != nil {
 		t.Fatal(err)
@@ -284,7 +285,7 @@ func TestTamperedGatewayIsRefused(t *testing.T) {
 	e := newEnv(t, 0, 0)
 	ctx := context.Background()
 	other := "gtw_" + uuid.NewString()
-	otherARN := gatewaySecret(t, e.secrets, other)
+	otherARN := gatewaySecret(t, e.secrets, other, e.sim.URL)
 
 	for _, tc := range []struct {
 		name   string
@@ -318,9 +319,37 @@ func TestTamperedGatewayIsRefused(t *testing.T) {
 		})
 	}
 
+	// The secret names the instance its credentials are for, which the
+	// table's writers cannot change: another ServiceNow instance (one of
+	// the writer's), or a custom host with the permission set beside it,
+	// is refused once the secret is read, before any request.
+	for _, tc := range []struct {
+		name   string
+		tamper func(*registry.Gateway)
+	}{
+		{"another ServiceNow instance", func(g *registry.Gateway) { g.InstanceURL = "https://dev99999.service-now.com" }},
+		{"a custom host, allowed in the item", func(g *registry.Gateway) {
+			g.InstanceURL, g.AllowCustomHost = "https://collector.example.net", true
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := e.gw
+			tc.tamper(&g)
+			_, err := e.pool().Client(ctx, g)
+			if !errors.Is(err, connect.ErrUntrusted) || !strings.Contains(err.Error(), "not the one its credentials secret is for") {
+				t.Fatalf("Client = %v, want ErrUntrusted: not the secret's instance", err)
+			}
+			if strings.Contains(err.Error(), snowPass) {
+				t.Errorf("error %q holds the password", err)
+			}
+		})
+	}
+
 	t.Run("a custom host it was registered for", func(t *testing.T) {
 		g := e.gw
+		g.ID = "gtw_" + uuid.NewString()
 		g.InstanceURL, g.AllowCustomHost = "https://itsm.example.net", true
+		g.CredentialsSecretARN = gatewaySecret(t, e.secrets, g.ID, g.InstanceURL)
 		before := e.reads.n.Load()
 		c, err := e.pool().Client(ctx, g)
 		if err != nil {
@@ -346,4 +375,21 @@ func TestTamperedGatewayIsRefused(t *testing.T) {
 			t.Fatalf("Client after the host changed = %v, want ErrUntrusted", err)
 		}
 	})
+}
+
+// A secret written before secrets named their instance (or by hand) leaves
+// the item's instance URL to the host check alone.
+func TestSecretWithoutInstance(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	ctx := context.Background()
+	g := e.gw
+	g.ID = "gtw_" + uuid.NewString()
+	g.CredentialsSecretARN = gatewaySecret(t, e.secrets, g.ID, "")
+	if _, err := e.pool().Client(ctx, g); err != nil {
+		t.Fatalf("Client of a gateway whose secret names no instance: %v", err)
+	}
+	g.InstanceURL = "https://collector.example.net"
+	if _, err := e.pool().Client(ctx, g); !errors.Is(err, connect.ErrUntrusted) {
+		t.Fatalf("Client on a custom host = %v, want ErrUntrusted", err)
+	}
 }

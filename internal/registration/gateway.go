@@ -94,8 +94,8 @@ type DeletedGateway struct {
 	Webhooks []registry.Webhook // with force, the gateway's webhooks
 }
 
-// CreateGateway validates in, stores its credentials in a new secret named
-// for the gateway, then the gateway. When the table write fails, the secret
+// CreateGateway validates in, stores its credentials, with the instance
+// they are for, in a new secret named for the gateway, then the gateway. When the table write fails, the secret
 // is deleted again.
 func (s *Service) CreateGateway(ctx context.Context, in GatewayInput) (registry.Gateway, error) {
 	instance, err := in.validate()
@@ -103,7 +103,8 @@ func (s *Service) CreateGateway(ctx context.Context, in GatewayInput) (registry.
 		return registry.Gateway{}, err
 	}
 	id := "gtw_" + uuid.NewString()
-	creds := registry.Credentials{Auth: in.Auth, Username: in.Username, Password: in.Password, ClientID: in.ClientID, ClientSecret: in.ClientSecret}
+	creds := registry.Credentials{Auth: in.Auth, Username: in.Username, Password: in.Password, ClientID: in.ClientID, ClientSecret: in.ClientSecret,
+		InstanceURL: instance}
 	doc, err := json.Marshal(creds)
 	if err != nil {
 		return registry.Gateway{}, fmt.Errorf("encode credentials: %w", err)
@@ -159,9 +160,10 @@ func (s *Service) CheckGatewayUpdate(ctx context.Context, id string, c GatewayCh
 	return nil
 }
 
-// UpdateGateway applies the changes to a gateway. Changed credentials are
-// written to the gateway's secret first; when the table write then fails,
-// the previous secret value is put back. A gateway whose secret is named
+// UpdateGateway applies the changes to a gateway. Changed credentials, or a
+// changed instance URL (which the secret names, see
+// registry.Credentials), are written to the gateway's secret first; when
+// the table write then fails, the previous secret value is put back. A gateway whose secret is named
 // for it under another prefix (made before the stack's own prefix, see
 // schema.SecretPrefix) has its credentials moved by any update: a new
 // secret under the current prefix, pointed at in the same table write
@@ -193,11 +195,19 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 	var plan credentialPlan
 	var newSecret, oldSecret string
 	var creds registry.Credentials
-	if c.credentialsChange() {
+	// The secret is written again when the credentials change and when
+	// the instance does: it names the instance its credentials are for.
+	secretChange := c.credentialsChange() || c.InstanceURL != nil
+	switch {
+	case c.credentialsChange():
 		if plan, err = plannedCredentials(cur, c); err != nil {
 			return registry.Gateway{}, registry.Gateway{}, err
 		}
 		if oldSecret, creds, err = s.plannedSecret(ctx, cur, c, plan); err != nil {
+			return registry.Gateway{}, registry.Gateway{}, err
+		}
+	case secretChange:
+		if oldSecret, creds, err = s.ownCredentials(ctx, cur); err != nil {
 			return registry.Gateway{}, registry.Gateway{}, err
 		}
 	}
@@ -207,6 +217,7 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 	if c.InstanceURL != nil {
 		after.InstanceURL = instance
 	}
+	creds.InstanceURL = after.InstanceURL
 	set(&after.AssignmentGroupFilter, c.AssignmentGroupFilter)
 	set(&after.EnvironmentFilter, c.EnvironmentFilter)
 	set(&after.EscalationGroup, c.EscalationGroup)
@@ -217,7 +228,7 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 		resolved = true
 		groups, escalation, envs := splitNames(after.AssignmentGroupFilter), strings.TrimSpace(after.EscalationGroup), splitNames(after.EnvironmentFilter)
 		if len(groups) > 0 || escalation != "" || len(envs) > 0 {
-			if !c.credentialsChange() {
+			if !secretChange {
 				if creds, err = s.storedCredentials(ctx, cur); err != nil {
 					return registry.Gateway{}, registry.Gateway{}, err
 				}
@@ -228,7 +239,7 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 		}
 	}
 	move := s.moves(cur)
-	if c.credentialsChange() {
+	if secretChange {
 		if newSecret, err = encodeCredentials(creds); err != nil {
 			return registry.Gateway{}, registry.Gateway{}, err
 		}
@@ -243,7 +254,7 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 		if moved, err = s.sec.Create(ctx, schema.GatewaySecretName(s.prefix, id), newSecret, "snowgate ServiceNow credentials of gateway "+id); err != nil {
 			return registry.Gateway{}, registry.Gateway{}, err
 		}
-	case c.credentialsChange():
+	case secretChange:
 		if restore, err = s.putCredentials(ctx, cur, oldSecret, newSecret); err != nil {
 			return registry.Gateway{}, registry.Gateway{}, err
 		}
@@ -375,11 +386,7 @@ func plannedCredentials(cur registry.Gateway, c GatewayChanges) (credentialPlan,
 // plannedSecret reads the gateway's credentials secret and returns it with
 // the credentials it will hold after the changes.
 func (s *Service) plannedSecret(ctx context.Context, cur registry.Gateway, c GatewayChanges, p credentialPlan) (old string, creds registry.Credentials, err error) {
-	if !schema.IsGatewaySecret(cur.CredentialsSecretARN, cur.ID) {
-		return "", registry.Credentials{}, fmt.Errorf("gateway %s points at credentials secret %q, which is not the one named for it (%s): not changing it",
-			cur.ID, cur.CredentialsSecretARN, schema.GatewaySecretName("<prefix>", cur.ID))
-	}
-	old, creds, err = s.readCredentials(ctx, cur)
+	old, creds, err = s.ownCredentials(ctx, cur)
 	if err != nil {
 		return "", registry.Credentials{}, err
 	}
@@ -401,6 +408,16 @@ func (s *Service) plannedSecret(ctx context.Context, cur registry.Gateway, c Gat
 		return "", registry.Credentials{}, err
 	}
 	return old, creds, nil
+}
+
+// ownCredentials reads the gateway's credentials secret, to change it: only
+// the secret named for the gateway, never another's its item points at.
+func (s *Service) ownCredentials(ctx context.Context, cur registry.Gateway) (string, registry.Credentials, error) {
+	if !schema.IsGatewaySecret(cur.CredentialsSecretARN, cur.ID) {
+		return "", registry.Credentials{}, fmt.Errorf("gateway %s points at credentials secret %q, which is not the one named for it (%s): not changing it",
+			cur.ID, cur.CredentialsSecretARN, schema.GatewaySecretName("<prefix>", cur.ID))
+	}
+	return s.readCredentials(ctx, cur)
 }
 
 // storedCredentials are the gateway's credentials as its secret holds them.

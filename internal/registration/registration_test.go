@@ -301,7 +301,9 @@ func TestCreateGateway(t *testing.T) {
 	if diff := cmp.Diff(want, stored); diff != "" {
 		t.Errorf("stored gateway (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(registry.Credentials{Auth: registry.AuthBasic, Username: "svc", Password: "pa55word"}, f.credentials(g.CredentialsSecretARN)); diff != "" {
+	// The secret names the instance its credentials are for.
+	if diff := cmp.Diff(registry.Credentials{Auth: registry.AuthBasic, Username: "svc", Password: "pa55word", InstanceURL: "https://acme.service-now.com"},
+		f.credentials(g.CredentialsSecretARN)); diff != "" {
 		t.Errorf("credentials (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{f.prefix + "gateways/" + g.ID}, f.secretNames()); diff != "" {
@@ -729,12 +731,16 @@ func TestUpdateGateway(t *testing.T) {
 	if diff := cmp.Diff(stored, upd); diff != "" {
 		t.Errorf("returned (-stored +returned):\n%s", diff)
 	}
+	// A new instance is written into the secret with the credentials.
+	if got := f.credentials(g.CredentialsSecretARN); got.InstanceURL != "https://other.service-now.com" || got.Password != "pa55word" {
+		t.Errorf("credentials after the instance changed = %+v, want the new instance, the password kept", got)
+	}
 
 	t.Run("new password keeps the user", func(t *testing.T) {
 		if _, _, err := f.svc.UpdateGateway(ctx, g.ID, registration.GatewayChanges{Password: s("n3w")}); err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(registry.Credentials{Auth: registry.AuthBasic, Username: "svc", Password: "n3w"}, f.credentials(g.CredentialsSecretARN)); diff != "" {
+		if diff := cmp.Diff(registry.Credentials{Auth: registry.AuthBasic, Username: "svc", Password: "n3w", InstanceURL: "https://other.service-now.com"}, f.credentials(g.CredentialsSecretARN)); diff != "" {
 			t.Errorf("credentials (-want +got):\n%s", diff)
 		}
 	})
@@ -750,7 +756,7 @@ func TestUpdateGateway(t *testing.T) {
 		if got.Auth != registry.AuthOAuthClientCredentials || got.ClientID != "cid" || got.Username != "" {
 			t.Errorf("gateway auth = %s, client %q, user %q; want oauth-client-credentials, cid, no user", got.Auth, got.ClientID, got.Username)
 		}
-		if diff := cmp.Diff(registry.Credentials{Auth: registry.AuthOAuthClientCredentials, ClientID: "cid", ClientSecret: "cs"}, f.credentials(g.CredentialsSecretARN)); diff != "" {
+		if diff := cmp.Diff(registry.Credentials{Auth: registry.AuthOAuthClientCredentials, ClientID: "cid", ClientSecret: "cs", InstanceURL: "https://other.service-now.com"}, f.credentials(g.CredentialsSecretARN)); diff != "" {
 			t.Errorf("credentials (-want +got):\n%s", diff)
 		}
 	})

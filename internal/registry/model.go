@@ -137,6 +137,12 @@ type Credentials struct {
 	Password     string `json:"password,omitempty"`
 	ClientID     string `json:"client_id,omitempty"`
 	ClientSecret string `json:"client_secret,omitempty"`
+	// InstanceURL is the instance the credentials are for, as the gateway
+	// stores it: no function sends them to another, whatever the
+	// gateway's item says. Empty in a secret written before it existed
+	// (until an update of the gateway's credentials or instance writes it)
+	// or by hand.
+	InstanceURL string `json:"instance_url,omitempty"`
 }
 
 // SecretHash is a hash of a webhook's static secret, valid until Expires
