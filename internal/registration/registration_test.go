@@ -1002,6 +1002,7 @@ func TestUpdateGatewayTableWriteFailsRestoresSecret(t *testing.T) {
 	}{
 		{"new password", registration.GatewayChanges{Password: s("n3w"), Name: s("renamed")}},
 		{"new auth mode", registration.GatewayChanges{Auth: s(registry.AuthOAuthPassword), ClientID: s("cid"), Password: s("p"), ClientSecret: s("cs")}},
+		{"new instance", registration.GatewayChanges{InstanceURL: s("https://other.service-now.com"), SkipInstanceChecks: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -1409,6 +1410,11 @@ func TestForeignCredentialsSecret(t *testing.T) {
 	pw := "stolen"
 	if _, _, err := f.svc.UpdateGateway(ctx, mine.ID, registration.GatewayChanges{Password: &pw}); err == nil || !strings.Contains(err.Error(), "not the one named for it") {
 		t.Errorf("UpdateGateway(password) = %v, want a refusal to change another gateway's secret", err)
+	}
+	// The secret names its instance: a new one is not written into another gateway's.
+	elsewhere := "https://elsewhere.service-now.com"
+	if _, _, err := f.svc.UpdateGateway(ctx, mine.ID, registration.GatewayChanges{InstanceURL: &elsewhere, SkipInstanceChecks: true}); err == nil || !strings.Contains(err.Error(), "not the one named for it") {
+		t.Errorf("UpdateGateway(instance URL) = %v, want a refusal to change another gateway's secret", err)
 	}
 	if _, err := f.svc.DeleteGateway(ctx, mine.ID, false); err != nil {
 		t.Fatalf("DeleteGateway: %v", err)
