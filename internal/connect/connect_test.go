@@ -40,6 +40,8 @@ type env struct {
 	sim     *snowsim.Server
 	secrets *secrets.Store
 	budget  *budget.Budget
+	db      *dynamodb.Client
+	table   string
 	gw      registry.Gateway
 	clock   *clock
 	// reads counts the GetSecretValue calls sent to the emulator.
@@ -102,7 +104,7 @@ func newEnv(t *testing.T, rate, ceiling int) *env {
 	arn := gatewaySecret(t, sec, id, sim.URL)
 	clk := &clock{t: time.Now()}
 	return &env{
-		sim: sim, secrets: sec, clock: clk, reads: reads,
+		sim: sim, secrets: sec, clock: clk, db: db, table: table, reads: reads,
 		budget: budget.New(db, table, budget.Options{Now: clk.now}),
 		gw: registry.Gateway{ID: id, InstanceURL: sim.URL, CredentialsSecretARN: arn,
 			RateLimitPerHour: rate, MaxConcurrency: ceiling},
@@ -391,5 +393,29 @@ func TestSecretWithoutInstance(t *testing.T) {
 	g.InstanceURL = "https://collector.example.net"
 	if _, err := e.pool().Client(ctx, g); !errors.Is(err, connect.ErrUntrusted) {
 		t.Fatalf("Client on a custom host = %v, want ErrUntrusted", err)
+	}
+}
+
+// A write with nothing to be deferred with may wait out a short pause in
+// process (WithWait); others are told to come back.
+func TestWithWaitWaitsOutAShortPause(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	ctx := context.Background()
+	id := e.incident(t)
+	// Real time here: the wait is a real one.
+	b := budget.New(e.db, e.table, budget.Options{})
+	pool := connect.New(connect.Config{Secrets: e.secrets, Budget: b, Wait: time.Millisecond})
+	c, err := pool.Client(ctx, e.gw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Pause(ctx, e.gw.ID, time.Now().Add(time.Second), budget.CauseOperator, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, "incident", id); !connect.Paused(err) {
+		t.Fatalf("Get while paused: %v, want held back", err)
+	}
+	if _, err := c.Get(connect.WithWait(ctx, 5*time.Second), "incident", id); err != nil {
+		t.Fatalf("Get with a wait longer than the pause: %v", err)
 	}
 }
