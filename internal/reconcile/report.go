@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -148,9 +149,22 @@ func (r *Reconciler) logRun(log *slog.Logger, rep Report, d time.Duration) {
 			deferred++
 		}
 	}
+	// The gateways refused as untrusted (connect.ErrUntrusted), each once.
+	untrusted := map[string]bool{}
+	for _, res := range rep.Results {
+		if errors.Is(res.Err, connect.ErrUntrusted) {
+			untrusted[res.GatewayID] = true
+		}
+	}
+	for _, w := range rep.Watched {
+		if errors.Is(w.Err, connect.ErrUntrusted) {
+			untrusted[w.GatewayID] = true
+		}
+	}
 	r.put(map[string]string{"function": "reconciler"},
 		metrics.Metric{Name: budget.MetricPaused, Unit: metrics.Count, Values: []float64{paused}},
-		metrics.Metric{Name: budget.MetricDeferred, Unit: metrics.Count, Values: []float64{deferred}})
+		metrics.Metric{Name: budget.MetricDeferred, Unit: metrics.Count, Values: []float64{deferred}},
+		metrics.Metric{Name: connect.MetricUntrusted, Unit: metrics.Count, Values: []float64{float64(len(untrusted))}})
 }
 
 func (r *Reconciler) put(dims map[string]string, ms ...metrics.Metric) {
