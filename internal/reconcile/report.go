@@ -83,6 +83,14 @@ func (r *Reconciler) report(log *slog.Logger, res Result) {
 	if res.Err != nil && res.Stopped != StoppedBudget {
 		errs = 1
 	}
+	if res.Table == "" && res.Err != nil {
+		// The gateway's webhooks could not be read, so neither its tables
+		// nor how far behind they are: a lag of 0 would say all is well.
+		// The error counts (and the function's own errors alarm fires when
+		// the registry cannot be read at all).
+		r.put(map[string]string{"Gateway": res.GatewayID}, metrics.Metric{Name: MetricErrors, Unit: metrics.Count, Values: []float64{errs}})
+		return
+	}
 	dims := map[string]string{"Gateway": res.GatewayID, "Table": res.Table}
 	r.put(dims,
 		metrics.Metric{Name: MetricScanned, Unit: metrics.Count, Values: []float64{float64(res.Scanned)}},
