@@ -330,7 +330,7 @@ func (r Report) Failed() int {
 		}
 	}
 	for _, w := range r.Watched {
-		if w.Err != nil {
+		if w.Err != nil && !servicenow.IsNotAdmitted(w.Err) {
 			n++
 		}
 	}
@@ -415,6 +415,17 @@ func (r *Reconciler) Run(ctx context.Context, o Options) (Report, error) {
 	return rep, nil
 }
 
+// heldIn returns the error of a pass the gateway's budget held back, nil
+// if none was.
+func heldIn(results []Result) error {
+	for _, res := range results {
+		if res.Stopped == StoppedBudget {
+			return res.Err
+		}
+	}
+	return nil
+}
+
 // pausedIn returns the error of a pass held back because the gateway is
 // paused, nil if none was.
 func pausedIn(results []Result) error {
@@ -484,7 +495,15 @@ func (r *Reconciler) gateway(ctx context.Context, log *slog.Logger, gw registry.
 		}
 		results = append(results, res)
 	}
-	watched := r.watch(ctx, log, gw, o.Table, sent, connect)
+	var watched Watch
+	if held := heldIn(results); held != nil {
+		// The budget is spent or the gateway paused: re-reading the open
+		// jobs now would only take requests from the backlog.
+		watched = Watch{GatewayID: gw.ID, Held: "budget: " + held.Error()}
+		log.Info("open jobs not re-read: the gateway's budget held the table passes back", slog.String("gateway_id", gw.ID), slog.String("reason", held.Error()))
+	} else {
+		watched = r.watch(ctx, log, gw, o.Table, sent, connect)
+	}
 	var stuck Stuck
 	if paused := pausedIn(results); paused != nil {
 		// Re-enqueued now, the stuck tickets would only wait for the

@@ -7,6 +7,7 @@ import (
 
 	"github.com/snowgate/snowgate/internal/metrics"
 	"github.com/snowgate/snowgate/internal/queue"
+	"github.com/snowgate/snowgate/internal/servicenow"
 	"github.com/snowgate/snowgate/internal/state"
 )
 
@@ -86,6 +87,10 @@ func (r *Reconciler) reportPass(log *slog.Logger, msg, gatewayID string, err err
 	level := slog.LevelInfo
 	if err != nil {
 		level = slog.LevelError
+		if servicenow.IsNotAdmitted(err) {
+			// The budget holding a pass back is not a failure.
+			level = slog.LevelWarn
+		}
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
 	log.Log(context.Background(), level, msg, attrs...)

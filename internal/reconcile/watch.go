@@ -31,7 +31,10 @@ type Watch struct {
 	// intake queue because ServiceNow holds a newer version; Calls are the
 	// ServiceNow calls made.
 	Open, Enqueued, Calls int
-	Err                   error
+	// Held says why the watch did not run (the gateway's budget held its
+	// table passes back); empty when it ran.
+	Held string
+	Err  error
 }
 
 // watch re-checks the gateway's tickets with an open job by sys_id,
