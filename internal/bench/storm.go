@@ -84,8 +84,9 @@ type StormSample struct {
 // ServiceNow requests in the 60 s up to each second.
 type StormSeries struct {
 	Backlog []StormSample
-	// CallsPerMin[i] counts the requests in the minute up to second i+1.
-	CallsPerMin []int
+	// CallsPerMin[i] counts the requests in the minute up to second i+1,
+	// Rejected429PerMin those of them answered 429.
+	CallsPerMin, Rejected429PerMin []int
 }
 
 // CallsPerChange is all ServiceNow requests divided by the changes.

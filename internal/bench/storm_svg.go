@@ -15,7 +15,7 @@ import (
 type Chart struct {
 	Title, XLabel, YLabel string
 	Series                []ChartSeries
-	// Width and Height of the image in pixels (800 × 400 when zero).
+	// Width and Height of the image in pixels (800 × 420 when zero).
 	Width, Height int
 }
 
@@ -32,7 +32,7 @@ type ChartPoint struct{ X, Y float64 }
 
 // The plot area's margins, in pixels.
 const (
-	chartLeft, chartRight, chartTop, chartBottom = 64, 20, 40, 76
+	chartLeft, chartRight, chartTop, chartBottom = 64, 20, 40, 96
 )
 
 // WriteSVG writes the chart. Axes start at 0 and end at a round number at
@@ -43,7 +43,7 @@ func (c Chart) WriteSVG(w io.Writer) error {
 		width = 800
 	}
 	if height <= 0 {
-		height = 400
+		height = 420
 	}
 	var xmax, ymax float64
 	for _, s := range c.Series {
@@ -94,16 +94,20 @@ func (c Chart) WriteSVG(w io.Writer) error {
 		}
 		p(`<polyline fill="none" stroke="%s" stroke-width="1.5"%s points="%s"/>`+"\n", svgText(s.Color), dash, pts.String())
 	}
-	lx := float64(chartLeft)
+	// The legend: entries left to right, wrapping onto a second row.
+	lx, ly := float64(chartLeft), float64(height-chartBottom)+54
 	for _, s := range c.Series {
-		ly := float64(height - 14)
+		w := 30 + 7*float64(len([]rune(s.Name))) + 24
+		if lx > chartLeft && lx+w > float64(width-chartRight) {
+			lx, ly = chartLeft, ly+18
+		}
 		dash := ""
 		if s.Dashed {
 			dash = ` stroke-dasharray="6 4"`
 		}
 		p(`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="2"%s/>`+"\n", svgNum(lx), svgNum(ly-4), svgNum(lx+24), svgNum(ly-4), svgText(s.Color), dash)
 		p(`<text x="%s" y="%s">%s</text>`+"\n", svgNum(lx+30), svgNum(ly), svgText(s.Name))
-		lx += 30 + 7*float64(len([]rune(s.Name))) + 24
+		lx += w
 	}
 	p("</svg>\n")
 	return b.Flush()
@@ -138,15 +142,18 @@ func svgText(s string) string {
 }
 
 // StormChart is the plot of a storm: the backlog, the ServiceNow requests
-// in the minute up to each second, and the quota, over the seconds since
-// the first change.
+// in the minute up to each second (and those of them answered 429), and
+// the quota, over the seconds since the first change.
 func StormChart(s Storm) Chart {
-	var backlog, calls []ChartPoint
+	var backlog, calls, rejected []ChartPoint
 	for _, b := range s.Series.Backlog {
 		backlog = append(backlog, ChartPoint{X: b.At.Seconds(), Y: float64(b.Backlog)})
 	}
 	for i, n := range s.Series.CallsPerMin {
 		calls = append(calls, ChartPoint{X: float64(i + 1), Y: float64(n)})
+	}
+	for i, n := range s.Series.Rejected429PerMin {
+		rejected = append(rejected, ChartPoint{X: float64(i + 1), Y: float64(n)})
 	}
 	end := float64(len(s.Series.CallsPerMin))
 	if n := len(backlog); n > 0 {
@@ -161,6 +168,7 @@ func StormChart(s Storm) Chart {
 		Series: []ChartSeries{
 			{Name: "backlog (changes not yet decided)", Color: "#1f77b4", Points: backlog},
 			{Name: "ServiceNow requests in the last 60 s", Color: "#d62728", Points: calls},
+			{Name: "of them answered 429", Color: "#ff7f0e", Points: rejected},
 			{Name: "quota per minute", Color: "#2ca02c", Dashed: true, Points: []ChartPoint{{0, q}, {end, q}}},
 		},
 	}

@@ -654,6 +654,7 @@ func (r *Rig) MeasureStorm(ctx context.Context, set StormSettings, run int, prog
 	// What the storm did, by the simulator's logs.
 	calls := sys.calls.snapshot()
 	times := make([]time.Time, 0, len(calls))
+	var rejected []time.Time
 	for _, c := range calls {
 		if c.at.After(start.Add(st.Drain)) {
 			continue
@@ -661,9 +662,11 @@ func (r *Rig) MeasureStorm(ctx context.Context, set StormSettings, run int, prog
 		times = append(times, c.at)
 		st.CallsByKind[fmt.Sprintf("%s → %d", c.kind, c.status)]++
 		if c.status == http.StatusTooManyRequests {
-			st.HTTP429++
+			rejected = append(rejected, c.at)
 		}
 	}
+	st.HTTP429 = len(rejected)
+	st.Series.Rejected429PerMin = PerWindow(rejected, start, st.Drain, time.Minute)
 	st.Calls = len(times)
 	st.MaxCallsPerMin = MaxInWindow(times, time.Minute)
 	st.Series.CallsPerMin = PerWindow(times, start, st.Drain, time.Minute)

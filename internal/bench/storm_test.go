@@ -174,8 +174,8 @@ func TestChartWriteSVG(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines, texts := svgDoc(t, b.Bytes())
-	// Plot area: x 64…380, y 40…224 (300 − 76); axes end at 10 and 100.
-	want := []string{"64.0,224.0 380.0,40.0", "64.0,132.0 380.0,132.0"}
+	// Plot area: x 64…380, y 40…204 (300 − 96); axes end at 10 and 100.
+	want := []string{"64.0,204.0 380.0,40.0", "64.0,122.0 380.0,122.0"}
 	if diff := cmp.Diff(want, lines); diff != "" {
 		t.Errorf("polylines (-want +got):\n%s", diff)
 	}
@@ -221,10 +221,10 @@ func TestStormChart(t *testing.T) {
 	s := Storm{Settings: StormSettings{QuotaPerMin: 600}, Changes: 10, Started: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC),
 		Series: StormSeries{Backlog: []StormSample{{At: time.Second, Backlog: 5}, {At: 3 * time.Second, Backlog: 0}}, CallsPerMin: []int{1, 2}}}
 	c := StormChart(s)
-	if len(c.Series) != 3 {
-		t.Fatalf("StormChart: %d series, want backlog, calls and quota", len(c.Series))
+	if len(c.Series) != 4 {
+		t.Fatalf("StormChart: %d series, want backlog, calls, 429s and quota", len(c.Series))
 	}
-	if diff := cmp.Diff([]ChartPoint{{0, 600}, {3, 600}}, c.Series[2].Points); diff != "" {
+	if diff := cmp.Diff([]ChartPoint{{0, 600}, {3, 600}}, c.Series[3].Points); diff != "" {
 		t.Errorf("quota line (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]ChartPoint{{1, 1}, {2, 2}}, c.Series[1].Points); diff != "" {
