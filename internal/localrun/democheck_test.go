@@ -10,8 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/snowgate/snowgate/internal/awstest"
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/instancecheck"
-	"github.com/snowgate/snowgate/internal/reconcile"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/secrets"
 	"github.com/snowgate/snowgate/internal/servicenow"
@@ -52,10 +52,10 @@ func TestDemoGatewayPassesTheInstanceChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	connect := func(ctx context.Context, opts ...servicenow.Option) (instancecheck.Instance, error) {
-		return reconcile.NewConnector(sec, opts...).Connect(ctx, demo.gateway)
+	dial := func(ctx context.Context, opts ...servicenow.Option) (instancecheck.Instance, error) {
+		return connect.New(connect.Config{Secrets: sec, Options: opts}).Client(ctx, demo.gateway)
 	}
-	rep := instancecheck.Run(ctx, instancecheck.Target{Gateway: demo.gateway, Webhooks: hooks}, connect)
+	rep := instancecheck.Run(ctx, instancecheck.Target{Gateway: demo.gateway, Webhooks: hooks}, dial)
 	for _, c := range rep.Checks {
 		if c.Status != instancecheck.OK {
 			t.Errorf("demo gateway: check %s = %s: %s (fix: %s)", c.Name, c.Status, c.Detail, c.Fix)
