@@ -28,6 +28,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/snowgate/snowgate/internal/businessrule"
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/demoengine"
 	"github.com/snowgate/snowgate/internal/localrun"
 	"github.com/snowgate/snowgate/internal/provision"
@@ -65,13 +66,9 @@ func stormEnv() map[string]string {
 		redelivery.EnvBase:    c(schema.RetryBase),
 		redelivery.EnvCap:     c(schema.RetryCap),
 		redelivery.EnvHorizon: c(schema.RetryHorizon),
-		envMaxPause:           c(schema.RetryHorizon),
+		connect.EnvMaxPause:   c(schema.RetryHorizon),
 	}
 }
-
-// envMaxPause caps a pause of the gateway's budget (the functions read it
-// once the budget is wired into them; before, it is ignored).
-const envMaxPause = "SNOWGATE_MAX_PAUSE"
 
 // Concurrency of the storm's system: make dev's defaults.
 const (
