@@ -45,11 +45,11 @@ func run() error {
 	batches := fs.Int("processor-batches", 0, "webhook to dispatch: SQS batches in flight at once (0: make dev's default)")
 	rates := fs.String("rates", "", "webhook to dispatch: records per second, comma-separated (default 10,100)")
 	stormRuns := fs.Int("storm-runs", 1, "storm: how often it runs")
-	stormRecords := fs.Int("storm-records", 0, "storm: incidents created (0: 600, -quick 300)")
+	stormRecords := fs.Int("storm-records", 0, "storm: incidents created (0: 500, -quick 200)")
 	stormUpdates := fs.Int("storm-updates", 0, "storm: updates of each incident (0: 4)")
 	stormQuota := fs.Int("storm-quota", 0, "storm: the instance's requests a minute for the integration user (0: 600)")
 	stormRate := fs.Int("storm-rate", 0, "storm: the gateway's budget, requests an hour (0: just below the quota)")
-	stormDuration := fs.Duration("storm-duration", 0, "storm: how long the changes take (0: 2m, -quick 1m)")
+	stormDuration := fs.Duration("storm-duration", 0, "storm: how long the changes take (0: 100s, -quick 40s)")
 	_ = fs.Parse(os.Args[1:])
 	docSet := false
 	fs.Visit(func(f *flag.Flag) { docSet = docSet || f.Name == "doc" })
