@@ -3,6 +3,7 @@ package localrun
 import (
 	"context"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,9 +39,13 @@ func TestDemoGatewayPassesTheInstanceChecks(t *testing.T) {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 
-	demo, err := createDemo(ctx, reg, sec, sim, srv.URL, user, pass, "http://127.0.0.1:1")
+	demo, err := createDemo(ctx, reg, sec, DevConfig{Prefix: "snowgate-dev-"}.secretPrefix(), sim, srv.URL, user, pass, "http://127.0.0.1:1")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Named as a stack's secrets are: the kind after the prefix.
+	if want := ":secret:snowgate/snowgate-dev/gateways/" + demo.gateway.ID; !strings.Contains(demo.gateway.CredentialsSecretARN, want) {
+		t.Errorf("demo gateway credentials secret %s, want a name ending in %s", demo.gateway.CredentialsSecretARN, want[len(":secret:"):])
 	}
 	// Failed jobs escalate: the group resolved to its sys_id, as the
 	// writer assigns it.

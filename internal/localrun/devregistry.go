@@ -56,11 +56,11 @@ const (
 // createDemo registers the demo gateway (basic auth against the simulator)
 // and its webhooks, as the CLI would, and loads each webhook's Business Rule
 // into the simulator when there is an API for it to call (apiURL).
-func createDemo(ctx context.Context, reg *registry.Store, sec *secrets.Store, sim *snowsim.Sim,
+func createDemo(ctx context.Context, reg *registry.Store, sec *secrets.Store, secretPrefix string, sim *snowsim.Sim,
 	simURL, user, pass, apiURL string) (demoRegistry, error) {
 	// Filters, when the demo has any, resolve on the simulator as on an
 	// instance.
-	ops := registration.New(reg, sec, registration.WithSecretPrefix(schema.DefaultSecretPrefix),
+	ops := registration.New(reg, sec, registration.WithSecretPrefix(secretPrefix),
 		registration.WithDirectory(registration.ConnectInstance()))
 	gw, err := ops.CreateGateway(ctx, registration.GatewayInput{
 		Name: "demo", Description: "make dev: the local ServiceNow simulator",
