@@ -290,12 +290,17 @@ func (r *Report) Ran(part string) bool { return r.ran(part) }
 func (r *Report) StormMarkdown(w io.Writer, svg string) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	set := r.StormSettings
-	kind := "make bench"
-	if r.Quick {
-		kind = "make bench-quick (shortened storm)"
+	kind := "`make bench`"
+	switch {
+	case len(r.Only) > 0 && r.Quick:
+		kind = "`bin/snowgate-bench -quick -only " + strings.Join(r.Only, ",") + "` (the shortened storm)"
+	case len(r.Only) > 0:
+		kind = "`bin/snowgate-bench -only " + strings.Join(r.Only, ",") + "` (make bench's storm)"
+	case r.Quick:
+		kind = "`make bench-quick` (the shortened storm)"
 	}
 	p("### 7. Storm\n\n")
-	p("Measured by `%s` on %s, %s. ", kind, r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Machine)
+	p("Measured by %s on %s, %s. ", kind, r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Machine)
 	p("%d new incidents, each then updated %d times by people in the instance, within %s (%d changes; the Business Rule runs twice for %.0f %% of them, "+
 		"and the instance's ECC queue sends some webhooks late, out of order or twice), into one gateway whose instance allows its integration user "+
 		"%d requests a minute (a rate limit rule with a one-minute window, which stands for ServiceNow's hour: the functions' retry backoff and "+

@@ -130,7 +130,7 @@ func (r *Rig) startStorm(ctx context.Context, set StormSettings, run int) (_ *st
 	s.tickets = state.New(db, s.res.StateTable)
 
 	pass := randomPassword()
-	s.fired = &firingLog{next: localrunTransport()}
+	s.fired = &firingLog{next: webhookTransport()}
 	s.sim = snowsim.New(snowsim.WithUser(stormUser, pass),
 		snowsim.WithLogger(slog.New(slog.NewJSONHandler(r.Logs.Writer("snowsim"), nil))),
 		snowsim.WithHTTPClient(&http.Client{Transport: s.fired}),
@@ -263,9 +263,9 @@ func randomPassword() string {
 	return strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64(), 36)
 }
 
-// localrunTransport is a pooled transport for the Business Rules' calls,
+// webhookTransport is a pooled transport for the Business Rules' calls,
 // as make dev gives its simulator: they call as fast as records change.
-func localrunTransport() http.RoundTripper {
+func webhookTransport() http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns, t.MaxIdleConnsPerHost = 0, maxConns
 	return t

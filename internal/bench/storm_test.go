@@ -246,3 +246,41 @@ func TestSpliceStorm(t *testing.T) {
 		t.Error("SpliceStorm of a page without storm markers: no error")
 	}
 }
+
+func TestStormMarkdown(t *testing.T) {
+	s := Storm{Settings: StormSettings{QuotaPerMin: 600, Records: 2, Updates: 1, RatePerHour: 34020, MaxConcurrency: 4},
+		Changes: 4, Calls: 6, MaxCallsPerMin: 6, Drained: true, Drain: 10 * time.Second, CallsByKind: map[string]int{"GET incident record → 200": 6}}
+	for _, tt := range []struct {
+		name  string
+		rep   Report
+		cmd   string
+		noPlt bool
+	}{
+		{"full run", Report{Storms: []Storm{s}}, "Measured by `make bench` on", false},
+		{"storm alone", Report{Only: []string{PartStorm}, Storms: []Storm{s}}, "Measured by `bin/snowgate-bench -only storm` (make bench's storm)", false},
+		{"quick, no plot", Report{Quick: true, Storms: []Storm{s}}, "Measured by `make bench-quick` (the shortened storm)", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			svg := "storm.svg"
+			if tt.noPlt {
+				svg = ""
+			}
+			tt.rep.StormMarkdown(&b, svg)
+			out := b.String()
+			for _, want := range []string{"### 7. Storm", tt.cmd, s.Line(), "| 1 | 4 (0, 0) | 600 | 34020/h, 4 at once | 6 | 1.50 |"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("StormMarkdown lacks %q:\n%s", want, out)
+				}
+			}
+			if got := strings.Contains(out, "](storm.svg)"); got == tt.noPlt {
+				t.Errorf("StormMarkdown with svg %q: plot linked = %v", svg, got)
+			}
+		})
+	}
+	var b bytes.Buffer
+	(&Report{}).StormMarkdown(&b, "storm.svg")
+	if !strings.Contains(b.String(), "Not measured") {
+		t.Errorf("StormMarkdown without runs = %q, want Not measured", b.String())
+	}
+}
