@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -103,8 +104,9 @@ type system struct {
 func (s *system) queue(name string) string { return s.env[name] }
 
 // newSystem starts the whole system for this test, or returns the deployed
-// one named by the environment.
-func newSystem(t *testing.T) *system {
+// one named by the environment. Options change the local system only (see
+// localOptions).
+func newSystem(t *testing.T, opts ...localOption) *system {
 	t.Helper()
 	if remoteMode() {
 		return remoteSystem(t)
@@ -112,8 +114,19 @@ func newSystem(t *testing.T) *system {
 	if awstest.Kind() != awstest.Kumo {
 		t.Skip("the end-to-end suite needs kumo's Lambda Runtime API and HTTP API (skipped on moto)")
 	}
-	return localSystem(t)
+	return localSystem(t, opts...)
 }
+
+// localOptions are what a test may change of the local system; the zero
+// value is the system every other test runs.
+type localOptions struct {
+	// ingestEndpoint, when set, returns the AWS endpoint the ingest
+	// function uses instead of the emulator's URL (a hop that counts its
+	// calls).
+	ingestEndpoint func(t *testing.T, emulatorURL string) string
+}
+
+type localOption func(*localOptions)
 
 func remoteSystem(t *testing.T) *system {
 	t.Helper()
@@ -216,8 +229,12 @@ func stopEmulator() {
 // and queues, the real bootstraps on the emulator's Runtime API, the HTTP
 // API and its loopback front, the SQS event source and the schedule, and an
 // empty simulator (no records, no Business Rules).
-func localSystem(t *testing.T) *system {
+func localSystem(t *testing.T, opts ...localOption) *system {
 	t.Helper()
+	var o localOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	build := bootstraps(t)
 	emu := emulator(t)
 	cfg, err := awsconfig.Load(t.Context(), awsconfig.Options{Endpoint: emu.URL, StaticCredentials: true})
@@ -283,6 +300,10 @@ func localSystem(t *testing.T) *system {
 		fn := localrun.Function{
 			Name: prefix + name, Bootstrap: filepath.Join(build, name, "bootstrap"),
 			Timeout: 30 * time.Second, MemoryMB: 256, Env: fnEnv,
+		}
+		if name == localrun.Ingest && o.ingestEndpoint != nil {
+			fn.Env = maps.Clone(fnEnv)
+			fn.Env["AWS_ENDPOINT_URL"] = o.ingestEndpoint(t, emu.URL)
 		}
 		if arns[name], err = localrun.Register(t.Context(), lc, fn); err != nil {
 			t.Fatalf("register %s: %v", name, err)
