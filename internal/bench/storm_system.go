@@ -414,10 +414,9 @@ type stormChange struct {
 	version int
 }
 
-// stormPlan is when each change of the storm is due: the records are
-// created over the first half of the duration, each then updated at
-// random times up to its end. Change i of record j is plan[k] with
-// record j and update i (0: the insert).
+// stormPlan is when one change of the storm is due: update (0: the
+// insert) of record. The records are created over the first half of the
+// storm, each then updated at random times up to its end.
 type stormPlan struct {
 	at             time.Duration
 	record, update int
@@ -452,7 +451,8 @@ func planStorm(set StormSettings, seed uint64) []stormPlan {
 	return plan
 }
 
-// fields is what change update of record j sets.
+// fields is what the change sets: the new incident's fields for the
+// insert, a new priority and description for an update.
 func (p stormPlan) fields(run string) map[string]string {
 	if p.update == 0 {
 		return map[string]string{
@@ -547,8 +547,8 @@ func (r *Rig) MeasureStorm(ctx context.Context, set StormSettings, run int, prog
 	}
 	defer sys.close()
 	logFrom := fileSize(sys.logPath)
-	// The reconciler's first run and the setup are not the storm's: start
-	// from a clean count, on the instance and in the log.
+	// The setup is not the storm's: start from a clean count, on the
+	// instance and in the request log.
 	time.Sleep(2 * time.Second)
 	sys.sim.SetRateLimits(stormRule(set.QuotaPerMin))
 	sys.calls.reset()
