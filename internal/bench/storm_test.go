@@ -3,7 +3,10 @@ package bench
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -282,5 +285,38 @@ func TestStormMarkdown(t *testing.T) {
 	(&Report{}).StormMarkdown(&b, "storm.svg")
 	if !strings.Contains(b.String(), "Not measured") {
 		t.Errorf("StormMarkdown without runs = %q, want Not measured", b.String())
+	}
+}
+
+func TestCallLog(t *testing.T) {
+	l := &callLog{window: time.Minute}
+	h := l.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-RateLimit-Limit", "600")
+		if r.Method == http.MethodPatch {
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		_, _ = io.WriteString(w, "{}")
+	}))
+	// The admin endpoints are neither logged nor rewritten.
+	for _, r := range []struct{ method, path, limit string }{
+		{http.MethodGet, "/api/now/table/incident/0123", "36000"},
+		{http.MethodPatch, "/api/now/table/incident/0123", "36000"},
+		{http.MethodGet, "/api/now/table/sys_journal_field?sysparm_query=x", "36000"},
+		{http.MethodGet, "/sim/stats", "600"},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(r.method, r.path, nil))
+		if got := w.Header().Get("X-RateLimit-Limit"); got != r.limit {
+			t.Errorf("%s %s: X-RateLimit-Limit %q, want %s", r.method, r.path, got, r.limit)
+		}
+	}
+	var got []string
+	for _, c := range l.snapshot() {
+		got = append(got, fmt.Sprintf("%s %d", c.kind, c.status))
+	}
+	want := []string{"GET incident record 200", "PATCH incident record 429", "GET sys_journal_field 200"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("logged requests (-want +got):\n%s", diff)
 	}
 }
