@@ -95,12 +95,12 @@ test-pdi: ## opt-in checks against a real ServiceNow instance (SNOWGATE_PDI_*, s
 	$(GO) test -count=1 -v -timeout 30m -run '^TestPDI$$' ./e2e/pdi/
 
 .PHONY: bench
-bench: $(RIE) ## measure ingest, webhook-to-dispatch latency, processor, reconciler, package sizes and cold starts next to their baselines (~10 min); tables in docs/performance.md and build/bench.md
+bench: $(RIE) ## measure ingest, webhook-to-dispatch latency, processor, reconciler, package sizes, cold starts and a storm against a rate-limited instance next to their baselines (~20 min); tables in docs/performance.md and build/bench.md
 	$(GO) build -o $(BIN)/snowgate-bench ./cmd/snowgate-bench
 	$(BIN)/snowgate-bench -rie $(RIE)
 
 .PHONY: bench-quick
-bench-quick: $(RIE) ## make bench with shorter runs (~2 min)
+bench-quick: $(RIE) ## make bench with shorter runs (~6 min)
 	$(GO) build -o $(BIN)/snowgate-bench ./cmd/snowgate-bench
 	$(BIN)/snowgate-bench -quick -rie $(RIE)
 

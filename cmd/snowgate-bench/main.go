@@ -44,6 +44,12 @@ func run() error {
 	processorEnvs := fs.Int("processor-envs", 0, "webhook to dispatch: execution environments of the processor (0: make dev's default)")
 	batches := fs.Int("processor-batches", 0, "webhook to dispatch: SQS batches in flight at once (0: make dev's default)")
 	rates := fs.String("rates", "", "webhook to dispatch: records per second, comma-separated (default 10,100)")
+	stormRuns := fs.Int("storm-runs", 1, "storm: how often it runs")
+	stormRecords := fs.Int("storm-records", 0, "storm: incidents created (0: 500, -quick 200)")
+	stormUpdates := fs.Int("storm-updates", 0, "storm: updates of each incident (0: 4)")
+	stormQuota := fs.Int("storm-quota", 0, "storm: the instance's requests a minute for the integration user (0: 600)")
+	stormRate := fs.Int("storm-rate", 0, "storm: the gateway's budget, requests an hour (0: just below the quota)")
+	stormDuration := fs.Duration("storm-duration", 0, "storm: how long the changes take (0: 100s, -quick 40s)")
 	_ = fs.Parse(os.Args[1:])
 	docSet := false
 	fs.Visit(func(f *flag.Flag) { docSet = docSet || f.Name == "doc" })
@@ -78,6 +84,9 @@ func run() error {
 		if _, err := bench.Splice(page, nil); err != nil {
 			return fmt.Errorf("-doc %s: %w", *doc, err)
 		}
+		if _, err := bench.SpliceStorm(page, nil); err != nil && (len(parts) == 0 || slices.Contains(parts, bench.PartStorm)) {
+			return fmt.Errorf("-doc %s: %w", *doc, err)
+		}
 	}
 
 	// The embedded emulator must listen where its HTTP API calls back.
@@ -109,30 +118,72 @@ func run() error {
 	rep := bench.Run(ctx, bench.Options{
 		Root: root, Dir: dir, Quick: *quick, Runs: *runs, RIE: *rie, Progress: os.Stderr, Only: parts, Rates: rs,
 		IngestEnvironments: *ingestEnvs, ProcessorEnvironments: *processorEnvs, ProcessorBatches: *batches,
+		StormRuns: *stormRuns, Storm: bench.StormSettings{Records: *stormRecords, Updates: *stormUpdates, QuotaPerMin: *stormQuota,
+			RatePerHour: *stormRate, Duration: *stormDuration},
 		Log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
-	var md bytes.Buffer
+	var md, storm, svg bytes.Buffer
 	rep.Markdown(&md)
-	if _, err := os.Stdout.Write(md.Bytes()); err != nil {
+	stormRan := rep.Ran(bench.PartStorm)
+	if stormRan {
+		rep.StormMarkdown(&storm, stormSVG)
+		if len(rep.Storms) > 0 {
+			if err := bench.StormChart(rep.Storms[len(rep.Storms)-1]).WriteSVG(&svg); err != nil {
+				return err
+			}
+		}
+	}
+	all := append(append(bytes.Clone(md.Bytes()), '\n'), storm.Bytes()...)
+	if _, err := os.Stdout.Write(all); err != nil {
 		return err
 	}
 	if *out != "" {
 		if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(*out, md.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(*out, all, 0o644); err != nil {
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "snowgate-bench: wrote", *out)
+		if svg.Len() > 0 {
+			if err := writeSVG(filepath.Join(filepath.Dir(*out), stormSVG), svg.Bytes()); err != nil {
+				return err
+			}
+		}
 	}
 	switch {
 	case updateDoc:
-		if err := bench.SpliceFile(*doc, md.Bytes()); err != nil {
-			return err
+		// A run of the storm alone leaves the other tables as they are.
+		if len(parts) == 0 || slices.ContainsFunc(parts, func(p string) bool { return p != bench.PartStorm }) {
+			if err := bench.SpliceFile(*doc, md.Bytes()); err != nil {
+				return err
+			}
+			fmt.Fprintln(os.Stderr, "snowgate-bench: replaced the tables in", *doc)
 		}
-		fmt.Fprintln(os.Stderr, "snowgate-bench: replaced the tables in", *doc)
+		if stormRan {
+			if err := bench.SpliceStormFile(*doc, storm.Bytes()); err != nil {
+				return err
+			}
+			fmt.Fprintln(os.Stderr, "snowgate-bench: replaced the storm's section in", *doc)
+			if svg.Len() > 0 {
+				if err := writeSVG(filepath.Join(filepath.Dir(*doc), stormSVG), svg.Bytes()); err != nil {
+					return err
+				}
+			}
+		}
 	case *doc != "":
 		fmt.Fprintf(os.Stderr, "snowgate-bench: %s left as it is (not a full run; -doc %s replaces its tables anyway)\n", *doc, *doc)
 	}
+	return nil
+}
+
+// stormSVG is the storm's plot, next to the page that shows it.
+const stormSVG = "storm.svg"
+
+func writeSVG(path string, b []byte) error {
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "snowgate-bench: wrote", path)
 	return nil
 }

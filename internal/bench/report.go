@@ -19,6 +19,13 @@ const (
 	EndMarker   = "<!-- bench:end -->"
 )
 
+// The markers around the storm's section of docs/performance.md, which a
+// run of the storm replaces (see SpliceStorm).
+const (
+	StormBeginMarker = "<!-- storm:begin -->"
+	StormEndMarker   = "<!-- storm:end -->"
+)
+
 // ErrMarkers reports a page without exactly one pair of bench markers.
 var ErrMarkers = errors.New("bench markers")
 
@@ -28,21 +35,31 @@ var ErrMarkers = errors.New("bench markers")
 // followed by one end marker is an error wrapping ErrMarkers, and nothing is
 // replaced.
 func Splice(doc, tables []byte) ([]byte, error) {
-	begin, end := []byte(BeginMarker), []byte(EndMarker)
+	return spliceBetween(doc, tables, BeginMarker, EndMarker)
+}
+
+// SpliceStorm is Splice for the storm's section, between StormBeginMarker
+// and StormEndMarker.
+func SpliceStorm(doc, section []byte) ([]byte, error) {
+	return spliceBetween(doc, section, StormBeginMarker, StormEndMarker)
+}
+
+func spliceBetween(doc, tables []byte, beginMarker, endMarker string) ([]byte, error) {
+	begin, end := []byte(beginMarker), []byte(endMarker)
 	nb, ne := bytes.Count(doc, begin), bytes.Count(doc, end)
 	switch {
 	case nb == 0 && ne == 0:
-		return nil, fmt.Errorf("%w: neither %s nor %s found", ErrMarkers, BeginMarker, EndMarker)
+		return nil, fmt.Errorf("%w: neither %s nor %s found", ErrMarkers, beginMarker, endMarker)
 	case nb == 0:
-		return nil, fmt.Errorf("%w: %s not found", ErrMarkers, BeginMarker)
+		return nil, fmt.Errorf("%w: %s not found", ErrMarkers, beginMarker)
 	case ne == 0:
-		return nil, fmt.Errorf("%w: %s not found", ErrMarkers, EndMarker)
+		return nil, fmt.Errorf("%w: %s not found", ErrMarkers, endMarker)
 	case nb > 1 || ne > 1:
-		return nil, fmt.Errorf("%w: want one %s and one %s, found %d and %d", ErrMarkers, BeginMarker, EndMarker, nb, ne)
+		return nil, fmt.Errorf("%w: want one %s and one %s, found %d and %d", ErrMarkers, beginMarker, endMarker, nb, ne)
 	}
 	b, e := bytes.Index(doc, begin)+len(begin), bytes.Index(doc, end)
 	if e < b {
-		return nil, fmt.Errorf("%w: %s comes before %s", ErrMarkers, EndMarker, BeginMarker)
+		return nil, fmt.Errorf("%w: %s comes before %s", ErrMarkers, endMarker, beginMarker)
 	}
 	out := make([]byte, 0, len(doc)+len(tables))
 	out = append(out, doc[:b]...)
@@ -56,11 +73,21 @@ func Splice(doc, tables []byte) ([]byte, error) {
 // path (docs/performance.md). The page is rewritten through a temporary
 // file in its directory, so a failed run never leaves half a page.
 func SpliceFile(path string, tables []byte) error {
+	return spliceFile(path, tables, Splice)
+}
+
+// SpliceStormFile replaces the storm's section of the page at path, as
+// SpliceFile does the tables.
+func SpliceStormFile(path string, section []byte) error {
+	return spliceFile(path, section, SpliceStorm)
+}
+
+func spliceFile(path string, tables []byte, splice func(doc, tables []byte) ([]byte, error)) error {
 	doc, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	out, err := Splice(doc, tables)
+	out, err := splice(doc, tables)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
@@ -117,6 +144,10 @@ type Report struct {
 	FlowSystem string
 	FlowDrain  time.Duration
 	Flows      map[int][]Flow
+
+	// StormSettings are the storm's sizes; Storms its runs.
+	StormSettings StormSettings
+	Storms        []Storm
 
 	Notes []string
 }

@@ -29,6 +29,10 @@ type Options struct {
 	// Concurrency of make dev's system for the webhook-to-dispatch part;
 	// zero takes make dev's defaults.
 	IngestEnvironments, ProcessorEnvironments, ProcessorBatches int
+	// StormRuns is how often the storm runs (1 when zero); Storm, when its
+	// fields are set, replaces the storm's settings field by field.
+	StormRuns int
+	Storm     StormSettings
 	// Progress gets a line per step.
 	Progress io.Writer
 	Log      *slog.Logger
@@ -40,10 +44,11 @@ const (
 	PartCold   = "cold"   // the functions' cold starts
 	PartIngest = "ingest" // ingest over HTTP beside its ceilings
 	PartFlow   = "flow"   // webhook to dispatch through make dev's system
+	PartStorm  = "storm"  // a storm of changes against a rate-limited instance, write-back on
 )
 
 // Parts are every part, in the order they run.
-var Parts = []string{PartGo, PartCold, PartIngest, PartFlow}
+var Parts = []string{PartGo, PartCold, PartIngest, PartFlow, PartStorm}
 
 func (o Options) runs(part string) bool {
 	return len(o.Only) == 0 || slices.Contains(o.Only, part)
@@ -124,14 +129,33 @@ func Run(ctx context.Context, o Options) *Report {
 			ir.Close()
 		}
 	}
-	if !o.runs(PartFlow) {
-		return rep
+	if o.runs(PartFlow) {
+		measureFlows(ctx, rig, o, s, rep, step)
 	}
+	if o.runs(PartStorm) {
+		set := o.stormSettings()
+		rep.StormSettings = set
+		for run := range max(o.StormRuns, 1) {
+			step("storm run %d: %d records × %d changes in %v, quota %d/min for the integration user, budget %d/h and %d at once, write-back on",
+				run+1, set.Records, set.Updates+1, set.Duration, set.QuotaPerMin, set.RatePerHour, set.MaxConcurrency)
+			st, err := rig.MeasureStorm(ctx, set, run, step)
+			if err != nil {
+				rep.note("storm run %d: %v", run+1, err)
+				continue
+			}
+			fmt.Fprintln(o.Progress, st.Line())
+			rep.Storms = append(rep.Storms, st)
+		}
+	}
+	return rep
+}
 
+// measureFlows measures webhook to dispatch through make dev's system.
+func measureFlows(ctx context.Context, rig *Rig, o Options, s settings, rep *Report, step func(string, ...any)) {
 	sys, err := rig.StartSystem(ctx, o.IngestEnvironments, o.ProcessorEnvironments, o.ProcessorBatches)
 	if err != nil {
 		rep.note("make dev system: %v", err)
-		return rep
+		return
 	}
 	defer sys.Close()
 	rep.FlowSystem = fmt.Sprintf("ingest in %d execution environments, the processor in %d, up to %d batches in flight",
@@ -157,7 +181,6 @@ func Run(ctx context.Context, o Options) *Report {
 			rep.Flows[rate] = append(rep.Flows[rate], f)
 		}
 	}
-	return rep
 }
 
 func measureIngest(ctx context.Context, ir *ingestRig, s settings, runs int, rep *Report, step func(string, ...any)) ([]Target, map[string][]Load) {
