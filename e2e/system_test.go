@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -103,8 +105,9 @@ type system struct {
 func (s *system) queue(name string) string { return s.env[name] }
 
 // newSystem starts the whole system for this test, or returns the deployed
-// one named by the environment.
-func newSystem(t *testing.T) *system {
+// one named by the environment. Options change the local system only (see
+// localOptions).
+func newSystem(t *testing.T, opts ...localOption) *system {
 	t.Helper()
 	if remoteMode() {
 		return remoteSystem(t)
@@ -112,8 +115,29 @@ func newSystem(t *testing.T) *system {
 	if awstest.Kind() != awstest.Kumo {
 		t.Skip("the end-to-end suite needs kumo's Lambda Runtime API and HTTP API (skipped on moto)")
 	}
-	return localSystem(t)
+	return localSystem(t, opts...)
 }
+
+// localOptions are what a test may change of the local system, for the
+// outages it stages; the zero value is the system every other test runs.
+type localOptions struct {
+	// env is added to every function's environment (a shorter retry
+	// horizon, a cap on pauses).
+	env map[string]string
+	// processorEndpoint, when set, returns the AWS endpoint the processor
+	// uses instead of the emulator's URL (a proxy in front of it that
+	// fails some calls).
+	processorEndpoint func(t *testing.T, emulatorURL string) string
+	// processors is how many execution environments serve the processor,
+	// intakePollers how many batches of the intake queue are in flight at
+	// once (1 each when zero).
+	processors, intakePollers int
+	// instance, when set, wraps the simulator's handler (to count or to
+	// swallow what snowgate sends it).
+	instance func(http.Handler) http.Handler
+}
+
+type localOption func(*localOptions)
 
 func remoteSystem(t *testing.T) *system {
 	t.Helper()
@@ -216,8 +240,12 @@ func stopEmulator() {
 // and queues, the real bootstraps on the emulator's Runtime API, the HTTP
 // API and its loopback front, the SQS event source and the schedule, and an
 // empty simulator (no records, no Business Rules).
-func localSystem(t *testing.T) *system {
+func localSystem(t *testing.T, opts ...localOption) *system {
 	t.Helper()
+	var o localOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	build := bootstraps(t)
 	emu := emulator(t)
 	cfg, err := awsconfig.Load(t.Context(), awsconfig.Options{Endpoint: emu.URL, StaticCredentials: true})
@@ -260,7 +288,11 @@ func localSystem(t *testing.T) *system {
 	s.integrationUser = s.simUser
 	s.sim = snowsim.New(snowsim.WithUser(s.simUser, s.simPass), snowsim.WithUser(s.personUser, s.personPass),
 		snowsim.WithLogger(slog.New(slog.NewJSONHandler(logs.logs.Writer("snowsim"), nil))))
-	simSrv := httptest.NewServer(localrun.SimHandler(s.sim, log))
+	var simHandler http.Handler = localrun.SimHandler(s.sim, log)
+	if o.instance != nil {
+		simHandler = o.instance(simHandler)
+	}
+	simSrv := httptest.NewServer(simHandler)
 	t.Cleanup(simSrv.Close)
 	s.simURL, s.instanceURL = simSrv.URL, simSrv.URL
 
@@ -276,6 +308,7 @@ func localSystem(t *testing.T) *system {
 	// timeout stands for the queue's: backoff from 1 s to 5 s (not 1 min
 	// to 1 h), a two-minute horizon.
 	fnEnv[redelivery.EnvBase], fnEnv[redelivery.EnvCap], fnEnv[redelivery.EnvHorizon] = "1s", "5s", "2m"
+	maps.Copy(fnEnv, o.env)
 	lc := lambda.NewFromConfig(cfg)
 	sup := &localrun.Supervisor{Emulator: emu, Region: cfg.Region, Logs: logs.logs, Log: log, Backoff: 50 * time.Millisecond}
 	arns := map[string]string{}
@@ -283,6 +316,13 @@ func localSystem(t *testing.T) *system {
 		fn := localrun.Function{
 			Name: prefix + name, Bootstrap: filepath.Join(build, name, "bootstrap"),
 			Timeout: 30 * time.Second, MemoryMB: 256, Env: fnEnv,
+		}
+		if name == localrun.Processor {
+			fn.Environments = o.processors
+			if o.processorEndpoint != nil {
+				fn.Env = maps.Clone(fnEnv)
+				fn.Env["AWS_ENDPOINT_URL"] = o.processorEndpoint(t, emu.URL)
+			}
 		}
 		if arns[name], err = localrun.Register(t.Context(), lc, fn); err != nil {
 			t.Fatalf("register %s: %v", name, err)
@@ -313,12 +353,15 @@ func localSystem(t *testing.T) *system {
 	}
 	// The stack's event source mappings: intake → processor, results →
 	// writer.
-	for _, es := range []struct{ queueURL, function string }{
-		{res.IntakeQueueURL, localrun.Processor}, {res.ResultsQueueURL, localrun.Writer},
+	for _, es := range []struct {
+		queueURL, function string
+		pollers            int
+	}{
+		{res.IntakeQueueURL, localrun.Processor, o.intakePollers}, {res.ResultsQueueURL, localrun.Writer, 0},
 	} {
 		src := &localrun.SQSSource{
 			SQS: sqsc, Lambda: lc, Log: log, QueueURL: es.queueURL, Function: prefix + es.function,
-			Region: cfg.Region, BatchSize: 10, Window: batchWindow, WaitTime: time.Second,
+			Region: cfg.Region, BatchSize: 10, Window: batchWindow, WaitTime: time.Second, Concurrency: es.pollers,
 		}
 		wg.Go(func() {
 			if err := src.Run(ctx); err != nil {
