@@ -193,6 +193,10 @@ type Options struct {
 	// (default DefaultSlotWait): slots are released after a request, far
 	// sooner than their leases end.
 	SlotWait time.Duration
+	// MaxPause bounds every pause: a Retry-After, a trip's backoff, the
+	// time to an auth probe (default DefaultMaxPause, the retry horizon).
+	// The end-to-end tests, which run in compressed time, shorten it.
+	MaxPause time.Duration
 }
 
 // Defaults of Options.
@@ -200,6 +204,7 @@ const (
 	DefaultSlotLease  = time.Minute
 	DefaultProbeLease = time.Minute
 	DefaultSlotWait   = time.Second
+	DefaultMaxPause   = 24 * time.Hour
 )
 
 // maxAttempts bounds the conditional writes one call makes when it loses
@@ -239,6 +244,9 @@ func New(db *dynamodb.Client, table string, opts Options) *Budget {
 	}
 	if opts.SlotWait <= 0 {
 		opts.SlotWait = DefaultSlotWait
+	}
+	if opts.MaxPause <= 0 {
+		opts.MaxPause = DefaultMaxPause
 	}
 	return &Budget{db: db, table: table, opts: opts, seen: map[string]record{}}
 }

@@ -78,6 +78,7 @@ func (b *Budget) Pause(ctx context.Context, gatewayID string, until time.Time, c
 // pause extends the pause to until; probe marks it as waiting for a
 // probe, even when an existing pause already lasts longer.
 func (b *Budget) pause(ctx context.Context, gatewayID string, until time.Time, cause Cause, reason string, probe bool) (record, error) {
+	until = minTime(until, b.now().Add(b.opts.MaxPause))
 	now := b.now().UnixMilli()
 	u := newUpdate(gatewayID)
 	pu, untilV := u.n(attrPausedUntil), u.v("until", nv(until.UnixMilli()))

@@ -48,6 +48,7 @@ type record struct {
 	reason      string
 	probe       bool
 	failures    int
+	turnAt      int64         // the last turn Book handed out
 	slots       map[int]int64 // slot index → lease end
 }
 
@@ -125,6 +126,8 @@ func decode(item map[string]ddbtypes.AttributeValue) (record, error) {
 			r.reason = text(v)
 		case name == attrProbe:
 			r.probe = true
+		case name == attrTurnAt:
+			r.turnAt, err = num(v)
 		case name == attrFailures:
 			var n int64
 			n, err = num(v)

@@ -94,6 +94,7 @@ type Client struct {
 
 	observers       []func(Signal)
 	noThrottleRetry bool
+	gate            Gate
 }
 
 // Option configures a Client.
@@ -261,6 +262,8 @@ type response struct {
 	// sig is the exchange's Signal, when observed.
 	sig      Signal
 	observed bool
+	// done reports the request's end to the gate that admitted it.
+	done func(*Signal)
 }
 
 // do sends r, retrying what may clear, and returns the 2xx response. calls,
@@ -292,14 +295,23 @@ func (c *Client) do(ctx context.Context, r request, calls *int) (response, error
 	}
 }
 
-// signal completes the Signal of an exchange and hands it to the observers.
+// signal completes the Signal of an exchange and hands it to the
+// observers and to the gate that admitted the request.
 func (c *Client) signal(res response, attempt int, retrying bool) {
-	if !res.observed || len(c.observers) == 0 {
+	if !res.observed {
+		if res.done != nil {
+			res.done(nil)
+		}
 		return
 	}
 	sig := res.sig
 	sig.Attempt, sig.Retrying = attempt, retrying
-	c.observe(sig)
+	if len(c.observers) > 0 {
+		c.observe(sig)
+	}
+	if res.done != nil {
+		res.done(&sig)
+	}
 }
 
 // retry decides what follows a failed attempt: again after wait, again at
@@ -393,6 +405,12 @@ func (c *Client) send(ctx context.Context, r request, calls *int) (res response,
 			return response{}, "", &tokenError{err}
 		}
 	}
+	done, err := c.admit(ctx, r)
+	if err != nil {
+		return response{}, credential, err
+	}
+	// The gate hears of the request once do knows whether it retries.
+	defer func() { res.done = done }()
 	if calls != nil {
 		*calls++
 	}
@@ -401,7 +419,7 @@ func (c *Client) send(ctx context.Context, r request, calls *int) (res response,
 	failed := func(status int, h http.Header, err error) (response, string, error) {
 		var res response
 		if o, ok := failureOutcome(ctx, err); ok {
-			res.sig = Signal{At: c.now(), Method: r.method, Table: r.table, Status: status, Outcome: o, RateLimit: rateLimitFrom(status, h), Err: err}
+			res.sig = Signal{At: c.now(), Method: r.method, Table: r.table, Status: status, Outcome: o, Header: h, RateLimit: rateLimitFrom(status, h), Err: err}
 			res.observed = true
 		}
 		return res, credential, err
@@ -432,7 +450,7 @@ func (c *Client) send(ctx context.Context, r request, calls *int) (res response,
 	now := c.now()
 	rl := rateLimitFrom(resp.StatusCode, resp.Header)
 	res.sig = Signal{
-		At: now, Method: r.method, Table: r.table, Status: resp.StatusCode,
+		At: now, Method: r.method, Table: r.table, Status: resp.StatusCode, Header: resp.Header,
 		Outcome:    outcomeOf(resp.StatusCode, resp.Header, r.url == c.tokenURL),
 		RateLimit:  rl,
 		RetryAfter: retryAfter(resp.StatusCode, resp.Header, rl, now),

@@ -102,6 +102,9 @@ type Signal struct {
 	// failed connection).
 	Status  int
 	Outcome Outcome
+	// Header is the answer's header (nil without an answer), for a
+	// budget that reads Retry-After and X-RateLimit-* itself.
+	Header http.Header
 	// RateLimit holds the answer's X-RateLimit-* headers.
 	RateLimit RateLimit
 	// RetryAfter is how long the instance asked to wait before the next

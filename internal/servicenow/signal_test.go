@@ -16,9 +16,9 @@ import (
 	"github.com/snowgate/snowgate/internal/servicenow"
 )
 
-// ignoreErr leaves Signal.Err out of a comparison; tests check it with
-// errors.Is.
-var ignoreErr = cmpopts.IgnoreFields(servicenow.Signal{}, "Err")
+// ignoreErr leaves Signal.Err (tests check it with errors.Is) and the raw
+// Header (the cases spell what was read of it) out of a comparison.
+var ignoreErr = cmpopts.IgnoreFields(servicenow.Signal{}, "Err", "Header")
 
 // signals records the Signals a client hands its observer.
 type signals struct {

@@ -525,6 +525,15 @@ func (s *Store) finish(ctx context.Context, k Key, token string, r Result) error
 // prior, when set, is what the failed attempt was based on, kept for the
 // next one (see Ticket.Basis).
 func (s *Store) Release(ctx context.Context, k Key, token, reason string, prior *Prior) error {
+	return s.ReleaseUntil(ctx, k, token, reason, prior, time.Time{})
+}
+
+// ReleaseUntil is Release for a retry that is not due before retryAt (a
+// message deferred by the gateway's budget, or told by ServiceNow when to
+// come back): the ticket joins the stuck ones only StuckAfter past that
+// time, so the reconciler does not send a copy of a message that is
+// merely waiting for its turn. A zero retryAt is now.
+func (s *Store) ReleaseUntil(ctx context.Context, k Key, token, reason string, prior *Prior, retryAt time.Time) error {
 	now := s.now()
 	u := newUpdate()
 	if prior != nil {
@@ -540,7 +549,7 @@ func (s *Store) Release(ctx context.Context, k Key, token, reason string, prior 
 	u.set("last_outcome", str(StatusRetrying))
 	u.set("last_outcome_at", timeAV(now))
 	u.set("claim_expires", num(0))
-	u.stuck(k.GatewayID, now.Add(StuckAfter))
+	u.stuck(k.GatewayID, laterOf(now, retryAt).Add(StuckAfter))
 	u.touch(k.GatewayID, now)
 	u.values[":token"] = str(token)
 	u.names["#claim_token"] = "claim_token"
@@ -569,6 +578,17 @@ func (s *Store) ifClaimed(ctx context.Context, k Key, op string, u *update) erro
 // ones from StuckAfter on: the change it was about is found again even
 // when its message never succeeds.
 func (s *Store) RecordFailure(ctx context.Context, k Key, reason string, permanent bool, source string) error {
+	return s.recordFailure(ctx, k, reason, permanent, source, time.Time{})
+}
+
+// DeferFailure records a transient failure before any claim whose retry is
+// not due before retryAt (see ReleaseUntil): the ticket joins the stuck
+// ones StuckAfter past that time.
+func (s *Store) DeferFailure(ctx context.Context, k Key, reason, source string, retryAt time.Time) error {
+	return s.recordFailure(ctx, k, reason, false, source, retryAt)
+}
+
+func (s *Store) recordFailure(ctx context.Context, k Key, reason string, permanent bool, source string, retryAt time.Time) error {
 	now := s.now()
 	u := newUpdate()
 	u.set("gateway_id", str(k.GatewayID))
@@ -587,7 +607,7 @@ func (s *Store) RecordFailure(ctx context.Context, k Key, reason string, permane
 		u.set("reason", str(reason))
 		u.remove(schema.AttrDuePK, schema.AttrDueAt, "due_sent", schema.AttrStuckPK, schema.AttrStuckAt)
 	} else {
-		u.stuck(k.GatewayID, now.Add(StuckAfter))
+		u.stuck(k.GatewayID, laterOf(now, retryAt).Add(StuckAfter))
 		u.setExpr("status", "if_not_exists(#status, :retrying)")
 		u.setExpr("reason", "if_not_exists(#reason, :reason)")
 		u.values[":retrying"] = str(StatusRetrying)
@@ -809,6 +829,14 @@ func (u *update) setMirror(m Mirror) {
 }
 
 // stuck puts the ticket in schema.IndexStuck from at on.
+// laterOf returns the later of two times.
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 func (u *update) stuck(gatewayID string, at time.Time) {
 	u.set(schema.AttrStuckPK, str(stuckPrefix+gatewayID))
 	u.set(schema.AttrStuckAt, str(at.UTC().Format(dueLayout)))
