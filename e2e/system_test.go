@@ -130,7 +130,9 @@ type localOptions struct {
 	processorEndpoint func(t *testing.T, emulatorURL string) string
 	// processors is how many execution environments serve the processor,
 	// intakePollers how many batches of the intake queue are in flight at
-	// once (1 each when zero).
+	// once (1 each when zero). With more than one poller the intake has no
+	// batching window, as in the stack, so that every poller long polls:
+	// with a window, all but one wait for a backlog.
 	processors, intakePollers int
 	// instance, when set, wraps the simulator's handler (to count or to
 	// swallow what snowgate sends it).
@@ -359,9 +361,13 @@ func localSystem(t *testing.T, opts ...localOption) *system {
 	}{
 		{res.IntakeQueueURL, localrun.Processor, o.intakePollers}, {res.ResultsQueueURL, localrun.Writer, 0},
 	} {
+		window := batchWindow
+		if es.pollers > 1 {
+			window = 0
+		}
 		src := &localrun.SQSSource{
 			SQS: sqsc, Lambda: lc, Log: log, QueueURL: es.queueURL, Function: prefix + es.function,
-			Region: cfg.Region, BatchSize: 10, Window: batchWindow, WaitTime: time.Second, Concurrency: es.pollers,
+			Region: cfg.Region, BatchSize: 10, Window: window, WaitTime: time.Second, Concurrency: es.pollers,
 		}
 		wg.Go(func() {
 			if err := src.Run(ctx); err != nil {
