@@ -78,6 +78,13 @@ type setup struct {
 	change   createdWebhook
 }
 
+// The budget of the gateways the suite creates on the simulator, unless a
+// test gives its own.
+const (
+	simRateLimit      = "360000/h"
+	simMaxConcurrency = "16"
+)
+
 // createGateway creates a gateway for the simulator (basic auth) and one
 // webhook per table, the change requests' signed with HMAC. The gateway is
 // scoped to an assignment group of its own, created first, so that on a
@@ -93,6 +100,11 @@ func (s *system) createGateway(t *testing.T, loadRules bool, extra ...string) se
 	st.group = s.insert(t, "sys_user_group", map[string]string{"name": groupName, "description": t.Name()})["sys_id"]
 	args := append([]string{"infra", "gateway", "create", "--name", name, "--instance-url", s.instanceURL,
 		"--auth", "basic", "--username", s.simUser, "--password-stdin", "--assignment-group-filter", groupName}, extra...)
+	if !slices.Contains(extra, "--rate-limit") && !remoteMode() {
+		// The simulator takes far more than a small instance's default
+		// budget; a test that is about the budget sets its own.
+		args = append(args, "--rate-limit", simRateLimit, "--max-concurrency", simMaxConcurrency)
+	}
 	s.cliJSON(t, &st.gateway, s.simPass+"\n", args...)
 	// The name is resolved to the group's sys_id, which the Business Rule
 	// condition, the processor and the reconciler match on.

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/snowgate/snowgate/internal/ingest"
+	"github.com/snowgate/snowgate/internal/ingest/replay"
+	"github.com/snowgate/snowgate/internal/metrics"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/secrets"
@@ -23,11 +25,19 @@ func main() {
 		if err != nil {
 			return nil, err
 		}
+		ddb := dynamodb.NewFromConfig(k.AWS)
 		h := ingest.New(
-			registry.New(dynamodb.NewFromConfig(k.AWS), env.RegistryTable),
+			registry.New(ddb, env.RegistryTable),
 			secrets.New(secretsmanager.NewFromConfig(k.AWS)),
 			queue.NewSender(sqs.NewFromConfig(k.AWS), env.IntakeQueueURL),
-			ingest.Options{CacheTTL: env.CacheTTL, Logger: k.Logger},
+			ingest.Options{
+				CacheTTL:     env.CacheTTL,
+				Tolerance:    env.Tolerance,
+				Replays:      replay.New(ddb, env.StateTable),
+				Metrics:      metrics.New(k.Stdout),
+				Logger:       k.Logger,
+				OriginSecret: env.OriginSecret,
+			},
 		)
 		return h.HandleAPIGateway, nil
 	})

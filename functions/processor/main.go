@@ -7,14 +7,13 @@ import (
 	"context"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/metrics"
 	"github.com/snowgate/snowgate/internal/pipeline"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
-	"github.com/snowgate/snowgate/internal/secrets"
 	"github.com/snowgate/snowgate/internal/startup"
 	"github.com/snowgate/snowgate/internal/state"
 )
@@ -31,14 +30,13 @@ func main() {
 			Gateways:   registry.New(db, env.RegistryTable),
 			Tickets:    state.New(db, env.StateTable),
 			Dispatch:   queue.NewSender(sqsClient, env.DispatchQueueURL),
-			ServiceNow: pipeline.NewConnections(secrets.New(secretsmanager.NewFromConfig(k.AWS))),
+			ServiceNow: pipeline.Connections{Pool: connect.ForFunction(k.AWS, db, env.StateTable, env.MaxPause, k.Logger)},
 			Queue:      sqsClient,
 		}, pipeline.Config{
-			QueueURL:         env.IntakeQueueURL,
-			Retry:            env.Retry,
-			FetchConcurrency: env.FetchConcurrency,
-			Logger:           k.Logger,
-			Metrics:          metrics.New(k.Stdout),
+			QueueURL: env.IntakeQueueURL,
+			Retry:    env.Retry,
+			Logger:   k.Logger,
+			Metrics:  metrics.New(k.Stdout),
 		})
 		return p.Handle, nil
 	})

@@ -8,14 +8,13 @@ import (
 	"context"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/metrics"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/reconcile"
 	"github.com/snowgate/snowgate/internal/registry"
-	"github.com/snowgate/snowgate/internal/secrets"
 	"github.com/snowgate/snowgate/internal/startup"
 	"github.com/snowgate/snowgate/internal/state"
 	"github.com/snowgate/snowgate/internal/watermark"
@@ -33,7 +32,7 @@ func main() {
 			Tickets:    state.New(ddb, env.StateTable),
 			Watermarks: watermark.New(ddb, env.StateTable),
 			Intake:     queue.NewSender(sqs.NewFromConfig(k.AWS), env.IntakeQueueURL),
-			Connector:  reconcile.NewConnector(secrets.New(secretsmanager.NewFromConfig(k.AWS))),
+			Connector:  reconcile.Connections{Pool: connect.ForFunction(k.AWS, ddb, env.StateTable, env.MaxPause, k.Logger)},
 			Metrics:    metrics.New(k.Stdout),
 			Logger:     k.Logger,
 		}, env.Config)

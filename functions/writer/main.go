@@ -7,13 +7,11 @@ import (
 	"context"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/metrics"
-	"github.com/snowgate/snowgate/internal/pipeline"
 	"github.com/snowgate/snowgate/internal/registry"
-	"github.com/snowgate/snowgate/internal/secrets"
 	"github.com/snowgate/snowgate/internal/startup"
 	"github.com/snowgate/snowgate/internal/state"
 	"github.com/snowgate/snowgate/internal/writer"
@@ -29,7 +27,7 @@ func main() {
 		w := writer.New(writer.Deps{
 			Gateways:   registry.New(db, env.RegistryTable),
 			Tickets:    state.New(db, env.StateTable),
-			ServiceNow: writer.Connections{Connections: pipeline.NewConnections(secrets.New(secretsmanager.NewFromConfig(k.AWS)))},
+			ServiceNow: writer.Connections{Pool: connect.ForFunction(k.AWS, db, env.StateTable, env.MaxPause, k.Logger)},
 			Queue:      sqs.NewFromConfig(k.AWS),
 		}, writer.Config{
 			QueueURL: env.ResultsQueueURL,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
 
 	"github.com/snowgate/snowgate/infra/stack"
 	"github.com/snowgate/snowgate/internal/awstest"
@@ -19,14 +20,34 @@ import (
 
 // Synthesizing costs seconds of node time, so every test reads the same
 // templates, made once in TestMain: the data stack and the service stack
-// with the default front (the HTTP API), and the service stack again with
-// the function URL front (url*).
+// with the default front (the HTTP API), the service stack again with
+// the function URL front (url*), and once more with every other setting
+// changed from its default (alt*, altSettings).
 var fx struct {
 	data, svc         assertions.Template
 	dataDoc, svcDoc   doc
 	dataName, svcName string
 	urlSvc            assertions.Template
 	urlSvcDoc         doc
+	altSvc            assertions.Template
+	altSvcDoc         doc
+	edge              assertions.Template
+	edgeDoc           doc
+	edgeName          string
+	edgeRegion        string
+	// defaultEdge is the EdgeStack of the default build: nil.
+	defaultEdge any
+}
+
+// altSettings are the settings of the alt* templates, and of the edge
+// stack (edge*) they bring.
+var altSettings = stack.Config{
+	Name:               "snowgate",
+	Env:                &awscdk.Environment{Account: jsii.String("123456789012"), Region: jsii.String("eu-west-1")},
+	SecretPrefix:       "team-a/snowgate/",
+	LegacySecretPrefix: "snowgate/",
+	IngestConcurrency:  20,
+	Edge:               &stack.Edge{RateLimit: 2000, AllowIPs: []string{"203.0.113.0/28", "198.51.100.7", "2001:db8::/64"}},
 }
 
 func TestMain(m *testing.M) {
@@ -86,11 +107,25 @@ func synth(assets string) {
 	fx.svc = assertions.Template_FromStack(svc.Stack, nil)
 	fx.dataDoc = toDoc(fx.data)
 	fx.svcDoc = toDoc(fx.svc)
+	if svc.EdgeStack != nil {
+		fx.defaultEdge = svc.EdgeStack
+	}
 
 	urlApp := awscdk.NewApp(nil)
 	_, urlSvc := stack.Build(urlApp, stack.Config{Name: "snowgate", AssetDir: assets, Front: stack.FrontFunctionURL})
 	fx.urlSvc = assertions.Template_FromStack(urlSvc.Stack, nil)
 	fx.urlSvcDoc = toDoc(fx.urlSvc)
+
+	altApp := awscdk.NewApp(nil)
+	alt := altSettings
+	alt.AssetDir = assets
+	_, altSvc := stack.Build(altApp, alt)
+	fx.altSvc = assertions.Template_FromStack(altSvc.Stack, nil)
+	fx.altSvcDoc = toDoc(fx.altSvc)
+	fx.edge = assertions.Template_FromStack(altSvc.EdgeStack, nil)
+	fx.edgeDoc = toDoc(fx.edge)
+	fx.edgeName = *altSvc.EdgeStack.StackName()
+	fx.edgeRegion = *altSvc.EdgeStack.Region()
 }
 
 // fronts are the service templates, one per ingest front.

@@ -55,7 +55,7 @@ func TestFrontResources(t *testing.T) {
 		// The processor's on the intake queue, the writer's on the results queue.
 		{"AWS::Lambda::EventSourceMapping", 2, 2},
 		{"AWS::Events::Rule", 1, 1},
-		{"AWS::CloudWatch::Alarm", 3 + len(schema.Queues) + 3, 3 + len(schema.Queues) + 3},
+		{"AWS::CloudWatch::Alarm", alarmCount, alarmCount},
 		{"AWS::CloudWatch::Dashboard", 1, 1},
 		{"AWS::SNS::Topic", 1, 1},
 	}

@@ -103,7 +103,7 @@ func TestNoWildcardPermissions(t *testing.T) {
 	for _, tmpl := range []struct {
 		name string
 		d    doc
-	}{{"data", fx.dataDoc}, {"service", fx.svcDoc}, {"service (function URL)", fx.urlSvcDoc}} {
+	}{{"data", fx.dataDoc}, {"service", fx.svcDoc}, {"service (function URL)", fx.urlSvcDoc}, {"service (other settings)", fx.altSvcDoc}, {"edge", fx.edgeDoc}} {
 		for id, r := range tmpl.d.resources("") {
 			p := props(r)
 			var docs []any
@@ -115,7 +115,7 @@ func TestNoWildcardPermissions(t *testing.T) {
 				for _, inline := range list(p["Policies"]) {
 					docs = append(docs, inline.(map[string]any)["PolicyDocument"])
 				}
-				if m := list(p["ManagedPolicyArns"]); len(m) > 0 {
+				if m := list(p["ManagedPolicyArns"]); len(m) > 0 && !cdkCrossRegionRole(id, m) {
 					t.Errorf("%s %s: managed policies %v (grant what is needed instead)", tmpl.name, id, m)
 				}
 			case "AWS::IAM::ManagedPolicy", "AWS::IAM::User", "AWS::IAM::Group":
@@ -138,6 +138,15 @@ func TestNoWildcardPermissions(t *testing.T) {
 	if checked == 0 {
 		t.Fatal("no policy statement found: the walker is broken")
 	}
+}
+
+// cdkCrossRegionRole reports whether a role is the one CDK gives the
+// custom resources behind a cross-region reference (the edge's web ACL,
+// read from us-east-1), with only the basic execution policy CDK attaches
+// to it; its inline statements are checked like every other.
+func cdkCrossRegionRole(id string, managed []any) bool {
+	return strings.HasPrefix(id, "CustomCrossRegionExport") && len(managed) == 1 &&
+		strings.HasSuffix(fmt.Sprint(managed[0]), ":iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]")
 }
 
 // permissionProblems reports why a Lambda resource policy statement grants
@@ -193,7 +202,7 @@ func TestFunctionPermissions(t *testing.T) {
 	sendQueue := []string{"sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"}
 	state := []string{"dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}
 	want := map[string][]string{
-		stack.Ingest: concat(logs, []string{"dynamodb:GetItem", "secretsmanager:GetSecretValue"}, sendQueue),
+		stack.Ingest: concat(logs, []string{"dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue"}, sendQueue),
 		stack.Processor: concat(logs, []string{"dynamodb:GetItem", "dynamodb:Query", "secretsmanager:GetSecretValue"}, state, sendQueue,
 			[]string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage"}),
 		stack.Reconciler: concat(logs, []string{"dynamodb:GetItem", "dynamodb:Query", "secretsmanager:GetSecretValue"}, state, sendQueue),
@@ -220,9 +229,9 @@ func TestWriterPermissionsExact(t *testing.T) {
 		"RegistryTable Arn": {"dynamodb:GetItem"},
 		"StateTable Arn":    {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"},
 		// Of an index only a query means anything.
-		"StateTable Arn/index/*": {"dynamodb:Query"},
-		"secret:snowgate/*":      {"secretsmanager:GetSecretValue"},
-		"writerLogs Arn":         {"logs:CreateLogStream", "logs:PutLogEvents"},
+		"StateTable Arn/index/*":              {"dynamodb:Query"},
+		"secret:snowgate/snowgate/gateways/*": {"secretsmanager:GetSecretValue"},
+		"writerLogs Arn":                      {"logs:CreateLogStream", "logs:PutLogEvents"},
 	}
 	for _, f := range fronts() {
 		t.Run(string(f.front), func(t *testing.T) {
@@ -252,7 +261,7 @@ func TestWriterPermissionsExact(t *testing.T) {
 
 // resourceName reduces a policy resource (an ARN, an import of one, or a
 // Fn::Join around either) to a readable key: "ResultsQueue Arn",
-// "StateTable Arn/index/*", "secret:snowgate/*".
+// "StateTable Arn/index/*", "secret:snowgate/snowgate/gateways/*".
 func resourceName(r any) string {
 	switch v := r.(type) {
 	case string:
@@ -283,7 +292,7 @@ func resourceName(r any) string {
 				parts = append(parts, resourceName(part))
 			}
 			s := strings.Join(parts, fmt.Sprint(j[0]))
-			if i := strings.LastIndex(s, "secret:"); i >= 0 && strings.Contains(s, ":secretsmanager:") {
+			if i := strings.LastIndex(s, "secret:"); i >= 0 && strings.Contains(fmt.Sprint(j[1]), ":secretsmanager:") {
 				return s[i:]
 			}
 			return s
@@ -314,28 +323,82 @@ func checkActions(t *testing.T, d doc, fn string, want []string) {
 	}
 }
 
-func TestSecretsScopedToPrefix(t *testing.T) {
-	for _, f := range fronts() {
-		t.Run(string(f.front), func(t *testing.T) { checkSecretsScoped(t, f.d) })
+// Each function reads one kind of secret, of its own stack: ingest the
+// webhooks' signing keys, the others the gateways' credentials; and no
+// other statement of any policy names Secrets Manager at all.
+func TestSecretReadsExact(t *testing.T) {
+	tests := []struct {
+		name string
+		d    doc
+		keys []string // ingest's
+		gws  []string // processor's, reconciler's and writer's
+	}{
+		{"default", fx.svcDoc, []string{"secret:snowgate/snowgate/webhooks/*"}, []string{"secret:snowgate/snowgate/gateways/*"}},
+		{"function URL", fx.urlSvcDoc, []string{"secret:snowgate/snowgate/webhooks/*"}, []string{"secret:snowgate/snowgate/gateways/*"}},
+		{"own and legacy prefix", fx.altSvcDoc,
+			[]string{"secret:team-a/snowgate/webhooks/*", "secret:snowgate/webhooks/*"},
+			[]string{"secret:team-a/snowgate/gateways/*", "secret:snowgate/gateways/*"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := map[string]map[string][]string{
+				stack.Ingest:     {"secretsmanager:GetSecretValue": uniqueSorted(tt.keys)},
+				stack.Processor:  {"secretsmanager:GetSecretValue": uniqueSorted(tt.gws)},
+				stack.Reconciler: {"secretsmanager:GetSecretValue": uniqueSorted(tt.gws)},
+				stack.Writer:     {"secretsmanager:GetSecretValue": uniqueSorted(tt.gws)},
+			}
+			if diff := cmp.Diff(want, secretGrants(t, tt.d)); diff != "" {
+				t.Errorf("Secrets Manager grants by role, action and resource (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
-func checkSecretsScoped(t *testing.T, d doc) {
-	found := 0
-	for id, pol := range d.resources("AWS::IAM::Policy") {
-		for _, st := range statements(props(pol)["PolicyDocument"]) {
-			if fmt.Sprint(st["Action"]) != "secretsmanager:GetSecretValue" {
-				continue
+// secretGrants collects every statement of every policy in the template
+// that names Secrets Manager, in an action or a resource: role (by
+// function name, or the policy's logical id) → action → resources.
+func secretGrants(t *testing.T, d doc) map[string]map[string][]string {
+	t.Helper()
+	got := map[string]map[string][]string{}
+	for id, r := range d.resources("") {
+		p := props(r)
+		var docs []any
+		switch r["Type"] {
+		case "AWS::IAM::Policy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy", "AWS::SecretsManager::ResourcePolicy":
+			docs = append(docs, p["PolicyDocument"], p["ResourcePolicy"])
+		case "AWS::IAM::Role":
+			for _, inline := range list(p["Policies"]) {
+				docs = append(docs, inline.(map[string]any)["PolicyDocument"])
 			}
-			found++
-			if r := fmt.Sprint(st["Resource"]); !strings.Contains(r, ":secret:snowgate/*") {
-				t.Errorf("%s: GetSecretValue on %s, want the snowgate/ prefix only", id, r)
+		}
+		owner := id
+		for _, fn := range stack.Functions {
+			if strings.Contains(fmt.Sprint(p["Roles"]), fn+"Role") {
+				owner = fn
+			}
+		}
+		for _, pd := range docs {
+			for _, st := range statements(pd) {
+				names := strings.Contains(fmt.Sprint(st["Action"], st["NotAction"]), "secretsmanager") ||
+					strings.Contains(fmt.Sprint(st["Resource"], st["NotResource"]), ":secretsmanager:")
+				if !names {
+					continue
+				}
+				if st["Effect"] != "Allow" || st["NotAction"] != nil || st["NotResource"] != nil {
+					t.Errorf("%s: unexpected Secrets Manager statement %v", id, st)
+				}
+				if got[owner] == nil {
+					got[owner] = map[string][]string{}
+				}
+				for _, a := range list(st["Action"]) {
+					for _, res := range list(st["Resource"]) {
+						got[owner][a.(string)] = uniqueSorted(append(got[owner][a.(string)], resourceName(res)))
+					}
+				}
 			}
 		}
 	}
-	if found != len(stack.Functions) {
-		t.Errorf("%d GetSecretValue statements, want one per function (%d)", found, len(stack.Functions))
-	}
+	return got
 }
 
 func concat(parts ...[]string) []string {

@@ -19,7 +19,8 @@ func TestCfnLint(t *testing.T) {
 	}
 	dir := t.TempDir()
 	var files []string
-	for name, d := range map[string]doc{fx.dataName: fx.dataDoc, fx.svcName: fx.svcDoc, fx.svcName + "-function-url": fx.urlSvcDoc} {
+	for name, d := range map[string]doc{fx.dataName: fx.dataDoc, fx.svcName: fx.svcDoc, fx.svcName + "-function-url": fx.urlSvcDoc,
+		fx.svcName + "-settings": fx.altSvcDoc, fx.edgeName: fx.edgeDoc} {
 		b, err := json.MarshalIndent(d, "", " ")
 		if err != nil {
 			t.Fatal(err)

@@ -30,6 +30,34 @@ const (
 	// changes are waiting longer than that for ServiceNow (throttled or
 	// down) or for the processor. Retries go on until the retry horizon.
 	IntakeAgeThreshold = time.Hour
+
+	// functionDimension is the dimension the functions put on their EMF
+	// metrics: the function's name (processor, writer, reconciler, ingest).
+	functionDimension = "function"
+	// MetricFailed is the processor's outcome count of messages that
+	// failed in a batch, by far most of them sent back for a retry (a
+	// transient ServiceNow, DynamoDB or SQS failure), the rest failed for
+	// good. The processor emits no separate "retrying" outcome: its ticket
+	// status retrying is what the reconciler re-enqueues, not a metric.
+	MetricFailed = "failed"
+	// ProcessorFailedThreshold is how many failed messages in each of
+	// three 5-minute periods raise ProcessorRetries.
+	ProcessorFailedThreshold = 20
+	// MetricResultsRetried is the writer's count of results sent back for
+	// a retry; WriterRetriedThreshold is ProcessorFailedThreshold's peer.
+	MetricResultsRetried   = "ResultsRetried"
+	WriterRetriedThreshold = 20
+	// MetricUnauthorized is ingest's count of requests answered 401 (no
+	// valid secret or signature for the path); IngestUnauthorizedThreshold
+	// of them in each of two 5-minute periods raise IngestUnauthorized.
+	MetricUnauthorized          = "Unauthorized"
+	IngestUnauthorizedThreshold = 10
+	// MetricGatewayPaused is budget.MetricPaused: requests deferred because
+	// their gateway's circuit is open, emitted by the processor, the
+	// writer and the reconciler. GatewayPausedFor is how long their sum
+	// stays above zero before GatewayPaused fires.
+	MetricGatewayPaused = "GatewayPaused"
+	GatewayPausedFor    = 15 * time.Minute
 )
 
 // Outcomes are the processor's outcome metrics, one per ticket status.
@@ -43,7 +71,27 @@ const (
 	AlarmIngest5xxRate    = "Ingest5xxRate"
 	AlarmReconcileLag     = "ReconcileLag"
 	AlarmIntakeAge        = "IntakeAge"
+
+	AlarmProcessorRetries     = "ProcessorRetries"
+	AlarmWriterRetries        = "WriterRetries"
+	AlarmIngestUnauthorized   = "IngestUnauthorized"
+	AlarmReconcilerNotInvoked = "ReconcilerNotInvoked"
+	AlarmGatewayPaused        = "GatewayPaused"
 )
+
+// PausedFunctions are the functions that emit MetricGatewayPaused.
+var PausedFunctions = []string{Processor, Writer, Reconciler}
+
+// emf is a metric a function emits as an EMF log line, by function.
+func emf(name, function string, period awscdk.Duration) awscloudwatch.Metric {
+	return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+		Namespace:     jsii.String(MetricNamespace),
+		MetricName:    jsii.String(name),
+		DimensionsMap: &map[string]*string{functionDimension: jsii.String(function)},
+		Statistic:     jsii.String("Sum"),
+		Period:        period,
+	})
+}
 
 // AlarmDLQ is the construct id of the alarm on a queue's dead-letter queue.
 func AlarmDLQ(q schema.Queue) string { return q.DLQID() + "Messages" }
@@ -141,8 +189,69 @@ func newMonitoring(s awscdk.Stack, svc *Service, d *Data, email string) awssns.T
 		EvaluationPeriods:  jsii.Number(1),
 	})
 
+	alarm(AlarmProcessorRetries, fmt.Sprintf("the processor failed %d or more messages in each of three 5-minute periods: they are retried (ServiceNow, DynamoDB or SQS failing)", ProcessorFailedThreshold), &awscloudwatch.AlarmProps{
+		Metric:             emf(MetricFailed, Processor, fiveMinutes),
+		Threshold:          jsii.Number(ProcessorFailedThreshold),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(3),
+		DatapointsToAlarm:  jsii.Number(3),
+	})
+	alarm(AlarmWriterRetries, fmt.Sprintf("the writer sent %d or more results back for a retry in each of three 5-minute periods: results are late reaching ServiceNow", WriterRetriedThreshold), &awscloudwatch.AlarmProps{
+		Metric:             emf(MetricResultsRetried, Writer, fiveMinutes),
+		Threshold:          jsii.Number(WriterRetriedThreshold),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(3),
+		DatapointsToAlarm:  jsii.Number(3),
+	})
+	alarm(AlarmIngestUnauthorized, fmt.Sprintf("ingest answered 401 to %d or more requests in each of two 5-minute periods: a Business Rule with a stale secret or key, or someone guessing", IngestUnauthorizedThreshold), &awscloudwatch.AlarmProps{
+		Metric:             emf(MetricUnauthorized, Ingest, fiveMinutes),
+		Threshold:          jsii.Number(IngestUnauthorizedThreshold),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(2),
+		DatapointsToAlarm:  jsii.Number(2),
+	})
+	// No invocation at all in two schedule periods: the schedule, its
+	// rule or the function's throttling. No data is the symptom itself.
+	notInvoked := 2 * ReconcileSchedule
+	alarm(AlarmReconcilerNotInvoked, fmt.Sprintf("the reconciler was not invoked for %s (two schedule periods): missed webhooks and due changes are not being caught", notInvoked), &awscloudwatch.AlarmProps{
+		Metric:             reconciler.MetricInvocations(&awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: seconds(notInvoked)}),
+		Threshold:          jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(1),
+		TreatMissingData:   awscloudwatch.TreatMissingData_BREACHING,
+	})
+	paused := map[string]awscloudwatch.IMetric{}
+	var terms []string
+	for _, fn := range PausedFunctions {
+		paused[fn] = emf(MetricGatewayPaused, fn, fiveMinutes)
+		terms = append(terms, "FILL("+fn+", 0)")
+	}
+	pausedPeriods := int(GatewayPausedFor / (5 * time.Minute))
+	alarm(AlarmGatewayPaused, fmt.Sprintf("requests of a paused gateway (ServiceNow throttling, down, refusing the credentials, or paused by an operator) were deferred in every 5-minute period for %s", GatewayPausedFor), &awscloudwatch.AlarmProps{
+		Metric: awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+			Expression:   jsii.String(strings.Join(terms, " + ")),
+			Label:        jsii.String("requests deferred by a paused gateway"),
+			Period:       fiveMinutes,
+			UsingMetrics: &paused,
+		}),
+		Threshold:          jsii.Number(0),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(pausedPeriods),
+		DatapointsToAlarm:  jsii.Number(pausedPeriods),
+	})
+
 	newDashboard(s, svc, d, lag.With(&awscloudwatch.MetricOptions{Label: jsii.String("reconcile lag (s)")}))
 	return topic
+}
+
+// pausedAndRefused are the requests deferred for a paused gateway, by
+// function, and ingest's 401s.
+func pausedAndRefused(period awscdk.Duration) []awscloudwatch.IMetric {
+	var ms []awscloudwatch.IMetric
+	for _, fn := range PausedFunctions {
+		ms = append(ms, emf(MetricGatewayPaused, fn, period).With(&awscloudwatch.MetricOptions{Label: jsii.String("paused: " + fn)}))
+	}
+	return append(ms, emf(MetricUnauthorized, Ingest, period).With(&awscloudwatch.MetricOptions{Label: jsii.String("ingest 401")}))
 }
 
 func newDashboard(s awscdk.Stack, svc *Service, d *Data, lag awscloudwatch.IMetric) {
@@ -212,6 +321,10 @@ func newDashboard(s awscdk.Stack, svc *Service, d *Data, lag awscloudwatch.IMetr
 			{
 				graph("Writer", svc.Functions[Writer].MetricInvocations(sum),
 					svc.Functions[Writer].MetricErrors(sum), svc.Functions[Writer].MetricThrottles(sum)),
+				graph("Retried per minute",
+					emf(MetricFailed, Processor, minute).With(&awscloudwatch.MetricOptions{Label: jsii.String("processor failed")}),
+					emf(MetricResultsRetried, Writer, minute).With(&awscloudwatch.MetricOptions{Label: jsii.String("writer retried")})),
+				graph("Paused gateways and refused webhooks per minute", pausedAndRefused(minute)...),
 			},
 		},
 	})

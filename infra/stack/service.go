@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"fmt"
 	"path/filepath"
 	"time"
 
@@ -41,6 +42,14 @@ const (
 	// little memory, and a timeout well under the HTTP API's 30 s limit.
 	IngestMemoryMB = 256
 	IngestTimeout  = 10 * time.Second
+	// DefaultIngestConcurrency is ingest's reserved concurrency: its
+	// ceiling, so that a flood of webhooks is throttled (the reconciler
+	// catches what was refused) rather than taking the account's
+	// concurrency from the processor and the writer; and its floor, so
+	// that other functions of the account cannot take it from ingest. At
+	// tens of milliseconds a call, 50 serve well over the HTTP API's
+	// ThrottleBurstLimit.
+	DefaultIngestConcurrency = 50
 	// processor makes several ServiceNow calls per message in a batch of 10;
 	// more memory buys more CPU for JSON and TLS.
 	ProcessorMemoryMB = 512
@@ -57,7 +66,9 @@ const (
 	ProcessorBatchSize      = 10
 	ProcessorBatchingWindow = 0 * time.Second
 	// ProcessorMaxConcurrency caps the pollers so a burst cannot exhaust
-	// ServiceNow's API rate limit or the account's concurrency.
+	// ServiceNow's API rate limit or the account's concurrency. The
+	// processor reserves no concurrency: a reservation below this would
+	// throttle the batches the event source hands it.
 	ProcessorMaxConcurrency = 10
 
 	// writer applies up to ten results per batch, each a few ServiceNow
@@ -87,8 +98,24 @@ type ServiceProps struct {
 	Data *Data
 	// AssetDir holds <function>.zip for every function (make build's output).
 	AssetDir string
-	// SecretPrefix scopes Secrets Manager access; default schema.DefaultSecretPrefix.
+	// SecretPrefix scopes Secrets Manager access; default
+	// schema.SecretPrefix(id), one prefix per stack. Ingest may read
+	// <prefix>webhooks/* (signing keys), the processor, the reconciler
+	// and the writer <prefix>gateways/* (ServiceNow credentials).
 	SecretPrefix string
+	// LegacySecretPrefix, when set, lets the functions also read the same
+	// kinds under it: secrets a deployment made before the per-stack
+	// prefix (snowgate/gateways/…, snowgate/webhooks/…), until they are
+	// moved (docs/deploying.md). Off by default.
+	LegacySecretPrefix string
+	// IngestConcurrency is ingest's reserved concurrency, so that a flood
+	// of webhooks cannot take the account's concurrency from the processor
+	// and the writer; 0 is DefaultIngestConcurrency.
+	IngestConcurrency int
+	// EdgeWebACLArn, when set, puts a CloudFront distribution with this
+	// web ACL in front of the HTTP API (see Edge); ApiUrl is then the
+	// distribution's. StackProps.CrossRegionReferences must be set.
+	EdgeWebACLArn *string
 	// AlarmEmail, when set, subscribes this address to the alarm topic.
 	AlarmEmail string
 	// Front is what receives the webhooks; "" is FrontHTTPAPI.
@@ -105,7 +132,9 @@ type Service struct {
 	API         awsapigatewayv2.HttpApi
 	FunctionURL awslambda.FunctionUrl
 	AlarmTopic  awssns.Topic
-	front       ingestFront
+	// EdgeStack is the edge stack (us-east-1) when Build made one.
+	EdgeStack awscdk.Stack
+	front     ingestFront
 }
 
 // NewService builds the service stack on top of the data stack.
@@ -116,7 +145,19 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 	}
 	prefix := props.SecretPrefix
 	if prefix == "" {
-		prefix = schema.DefaultSecretPrefix
+		prefix = schema.SecretPrefix(id)
+	}
+	for _, p := range []string{prefix, props.LegacySecretPrefix} {
+		if err := schema.CheckSecretPrefix(p); p != "" && err != nil {
+			panic(err) // a programming error: the app validates its settings first
+		}
+	}
+	ingestConcurrency := props.IngestConcurrency
+	if ingestConcurrency == 0 {
+		ingestConcurrency = DefaultIngestConcurrency
+	}
+	if err := CheckIngestConcurrency(ingestConcurrency); err != nil {
+		panic(err)
 	}
 	front, err := ParseFront(string(props.Front))
 	if err != nil {
@@ -181,30 +222,49 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 		svc.Functions[name] = fn
 		return fn
 	}
-	secretsRead := awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions: jsii.Strings("secretsmanager:GetSecretValue"),
-		// Only the gateway credential secrets and signing keys the CLI
-		// creates; the "*" covers the random suffix Secrets Manager appends.
-		Resources: jsii.Strings(*s.FormatArn(&awscdk.ArnComponents{
-			Service:      jsii.String("secretsmanager"),
-			Resource:     jsii.String("secret"),
-			ResourceName: jsii.String(prefix + "*"),
-			ArnFormat:    awscdk.ArnFormat_COLON_RESOURCE_NAME,
-		})),
-	})
+	// Each function reads one kind of secret, of this stack only: the
+	// "*" covers the ids and the random suffix Secrets Manager appends.
+	secretsRead := func(kind string) awsiam.PolicyStatement {
+		var arns []*string
+		for i, p := range []string{prefix, props.LegacySecretPrefix} {
+			if p == "" || (i > 0 && p == prefix) {
+				continue
+			}
+			arns = append(arns, s.FormatArn(&awscdk.ArnComponents{
+				Service:      jsii.String("secretsmanager"),
+				Resource:     jsii.String("secret"),
+				ResourceName: jsii.String(p + kind + "*"),
+				ArnFormat:    awscdk.ArnFormat_COLON_RESOURCE_NAME,
+			}))
+		}
+		return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Actions:   jsii.Strings("secretsmanager:GetSecretValue"),
+			Resources: &arns,
+		})
+	}
+	signingKeys := secretsRead(schema.SecretKindWebhooks)
+	credentials := secretsRead(schema.SecretKindGateways)
 
 	// ingest: verify and enqueue.
-	ingest := newFn(Ingest, IngestMemoryMB, IngestTimeout, nil, env, "snowgate ingest: verifies a ServiceNow webhook and enqueues it")
+	ingest := newFn(Ingest, IngestMemoryMB, IngestTimeout, jsii.Number(ingestConcurrency), env, "snowgate ingest: verifies a ServiceNow webhook and enqueues it")
 	registry.Grant(ingest, jsii.String("dynamodb:GetItem"))
 	intake.GrantSendMessages(ingest)
-	ingest.AddToRolePolicy(secretsRead)
+	ingest.AddToRolePolicy(signingKeys)
+	// Replay markers of signed webhooks (package ingest/replay): PutItem on
+	// those keys of the state table, nothing else of it.
+	ingest.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("dynamodb:PutItem"),
+		Resources: jsii.Strings(*state.TableArn()),
+		Conditions: &map[string]any{"ForAllValues:StringLike": map[string]any{
+			"dynamodb:LeadingKeys": []string{schema.ReplayKeyPrefix + "*"}}},
+	}))
 
 	// processor: the gateway pipeline, fed by the intake queue.
 	processor := newFn(Processor, ProcessorMemoryMB, schema.ProcessorTimeout, nil, env, "snowgate processor: runs the gateway pipeline for each intake message")
 	registry.Grant(processor, jsii.String("dynamodb:GetItem"), jsii.String("dynamodb:Query"))
 	grantStateReadWrite(state, processor)
 	dispatch.GrantSendMessages(processor)
-	processor.AddToRolePolicy(secretsRead)
+	processor.AddToRolePolicy(credentials)
 	processor.AddEventSource(awslambdaeventsources.NewSqsEventSource(intake, &awslambdaeventsources.SqsEventSourceProps{
 		BatchSize:               jsii.Number(ProcessorBatchSize),
 		MaxBatchingWindow:       seconds(ProcessorBatchingWindow),
@@ -218,7 +278,7 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 	registry.Grant(reconciler, jsii.String("dynamodb:GetItem"), jsii.String("dynamodb:Query"))
 	grantStateReadWrite(state, reconciler)
 	intake.GrantSendMessages(reconciler)
-	reconciler.AddToRolePolicy(secretsRead)
+	reconciler.AddToRolePolicy(credentials)
 	// A missed tick is made up by the next one two minutes later: no retries,
 	// and an event older than the schedule is dropped.
 	reconciler.ConfigureAsyncInvoke(&awslambda.EventInvokeConfigOptions{
@@ -255,7 +315,7 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 		Resources: &[]*string{jsii.String(*state.TableArn() + "/index/*")},
 	}))
 	results.Grant(writer, *jsii.Strings(resultsConsumeActions...)...)
-	writer.AddToRolePolicy(secretsRead)
+	writer.AddToRolePolicy(credentials)
 	writer.AddEventSourceMapping(jsii.String("ResultsSource"), &awslambda.EventSourceMappingOptions{
 		EventSourceArn:          results.QueueArn(),
 		BatchSize:               jsii.Number(WriterBatchSize),
@@ -270,10 +330,22 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 		svc.API = newAPI(s, ingest)
 		svc.front = httpAPIFront(svc)
 	}
+	if props.EdgeWebACLArn != nil {
+		if front != FrontHTTPAPI {
+			panic("the edge fronts the HTTP API only") // the app validates its settings first
+		}
+		var origin *string
+		svc.front.baseURL, origin = newDistribution(s, svc, props.EdgeWebACLArn)
+		ingest.AddEnvironment(jsii.String(schema.EnvOriginSecret), origin, nil)
+	}
 	svc.AlarmTopic = newMonitoring(s, svc, d, props.AlarmEmail)
 
+	through := ""
+	if props.EdgeWebACLArn != nil {
+		through = " through the CloudFront edge"
+	}
 	outputs := []struct{ key, value, description string }{
-		{schema.OutputAPIURL, *svc.front.baseURL, "base URL of the ingest front, " + string(front) + " (webhook URLs are <ApiUrl>/api/webhooks/ingest/<path>)"},
+		{schema.OutputAPIURL, *svc.front.baseURL, "base URL of the ingest front, " + string(front) + through + " (webhook URLs are <ApiUrl>/api/webhooks/ingest/<path>)"},
 		{schema.OutputRegistryTable, *registry.TableName(), "registry table"},
 		{schema.OutputStateTable, *state.TableName(), "state table"},
 		{schema.OutputIntakeQueueURL, *intake.QueueUrl(), "intake queue"},
@@ -284,7 +356,7 @@ func NewService(scope constructs.Construct, id string, props *ServiceProps) *Ser
 		{schema.OutputResultsQueueURL, *results.QueueUrl(), "results queue (the automation engine sends job results to it; the writer consumes it)"},
 		{schema.OutputResultsDLQURL, *resultsDLQ.QueueUrl(), "results dead-letter queue (malformed results)"},
 		{OutputResultsQueueARN, *results.QueueArn(), "results queue ARN, for the engine's IAM policy (SendMessage)"},
-		{schema.OutputSecretPrefix, prefix, "Secrets Manager name prefix the functions may read"},
+		{schema.OutputSecretPrefix, prefix, "Secrets Manager name prefix of this stack's secrets (<prefix>gateways/<id>, <prefix>webhooks/<id>); the CLI creates them there"},
 		{OutputAlarmTopicARN, *svc.AlarmTopic.TopicArn(), "SNS topic the alarms publish to"},
 	}
 	for _, o := range outputs {
@@ -384,6 +456,18 @@ const accessLogFormat = `{"requestId":"$context.requestId","ip":"$context.identi
 	`"protocol":"$context.protocol","responseLength":"$context.responseLength",` +
 	`"latency":"$context.responseLatency","integrationLatency":"$context.integrationLatency",` +
 	`"integrationError":"$context.integrationErrorMessage","userAgent":"$context.identity.userAgent"}`
+
+// MaxIngestConcurrency bounds the setting: Lambda keeps 100 of an account's
+// concurrency (1000 by default) unreserved, and the reconciler reserves 1.
+const MaxIngestConcurrency = 1000 - 100 - 1
+
+// CheckIngestConcurrency checks the ingest reserved concurrency setting.
+func CheckIngestConcurrency(n int) error {
+	if n < 1 || n > MaxIngestConcurrency {
+		return fmt.Errorf("ingest concurrency %d: want 1 to %d", n, MaxIngestConcurrency)
+	}
+	return nil
+}
 
 func seconds(d time.Duration) awscdk.Duration {
 	return awscdk.Duration_Seconds(jsii.Number(d.Seconds()))

@@ -34,8 +34,9 @@ func TestResourceCounts(t *testing.T) {
 		{"SQS event sources: processor and writer", fx.svcDoc, "AWS::Lambda::EventSourceMapping", 2},
 		{"schedule", fx.svcDoc, "AWS::Events::Rule", 1},
 		// Errors of processor, reconciler and writer; one per DLQ; ingest
-		// 5xx rate; reconcile lag.
-		{"alarms", fx.svcDoc, "AWS::CloudWatch::Alarm", 3 + len(schema.Queues) + 3},
+		// 5xx rate; reconcile lag; intake age; processor and writer
+		// retries; ingest 401s; reconciler not invoked; gateway paused.
+		{"alarms", fx.svcDoc, "AWS::CloudWatch::Alarm", alarmCount},
 		{"alarm topic", fx.svcDoc, "AWS::SNS::Topic", 1},
 		{"dashboard", fx.svcDoc, "AWS::CloudWatch::Dashboard", 1},
 		{"log groups: functions and access logs", fx.svcDoc, "AWS::Logs::LogGroup", len(stack.Functions) + 1},
@@ -313,7 +314,7 @@ func TestFunctions(t *testing.T) {
 		timeout  float64
 		reserved any
 	}{
-		{stack.Ingest, stack.IngestMemoryMB, stack.IngestTimeout.Seconds(), nil},
+		{stack.Ingest, stack.IngestMemoryMB, stack.IngestTimeout.Seconds(), float64(stack.DefaultIngestConcurrency)},
 		{stack.Processor, stack.ProcessorMemoryMB, schema.ProcessorTimeout.Seconds(), nil},
 		{stack.Reconciler, stack.ReconcilerMemoryMB, stack.ReconcilerTimeout.Seconds(), 1.0},
 		{stack.Writer, stack.WriterMemoryMB, schema.WriterTimeout.Seconds(), nil},
@@ -355,8 +356,8 @@ func TestFunctions(t *testing.T) {
 			})); diff != "" {
 				t.Errorf("function %s environment names (-want +got):\n%s", tt.name, diff)
 			}
-			if got := vars[schema.EnvSecretPrefix]; got != schema.DefaultSecretPrefix {
-				t.Errorf("function %s %s = %v, want %q", tt.name, schema.EnvSecretPrefix, got, schema.DefaultSecretPrefix)
+			if got, want := vars[schema.EnvSecretPrefix], schema.SecretPrefix(fx.svcName); got != want {
+				t.Errorf("function %s %s = %v, want %q", tt.name, schema.EnvSecretPrefix, got, want)
 			}
 			if _, ok := p["LoggingConfig"].(map[string]any)["LogGroup"]; !ok {
 				t.Errorf("function %s logs to the default log group (no retention)", tt.name)
@@ -594,7 +595,7 @@ func TestDashboard(t *testing.T) {
 	_, d := fx.svcDoc.only(t, "AWS::CloudWatch::Dashboard")
 	body := fmt.Sprint(props(d)["DashboardBody"])
 	want := []string{"AWS/ApiGateway", "Latency", "ApproximateNumberOfMessagesVisible",
-		"ApproximateAgeOfOldestMessage", "ReconcileLagSeconds"}
+		"ApproximateAgeOfOldestMessage", "ReconcileLagSeconds", "GatewayPaused", "Unauthorized", "ResultsRetried"}
 	for _, o := range stack.Outcomes {
 		want = append(want, strconv.Quote(o)[1:len(o)+1])
 	}
@@ -675,10 +676,66 @@ func TestOutputs(t *testing.T) {
 			t.Errorf("output %s = %s, want a reference to %s", key, v, res)
 		}
 	}
-	if v := outputs[schema.OutputSecretPrefix].(map[string]any)["Value"]; v != schema.DefaultSecretPrefix {
-		t.Errorf("output %s = %v, want %q", schema.OutputSecretPrefix, v, schema.DefaultSecretPrefix)
+	if v, want := outputs[schema.OutputSecretPrefix].(map[string]any)["Value"], schema.SecretPrefix(fx.svcName); v != want {
+		t.Errorf("output %s = %v, want %q", schema.OutputSecretPrefix, v, want)
+	}
+	altOutputs, _ := fx.altSvcDoc["Outputs"].(map[string]any)
+	if v := altOutputs[schema.OutputSecretPrefix].(map[string]any)["Value"]; v != altSettings.SecretPrefix {
+		t.Errorf("with secretPrefix %q: output %s = %v", altSettings.SecretPrefix, schema.OutputSecretPrefix, v)
 	}
 	if fx.svcName != schema.DefaultStackName || fx.dataName != schema.DefaultStackName+stack.DataSuffix {
 		t.Errorf("stack names = %s, %s; want %s and %s-data", fx.svcName, fx.dataName, schema.DefaultStackName, schema.DefaultStackName)
+	}
+}
+
+// Ingest reserves its concurrency (DefaultIngestConcurrency, or the
+// setting): a flood of webhooks is throttled at that ceiling instead of
+// taking the account's concurrency from the processor and the writer. The
+// processor reserves none, so nothing below its event source's
+// MaximumConcurrency throttles the batches it is handed; and what the stack
+// reserves leaves Lambda's unreserved 100 of a default account's 1000.
+func TestConcurrencyFits(t *testing.T) {
+	reserved := func(fn string) any {
+		return props(function(t, fn))["ReservedConcurrentExecutions"]
+	}
+	if got := reserved(stack.Ingest); got != float64(stack.DefaultIngestConcurrency) {
+		t.Errorf("ingest reserved concurrency = %v, want %d", got, stack.DefaultIngestConcurrency)
+	}
+	if stack.DefaultIngestConcurrency != 50 {
+		t.Errorf("DefaultIngestConcurrency = %d, want 50", stack.DefaultIngestConcurrency)
+	}
+	var altIngest any
+	for id, r := range fx.altSvcDoc.resources("AWS::Lambda::Function") {
+		if strings.HasPrefix(id, stack.Ingest) {
+			altIngest = props(r)["ReservedConcurrentExecutions"]
+		}
+	}
+	if altIngest != float64(altSettings.IngestConcurrency) {
+		t.Errorf("with ingestConcurrency %d: ingest reserved concurrency = %v", altSettings.IngestConcurrency, altIngest)
+	}
+	if got := reserved(stack.Processor); got != nil {
+		t.Errorf("processor reserved concurrency = %v, want none (it would throttle its event source)", got)
+	}
+	total := 0.0
+	for _, fn := range stack.Functions {
+		if n, ok := reserved(fn).(float64); ok {
+			total += n
+		}
+	}
+	// Lambda's own bounds of an SQS event source's MaximumConcurrency.
+	if stack.ProcessorMaxConcurrency < 2 || stack.ProcessorMaxConcurrency > 1000 || stack.WriterMaxConcurrency < 2 {
+		t.Errorf("event source MaximumConcurrency %d (processor), %d (writer): Lambda takes 2 to 1000",
+			stack.ProcessorMaxConcurrency, stack.WriterMaxConcurrency)
+	}
+	if unreserved := 1000 - total; unreserved-stack.ProcessorMaxConcurrency-stack.WriterMaxConcurrency < 100 {
+		t.Errorf("reserved %v: the processor's and the writer's pollers no longer fit beside Lambda's unreserved 100 of 1000", total)
+	}
+	for _, tc := range []struct {
+		n  int
+		ok bool
+	}{{0, false}, {1, true}, {50, true}, {stack.MaxIngestConcurrency, true}, {stack.MaxIngestConcurrency + 1, false}} {
+		if err := stack.CheckIngestConcurrency(tc.n); (err == nil) != tc.ok {
+			t.Errorf("CheckIngestConcurrency(%d) = %v, want ok %v", tc.n, err, tc.ok)
+		}
 	}
 }

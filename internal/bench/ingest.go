@@ -104,7 +104,8 @@ func (r *Rig) SetupIngest(ctx context.Context) (*ingestRig, error) {
 	// (d) make dev's route: front → emulator HTTP API → Runtime API → bootstrap.
 	fn := localrun.Function{
 		Name: "bench-ingest", Bootstrap: r.Bootstrap(localrun.Ingest), Timeout: 10 * time.Second, MemoryMB: 256,
-		Env: map[string]string{schema.EnvRegistryTable: res.RegistryTable, schema.EnvIntakeQueueURL: res.IntakeQueueURL},
+		Env: map[string]string{schema.EnvRegistryTable: res.RegistryTable, schema.EnvIntakeQueueURL: res.IntakeQueueURL,
+			schema.EnvStateTable: res.StateTable},
 	}
 	lc := lambda.NewFromConfig(sdkConfig(r.Cfg, r.Emu.URL))
 	arn, err := localrun.Register(ctx, lc, fn)

@@ -105,6 +105,15 @@ func (b *Budget) pause(ctx context.Context, gatewayID string, until time.Time, c
 	return r, nil
 }
 
+// ProbeDue reports whether, as this process last saw the gateway's budget,
+// the gateway waits for a probe (401/403) and the probe's time has come. It
+// reads nothing: a caller about to build the probe's client uses it to
+// read the credentials afresh, in case they were fixed meanwhile.
+func (b *Budget) ProbeDue(gatewayID string) bool {
+	r := b.cached(gatewayID)
+	return r.probe && r.pausedUntil <= b.now().UnixMilli()
+}
+
 // Resume closes the gateway's circuit now, whatever its cause, and resets
 // the failure count: an operator's "the instance is fixed", or a probe
 // that succeeded.

@@ -39,12 +39,18 @@ func (b *Budget) Acquire(ctx context.Context, gatewayID string, s Settings, n in
 // AcquireWait is Acquire that waits, in process, for a denial that ends
 // within the given time (a token due in a second, a slot released soon);
 // a longer wait, such as a pause, is returned as the *DeniedError at once,
-// for the caller to defer the work instead.
+// for the caller to defer the work instead. A take that lost every race
+// to other takers (ErrContended) tries again after a short, jittered
+// pause, within the same time.
 func (b *Budget) AcquireWait(ctx context.Context, gatewayID string, s Settings, n int, within time.Duration) (Grant, error) {
 	deadline := b.now().Add(within)
 	for {
 		g, err := b.Acquire(ctx, gatewayID, s, n)
 		until, denied := RetryAt(err)
+		if errors.Is(err, ErrContended) {
+			until = b.now().Add(contendedPause/2 + time.Duration(b.rand()*float64(contendedPause)))
+			denied = !until.After(deadline)
+		}
 		if !denied || until.After(deadline) {
 			return g, err
 		}
@@ -53,6 +59,10 @@ func (b *Budget) AcquireWait(ctx context.Context, gatewayID string, s Settings, 
 		}
 	}
 }
+
+// contendedPause is about how long a taker that lost every race waits
+// before it tries again: a few of the item's writes.
+const contendedPause = 20 * time.Millisecond
 
 // Release gives the Grant's slot back. A Grant without a slot, or whose
 // lease already ended and went to another caller, releases nothing.

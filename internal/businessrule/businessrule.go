@@ -11,6 +11,11 @@
 // scoped application by mistake still signs. The ServiceNow simulator runs
 // Rule.Script as is on every matching insert and update, so what users
 // paste is what the tests execute.
+//
+// The rule sends the instance's instance_name and sends nothing on an
+// instance of another name than the one it was printed for: a clone of
+// production, which carries production's rules and their secrets, stays
+// silent instead of posting its changes as production's.
 package businessrule
 
 import (
@@ -59,6 +64,11 @@ type Params struct {
 	// Condition is the encoded query selecting the records, the gateway's
 	// RuleCondition: its scope, and the records that just left it.
 	Condition string
+	// Instance is the instance_name of the ServiceNow instance the rule is
+	// for, InstanceName of the gateway's URL. The rule sends nothing on an
+	// instance of another name (a clone); "" renders a rule without that
+	// check, for a gateway whose URL does not name its instance.
+	Instance string
 }
 
 // Rule is a rendered Business Rule. It is plain data: the simulator loads
@@ -99,6 +109,9 @@ func Render(p Params) (Rule, error) {
 	if strings.ContainsAny(p.WebhookID, "\r\n\u2028\u2029") {
 		return Rule{}, fmt.Errorf("%w: webhook id %q holds a line break", ErrInvalid, p.WebhookID)
 	}
+	if p.Instance != "" && !validInstanceName(p.Instance) {
+		return Rule{}, fmt.Errorf("%w: instance name %q is not a ServiceNow instance name", ErrInvalid, p.Instance)
+	}
 	var auth string
 	switch p.Signing {
 	case registry.SigningSecret:
@@ -119,7 +132,11 @@ func Render(p Params) (Rule, error) {
 	// What gs.error messages start with: the webhook and the rule, so the
 	// system log says which rule failed.
 	label := fmt.Sprintf("snowgate webhook %s (Business Rule %q): ", p.WebhookID, name)
-	script := fmt.Sprintf(scriptTemplate, p.WebhookID, jsString(label), jsString(p.URL), auth, HTTPTimeoutMillis)
+	var instanceCheck string
+	if p.Instance != "" {
+		instanceCheck = fmt.Sprintf(instanceCheckTemplate, jsString(p.Instance), jsString("not sent: this rule was created for the instance "+p.Instance+" (on a clone of it, deactivate the rule), and this instance is "))
+	}
+	script := fmt.Sprintf(scriptTemplate, p.WebhookID, jsString(label), instanceCheck, jsString(p.URL), auth, HTTPTimeoutMillis)
 	return Rule{
 		Name:          name,
 		Table:         p.Table,
@@ -138,8 +155,10 @@ func Render(p Params) (Rule, error) {
 
 // The script. Values are inserted as JSON string literals, which are valid
 // JavaScript literals, so no value can break out of its quotes. The body
-// carries what identifies the change; snowgate fetches the record itself
-// and trusts nothing else from it. Errors are logged with gs.error, never
+// carries what identifies the change, and the instance's name, which
+// ingest compares with the gateway's (in HMAC mode the name is signed with
+// the rest of the body); snowgate fetches the record itself and trusts
+// nothing else from it. Errors are logged with gs.error, never
 // thrown: a failed notification must not block the user's save, and the
 // reconciler catches the change later. ES5 only (var, function, no
 // template literals): Global-scope scripts run in ES5 Standards mode.
@@ -147,12 +166,14 @@ const scriptTemplate = `(function executeRule(current, previous /*null when asyn
 	// snowgate webhook %s: tells snowgate that this record changed.
 	var label = %s;
 	try {
-		var body = JSON.stringify({
+		var instance = String(gs.getProperty('instance_name', '')).toLowerCase();
+%s		var body = JSON.stringify({
 			sys_id: String(current.getUniqueValue()),
 			table: String(current.getTableName()),
 			number: String(current.getValue('number')),
 			sys_mod_count: parseInt(String(current.getValue('sys_mod_count')), 10),
-			operation: String(current.operation())
+			operation: String(current.operation()),
+			instance_name: instance
 		});
 		var request = new sn_ws.RESTMessageV2();
 		request.setEndpoint(%s);
@@ -165,6 +186,17 @@ const scriptTemplate = `(function executeRule(current, previous /*null when asyn
 		gs.error(label + 'not sent: ' + (ex && ex.message ? ex.message : ex));
 	}
 })(current, previous);
+`
+
+// A clone of production carries production's rules, secrets and keys; its
+// instance_name is its own. The rule then sends nothing and says why in
+// the system log, once per change, so a forgotten post-clone step (and a
+// gateway URL that names another instance) shows where an administrator
+// looks first.
+const instanceCheckTemplate = `		if (instance !== %s) {
+			gs.warn(label + %s + instance);
+			return;
+		}
 `
 
 const secretHeader = "\t\trequest.setRequestHeader('X-Webhook-Secret', %s);\n"
@@ -195,6 +227,44 @@ const hmacHeaders = `		var id = 'msg_' + gs.generateGUID();
 		request.setRequestHeader('webhook-timestamp', timestamp);
 		request.setRequestHeader('webhook-signature', 'v1,' + mac);
 `
+
+// serviceNowDomains are the domains under which an instance's host name is
+// <instance_name>.<domain>: the commercial cloud and the US government
+// cloud.
+var serviceNowDomains = []string{".service-now.com", ".servicenowservices.com"}
+
+// InstanceName is the instance_name of the ServiceNow instance at
+// instanceURL: the first label of its host name under a ServiceNow domain,
+// "acme" for https://acme.service-now.com. Any other address (a custom
+// domain, an IP address, a local simulator) does not say which instance
+// answers there, and yields "": neither the rule nor ingest then compares
+// names, rather than reject every change of a correctly set up gateway.
+func InstanceName(instanceURL string) string {
+	u, err := url.Parse(strings.TrimSpace(instanceURL))
+	if err != nil {
+		return ""
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, d := range serviceNowDomains {
+		if name, ok := strings.CutSuffix(host, d); ok && validInstanceName(name) {
+			return name
+		}
+	}
+	return ""
+}
+
+// validInstanceName: one DNS label, as ServiceNow names instances.
+func validInstanceName(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 func jsString(s string) string {
 	b, _ := json.Marshal(s) // a string always marshals

@@ -26,9 +26,12 @@ const shim = `
 var sent = [];
 var errors = [];
 var guids = 0;
+var warnings = [];
 var gs = {
 	generateGUID: function () { guids++; return 'a1b2c3d4e5f60718293a4b5c6d7e8f9' + guids; },
-	error: function (msg) { errors.push(String(msg)); }
+	error: function (msg) { errors.push(String(msg)); },
+	warn: function (msg) { warnings.push(String(msg)); },
+	getProperty: function (name, alt) { return properties.hasOwnProperty(name) ? properties[name] : alt; }
 };
 var sn_ws = {
 	RESTMessageV2: function () {
@@ -71,14 +74,26 @@ type request struct {
 }
 
 type run struct {
-	sent   []request
-	errors []string
+	sent     []request
+	errors   []string
+	warnings []string
 }
+
+// instanceName is the instance_name property execute's instance has
+// unless a test sets another.
+const instanceName = "acme"
 
 // execute runs a rule's script for one record the way ServiceNow does:
 // `current` and `previous` in scope, the script evaluated as is. The
-// globals named in drop do not exist for the run.
+// globals named in drop do not exist for the run. The instance's
+// instance_name is instanceName.
 func execute(t *testing.T, r businessrule.Rule, fields map[string]string, op string, failSend bool, drop ...string) run {
+	t.Helper()
+	return executeOn(t, map[string]string{"instance_name": instanceName}, r, fields, op, failSend, drop...)
+}
+
+// executeOn is execute on an instance with the given system properties.
+func executeOn(t *testing.T, properties map[string]string, r businessrule.Rule, fields map[string]string, op string, failSend bool, drop ...string) run {
 	t.Helper()
 	vm := goja.New()
 	must := func(err error) {
@@ -89,6 +104,7 @@ func execute(t *testing.T, r businessrule.Rule, fields map[string]string, op str
 	}
 	must(vm.Set("nowMillis", int64(1767225600123)))
 	must(vm.Set("failSend", failSend))
+	must(vm.Set("properties", properties))
 	must(vm.Set("goMac", func(key, alg, data string) (string, error) {
 		if alg != "HmacSHA256" {
 			return "", errors.New("unsupported algorithm " + alg)
@@ -117,14 +133,15 @@ func execute(t *testing.T, r businessrule.Rule, fields map[string]string, op str
 	if _, err := vm.RunScript("business_rule.js", r.Script); err != nil {
 		t.Fatalf("script failed: %v\n%s", err, r.Script)
 	}
-	out, err := vm.RunString("JSON.stringify({sent: sent, errors: errors})")
+	out, err := vm.RunString("JSON.stringify({sent: sent, errors: errors, warnings: warnings})")
 	must(err)
 	var res struct {
-		Sent   []request `json:"sent"`
-		Errors []string  `json:"errors"`
+		Sent     []request `json:"sent"`
+		Errors   []string  `json:"errors"`
+		Warnings []string  `json:"warnings"`
 	}
 	must(json.Unmarshal([]byte(out.String()), &res))
-	return run{sent: res.Sent, errors: res.Errors}
+	return run{sent: res.Sent, errors: res.Errors, warnings: res.Warnings}
 }
 
 func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
@@ -143,6 +160,7 @@ func TestScriptPostsWithStaticSecret(t *testing.T) {
 	rule, err := businessrule.Render(businessrule.Params{
 		WebhookID: "whk_1", WebhookName: "incidents", Table: registry.TableIncident,
 		URL: ingestURL, Signing: registry.SigningSecret, Secret: secret, Condition: "active=true",
+		Instance: instanceName,
 	})
 	if err != nil {
 		t.Fatalf("Render: %v", err)
@@ -154,7 +172,7 @@ func TestScriptPostsWithStaticSecret(t *testing.T) {
 	want := request{
 		URL: ingestURL, Method: "POST", Timeout: businessrule.HTTPTimeoutMillis,
 		Headers: map[string]string{"Content-Type": "application/json", "X-Webhook-Secret": secret},
-		Body:    `{"sys_id":"9d385017c611228701d22104cc95c371","table":"incident","number":"INC0010001","sys_mod_count":4,"operation":"update"}`,
+		Body:    `{"sys_id":"9d385017c611228701d22104cc95c371","table":"incident","number":"INC0010001","sys_mod_count":4,"operation":"update","instance_name":"acme"}`,
 	}
 	if diff := cmp.Diff(want, got.sent[0]); diff != "" {
 		t.Errorf("request mismatch (-want +got):\n%s", diff)
@@ -171,7 +189,7 @@ func TestScriptSignsWithHMAC(t *testing.T) {
 	key := webhook.NewSigningKey()
 	rule, err := businessrule.Render(businessrule.Params{
 		WebhookID: "whk_2", Table: registry.TableChangeRequest, URL: ingestURL,
-		Signing: registry.SigningHMAC, Secret: key, Condition: "active=true",
+		Signing: registry.SigningHMAC, Secret: key, Condition: "active=true", Instance: instanceName,
 	})
 	if err != nil {
 		t.Fatalf("Render: %v", err)
@@ -212,7 +230,9 @@ func TestScriptSignsWithHMAC(t *testing.T) {
 			if err := json.Unmarshal([]byte(req.Body), &body); err != nil {
 				t.Fatalf("body %q: %v", req.Body, err)
 			}
-			wantBody := map[string]any{"sys_id": "c0ffee", "table": "change_request", "number": "CHG0030001", "sys_mod_count": float64(0), "operation": "insert"}
+			// The instance's name is inside the signed body.
+			wantBody := map[string]any{"sys_id": "c0ffee", "table": "change_request", "number": "CHG0030001", "sys_mod_count": float64(0),
+				"operation": "insert", "instance_name": instanceName}
 			if diff := cmp.Diff(wantBody, body); diff != "" {
 				t.Errorf("body mismatch (-want +got):\n%s", diff)
 			}
@@ -269,6 +289,95 @@ func TestScriptLogsWhenItCannotSign(t *testing.T) {
 	}
 }
 
+// TestScriptOnAClone: a rule printed for one instance sends nothing on an
+// instance of another name (a clone of production carries production's
+// rules and secrets, but its own instance_name), in either signing mode,
+// and says so in the system log without the secret. A rule printed
+// without an instance name sends from anywhere, with the name it finds.
+func TestScriptOnAClone(t *testing.T) {
+	secret, _ := webhook.NewSecret()
+	key := webhook.NewSigningKey()
+	for _, tc := range []struct {
+		name     string
+		signing  string
+		secret   string
+		printed  string // the instance the rule was printed for
+		property map[string]string
+		wantSent bool
+		wantName string // instance_name in the body
+	}{
+		{"secret, same instance", registry.SigningSecret, secret, "acme", map[string]string{"instance_name": "acme"}, true, "acme"},
+		{"secret, property in upper case", registry.SigningSecret, secret, "acme", map[string]string{"instance_name": "ACME"}, true, "acme"},
+		{"secret, clone", registry.SigningSecret, secret, "acme", map[string]string{"instance_name": "acmedev"}, false, ""},
+		{"hmac, clone", registry.SigningHMAC, key, "acme", map[string]string{"instance_name": "acmedev"}, false, ""},
+		{"no instance_name property", registry.SigningHMAC, key, "acme", map[string]string{}, false, ""},
+		{"printed without a name", registry.SigningSecret, secret, "", map[string]string{"instance_name": "acmedev"}, true, "acmedev"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rule, err := businessrule.Render(businessrule.Params{
+				WebhookID: "whk_5", Table: registry.TableIncident, URL: ingestURL,
+				Signing: tc.signing, Secret: tc.secret, Instance: tc.printed,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := executeOn(t, tc.property, rule, incident, "update", false)
+			if len(got.errors) != 0 {
+				t.Errorf("errors = %q, want none", got.errors)
+			}
+			if !tc.wantSent {
+				if len(got.sent) != 0 {
+					t.Fatalf("sent %d requests on another instance, want none", len(got.sent))
+				}
+				if len(got.warnings) != 1 || !strings.Contains(got.warnings[0], "whk_5") ||
+					!strings.Contains(got.warnings[0], "created for the instance acme") || !strings.Contains(got.warnings[0], "deactivate") {
+					t.Errorf("warnings = %q, want one naming the webhook, the instance it is for and what to do", got.warnings)
+				}
+				if strings.Contains(strings.Join(got.warnings, ""), tc.secret) {
+					t.Error("the warning contains the secret")
+				}
+				return
+			}
+			if len(got.sent) != 1 || len(got.warnings) != 0 {
+				t.Fatalf("sent %d requests, warnings %q; want 1 and none", len(got.sent), got.warnings)
+			}
+			var body map[string]any
+			if err := json.Unmarshal([]byte(got.sent[0].Body), &body); err != nil {
+				t.Fatal(err)
+			}
+			if body["instance_name"] != tc.wantName {
+				t.Errorf("body instance_name = %v, want %q", body["instance_name"], tc.wantName)
+			}
+		})
+	}
+}
+
+func TestInstanceName(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"https://acme.service-now.com", "acme"},
+		{"https://acme.service-now.com/", "acme"},
+		{"https://ACME.Service-Now.com:443/now/nav", "acme"},
+		{"https://dev12345.service-now.com", "dev12345"},
+		{"https://acme-dev.service-now.com", "acme-dev"},
+		{"https://agency.servicenowservices.com", "agency"},
+		{" https://acme.service-now.com ", "acme"},
+		// Addresses that do not say which instance answers there.
+		{"https://itsm.acme.com", ""},
+		{"http://127.0.0.1:8080", ""},
+		{"http://localhost:8080", ""},
+		{"http://host.docker.internal:8080", ""},
+		{"https://service-now.com", ""},
+		{"https://a.b.service-now.com", ""},
+		{"https://acme.service-now.com.evil.example", ""},
+		{"not a url\x7f", ""},
+		{"", ""},
+	} {
+		if got := businessrule.InstanceName(tc.url); got != tc.want {
+			t.Errorf("InstanceName(%q) = %q, want %q", tc.url, got, tc.want)
+		}
+	}
+}
+
 func TestScriptLogsSendFailure(t *testing.T) {
 	secret, _ := webhook.NewSecret()
 	rule, err := businessrule.Render(businessrule.Params{
@@ -299,6 +408,8 @@ func TestRenderRejects(t *testing.T) {
 		{"unknown signing", func(p *businessrule.Params) { p.Signing = "jwt" }},
 		{"hmac with a plain secret", func(p *businessrule.Params) { p.Signing = registry.SigningHMAC }},
 		{"line break in the webhook id", func(p *businessrule.Params) { p.WebhookID = "whk_1\nalert(1)" }},
+		{"instance name with a quote", func(p *businessrule.Params) { p.Instance = "acme'" }},
+		{"instance name in upper case", func(p *businessrule.Params) { p.Instance = "ACME" }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

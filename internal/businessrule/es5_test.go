@@ -70,7 +70,7 @@ func renderVariant(t *testing.T, table, signing string) businessrule.Rule {
 	}
 	rule, err := businessrule.Render(businessrule.Params{
 		WebhookID: "whk_00000000-0000-4000-8000-000000000001", WebhookName: "es5", Table: table,
-		URL: ingestURL, Signing: signing, Secret: secret,
+		URL: ingestURL, Signing: signing, Secret: secret, Instance: "acme",
 		Condition: registry.Gateway{AssignmentGroupFilter: "Network", EnvironmentFilter: "production"}.ScopeQuery(),
 	})
 	if err != nil {

@@ -60,7 +60,7 @@ func (g *globalFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.dispatchDLQURL, "dispatch-dlq-url", "", "dispatch dead-letter queue URL (else $"+schema.EnvDispatchDLQURL+" or the stack output)")
 	fs.StringVar(&g.resultsQueueURL, "results-queue-url", "", "results queue URL (else $"+schema.EnvResultsQueueURL+" or the stack output)")
 	fs.StringVar(&g.resultsDLQURL, "results-dlq-url", "", "results dead-letter queue URL (else $"+schema.EnvResultsDLQURL+" or the stack output)")
-	fs.StringVar(&g.secretPrefix, "secret-prefix", "", "Secrets Manager name prefix (else $"+schema.EnvSecretPrefix+", the stack output, or "+schema.DefaultSecretPrefix+")")
+	fs.StringVar(&g.secretPrefix, "secret-prefix", "", "Secrets Manager name prefix (else $"+schema.EnvSecretPrefix+", the stack output "+schema.OutputSecretPrefix+", or "+schema.SecretPrefix("<stack>")+")")
 	fs.StringVar(&g.stack, "stack", "", "CloudFormation stack to read outputs from (else $"+schema.EnvStack+" or "+schema.DefaultStackName+")")
 	fs.StringVar(&g.region, "region", "", "AWS region (else the SDK's: AWS_REGION, profile)")
 	fs.StringVar(&g.endpoint, "endpoint-url", "", "AWS endpoint for every service, e.g. a local emulator (else $AWS_ENDPOINT_URL)")
@@ -241,21 +241,21 @@ func (c *Call) ResultsDLQURL(ctx context.Context) (string, error) {
 }
 
 // SecretPrefix prefixes the names of the secrets the CLI creates: the flag,
-// the variable, the stack's output when the stack was read anyway, or the
-// default. It never reads the stack just for this.
-func (c *Call) SecretPrefix() string {
+// the variable, the stack's output (the stack is read for it if it was not
+// read yet), or, when the stack cannot be read or has no such output, the
+// stack's default (schema.SecretPrefix of the stack's name). The functions
+// may read only the secrets under the prefix the stack was deployed with.
+func (c *Call) SecretPrefix(ctx context.Context) string {
 	if c.global.secretPrefix != "" {
 		return c.global.secretPrefix
 	}
 	if v := c.Getenv(schema.EnvSecretPrefix); v != "" {
 		return v
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if v := c.outputs[schema.OutputSecretPrefix]; v != "" {
-		return v
+	if outputs, err := c.stackOutputs(ctx); err == nil && outputs[schema.OutputSecretPrefix] != "" {
+		return outputs[schema.OutputSecretPrefix]
 	}
-	return schema.DefaultSecretPrefix
+	return schema.SecretPrefix(c.stackName())
 }
 
 func (c *Call) stackName() string {

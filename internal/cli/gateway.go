@@ -141,10 +141,11 @@ func operations(ctx context.Context, c *Call) (*registration.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	// After Registry: the prefix comes from the stack when it was read.
-	// Filters are resolved on the instance with the credentials being
-	// registered; one retry, so an unreachable instance fails soon.
-	return registration.New(store, sm, registration.WithSecretPrefix(c.SecretPrefix()), registration.WithClock(c.Now),
+	// After Registry, which reads the stack when the table comes from it,
+	// so that the prefix is its output without a second read. Filters are
+	// resolved on the instance with the credentials being registered; one
+	// retry, so an unreachable instance fails soon.
+	return registration.New(store, sm, registration.WithSecretPrefix(c.SecretPrefix(ctx)), registration.WithClock(c.Now),
 		registration.WithDirectory(registration.ConnectInstance(servicenow.WithMaxAttempts(2)))), nil
 }
 
@@ -232,8 +233,7 @@ per gateway: --rate-limit requests an hour (with a burst of a tenth of it,
 at most 20, on top) and --max-concurrency requests at once. The defaults,
 3600/h and 2, suit a small instance; an instance that sends
 X-RateLimit-Limit lowers the rate by itself. gateway show prints the
-budget now and any pause. Not enforced yet: the settings are stored and
-shown, and the functions start drawing on the budget in a coming change.`,
+budget now and any pause; gateway resume lifts a pause.`,
 	Example: `printf '%s\n' "$SN_PASSWORD" | 2501 infra gateway create --name prod --instance-url https://acme.service-now.com --auth basic --username svc_snowgate --password-stdin --assignment-group-filter "Network,Database"
 printf '%s\n' "$SN_CLIENT_SECRET" | 2501 infra gateway create --name prod --instance-url https://acme.service-now.com --auth oauth-client-credentials --client-id 3f1e… --client-secret-stdin`,
 	Flags: func(fs *pflag.FlagSet) Action {

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/schema"
 )
 
 func credentials(t *testing.T, h *harness, arn string) registry.Credentials {
@@ -458,4 +459,18 @@ func TestGatewayJobSettings(t *testing.T) {
 			t.Error("a refused update wrote the gateway")
 		}
 	})
+}
+
+// Without --secret-prefix or its variable, and with no stack to read the
+// output from, the secrets go under the stack's default prefix,
+// snowgate/<stack>/, the one its functions are granted.
+func TestSecretPrefixDefaultsToTheStacks(t *testing.T) {
+	h := newHarness(t)
+	delete(h.env, schema.EnvSecretPrefix)
+	h.prefix = schema.SecretPrefix(h.env[schema.EnvStack])
+	g := h.gateway("prod")
+	if names := h.secretNames(); len(names) != 1 || names[0] != h.prefix+"gateways/"+g.ID {
+		t.Errorf("secrets = %q, want [%sgateways/%s]", names, h.prefix, g.ID)
+	}
+	h.ok("", "infra", "gateway", "delete", "--id", g.ID)
 }

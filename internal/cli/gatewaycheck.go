@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/instancecheck"
-	"github.com/snowgate/snowgate/internal/reconcile"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/servicenow"
 )
@@ -69,12 +69,14 @@ func checkInstance(ctx context.Context, c *Call, g registry.Gateway, hooks []reg
 	if err != nil {
 		return instancecheck.Report{}, err
 	}
-	connect := func(ctx context.Context, opts ...servicenow.Option) (instancecheck.Instance, error) {
-		return reconcile.NewConnector(sm, opts...).Connect(ctx, g)
+	// Unbudgeted: a check is an operator's look at the instance, also
+	// while the gateway is paused.
+	dial := func(ctx context.Context, opts ...servicenow.Option) (instancecheck.Instance, error) {
+		return connect.New(connect.Config{Secrets: sm, Options: opts}).Client(ctx, g)
 	}
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	return instancecheck.Run(ctx, instancecheck.Target{Gateway: g, Webhooks: hooks}, connect, instancecheck.WithClock(c.Now)), nil
+	return instancecheck.Run(ctx, instancecheck.Target{Gateway: g, Webhooks: hooks}, dial, instancecheck.WithClock(c.Now)), nil
 }
 
 // writeChecks prints one line per check: ✓ ok, ✗ failed with its fix,

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/reconcile"
 	"github.com/snowgate/snowgate/internal/registry"
@@ -106,12 +107,19 @@ func newReconciler(ctx context.Context, c *Call, overlap time.Duration) (*reconc
 	if err != nil {
 		return nil, err
 	}
+	b, err := budgets(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	// The gateway's budget bounds a backfill too; from a terminal a
+	// request may wait for its token a while.
+	pool := connect.New(connect.Config{Secrets: sec, Budget: b, Wait: time.Minute})
 	return reconcile.New(reconcile.Deps{
 		Registry:   reg,
 		Tickets:    tickets,
 		Watermarks: watermark.New(db, stateTable),
 		Intake:     queue.NewSender(sqsClient, intakeURL),
-		Connector:  reconcile.NewConnector(sec),
+		Connector:  reconcile.Connections{Pool: pool},
 		// The summary is the CLI's output; the per-pass JSON lines are for
 		// the function's logs.
 		Logger: slog.New(slog.DiscardHandler),

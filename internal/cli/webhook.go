@@ -173,6 +173,7 @@ func ruleParams(w registry.Webhook, g registry.Gateway, apiURL, secret string) b
 	return businessrule.Params{
 		WebhookID: w.ID, WebhookName: w.Name, Table: w.EventType, URL: apiURL + IngestPath + w.Path,
 		Signing: w.Signing, Secret: secret, Condition: g.RuleCondition(),
+		Instance: businessrule.InstanceName(g.InstanceURL),
 	}
 }
 

@@ -68,6 +68,8 @@ func TestWebhookLifecycle(t *testing.T) {
 		"(Active is true AND Assignment group.Name is one of Network OR (Active changes to false",
 		"--- Script (paste into Advanced tab) ---\n(function executeRule(current, previous",
 		"request.setRequestHeader('X-Webhook-Secret', \"" + secret + "\");",
+		// The gateway is acme.service-now.com: the rule is for acme only.
+		"if (instance !== \"acme\") {",
 		"})(current, previous);\n",
 	}
 	for _, want := range wantLines {

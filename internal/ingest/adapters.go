@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/google/uuid"
 
+	"github.com/snowgate/snowgate/internal/schema"
 	"github.com/snowgate/snowgate/internal/webhook"
 )
 
@@ -25,6 +26,7 @@ func (h *Handler) HandleAPIGateway(ctx context.Context, e events.APIGatewayV2HTT
 		Path:          webhookPath(e),
 		ContentType:   header(e.Headers, "content-type"),
 		Secret:        header(e.Headers, "x-webhook-secret"),
+		Origin:        header(e.Headers, strings.ToLower(schema.OriginHeader)),
 		EdgeRequestID: e.RequestContext.RequestID,
 		Signed: webhook.SignedHeaders{
 			ID:        header(e.Headers, "webhook-id"),
@@ -89,6 +91,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ContentType:   r.Header.Get("Content-Type"),
 		ContentLength: r.ContentLength,
 		Secret:        r.Header.Get(HeaderSecret),
+		Origin:        r.Header.Get(schema.OriginHeader),
 		Signed: webhook.SignedHeaders{
 			ID:        r.Header.Get(HeaderWebhookID),
 			Timestamp: r.Header.Get(HeaderWebhookTimestamp),

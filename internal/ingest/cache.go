@@ -6,9 +6,13 @@ import (
 )
 
 // routeCache keeps recently read routes for a few seconds so that a burst of
-// webhooks for one path costs one DynamoDB read. Only hits are cached: a
-// path registered a moment ago is found at once. It is bounded: when full,
-// expired entries go first, then arbitrary ones.
+// webhooks for one path costs one DynamoDB read. The Handler keeps two: one
+// of routes found, and one of paths found unknown (nil routes), with a
+// shorter lifetime and a bound of its own, so that a flood on unknown
+// paths neither reads the table each time nor pushes out the routes in
+// use. It is bounded: when full, a put looks at a few entries and evicts
+// the expired among them, or else one of them, so that a put costs the
+// same on a full cache under a flood as on an empty one.
 type routeCache struct {
 	ttl time.Duration
 	max int
@@ -53,20 +57,32 @@ func (c *routeCache) put(path string, r *route, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[path]; !ok && len(c.m) >= c.max {
-		for k, e := range c.m {
-			if now.Sub(e.fetched) >= c.ttl {
-				delete(c.m, k)
-			}
-		}
-		// Map iteration order is random, so this evicts an arbitrary entry.
-		for k := range c.m {
-			if len(c.m) < c.max {
-				break
-			}
-			delete(c.m, k)
-		}
+		c.evict(now)
 	}
 	c.m[path] = cacheEntry{r: r, fetched: now}
+}
+
+// evictSample is how many entries a put on a full cache looks at.
+const evictSample = 8
+
+// evict makes room for one entry: of a sample of entries (map iteration
+// starts at a random place), the expired ones go, or else the first.
+func (c *routeCache) evict(now time.Time) {
+	first, seen := "", 0
+	for k, e := range c.m {
+		if seen == 0 {
+			first = k
+		}
+		if now.Sub(e.fetched) >= c.ttl {
+			delete(c.m, k)
+		}
+		if seen++; seen == evictSample {
+			break
+		}
+	}
+	if len(c.m) >= c.max {
+		delete(c.m, first)
+	}
 }
 
 func (c *routeCache) len() int {

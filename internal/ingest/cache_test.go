@@ -1,12 +1,15 @@
 package ingest
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/webhook"
 )
 
 func TestRouteCacheBounded(t *testing.T) {
@@ -75,5 +78,56 @@ func TestValidPathMatchesRegistry(t *testing.T) {
 		if got, want := validPath(p), registry.ValidPath(p); got != want {
 			t.Errorf("validPath(%q) = %v, registry.ValidPath = %v", p, got, want)
 		}
+	}
+}
+
+// countingRegistry answers every path unknown except one, and counts reads.
+type countingRegistry struct {
+	known string
+	reads int
+}
+
+func (r *countingRegistry) Route(_ context.Context, path string) (registry.Route, error) {
+	r.reads++
+	if path != r.known {
+		return registry.Route{}, registry.ErrNotFound
+	}
+	return registry.Route{Path: path, WebhookID: "whk_1", GatewayID: "gtw_1", Table: registry.TableIncident, Active: true,
+		Signing: registry.SigningSecret, SecretHashes: []registry.SecretHash{{SHA256: webhook.HashSecret("s")}}}, nil
+}
+
+func (r *countingRegistry) Gateway(context.Context, string) (registry.Gateway, error) {
+	return registry.Gateway{}, nil
+}
+
+// TestUnknownPathsBounded: a flood of distinct unknown paths keeps the
+// unknown cache within its bound and never pushes the route in use out
+// of the route cache; a flood on one unknown path costs one read.
+func TestUnknownPathsBounded(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	known := fmt.Sprintf("%024x", 1<<40)
+	reg := &countingRegistry{known: known}
+	h := New(reg, nil, nil, Options{Now: func() time.Time { return t0 }})
+	ctx := context.Background()
+	if _, err := h.route(ctx, known, t0); err != nil {
+		t.Fatalf("route(known): %v", err)
+	}
+	for i := range 3 * DefaultUnknownCacheSize {
+		if _, err := h.route(ctx, fmt.Sprintf("%024x", i), t0); !errors.Is(err, registry.ErrNotFound) {
+			t.Fatalf("route(unknown) = %v, want ErrNotFound", err)
+		}
+	}
+	if n := h.unknown.len(); n > DefaultUnknownCacheSize {
+		t.Errorf("unknown paths cached: %d, bound %d", n, DefaultUnknownCacheSize)
+	}
+	if _, ok := h.cache.get(known, t0); !ok {
+		t.Errorf("the known route was pushed out by unknown paths")
+	}
+	reads := reg.reads
+	for range 100 {
+		_, _ = h.route(ctx, "ffffffffffffffffffffffff", t0)
+	}
+	if got := reg.reads - reads; got != 1 {
+		t.Errorf("100 requests on one unknown path cost %d reads, want 1", got)
 	}
 }

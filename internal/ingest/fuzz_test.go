@@ -12,18 +12,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/snowgate/snowgate/internal/awstest"
 	"github.com/snowgate/snowgate/internal/ingest"
+	"github.com/snowgate/snowgate/internal/ingest/replay"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/secrets"
 	"github.com/snowgate/snowgate/internal/webhook"
 )
 
-// The fuzz test and the benchmark run millions of requests, so they use
+// The fuzz test and the benchmarks run millions of requests, so they use
 // in-memory implementations of the handler's own small interfaces (not of
-// the AWS SDK); the emulator tests above cover the real stores.
+// the AWS SDK); the emulator tests cover the real stores, and
+// BenchmarkReplay puts its markers on the emulator.
 
 type memRoutes map[string]registry.Route
 
@@ -33,6 +37,42 @@ func (m memRoutes) Route(_ context.Context, path string) (registry.Route, error)
 		return registry.Route{}, registry.ErrNotFound
 	}
 	return r, nil
+}
+
+// Gateway is the one gateway of the fixtures, on the instance acme.
+func (m memRoutes) Gateway(_ context.Context, id string) (registry.Gateway, error) {
+	if id != gatewayID {
+		return registry.Gateway{}, registry.ErrNotFound
+	}
+	return registry.Gateway{ID: gatewayID, Active: true, InstanceURL: instanceURL}, nil
+}
+
+// memReplays remembers messages forever: a fuzz run or a benchmark stays
+// within one timestamp window.
+type memReplays struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (m *memReplays) Remember(_ context.Context, webhookID, messageID string, _, _ time.Time) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.seen == nil {
+		m.seen = map[string]bool{}
+	}
+	k := webhookID + "#" + messageID
+	if m.seen[k] {
+		return false, nil
+	}
+	m.seen[k] = true
+	return true, nil
+}
+
+func (m *memReplays) Forget(_ context.Context, webhookID, messageID string, _ time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.seen, webhookID+"#"+messageID)
+	return nil
 }
 
 type memSecrets map[string]string
@@ -89,8 +129,9 @@ func memRoutesFixture() memRoutes {
 
 // FuzzHandle: whatever the path, headers and body, the handler does not
 // panic, answers with one of its statuses, gives every auth failure the same
-// answer, and accepts (and enqueues) only a request with a valid secret or
-// signature.
+// answer, accepts (and enqueues) only a request with a valid secret or
+// signature from a rule on the gateway's instance (or one that names
+// none), enqueues a signed message once, and answers its repeats 200.
 func FuzzHandle(f *testing.F) {
 	ts := strconv.FormatInt(now.Unix(), 10)
 	key, _ := webhook.DecodeSigningKey(signingKey)
@@ -103,14 +144,23 @@ func FuzzHandle(f *testing.F) {
 	f.Add("../"+secretPath, "text/plain", "", "", "", "", []byte("{}"))
 	f.Add(secretPath, contentJSON+"; charset=utf-8", testSecret, "", "", "", []byte(`{"sys_id":1}`))
 	f.Add(secretPath, contentJSON, testSecret, "", "", "", []byte(`{"sys_id":"`+validSysID+`","sys_mod_count":99999999999999999999}`))
+	f.Add(secretPath, contentJSON, testSecret, "", "", "", []byte(withInstance("acme")))
+	f.Add(secretPath, contentJSON, testSecret, "", "", "", []byte(withInstance("acmedev")))
+	f.Add(secretPath, contentJSON, testSecret, "", "", "", []byte(`{"sys_id":"`+validSysID+`","instance_name":7}`))
+	signedBody := withInstance("ACME")
+	f.Add(hmacPath, contentJSON, "", "msg_2", ts, webhook.Sign(key, "msg_2", ts, []byte(signedBody)), []byte(signedBody))
+	long := "msg_" + strings.Repeat("z", ingest.MaxMessageID)
+	f.Add(hmacPath, contentJSON, "", long, ts, webhook.Sign(key, long, ts, []byte(minimalBody)), []byte(minimalBody))
 
 	s := &sink{}
 	h := ingest.New(memRoutesFixture(), memSecrets{keyARN: signingKey}, s, ingest.Options{
-		Now:    func() time.Time { return now },
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Now:     func() time.Time { return now },
+		Logger:  slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Replays: &memReplays{},
 	})
 	validSecret := map[string]bool{testSecret: true, prevSecret: true}
-	statuses := map[int]bool{202: true, 400: true, 401: true, 413: true, 415: true}
+	statuses := map[int]bool{200: true, 202: true, 400: true, 401: true, 413: true, 415: true}
+	enqueuedIDs := map[string]bool{} // webhook-ids of signed messages enqueued
 
 	f.Fuzz(func(t *testing.T, path, ct, secret, id, stamp, sig string, body []byte) {
 		before := len(s.msgs)
@@ -129,6 +179,11 @@ func FuzzHandle(f *testing.F) {
 			}
 		}
 		enqueued := len(s.msgs) - before
+		if resp.Status == http.StatusOK {
+			if path != hmacPath || !enqueuedIDs[id] || string(resp.Body) != `{"status":"duplicate"}` {
+				t.Fatalf("200 %s for path %q id %q, which was not enqueued before", resp.Body, path, id)
+			}
+		}
 		if resp.Status != http.StatusAccepted {
 			if enqueued != 0 {
 				t.Fatalf("status %d but %d messages enqueued", resp.Status, enqueued)
@@ -144,11 +199,21 @@ func FuzzHandle(f *testing.F) {
 				t.Fatalf("accepted secret %q", secret)
 			}
 		case hmacPath:
-			if webhook.VerifySignature([][]byte{key}, signedH, body, now, webhook.DefaultTolerance) != nil {
+			if webhook.VerifySignature([][]byte{key}, signedH, body, now, ingest.DefaultTolerance) != nil {
 				t.Fatalf("accepted an invalid signature %+v", signedH)
 			}
+			if enqueuedIDs[id] || len(id) > ingest.MaxMessageID {
+				t.Fatalf("enqueued webhook-id %q again, or one over the limit", id)
+			}
+			enqueuedIDs[id] = true
 		default:
 			t.Fatalf("accepted path %q", path)
+		}
+		var sent struct {
+			Instance *string `json:"instance_name"`
+		}
+		if json.Unmarshal(body, &sent) != nil || (sent.Instance != nil && *sent.Instance != "" && !strings.EqualFold(*sent.Instance, "acme")) {
+			t.Fatalf("accepted a body from another instance: %s", body)
 		}
 		var m queue.IntakeMessage
 		if err := json.Unmarshal(s.msgs[len(s.msgs)-1], &m); err != nil {
@@ -167,7 +232,7 @@ func FuzzHandle(f *testing.F) {
 func BenchmarkHandle(b *testing.B) {
 	ts := strconv.FormatInt(now.Unix(), 10)
 	key, _ := webhook.DecodeSigningKey(signingKey)
-	body := `{"sys_id":"` + validSysID + `","table":"incident","number":"INC0010001","sys_mod_count":"4","operation":"update"}`
+	body := `{"sys_id":"` + validSysID + `","table":"incident","number":"INC0010001","sys_mod_count":"4","operation":"update","instance_name":"acme"}`
 	cases := []struct {
 		name   string
 		path   string
@@ -193,6 +258,49 @@ func BenchmarkHandle(b *testing.B) {
 			for b.Loop() {
 				r.Reset(body)
 				req.Body = r
+				if resp := h.Handle(ctx, req); resp.Status != http.StatusAccepted {
+					b.Fatalf("status %d: %s", resp.Status, resp.Body)
+				}
+				n++
+			}
+			if cpu := cpuTime() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/op")
+			}
+		})
+	}
+}
+
+// BenchmarkReplay measures what replay detection adds to a signed
+// request: each iteration signs a new message id (so none is a repeat),
+// with replay detection off and with the marker's conditional PutItem on
+// the emulator's state table. The rest is in memory, as in BenchmarkHandle.
+func BenchmarkReplay(b *testing.B) {
+	key, _ := webhook.DecodeSigningKey(signingKey)
+	body := withInstance("acme")
+	ts := strconv.FormatInt(now.Unix(), 10)
+	for _, c := range []struct {
+		name    string
+		replays func() ingest.Replays
+	}{
+		{"off", func() ingest.Replays { return nil }},
+		{"emulator", func() ingest.Replays {
+			return replay.New(dynamodb.NewFromConfig(awstest.Config(b)), awstest.Resources(b).StateTable)
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			h := ingest.New(memRoutesFixture(), memSecrets{keyARN: signingKey}, discardSink{}, ingest.Options{
+				Now: func() time.Time { return now }, CacheTTL: time.Hour, Replays: c.replays(),
+				Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+			})
+			ctx := context.Background()
+			r := strings.NewReader(body)
+			b.ReportAllocs()
+			cpu0, n := cpuTime(), 0
+			for b.Loop() {
+				id := "msg_" + strconv.Itoa(n)
+				r.Reset(body)
+				req := ingest.Request{Method: http.MethodPost, Path: hmacPath, ContentType: contentJSON, ContentLength: int64(len(body)),
+					Signed: webhook.SignedHeaders{ID: id, Timestamp: ts, Signature: webhook.Sign(key, id, ts, []byte(body))}, Body: r, RequestID: lambdaReqID}
 				if resp := h.Handle(ctx, req); resp.Status != http.StatusAccepted {
 					b.Fatalf("status %d: %s", resp.Status, resp.Body)
 				}

@@ -5,10 +5,23 @@
 //
 // It fails closed. Every authentication failure (unknown path, inactive
 // webhook or gateway, missing or wrong secret or signature, a registration
-// that cannot be verified) gets the very same 401 response, so the edge is
-// no oracle for which paths exist. Cheap checks run before expensive ones:
-// no table read for a malformed path, no key fetch for a stale or unsigned
-// request, no body parse before the caller is authenticated.
+// that cannot be verified, a rule running on another instance than its
+// gateway's) gets the very same 401 response, so the edge is no oracle for
+// which paths exist. Cheap checks run before expensive ones: no table read
+// for a malformed path or one found unknown a moment ago, no key fetch for
+// a stale or unsigned request, no body parse before the caller is
+// authenticated.
+//
+// A signed request (HMAC) is remembered by its webhook-id for the
+// timestamp tolerance (package replay), and a repeat is answered 200
+// "duplicate" without a message. A static secret carries no message id:
+// replay protection needs HMAC signing. Once a caller is authenticated, a
+// store failure in the checks that follow (the replay store, the
+// gateway's instance) does not drop the change, which ServiceNow would not
+// send again: it is enqueued, logged as an error and counted (see
+// Handler.remember). Only a failed enqueue is a 503.
+//
+// The webhook path is the URL's secret part: no log line carries it.
 //
 // The core is Handle(ctx, Request) Response; ServeHTTP and HandleAPIGateway
 // adapt it to net/http and to payload 2.0 events (an API Gateway HTTP API
@@ -17,6 +30,8 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -26,6 +41,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/snowgate/snowgate/internal/ingest/replay"
+	"github.com/snowgate/snowgate/internal/metrics"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/secrets"
@@ -39,13 +56,30 @@ const MaxBody = 16 << 10
 // DefaultCacheSize bounds the route cache.
 const DefaultCacheSize = 1024
 
+// DefaultUnknownTTL is how long a path found unknown is answered without a
+// table read: short, so that a webhook created a moment after a probe of
+// its (random) path is not refused for long, yet long enough that a flood
+// on a path costs one read per environment every couple of seconds.
+const DefaultUnknownTTL = 2 * time.Second
+
+// DefaultUnknownCacheSize bounds the unknown paths remembered, apart from
+// the known ones, so a flood of random paths cannot push out the routes in
+// use.
+const DefaultUnknownCacheSize = 4096
+
+// MaxMessageID bounds webhook-id: a Business Rule sends "msg_" and a
+// 32-character GUID, and the id is part of a DynamoDB key.
+const MaxMessageID = 256
+
 // PathPrefix is the URL prefix of the ingest route; the webhook path follows.
 const PathPrefix = "/api/webhooks/ingest/"
 
-// Routes looks up the registration for a webhook path; an unknown path is
-// registry.ErrNotFound.
-type Routes interface {
+// Registry looks up the registration for a webhook path and the gateway
+// it belongs to (for the gateway's instance); an unknown path or gateway
+// is registry.ErrNotFound.
+type Registry interface {
 	Route(ctx context.Context, path string) (registry.Route, error)
+	Gateway(ctx context.Context, id string) (registry.Gateway, error)
 }
 
 // Secrets returns a secret's value (an HMAC signing key); a missing secret
@@ -59,49 +93,90 @@ type Enqueuer interface {
 	Send(ctx context.Context, m queue.IntakeMessage) error
 }
 
+// Replays remembers signed messages by webhook-id until they expire;
+// Remember reports false for a message remembered before.
+type Replays interface {
+	Remember(ctx context.Context, webhookID, messageID string, now, expires time.Time) (bool, error)
+	Forget(ctx context.Context, webhookID, messageID string, now time.Time) error
+}
+
+// Metrics writes an EMF line with several dimension sets.
+type Metrics interface {
+	PutSets(dimensions map[string]string, sets [][]string, properties map[string]string, ms ...metrics.Metric) error
+}
+
 var (
-	_ Routes   = (*registry.Store)(nil)
+	_ Registry = (*registry.Store)(nil)
 	_ Secrets  = (*secrets.Store)(nil)
 	_ Enqueuer = (*queue.Sender)(nil)
+	_ Replays  = (*replay.Store)(nil)
+	_ Metrics  = (*metrics.Emitter)(nil)
 )
 
-// Options tune a Handler; the zero value is the production setting.
+// Options tune a Handler; the zero value is the production setting, but for
+// Replays and Metrics, which the function sets.
 type Options struct {
 	// CacheTTL is how long a route is reused: 0 means DefaultCacheTTL,
 	// negative disables the cache.
 	CacheTTL time.Duration
 	// CacheSize bounds the cache; 0 means DefaultCacheSize.
 	CacheSize int
-	// Tolerance is the accepted clock skew of a signed request's timestamp;
-	// 0 means webhook.DefaultTolerance.
+	// UnknownTTL is how long a path found unknown is answered without a
+	// read: 0 means DefaultUnknownTTL, never longer than CacheTTL;
+	// negative, or the cache disabled, turns it off.
+	UnknownTTL time.Duration
+	// Tolerance is how old (or how far ahead) a signed request's timestamp
+	// may be; 0 means DefaultTolerance.
 	Tolerance time.Duration
+	// Replays remembers signed messages; nil turns replay detection off
+	// (the function always sets it).
+	Replays Replays
+	// Metrics receives the counts of rejected requests; nil drops them.
+	Metrics Metrics
 	// Logger receives one line per request; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OriginSecret, when set, is required in schema.OriginHeader: the
+	// value the stack's CloudFront edge adds, so that the API's own
+	// endpoint, bypassing the edge and its WAF, answers 401 to all.
+	OriginSecret string
 }
 
 // Handler verifies webhooks and enqueues them. It is safe for concurrent use.
 type Handler struct {
-	routes    Routes
+	routes    Registry
+	gateways  *registry.Cache
 	secrets   Secrets
 	queue     Enqueuer
+	replays   Replays
+	metrics   Metrics
 	cache     *routeCache
+	unknown   *routeCache // paths found unknown, with nil routes
 	tolerance time.Duration
 	log       *slog.Logger
 	now       func() time.Time
+	// origin is the SHA-256 of Options.OriginSecret, nil when unset.
+	origin []byte
 }
 
-// New returns a Handler reading routes, signing keys and writing to q.
-func New(routes Routes, keys Secrets, q Enqueuer, opts Options) *Handler {
+// New returns a Handler reading routes and gateways, signing keys and
+// writing to q.
+func New(routes Registry, keys Secrets, q Enqueuer, opts Options) *Handler {
 	if opts.CacheTTL == 0 {
 		opts.CacheTTL = DefaultCacheTTL
 	}
 	if opts.CacheSize == 0 {
 		opts.CacheSize = DefaultCacheSize
 	}
+	if opts.UnknownTTL == 0 {
+		opts.UnknownTTL = min(DefaultUnknownTTL, opts.CacheTTL)
+	}
+	if opts.CacheTTL < 0 {
+		opts.UnknownTTL = -1
+	}
 	if opts.Tolerance == 0 {
-		opts.Tolerance = webhook.DefaultTolerance
+		opts.Tolerance = DefaultTolerance
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -109,11 +184,22 @@ func New(routes Routes, keys Secrets, q Enqueuer, opts Options) *Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	var origin []byte
+	if opts.OriginSecret != "" {
+		sum := sha256.Sum256([]byte(opts.OriginSecret))
+		origin = sum[:]
+	}
 	return &Handler{
-		routes:    routes,
+		origin: origin,
+		routes: routes,
+		// Gateways change as rarely as routes and are cached as long.
+		gateways:  registry.NewCache(routes, opts.CacheTTL, opts.Now),
 		secrets:   keys,
 		queue:     q,
+		replays:   opts.Replays,
+		metrics:   opts.Metrics,
 		cache:     newRouteCache(opts.CacheTTL, opts.CacheSize),
+		unknown:   newRouteCache(opts.UnknownTTL, DefaultUnknownCacheSize),
 		tolerance: opts.Tolerance,
 		log:       opts.Logger,
 		now:       opts.Now,
@@ -133,6 +219,8 @@ type Request struct {
 	// Signed holds the Standard Webhooks headers (signing "hmac").
 	Signed webhook.SignedHeaders
 	Body   io.Reader
+	// Origin is the schema.OriginHeader header.
+	Origin string
 	// RequestID identifies the invocation in logs, the message and the
 	// response (the Lambda request id); EdgeRequestID is API Gateway's.
 	RequestID     string
@@ -158,6 +246,7 @@ const (
 // Outcomes, as logged.
 const (
 	outcomeAccepted     = "accepted"
+	outcomeDuplicate    = "duplicate"
 	outcomeUnauthorized = "unauthorized"
 	outcomeBadRequest   = "bad_request"
 	outcomeTooLarge     = "too_large"
@@ -166,25 +255,37 @@ const (
 	outcomeUnavailable  = "unavailable"
 )
 
-// result is what one request came to, for the log line.
+// result is what one request came to, for the log line and the metrics.
 type result struct {
 	outcome string
 	reason  string
 	route   *route
 	sysID   string
+	// caveats name what an accepted request was accepted without (see
+	// the caveat constants); each is counted.
+	caveats []string
 	err     error
 }
 
-// Handle serves one request and logs one line about it. It never panics on
-// malformed input and never returns 202 for a message that was not enqueued.
+// Handle serves one request, logs one line about it and counts it when it
+// was refused, a repeat, or accepted with a caveat. It never panics on
+// malformed input and never returns 202 for a message that was not
+// enqueued.
 func (h *Handler) Handle(ctx context.Context, req Request) Response {
 	start := h.now()
 	resp, res := h.handle(ctx, req, start)
 	h.logResult(ctx, req, resp, res, start)
+	h.count(ctx, res)
 	return resp
 }
 
 func (h *Handler) handle(ctx context.Context, req Request, now time.Time) (Response, result) {
+	if h.origin != nil {
+		got := sha256.Sum256([]byte(req.Origin))
+		if subtle.ConstantTimeCompare(got[:], h.origin) != 1 {
+			return unauthorized("not_through_edge", nil)
+		}
+	}
 	if req.Method != http.MethodPost {
 		return respMethod, result{outcome: outcomeBadMethod}
 	}
@@ -224,6 +325,9 @@ func (h *Handler) handle(ctx context.Context, req Request, now time.Time) (Respo
 			return bodyError(err, rt)
 		}
 	case registry.SigningHMAC:
+		if len(req.Signed.ID) > MaxMessageID {
+			return unauthorized("bad_webhook_id", rt)
+		}
 		if err := webhook.CheckTimestamp(req.Signed, now, h.tolerance); err != nil {
 			return unauthorized(reasonOf(err), rt)
 		}
@@ -251,6 +355,18 @@ func (h *Handler) handle(ctx context.Context, req Request, now time.Time) (Respo
 	if errResp != nil {
 		return *errResp, result{outcome: outcomeBadRequest, reason: "invalid_body", route: rt}
 	}
+	res := result{outcome: outcomeAccepted, route: rt, sysID: p.SysID}
+	if reason := h.checkInstance(ctx, rt, p.Instance, &res); reason != "" {
+		return unauthorized(reason, rt)
+	}
+	remembered := false
+	if rt.signing == registry.SigningHMAC {
+		var dup bool
+		if dup, remembered = h.remember(ctx, rt, req.Signed, now, &res); dup {
+			res.outcome = outcomeDuplicate
+			return respDuplicate, res
+		}
+	}
 	msg := queue.IntakeMessage{
 		GatewayID:   rt.gatewayID,
 		WebhookID:   rt.webhookID,
@@ -264,17 +380,27 @@ func (h *Handler) handle(ctx context.Context, req Request, now time.Time) (Respo
 		Operation:   p.Operation,
 	}
 	if err := h.queue.Send(ctx, msg); err != nil {
+		if remembered {
+			err = errors.Join(err, h.forget(ctx, rt, req.Signed, now))
+		}
 		return unavailable(err, rt)
 	}
-	return accepted(req.RequestID), result{outcome: outcomeAccepted, route: rt, sysID: p.SysID}
+	return accepted(req.RequestID), res
 }
 
-// route returns the compiled registration for a path, from the cache when fresh.
+// route returns the compiled registration for a path, from the cache when
+// fresh; a path found unknown a moment ago is unknown without a read.
 func (h *Handler) route(ctx context.Context, path string, now time.Time) (*route, error) {
 	if rt, ok := h.cache.get(path, now); ok {
 		return rt, nil
 	}
+	if _, ok := h.unknown.get(path, now); ok {
+		return nil, registry.ErrNotFound
+	}
 	r, err := h.routes.Route(ctx, path)
+	if errors.Is(err, registry.ErrNotFound) {
+		h.unknown.put(path, nil, now)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -320,45 +446,6 @@ func reasonOf(err error) string {
 	default:
 		return "bad_signature"
 	}
-}
-
-func (h *Handler) logResult(ctx context.Context, req Request, resp Response, res result, start time.Time) {
-	level := slog.LevelInfo
-	switch res.outcome {
-	case outcomeUnauthorized:
-		level = slog.LevelWarn
-	case outcomeUnavailable:
-		level = slog.LevelError
-	}
-	if !h.log.Enabled(ctx, level) {
-		return
-	}
-	attrs := make([]slog.Attr, 0, 12)
-	attrs = append(attrs,
-		slog.String("request_id", req.RequestID),
-		slog.String("outcome", res.outcome),
-		slog.Int("status", resp.Status),
-		slog.Float64("latency_ms", float64(h.now().Sub(start).Microseconds())/1000),
-	)
-	if req.EdgeRequestID != "" {
-		attrs = append(attrs, slog.String("api_request_id", req.EdgeRequestID))
-	}
-	if res.reason != "" {
-		attrs = append(attrs, slog.String("reason", res.reason))
-	}
-	if res.route != nil {
-		attrs = append(attrs, slog.String("webhook_id", res.route.webhookID), slog.String("gateway_id", res.route.gatewayID))
-	} else if validPath(req.Path) {
-		// Only a well-formed path is logged: anything else is attacker text.
-		attrs = append(attrs, slog.String("path", req.Path))
-	}
-	if res.sysID != "" {
-		attrs = append(attrs, slog.String("table", res.route.table), slog.String("sys_id", res.sysID))
-	}
-	if res.err != nil {
-		attrs = append(attrs, slog.String("error", res.err.Error()))
-	}
-	h.log.LogAttrs(ctx, level, "ingest", attrs...)
 }
 
 // validPath is registry.ValidPath (24 lower-case hex digits) without a
@@ -429,6 +516,9 @@ var (
 	respTooLarge     = Response{http.StatusRequestEntityTooLarge, jsonHeader, []byte(`{"error":"body larger than 16 KiB"}`)}
 	respUnreadable   = Response{http.StatusBadRequest, jsonHeader, []byte(`{"error":"body could not be read"}`)}
 	respUnavailable  = Response{http.StatusServiceUnavailable, map[string]string{"Content-Type": "application/json", "Retry-After": "1"}, []byte(`{"error":"temporarily unavailable, retry"}`)}
+	// respDuplicate is a success: the message was accepted when it first
+	// came, and a sender that retries should stop.
+	respDuplicate = Response{http.StatusOK, jsonHeader, []byte(`{"status":"duplicate"}`)}
 )
 
 func accepted(requestID string) Response {

@@ -31,6 +31,7 @@ import (
 
 	"github.com/snowgate/snowgate/internal/awstest"
 	"github.com/snowgate/snowgate/internal/ingest"
+	"github.com/snowgate/snowgate/internal/ingest/replay"
 	"github.com/snowgate/snowgate/internal/provision"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
@@ -91,6 +92,27 @@ func newEnv(t *testing.T) *env {
 	}
 }
 
+// instanceURL is the test gateway's instance, named acme.
+const instanceURL = "https://acme.service-now.com"
+
+// putGateway writes a gateway item the way the registry does; ingest reads
+// only its instance URL.
+func (e *env) putGateway(t *testing.T, g registry.Gateway) {
+	t.Helper()
+	item, err := attributevalue.MarshalMap(g)
+	if err != nil {
+		t.Fatalf("marshal gateway: %v", err)
+	}
+	item[schema.AttrPK] = &ddbtypes.AttributeValueMemberS{Value: registry.GatewayKey(g.ID)}
+	item[schema.AttrKind] = &ddbtypes.AttributeValueMemberS{Value: registry.KindGateway}
+	if _, err := e.ddb.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(e.res.RegistryTable), Item: item}); err != nil {
+		t.Fatalf("put gateway %s: %v", g.ID, err)
+	}
+}
+
+// replays is a replay store on this test's state table.
+func (e *env) replays() *replay.Store { return replay.New(e.ddb, e.res.StateTable) }
+
 // putRoute writes a path item the way the registry does.
 func (e *env) putRoute(t *testing.T, r registry.Route) {
 	t.Helper()
@@ -129,8 +151,10 @@ func (e *env) createSecret(t *testing.T, value string) string {
 func (e *env) handler(t *testing.T, c *clock, opts ingest.Options) *ingest.Handler {
 	t.Helper()
 	opts.Now = c.Now
-	return ingest.New(registry.New(e.ddb, e.res.RegistryTable), e.secrets, queue.NewSender(e.sqs, e.res.IntakeQueueURL), opts)
+	return ingest.New(registry.New(e.ddb, e.res.RegistryTable), e.secrets, e.sender(), opts)
 }
+
+func (e *env) sender() *queue.Sender { return queue.NewSender(e.sqs, e.res.IntakeQueueURL) }
 
 // drain returns every message on the intake queue, checking the source
 // attribute of each.
@@ -154,6 +178,7 @@ func (e *env) drain(t *testing.T) []queue.IntakeMessage {
 // registrations writes the routes TestHandle uses and returns the HMAC keys' ARNs.
 func (e *env) registrations(t *testing.T) {
 	t.Helper()
+	e.putGateway(t, registry.Gateway{ID: gatewayID, Name: "acme", Active: true, InstanceURL: instanceURL})
 	hash := func(s string) string { return webhook.HashSecret(s) }
 	grace := now.Add(time.Hour)
 	secretRoute := func(path string, mod func(*registry.Route)) {
@@ -300,13 +325,18 @@ func msg(table, webhook, sysID string, mod func(*queue.IntakeMessage)) *queue.In
 
 func intPtr(n int) *int { return &n }
 
+// withInstance is the minimal body with the instance_name a rule sends.
+func withInstance(name string) string {
+	return `{"sys_id":"` + validSysID + `","instance_name":"` + name + `"}`
+}
+
 func jsonLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }
 
 func TestHandle(t *testing.T) {
 	e := newEnv(t)
 	e.registrations(t)
 	c := &clock{t: now}
-	h := e.handler(t, c, ingest.Options{})
+	h := e.handler(t, c, ingest.Options{Replays: e.replays()})
 
 	full := `{"sys_id":"` + validSysID + `","table":"change_request","number":"INC0010001","sys_mod_count":7,"operation":"update","short_description":"ignored"}`
 	exact := `{"sys_id":"` + validSysID + `","pad":"` + strings.Repeat("x", ingest.MaxBody-len(minimalBody)-10) + `"}`
@@ -348,16 +378,25 @@ func TestHandle(t *testing.T) {
 			wantMsg: msg(registry.TableIncident, webhookID, validSysID, nil)},
 		{name: "chunked body", req: req{secret: testSecret, body: minimalBody, chunked: true}, wantStatus: 202,
 			wantMsg: msg(registry.TableIncident, webhookID, validSysID, nil)},
-		{name: "hmac", req: req{path: hmacPath, signed: signed(t, signingKey, "msg_1", now, minimalBody), body: minimalBody}, wantStatus: 202,
+		{name: "hmac", req: req{path: hmacPath, signed: signed(t, signingKey, "msg_a1", now, minimalBody), body: minimalBody}, wantStatus: 202,
 			wantMsg: msg(registry.TableChangeRequest, hmacWebhook, validSysID, nil)},
 		{name: "hmac with several signatures", req: req{path: hmacPath, body: minimalBody, signed: func() *webhook.SignedHeaders {
-			s := signed(t, signingKey, "msg_1", now, minimalBody)
+			s := signed(t, signingKey, "msg_a2", now, minimalBody)
 			s.Signature = "v1,bm90IHRoaXMgb25lIG5vdCB0aGlzIG9uZSBub3QgdGhpcyAh " + s.Signature
 			return s
 		}()}, wantStatus: 202, wantMsg: msg(registry.TableChangeRequest, hmacWebhook, validSysID, nil)},
-		{name: "hmac previous key during grace", req: req{path: hmacPath, signed: signed(t, prevKey, "msg_1", now, minimalBody), body: minimalBody}, wantStatus: 202,
+		{name: "hmac previous key during grace", req: req{path: hmacPath, signed: signed(t, prevKey, "msg_a3", now, minimalBody), body: minimalBody}, wantStatus: 202,
 			wantMsg: msg(registry.TableChangeRequest, hmacWebhook, validSysID, nil)},
-		{name: "hmac timestamp 4 minutes old", req: req{path: hmacPath, signed: signed(t, signingKey, "msg_1", now.Add(-4*time.Minute), minimalBody), body: minimalBody}, wantStatus: 202,
+		{name: "hmac timestamp 4 minutes old", req: req{path: hmacPath, signed: signed(t, signingKey, "msg_a4", now.Add(-4*time.Minute), minimalBody), body: minimalBody}, wantStatus: 202,
+			wantMsg: msg(registry.TableChangeRequest, hmacWebhook, validSysID, nil)},
+		// ServiceNow's ECC queue can be minutes late: the default tolerance is 15.
+		{name: "hmac timestamp 14 minutes old", req: req{path: hmacPath, signed: signed(t, signingKey, "msg_a5", now.Add(-14*time.Minute), minimalBody), body: minimalBody}, wantStatus: 202,
+			wantMsg: msg(registry.TableChangeRequest, hmacWebhook, validSysID, nil)},
+		{name: "instance name of the gateway", req: req{secret: testSecret, body: withInstance("acme")}, wantStatus: 202,
+			wantMsg: msg(registry.TableIncident, webhookID, validSysID, nil)},
+		{name: "instance name in upper case", req: req{secret: testSecret, body: withInstance("ACME")}, wantStatus: 202,
+			wantMsg: msg(registry.TableIncident, webhookID, validSysID, nil)},
+		{name: "hmac with the instance name signed", req: req{path: hmacPath, signed: signed(t, signingKey, "msg_a6", now, withInstance("acme")), body: withInstance("acme")}, wantStatus: 202,
 			wantMsg: msg(registry.TableChangeRequest, hmacWebhook, validSysID, nil)},
 
 		// Authentication failures: one and the same answer.
@@ -383,8 +422,12 @@ func TestHandle(t *testing.T) {
 		{name: "hmac without headers", req: req{path: hmacPath, body: minimalBody}, wantResp: &unauthorized},
 		{name: "hmac wrong key", req: req{path: hmacPath, signed: signed(t, webhook.NewSigningKey(), "msg_1", now, minimalBody), body: minimalBody}, wantResp: &unauthorized},
 		{name: "hmac tampered body", req: req{path: hmacPath, signed: signed(t, signingKey, "msg_1", now, minimalBody), body: `{"sys_id":"ffffffffffffffffffffffffffffffff"}`}, wantResp: &unauthorized},
-		{name: "hmac replayed 6 minutes later", req: req{path: hmacPath, signed: signed(t, signingKey, "msg_1", now.Add(-6*time.Minute), minimalBody), body: minimalBody}, wantResp: &unauthorized},
-		{name: "hmac from 6 minutes in the future", req: req{path: hmacPath, signed: signed(t, signingKey, "msg_1", now.Add(6*time.Minute), minimalBody), body: minimalBody}, wantResp: &unauthorized},
+		{name: "hmac replayed 16 minutes later", req: req{path: hmacPath, signed: signed(t, signingKey, "msg_b1", now.Add(-16*time.Minute), minimalBody), body: minimalBody}, wantResp: &unauthorized},
+		{name: "hmac from 16 minutes in the future", req: req{path: hmacPath, signed: signed(t, signingKey, "msg_b2", now.Add(16*time.Minute), minimalBody), body: minimalBody}, wantResp: &unauthorized},
+		{name: "hmac with a webhook-id over the limit", req: req{path: hmacPath, signed: signed(t, signingKey, "msg_"+strings.Repeat("x", ingest.MaxMessageID), now, minimalBody), body: minimalBody}, wantResp: &unauthorized},
+		// A clone of production posting with production's secret or key.
+		{name: "another instance", req: req{secret: testSecret, body: withInstance("acmedev")}, wantResp: &unauthorized},
+		{name: "another instance, signed", req: req{path: hmacPath, signed: signed(t, signingKey, "msg_b3", now, withInstance("acmedev")), body: withInstance("acmedev")}, wantResp: &unauthorized},
 		{name: "hmac key deleted from Secrets Manager", req: req{path: "b00000000000000000000001", signed: signed(t, signingKey, "msg_1", now, minimalBody), body: minimalBody}, wantResp: &unauthorized},
 		{name: "hmac key expired", req: req{path: "b00000000000000000000002", signed: signed(t, signingKey, "msg_1", now, minimalBody), body: minimalBody}, wantResp: &unauthorized},
 		{name: "hmac key malformed", req: req{path: "b00000000000000000000003", signed: signed(t, signingKey, "msg_1", now, minimalBody), body: minimalBody}, wantResp: &unauthorized},
@@ -500,6 +543,7 @@ func TestRouteCache(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
+			e.putGateway(t, registry.Gateway{ID: gatewayID, Active: true, InstanceURL: instanceURL})
 			e.putRoute(t, registry.Route{Path: secretPath, WebhookID: webhookID, GatewayID: gatewayID, Table: registry.TableIncident,
 				Active: true, Signing: registry.SigningSecret, SecretHashes: []registry.SecretHash{{SHA256: webhook.HashSecret(testSecret)}}})
 			c := &clock{t: now}
@@ -630,7 +674,7 @@ func TestLogLine(t *testing.T) {
 }
 
 func TestEnvFromGetenv(t *testing.T) {
-	base := map[string]string{schema.EnvRegistryTable: "reg", schema.EnvIntakeQueueURL: "http://q"}
+	base := map[string]string{schema.EnvRegistryTable: "reg", schema.EnvIntakeQueueURL: "http://q", schema.EnvStateTable: "state"}
 	with := func(k, v string) map[string]string {
 		m := map[string]string{}
 		for a, b := range base {
@@ -639,16 +683,30 @@ func TestEnvFromGetenv(t *testing.T) {
 		m[k] = v
 		return m
 	}
+	defaults := func(mod func(*ingest.Env)) ingest.Env {
+		e := ingest.Env{RegistryTable: "reg", IntakeQueueURL: "http://q", StateTable: "state",
+			CacheTTL: ingest.DefaultCacheTTL, Tolerance: ingest.DefaultTolerance}
+		if mod != nil {
+			mod(&e)
+		}
+		return e
+	}
 	tests := []struct {
 		name    string
 		env     map[string]string
 		want    ingest.Env
 		wantErr []string // substrings of the error
 	}{
-		{"defaults", base, ingest.Env{RegistryTable: "reg", IntakeQueueURL: "http://q", CacheTTL: ingest.DefaultCacheTTL}, nil},
-		{"ttl set", with(ingest.EnvCacheTTL, "2s"), ingest.Env{RegistryTable: "reg", IntakeQueueURL: "http://q", CacheTTL: 2 * time.Second}, nil},
-		{"ttl zero turns the cache off", with(ingest.EnvCacheTTL, "0"), ingest.Env{RegistryTable: "reg", IntakeQueueURL: "http://q", CacheTTL: -1}, nil},
-		{"nothing set", map[string]string{}, ingest.Env{}, []string{schema.EnvRegistryTable, schema.EnvIntakeQueueURL}},
+		{"defaults", base, defaults(nil), nil},
+		{"ttl set", with(ingest.EnvCacheTTL, "2s"), defaults(func(e *ingest.Env) { e.CacheTTL = 2 * time.Second }), nil},
+		{"ttl zero turns the cache off", with(ingest.EnvCacheTTL, "0"), defaults(func(e *ingest.Env) { e.CacheTTL = -1 }), nil},
+		{"tolerance set", with(ingest.EnvTolerance, "45m"), defaults(func(e *ingest.Env) { e.Tolerance = 45 * time.Minute }), nil},
+		{"tolerance at its bounds", with(ingest.EnvTolerance, "24h"), defaults(func(e *ingest.Env) { e.Tolerance = ingest.MaxTolerance }), nil},
+		{"tolerance too short", with(ingest.EnvTolerance, "30s"), ingest.Env{}, []string{ingest.EnvTolerance}},
+		{"tolerance too long", with(ingest.EnvTolerance, "25h"), ingest.Env{}, []string{ingest.EnvTolerance}},
+		{"tolerance not a duration", with(ingest.EnvTolerance, "900"), ingest.Env{}, []string{ingest.EnvTolerance}},
+		{"no state table", with(schema.EnvStateTable, ""), ingest.Env{}, []string{schema.EnvStateTable}},
+		{"nothing set", map[string]string{}, ingest.Env{}, []string{schema.EnvRegistryTable, schema.EnvIntakeQueueURL, schema.EnvStateTable}},
 		{"no queue", with(schema.EnvIntakeQueueURL, " "), ingest.Env{}, []string{schema.EnvIntakeQueueURL}},
 		{"ttl not a duration", with(ingest.EnvCacheTTL, "5"), ingest.Env{}, []string{ingest.EnvCacheTTL}},
 		{"ttl too long", with(ingest.EnvCacheTTL, "1h"), ingest.Env{}, []string{ingest.EnvCacheTTL}},
@@ -695,5 +753,46 @@ func TestRequestIDWithoutLambdaContext(t *testing.T) {
 	}
 	if got := e.drain(t); len(got) != 1 || got[0].RequestID != ev.RequestContext.RequestID {
 		t.Errorf("queue = %+v, want one message with request id %s", got, ev.RequestContext.RequestID)
+	}
+}
+
+// TestUnknownPathCache: a path found unknown is answered from memory for
+// a short while, without a table read, so a flood on it costs one read
+// per UnknownTTL: a route written meanwhile is seen only after that. With
+// the cache off every request reads.
+func TestUnknownPathCache(t *testing.T) {
+	tests := []struct {
+		name string
+		opts ingest.Options
+		// after writing the route, requests at these offsets from now...
+		at   []time.Duration
+		want []int // ...get these statuses
+	}{
+		{"default", ingest.Options{}, []time.Duration{0, ingest.DefaultUnknownTTL - time.Millisecond, ingest.DefaultUnknownTTL}, []int{401, 401, 202}},
+		{"never longer than the route cache", ingest.Options{CacheTTL: time.Second}, []time.Duration{999 * time.Millisecond, time.Second}, []int{401, 202}},
+		{"set", ingest.Options{UnknownTTL: 500 * time.Millisecond}, []time.Duration{499 * time.Millisecond, 500 * time.Millisecond}, []int{401, 202}},
+		{"off", ingest.Options{UnknownTTL: -1}, []time.Duration{0}, []int{202}},
+		{"cache off", ingest.Options{CacheTTL: -1}, []time.Duration{0}, []int{202}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.putGateway(t, registry.Gateway{ID: gatewayID, Active: true, InstanceURL: instanceURL})
+			c := &clock{t: now}
+			h := e.handler(t, c, tt.opts)
+			r := req{secret: testSecret, body: withInstance("acme")}
+			if got := r.do(t, h).Code; got != 401 {
+				t.Fatalf("unknown path: %d, want 401", got)
+			}
+			e.putRoute(t, registry.Route{Path: secretPath, WebhookID: webhookID, GatewayID: gatewayID, Table: registry.TableIncident,
+				Active: true, Signing: registry.SigningSecret, SecretHashes: []registry.SecretHash{{SHA256: webhook.HashSecret(testSecret)}}})
+			for i, d := range tt.at {
+				c.Set(now.Add(d))
+				if got := r.do(t, h).Code; got != tt.want[i] {
+					t.Errorf("%s after the route was written: status %d, want %d", d, got, tt.want[i])
+				}
+			}
+			e.drain(t)
+		})
 	}
 }

@@ -10,15 +10,19 @@ import (
 // payload is the body a Business Rule posts. Only sys_id is required; the
 // rest are hints passed along to the processor, which trusts only what it
 // reads from ServiceNow. "table" is accepted but the route's table is used.
+// instance_name is the instance the rule ran on, compared with the
+// gateway's (checkInstance); rules printed before it existed omit it.
 type payload struct {
 	SysID       string   `json:"sys_id"`
 	Table       string   `json:"table"`
 	Number      string   `json:"number"`
 	SysModCount modCount `json:"sys_mod_count"`
 	Operation   string   `json:"operation"`
+	Instance    string   `json:"instance_name"`
 }
 
-// Hints longer than this are not a ServiceNow number or operation.
+// Hints longer than this are not a ServiceNow number, operation or
+// instance name.
 const maxHint = 64
 
 // modCount is sys_mod_count as a JSON number or a numeric string (a
@@ -84,8 +88,8 @@ func parsePayload(body []byte) (payload, *Response) {
 		return p, respBadSysID
 	}
 	p.SysID = sysID
-	if len(p.Number) > maxHint || len(p.Operation) > maxHint {
-		return p, badRequest("number and operation must be at most " + strconv.Itoa(maxHint) + " characters")
+	if len(p.Number) > maxHint || len(p.Operation) > maxHint || len(p.Instance) > maxHint {
+		return p, badRequest("number, operation and instance_name must be at most " + strconv.Itoa(maxHint) + " characters")
 	}
 	return p, nil
 }

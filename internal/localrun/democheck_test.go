@@ -3,6 +3,7 @@ package localrun
 import (
 	"context"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/snowgate/snowgate/internal/awstest"
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/instancecheck"
-	"github.com/snowgate/snowgate/internal/reconcile"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/secrets"
 	"github.com/snowgate/snowgate/internal/servicenow"
@@ -38,9 +39,13 @@ func TestDemoGatewayPassesTheInstanceChecks(t *testing.T) {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 
-	demo, err := createDemo(ctx, reg, sec, sim, srv.URL, user, pass, "http://127.0.0.1:1")
+	demo, err := createDemo(ctx, reg, sec, DevConfig{Prefix: "snowgate-dev-"}.secretPrefix(), sim, srv.URL, user, pass, "http://127.0.0.1:1")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Named as a stack's secrets are: the kind after the prefix.
+	if want := ":secret:snowgate/snowgate-dev/gateways/" + demo.gateway.ID; !strings.Contains(demo.gateway.CredentialsSecretARN, want) {
+		t.Errorf("demo gateway credentials secret %s, want a name ending in %s", demo.gateway.CredentialsSecretARN, want[len(":secret:"):])
 	}
 	// Failed jobs escalate: the group resolved to its sys_id, as the
 	// writer assigns it.
@@ -52,10 +57,10 @@ func TestDemoGatewayPassesTheInstanceChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	connect := func(ctx context.Context, opts ...servicenow.Option) (instancecheck.Instance, error) {
-		return reconcile.NewConnector(sec, opts...).Connect(ctx, demo.gateway)
+	dial := func(ctx context.Context, opts ...servicenow.Option) (instancecheck.Instance, error) {
+		return connect.New(connect.Config{Secrets: sec, Options: opts}).Client(ctx, demo.gateway)
 	}
-	rep := instancecheck.Run(ctx, instancecheck.Target{Gateway: demo.gateway, Webhooks: hooks}, connect)
+	rep := instancecheck.Run(ctx, instancecheck.Target{Gateway: demo.gateway, Webhooks: hooks}, dial)
 	for _, c := range rep.Checks {
 		if c.Status != instancecheck.OK {
 			t.Errorf("demo gateway: check %s = %s: %s (fix: %s)", c.Name, c.Status, c.Detail, c.Fix)

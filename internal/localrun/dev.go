@@ -166,6 +166,17 @@ type DevConfig struct {
 	Logs *Logs
 }
 
+// secretPrefix names make dev's secrets as a stack's are named, with the
+// resource prefix standing for the stack's name: "snowgate-dev-" gives
+// snowgate/snowgate-dev/gateways/<id> and snowgate/snowgate-dev/webhooks/<id>.
+func (c DevConfig) secretPrefix() string {
+	name := strings.TrimSuffix(c.Prefix, "-")
+	if name == "" {
+		name = "dev"
+	}
+	return schema.SecretPrefix(name)
+}
+
 // environments is how many execution environments run the named function.
 func (c DevConfig) environments(name string) int {
 	switch name {
@@ -288,7 +299,7 @@ func (d *dev) start(parent context.Context) error {
 	}
 	reg := registry.New(dynamodb.NewFromConfig(cfg), d.res.RegistryTable)
 	sec := secrets.New(secretsmanager.NewFromConfig(cfg))
-	if d.demo, err = createDemo(ctx, reg, sec, d.sim, d.simURL, d.simUser, d.simPass, d.apiURL); err != nil {
+	if d.demo, err = createDemo(ctx, reg, sec, d.c.secretPrefix(), d.sim, d.simURL, d.simUser, d.simPass, d.apiURL); err != nil {
 		return err
 	}
 	if err := d.writeEnv(cfg.Region); err != nil {
@@ -341,7 +352,7 @@ func demoSim(user, pass string, opts ...snowsim.Option) (*snowsim.Sim, error) {
 func (d *dev) startFunctions(ctx context.Context, cfg aws.Config) error {
 	lc := lambda.NewFromConfig(cfg)
 	env := d.res.Env()
-	env[schema.EnvSecretPrefix] = schema.DefaultSecretPrefix
+	env[schema.EnvSecretPrefix] = d.c.secretPrefix()
 	sup := &Supervisor{Emulator: d.emu, Region: cfg.Region, Logs: d.c.Logs, Log: d.log}
 	arns := map[string]string{}
 	var running []string
@@ -441,7 +452,7 @@ func (d *dev) env(region string) map[string]string {
 	env["AWS_REGION"] = region
 	env["AWS_ACCESS_KEY_ID"] = "test"
 	env["AWS_SECRET_ACCESS_KEY"] = "test"
-	env[schema.EnvSecretPrefix] = schema.DefaultSecretPrefix
+	env[schema.EnvSecretPrefix] = d.c.secretPrefix()
 	env[schema.EnvAPIURL] = d.apiURL
 	env[EnvSimURL] = d.simURL
 	env[EnvSimUser] = d.simUser

@@ -46,20 +46,31 @@ func (r demoRegistry) webhookIDs() []string {
 // partial job hands its ticket to the people at the first line.
 const demoEscalationGroup = "Service Desk"
 
+// The demo gateway's ServiceNow budget: 100 requests a second, 16 in
+// flight, enough for make bench's loads.
+const (
+	demoRateLimitPerHour = 360000
+	demoMaxConcurrency   = 16
+)
+
 // createDemo registers the demo gateway (basic auth against the simulator)
 // and its webhooks, as the CLI would, and loads each webhook's Business Rule
 // into the simulator when there is an API for it to call (apiURL).
-func createDemo(ctx context.Context, reg *registry.Store, sec *secrets.Store, sim *snowsim.Sim,
+func createDemo(ctx context.Context, reg *registry.Store, sec *secrets.Store, secretPrefix string, sim *snowsim.Sim,
 	simURL, user, pass, apiURL string) (demoRegistry, error) {
 	// Filters, when the demo has any, resolve on the simulator as on an
 	// instance.
-	ops := registration.New(reg, sec, registration.WithSecretPrefix(schema.DefaultSecretPrefix),
+	ops := registration.New(reg, sec, registration.WithSecretPrefix(secretPrefix),
 		registration.WithDirectory(registration.ConnectInstance()))
 	gw, err := ops.CreateGateway(ctx, registration.GatewayInput{
 		Name: "demo", Description: "make dev: the local ServiceNow simulator",
 		InstanceURL: simURL, Auth: registry.AuthBasic, Username: user, Password: pass,
 		DedupWindowMinutes: registry.DefaultDedupWindowMinutes, WriteBack: true, Active: true,
 		EscalationGroup: demoEscalationGroup,
+		// The simulator on this machine takes far more than the default
+		// budget of a small instance; `gateway update --rate-limit` shows
+		// the budget at work.
+		RateLimitPerHour: demoRateLimitPerHour, MaxConcurrency: demoMaxConcurrency,
 	})
 	if err != nil {
 		return demoRegistry{}, fmt.Errorf("create demo gateway: %w", err)

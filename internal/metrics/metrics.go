@@ -46,16 +46,34 @@ func New(w io.Writer) *Emitter { return &Emitter{w: w, now: time.Now} }
 // (searchable in Logs Insights, not metrics) and metrics. Metrics without
 // values are left out; nothing is written when none remain.
 func (e *Emitter) Put(dimensions, properties map[string]string, ms ...Metric) error {
+	names := make([]string, 0, len(dimensions))
+	for k := range dimensions {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return e.PutSets(dimensions, [][]string{names}, properties, ms...)
+}
+
+// PutSets is Put with several dimension sets over the same dimension
+// values: CloudWatch then keeps each metric once per set, so one line
+// feeds a total (["function"]) and a breakdown (["function","webhook_id"])
+// without counting anything twice in either. Every name in a set must have
+// a value.
+func (e *Emitter) PutSets(dimensions map[string]string, sets [][]string, properties map[string]string, ms ...Metric) error {
 	doc := map[string]any{}
 	for k, v := range properties {
 		doc[k] = v
 	}
-	dimNames := make([]string, 0, len(dimensions))
 	for k, v := range dimensions {
-		dimNames = append(dimNames, k)
 		doc[k] = v
 	}
-	sort.Strings(dimNames)
+	for _, set := range sets {
+		for _, name := range set {
+			if _, ok := dimensions[name]; !ok {
+				return fmt.Errorf("encode metrics: dimension %q has no value", name)
+			}
+		}
+	}
 	type def struct {
 		Name string `json:"Name"`
 		Unit string `json:"Unit,omitempty"`
@@ -79,7 +97,7 @@ func (e *Emitter) Put(dimensions, properties map[string]string, ms ...Metric) er
 		"Timestamp": e.now().UnixMilli(),
 		"CloudWatchMetrics": []any{map[string]any{
 			"Namespace":  Namespace,
-			"Dimensions": [][]string{dimNames},
+			"Dimensions": sets,
 			"Metrics":    defs,
 		}},
 	}

@@ -66,3 +66,35 @@ func TestPut(t *testing.T) {
 		})
 	}
 }
+
+// TestPutSets: one line, two dimension sets over the same values, so a
+// count is kept once in total and once per webhook; a set naming a
+// dimension without a value is refused rather than written half-valid.
+func TestPutSets(t *testing.T) {
+	var buf bytes.Buffer
+	e := New(&buf)
+	e.now = func() time.Time { return time.UnixMilli(1700000000000) }
+	dims := map[string]string{"function": "ingest", "webhook_id": "whk_1"}
+	err := e.PutSets(dims, [][]string{{"function"}, {"function", "webhook_id"}}, nil,
+		Metric{Name: "Unauthorized", Unit: Count, Values: []float64{1}})
+	if err != nil {
+		t.Fatalf("PutSets: %v", err)
+	}
+	var got, want any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatalf("output is not one JSON document: %v: %q", err, buf.String())
+	}
+	if err := json.Unmarshal([]byte(`{"_aws":{"Timestamp":1700000000000,"CloudWatchMetrics":[{"Namespace":"snowgate",
+		"Dimensions":[["function"],["function","webhook_id"]],"Metrics":[{"Name":"Unauthorized","Unit":"Count"}]}]},
+		"function":"ingest","webhook_id":"whk_1","Unauthorized":1}`), &want); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("EMF line mismatch (-want +got):\n%s", diff)
+	}
+	buf.Reset()
+	if err := e.PutSets(map[string]string{"function": "ingest"}, [][]string{{"function", "webhook_id"}}, nil,
+		Metric{Name: "Unauthorized", Unit: Count, Values: []float64{1}}); err == nil || buf.Len() != 0 {
+		t.Errorf("PutSets with a dimension lacking a value = %v, wrote %q; want an error and nothing", err, buf.String())
+	}
+}

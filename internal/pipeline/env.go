@@ -3,15 +3,13 @@ package pipeline
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
+	"time"
 
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/schema"
 )
-
-// EnvFetchConcurrency optionally sets Config.FetchConcurrency.
-const EnvFetchConcurrency = "SNOWGATE_FETCH_CONCURRENCY"
 
 // Env is the processor function's configuration, read once at cold start.
 type Env struct {
@@ -20,8 +18,10 @@ type Env struct {
 	DispatchQueueURL string
 	// IntakeQueueURL is the queue the processor consumes, whose failed
 	// messages it paces (Config.QueueURL).
-	IntakeQueueURL   string
-	FetchConcurrency int
+	IntakeQueueURL string
+	// MaxPause caps the budget's pauses (connect.EnvMaxPause); 0: the
+	// default.
+	MaxPause time.Duration
 	// Retry is the pacing of failed messages (redelivery.PolicyFromEnv).
 	Retry redelivery.Policy
 }
@@ -34,7 +34,6 @@ func EnvFromGetenv(getenv func(string) string) (Env, error) {
 		StateTable:       strings.TrimSpace(getenv(schema.EnvStateTable)),
 		DispatchQueueURL: strings.TrimSpace(getenv(schema.EnvDispatchQueueURL)),
 		IntakeQueueURL:   strings.TrimSpace(getenv(schema.EnvIntakeQueueURL)),
-		FetchConcurrency: DefaultFetchConcurrency,
 	}
 	var errs []error
 	for name, v := range map[string]string{
@@ -47,13 +46,11 @@ func EnvFromGetenv(getenv func(string) string) (Env, error) {
 			errs = append(errs, fmt.Errorf("%s is not set", name))
 		}
 	}
-	if v := strings.TrimSpace(getenv(EnvFetchConcurrency)); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			errs = append(errs, fmt.Errorf("%s=%q: want a number from 1 to 100", EnvFetchConcurrency, v))
-		}
-		e.FetchConcurrency = n
+	maxPause, err := connect.MaxPauseFromEnv(getenv)
+	if err != nil {
+		errs = append(errs, err)
 	}
+	e.MaxPause = maxPause
 	retry, err := redelivery.PolicyFromEnv(getenv)
 	if err != nil {
 		errs = append(errs, err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/schema"
 )
@@ -33,12 +34,12 @@ func TestEnvFromGetenv(t *testing.T) {
 		want    Env
 		wantErr string
 	}{
-		{name: "defaults", env: full, want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", FetchConcurrency: DefaultFetchConcurrency, Retry: defaults}},
-		{name: "concurrency", env: with(EnvFetchConcurrency, "8"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", FetchConcurrency: 8, Retry: defaults}},
-		{name: "shorter horizon", env: with(redelivery.EnvHorizon, "90m"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", FetchConcurrency: DefaultFetchConcurrency, Retry: redelivery.Policy{Horizon: 90 * time.Minute, Base: schema.RetryBase, Cap: schema.RetryCap}}},
+		{name: "defaults", env: full, want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", Retry: defaults}},
+		{name: "max pause", env: with(connect.EnvMaxPause, "30s"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", MaxPause: 30 * time.Second, Retry: defaults}},
+		{name: "shorter horizon", env: with(redelivery.EnvHorizon, "90m"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", Retry: redelivery.Policy{Horizon: 90 * time.Minute, Base: schema.RetryBase, Cap: schema.RetryCap}}},
 		{name: "horizon beyond the redrive count", env: with(redelivery.EnvHorizon, "48h"), wantErr: redelivery.EnvHorizon},
 		{name: "missing intake queue", env: with(schema.EnvIntakeQueueURL, ""), wantErr: schema.EnvIntakeQueueURL + " is not set"},
-		{name: "bad concurrency", env: with(EnvFetchConcurrency, "0"), wantErr: EnvFetchConcurrency},
+		{name: "bad max pause", env: with(connect.EnvMaxPause, "0s"), wantErr: connect.EnvMaxPause},
 		{name: "missing table", env: with(schema.EnvStateTable, ""), wantErr: schema.EnvStateTable + " is not set"},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/snowgate/snowgate/internal/awstest"
+	"github.com/snowgate/snowgate/internal/budget"
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/contract"
 	"github.com/snowgate/snowgate/internal/metrics"
 	"github.com/snowgate/snowgate/internal/pipeline"
@@ -56,7 +59,18 @@ type env struct {
 	gw      string // the gateway's id
 	cfg     pipeline.Config
 	deps    pipeline.Deps
+	clock   *laterClock
 }
+
+// laterClock is the budget's time: real time, plus what a test skipped
+// with later (a pause it does not wait out). It moves with real time, so
+// the budget's in-process waits end.
+type laterClock struct{ skipped atomic.Int64 }
+
+func (c *laterClock) now() time.Time { return time.Now().Add(time.Duration(c.skipped.Load())) }
+
+// later moves the budget's time on by d.
+func (e *env) later(d time.Duration) { e.clock.skipped.Add(int64(d)) }
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -80,6 +94,7 @@ func newEnv(t testing.TB, cfg pipeline.Config) *env {
 	awsCfg := awstest.Config(t)
 	e := &env{
 		t:       t,
+		clock:   &laterClock{},
 		res:     awstest.Resources(t),
 		ddb:     dynamodb.NewFromConfig(awsCfg),
 		sqs:     sqs.NewFromConfig(awsCfg),
@@ -119,11 +134,22 @@ func newEnv(t testing.TB, cfg pipeline.Config) *env {
 		Tickets:  e.tickets,
 		Dispatch: checkedDispatch{t: t, next: queue.NewSender(e.sqs, e.res.DispatchQueueURL)},
 		// Quick retries keep failing cases short.
-		ServiceNow: pipeline.NewConnections(e.secrets, servicenow.WithMaxAttempts(2), servicenow.WithBackoff(10*time.Millisecond, 2*time.Second)),
+		ServiceNow: pipeline.Connections{Pool: connect.New(connect.Config{
+			Secrets: e.secrets,
+			Budget:  budget.New(e.ddb, e.res.StateTable, budget.Options{Now: e.clock.now}),
+			Options: []servicenow.Option{servicenow.WithMaxAttempts(2), servicenow.WithBackoff(10*time.Millisecond, 2*time.Second)},
+		})},
 	}
 	e.p = pipeline.New(e.deps, cfg)
 	return e
 }
+
+// The test gateways' ServiceNow budget, unless a test sets its own: far
+// above what a test sends, so only the tests of the budget meet it.
+const (
+	testRatePerHour    = 1_000_000
+	testMaxConcurrency = 32
+)
 
 // createGateway registers a gateway, pointed at the simulator with the test
 // credentials unless another instance is set, and returns its id.
@@ -136,6 +162,7 @@ func (e *env) createGateway(g registry.Gateway) string {
 		Name: g.Name, InstanceURL: g.InstanceURL, Auth: registry.AuthBasic, Username: snowUser, Password: snowPass,
 		AssignmentGroupFilter: g.AssignmentGroupFilter, EnvironmentFilter: g.EnvironmentFilter,
 		DedupWindowMinutes: g.DedupWindowMinutes, EscalationGroup: g.EscalationGroup, WriteBack: g.WriteBack, Active: g.Active,
+		RateLimitPerHour: cmp.Or(g.RateLimitPerHour, testRatePerHour), MaxConcurrency: cmp.Or(g.MaxConcurrency, testMaxConcurrency),
 	})
 	if err != nil {
 		e.t.Fatalf("create gateway: %v", err)
@@ -157,10 +184,12 @@ func (e *env) updateGateway(g registry.Gateway, skip bool) {
 	if g.InstanceURL == "" {
 		g.InstanceURL = e.sim.URL
 	}
+	rate, ceiling := cmp.Or(g.RateLimitPerHour, testRatePerHour), cmp.Or(g.MaxConcurrency, testMaxConcurrency)
 	if _, _, err := e.ops.UpdateGateway(context.Background(), e.gw, registration.GatewayChanges{
 		Name: &g.Name, Description: &g.Description, InstanceURL: &g.InstanceURL,
 		AssignmentGroupFilter: &g.AssignmentGroupFilter, EnvironmentFilter: &g.EnvironmentFilter,
 		DedupWindowMinutes: &g.DedupWindowMinutes, EscalationGroup: &g.EscalationGroup, WriteBack: &g.WriteBack, Active: &g.Active,
+		RateLimitPerHour: &rate, MaxConcurrency: &ceiling,
 		SkipInstanceChecks: skip,
 	}); err != nil {
 		e.t.Fatalf("update gateway: %v", err)
@@ -235,6 +264,21 @@ func (e *env) ticket(table, sysID string) state.Ticket {
 		e.t.Fatalf("ticket %s/%s: %v", table, sysID, err)
 	}
 	return tk
+}
+
+// budget is the test gateway's ServiceNow budget as gateway show reads it.
+func (e *env) budget() budget.Status {
+	e.t.Helper()
+	ctx := context.Background()
+	g, err := registry.New(e.ddb, e.res.RegistryTable).Gateway(ctx, e.gw)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	st, err := budget.New(e.ddb, e.res.StateTable, budget.Options{Now: e.clock.now}).Status(ctx, e.gw, g.BudgetSettings())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st
 }
 
 // jobs drains the dispatch queue.

@@ -12,20 +12,22 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/snowgate/snowgate/internal/budget"
 	"github.com/snowgate/snowgate/internal/pipeline"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/state"
 )
 
-// TestForbiddenIsPermanent: a table the integration user may not read
-// answers 403 with the REST error envelope and "Insufficient rights to
-// query records" (Table API reference, "Table API security": ACLs apply to
-// Table API calls; KB1479016 "REST API HTTP response codes": 403 is an
-// operation the user is not permitted). That is a gateway
-// misconfiguration: the message is done at once (no batch failure, so no
-// receives or retries are spent on it) and the ticket says failed, naming
-// the missing right.
-func TestForbiddenIsPermanent(t *testing.T) {
+// TestForbiddenPausesTheGateway: a table the integration user may not
+// read answers 403 with the REST error envelope and "Insufficient rights
+// to query records" (Table API reference, "Table API security": ACLs apply
+// to Table API calls; KB1479016 "REST API HTTP response codes": 403 is an
+// operation the user is not permitted). That is the gateway's
+// misconfiguration, not the record's: the gateway's budget pauses it until
+// a probe finds the right granted, the message waits for that instead of
+// spending requests, and the ticket says retrying, naming the missing
+// right. Nothing is failed for good.
+func TestForbiddenPausesTheGateway(t *testing.T) {
 	e := newEnv(t, pipeline.Config{})
 	var calls atomic.Int32
 	forbidden := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -38,10 +40,8 @@ func TestForbiddenIsPermanent(t *testing.T) {
 	e.setGateway(registry.Gateway{Name: "ops", Active: true, WriteBack: true, InstanceURL: forbidden.URL})
 	const sysID = "0123456789abcdef0123456789abcdef"
 
-	failed := e.invoke(context.Background(), message(e.gw, "incident", sysID))
-
-	if len(failed) != 0 {
-		t.Errorf("batch failures %v, want none: a 403 is not retried", failed)
+	if failed := e.invoke(context.Background(), message(e.gw, "incident", sysID)); len(failed) != 1 {
+		t.Errorf("batch failures %v, want the message, to wait for the gateway", failed)
 	}
 	tk := e.ticket("incident", sysID)
 	for _, want := range []string{"gateway misconfigured", "may not read table incident", "Insufficient rights to query records", "grant it a role with read access"} {
@@ -49,11 +49,22 @@ func TestForbiddenIsPermanent(t *testing.T) {
 			t.Errorf("ticket reason %q, want it to contain %q", tk.Reason, want)
 		}
 	}
-	if tk.Status != state.StatusFailed {
-		t.Errorf("ticket status %q, want %q", tk.Status, state.StatusFailed)
+	if tk.Status != state.StatusRetrying {
+		t.Errorf("ticket status %q, want %q", tk.Status, state.StatusRetrying)
+	}
+	if st := e.budget(); !st.Paused || st.PauseCause != budget.CauseAuth || !st.ProbeRequired {
+		t.Errorf("budget %+v, want paused for auth until a probe", st)
+	}
+
+	// Another message for the gateway waits without a request.
+	if failed := e.invoke(context.Background(), message(e.gw, "incident", "fedcba9876543210fedcba9876543210")); len(failed) != 1 {
+		t.Errorf("batch failures %v, want the message back", failed)
 	}
 	if got := calls.Load(); got != 1 {
 		t.Errorf("instance received %d requests, want 1", got)
+	}
+	if !strings.Contains(e.logs.String(), `"status":"waiting"`) {
+		t.Errorf("logs do not show a message waiting:\n%s", e.logs)
 	}
 	if jobs := e.jobs(); len(jobs) != 0 {
 		t.Errorf("dispatched %d jobs, want none", len(jobs))

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/snowgate/snowgate/internal/budget"
 	"github.com/snowgate/snowgate/internal/pipeline"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/snowsim"
@@ -20,38 +21,55 @@ import (
 // server: the client, the simulator and the pipeline's reading of the
 // client's errors are held together.
 
-// TestFidelityReadDeniedFailsTicket: the integration user lacks the read
-// right on the table, so the instance answers the record read with 403
-// "Insufficient rights to query records" (Table API, "Table API
+// TestFidelityReadDeniedPausesTheGateway: the integration user lacks the
+// read right on the table, so the instance answers the record read with
+// 403 "Insufficient rights to query records" (Table API, "Table API
 // security"; REST API response codes: 403, the user may not perform the
-// operation). No retry cures that: the ticket is failed as a gateway
-// misconfiguration naming the right, and the message is done (no batch
-// item failure, so no receive is spent again on it).
-func TestFidelityReadDeniedFailsTicket(t *testing.T) {
+// operation). No retry cures that, so none is sent: the gateway pauses
+// until a probe, the ticket says why, and once the right is granted the
+// probe resumes the gateway and the change is decided.
+func TestFidelityReadDeniedPausesTheGateway(t *testing.T) {
 	e := newEnv(t, pipeline.Config{})
 	sysID := e.insert("incident", incident("Router down"))
 	e.sim.Sim.SetReadDenied(snowUser, "incident", true)
 
-	if failed := e.invoke(context.Background(), message(e.gw, "incident", sysID)); len(failed) != 0 {
-		t.Errorf("batch failures %v, want none: a 403 is not retried", failed)
+	if failed := e.invoke(context.Background(), message(e.gw, "incident", sysID)); len(failed) != 1 {
+		t.Errorf("batch failures %v, want the message, to wait for the gateway", failed)
 	}
 	tk := e.ticket("incident", sysID)
-	if tk.Status != state.StatusFailed {
-		t.Errorf("ticket status %q, want %q", tk.Status, state.StatusFailed)
+	if tk.Status != state.StatusRetrying {
+		t.Errorf("ticket status %q, want %q", tk.Status, state.StatusRetrying)
 	}
 	for _, want := range []string{"gateway misconfigured", "may not read table incident", "Insufficient rights to query records"} {
 		if !strings.Contains(tk.Reason, want) {
 			t.Errorf("ticket reason %q, want it to contain %q", tk.Reason, want)
 		}
 	}
+	if st := e.budget(); !st.Paused || st.PauseCause != budget.CauseAuth {
+		t.Errorf("budget %+v, want paused for auth", st)
+	}
+	// Until the probe is due, the message does not reach the instance.
+	if failed := e.invoke(context.Background(), message(e.gw, "incident", sysID)); len(failed) != 1 {
+		t.Errorf("batch failures %v, want the message back", failed)
+	}
 	if n := e.sim.Sim.Stats().Requests[snowsim.RequestKey{Method: http.MethodGet, Status: http.StatusForbidden}]; n != 1 {
 		t.Errorf("instance answered %d reads with 403, want 1: no retries", n)
 	}
-	if jobs := e.jobs(); len(jobs) != 0 {
-		t.Errorf("dispatched %d jobs, want none", len(jobs))
+
+	// The role is granted; at the probe's time the message is the probe.
+	e.sim.Sim.SetReadDenied(snowUser, "incident", false)
+	e.later(budget.Backoffs[budget.CauseAuth].Base)
+	if failed := e.invoke(context.Background(), message(e.gw, "incident", sysID)); len(failed) != 0 {
+		t.Fatalf("after the fix: batch failures %v; logs:\n%s", failed, e.logs)
 	}
-	if notes := e.sim.Sim.WorkNotes("incident", sysID); len(notes) != 0 {
-		t.Errorf("work notes %q, want none", notes)
+	if st := e.budget(); st.Paused {
+		t.Errorf("budget %+v, want resumed by the probe", st)
+	}
+	if tk := e.ticket("incident", sysID); tk.Status != state.StatusAccepted {
+		t.Errorf("ticket status %q, want accepted", tk.Status)
+	}
+	if jobs := e.jobs(); len(jobs) != 1 {
+		t.Errorf("dispatched %d jobs, want 1", len(jobs))
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -15,10 +14,11 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/snowgate/snowgate/internal/budget"
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/metrics"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/redelivery"
-	"github.com/snowgate/snowgate/internal/servicenow"
 	"github.com/snowgate/snowgate/internal/state"
 )
 
@@ -116,7 +116,7 @@ func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		case expired[i] || o.Poison:
 			wg.Go(func() { nexts[i] = p.retries.GiveUp(ctx, ev.Records[i]) })
 		default:
-			wg.Go(func() { nexts[i] = p.retries.Retry(ctx, ev.Records[i], retryAfter(o.Err)) })
+			wg.Go(func() { nexts[i] = p.retries.Retry(ctx, ev.Records[i], connect.RetryAfter(o.Err, p.cfg.Now())) })
 		}
 	}
 	wg.Wait()
@@ -129,6 +129,9 @@ func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: o.MessageID})
 		}
 		counts[o.Status]++
+		if m := connect.HeldMetric(o.Err); o.Status == StatusWaiting && m != "" {
+			counts[m]++
+		}
 		if o.Fetched {
 			latencies = append(latencies, float64(o.FetchLatency.Microseconds())/1000)
 		}
@@ -139,7 +142,9 @@ func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		for _, s := range metricStatuses {
 			ms = append(ms, metrics.Metric{Name: s, Unit: metrics.Count, Values: []float64{counts[s]}})
 		}
-		ms = append(ms, metrics.Metric{Name: "FetchLatency", Unit: metrics.Milliseconds, Values: latencies})
+		ms = append(ms, metrics.Metric{Name: "FetchLatency", Unit: metrics.Milliseconds, Values: latencies},
+			metrics.Metric{Name: budget.MetricPaused, Unit: metrics.Count, Values: []float64{counts[budget.MetricPaused]}},
+			metrics.Metric{Name: budget.MetricDeferred, Unit: metrics.Count, Values: []float64{counts[budget.MetricDeferred]}})
 		if err := p.cfg.Metrics.Put(map[string]string{"function": "processor"}, map[string]string{"request_id": requestID}, ms...); err != nil {
 			p.log.ErrorContext(ctx, "write metrics", "error", err.Error())
 		}
@@ -159,15 +164,9 @@ func (p *Processor) expired(rec events.SQSMessage) Outcome {
 	return o
 }
 
-// retryAfter is how long ServiceNow asked to wait before the failed call
-// is tried again, zero when it did not say.
-func retryAfter(err error) time.Duration {
-	var se *servicenow.Error
-	if errors.As(err, &se) {
-		return se.RetryAfter
-	}
-	return 0
-}
+// retryAt is the time a failed call may be tried again (see
+// connect.RetryAfter); now when nobody said.
+func retryAt(err error, now time.Time) time.Time { return now.Add(connect.RetryAfter(err, now)) }
 
 // createdOrder sorts records without a creation time last.
 func createdOrder(d *decision) string {

@@ -158,8 +158,13 @@ type Gateways interface {
 type Tickets interface {
 	Claim(ctx context.Context, c state.Claim) (state.Ticket, error)
 	Finish(ctx context.Context, k state.Key, token string, r state.Result) error
-	Release(ctx context.Context, k state.Key, token, reason string, prior *state.Prior) error
+	// ReleaseUntil gives a claim back after a transient failure whose
+	// retry is not due before retryAt.
+	ReleaseUntil(ctx context.Context, k state.Key, token, reason string, prior *state.Prior, retryAt time.Time) error
 	RecordFailure(ctx context.Context, k state.Key, reason string, permanent bool, source string) error
+	// DeferFailure records a transient failure before any claim whose
+	// retry is not due before retryAt.
+	DeferFailure(ctx context.Context, k state.Key, reason, source string, retryAt time.Time) error
 	ClaimFingerprint(ctx context.Context, gatewayID, fp string, owner state.First, window time.Duration) (state.First, bool, error)
 	// IndexJob records a job's ticket before its job.created is sent.
 	IndexJob(ctx context.Context, jobID string, k state.Key) error
@@ -202,7 +207,6 @@ var (
 	_ Tickets    = (*state.Store)(nil)
 	_ Gateways   = (*registry.Store)(nil)
 	_ Instance   = (*servicenow.Client)(nil)
-	_ Connector  = (*Connections)(nil)
 	_ Dispatcher = (*queue.Sender)(nil)
 )
 
@@ -224,11 +228,6 @@ type Config struct {
 	// longer than one invocation and shorter than the intake queue's
 	// visibility timeout. Default 2 × schema.ProcessorTimeout.
 	Lease time.Duration
-	// FetchConcurrency bounds the ServiceNow calls in flight per instance.
-	// Default 10, a full SQS batch at once: measured, a batch of 10 with
-	// 50 ms fetches takes 85 ms at 10 and 130 ms at 5 (BenchmarkBatch). It
-	// bounds larger batches (batching window) and concurrent work.
-	FetchConcurrency int
 	// GatewayTTL is how long a gateway read from the registry is reused.
 	// Default 30s.
 	GatewayTTL time.Duration
@@ -248,10 +247,9 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultLease            = 2 * schema.ProcessorTimeout
-	DefaultFetchConcurrency = 10
-	DefaultGatewayTTL       = 30 * time.Second
-	DefaultReserve          = 3 * time.Second
+	DefaultLease      = 2 * schema.ProcessorTimeout
+	DefaultGatewayTTL = 30 * time.Second
+	DefaultReserve    = 3 * time.Second
 )
 
 // Processor runs intake messages through the gateway pipeline. It is safe
@@ -262,7 +260,6 @@ type Processor struct {
 	log  *slog.Logger
 
 	gateways *registry.Cache
-	limits   *servicenow.CallLimit
 	retries  *redelivery.Queue
 }
 
@@ -270,9 +267,6 @@ type Processor struct {
 func New(deps Deps, cfg Config) *Processor {
 	if cfg.Lease <= 0 {
 		cfg.Lease = DefaultLease
-	}
-	if cfg.FetchConcurrency <= 0 {
-		cfg.FetchConcurrency = DefaultFetchConcurrency
 	}
 	if cfg.GatewayTTL <= 0 {
 		cfg.GatewayTTL = DefaultGatewayTTL
@@ -290,12 +284,6 @@ func New(deps Deps, cfg Config) *Processor {
 	return &Processor{
 		deps: deps, cfg: cfg, log: cfg.Logger,
 		gateways: registry.NewCache(deps.Gateways, cfg.GatewayTTL, cfg.Now),
-		limits:   servicenow.NewCallLimit(cfg.FetchConcurrency),
 		retries:  &redelivery.Queue{SQS: deps.Queue, URL: cfg.QueueURL, Policy: cfg.Retry, Now: cfg.Now, Log: cfg.Logger},
 	}
-}
-
-// call runs one ServiceNow call within the instance's concurrency bound.
-func (p *Processor) call(ctx context.Context, g registry.Gateway, f func() error) error {
-	return p.limits.Do(ctx, g.InstanceURL, f)
 }

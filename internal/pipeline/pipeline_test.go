@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,11 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/snowgate/snowgate/internal/awstest"
+	"github.com/snowgate/snowgate/internal/budget"
 	"github.com/snowgate/snowgate/internal/pipeline"
 	"github.com/snowgate/snowgate/internal/queue"
+	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/snowsim"
 	"github.com/snowgate/snowgate/internal/state"
@@ -333,44 +337,51 @@ func TestMixedBatch(t *testing.T) {
 	}
 }
 
-// TestRateLimited: a 429 with Retry-After is waited out within the
-// invocation, or reported as a batch failure when it does not fit.
+// TestRateLimited: a 429 with Retry-After pauses the gateway until then,
+// for every caller: the message is reported back at once (not slept on
+// within the invocation) with its visibility pushed to the pause's end,
+// and passes once the pause is over.
 func TestRateLimited(t *testing.T) {
-	tests := []struct {
-		name       string
-		retryAfter time.Duration
-		deadline   time.Duration
-		wantFailed bool
-	}{
-		{name: "retry fits the deadline", retryAfter: time.Second, deadline: 10 * time.Second},
-		{name: "retry beyond the deadline", retryAfter: 8 * time.Second, deadline: 5 * time.Second, wantFailed: true},
+	e := newEnv(t, pipeline.Config{Reserve: time.Second})
+	e.pacing(redelivery.Policy{Base: time.Second, Cap: 2 * time.Second}, nil)
+	sysID := e.insert("incident", incident("throttled"))
+	e.sim.Sim.SetFaults(snowsim.Faults{Status429Rate: 1, RetryAfter: 8 * time.Second})
+
+	body, _ := json.Marshal(queue.IntakeMessage{GatewayID: e.gw, Table: "incident", SysID: sysID, Source: queue.SourceWebhook, ReceivedAt: time.Now().UTC()})
+	e.enqueue(string(body))
+	msgs := e.receiveIntake()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	resp, _ := e.p.Handle(ctx, events.SQSEvent{Records: msgs})
+	if len(resp.BatchItemFailures) != 1 {
+		t.Fatalf("batch failures %v, want the message", resp.BatchItemFailures)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, pipeline.Config{Reserve: time.Second})
-			sysID := e.insert("incident", incident("throttled"))
-			// The first request is throttled, later ones pass.
-			e.sim.Sim.SetFaults(snowsim.Faults{RateLimitPerMinute: 0, Status429Rate: 1, RetryAfter: tt.retryAfter})
-			go func() {
-				time.Sleep(200 * time.Millisecond)
-				e.sim.Sim.SetFaults(snowsim.Faults{})
-			}()
-			ctx, cancel := context.WithTimeout(context.Background(), tt.deadline)
-			defer cancel()
-			start := time.Now()
-			failed := e.invoke(ctx, message(e.gw, "incident", sysID))
-			if got := len(failed) != 0; got != tt.wantFailed {
-				t.Errorf("failed %v, want failed=%v; logs:\n%s", failed, tt.wantFailed, e.logs.String())
-			}
-			if elapsed := time.Since(start); elapsed > tt.deadline {
-				t.Errorf("invocation took %s, beyond its %s deadline", elapsed, tt.deadline)
-			}
-			if !tt.wantFailed {
-				if tk := e.ticket("incident", sysID); tk.Status != state.StatusAccepted {
-					t.Errorf("ticket status %q, want accepted", tk.Status)
-				}
-			}
-		})
+	if elapsed := time.Since(start); elapsed > 3*time.Second {
+		t.Errorf("invocation took %s: the 429 was slept on", elapsed)
+	}
+	if st := e.budget(); !st.Paused || st.PauseCause != budget.CauseRateLimited {
+		t.Errorf("budget %+v, want paused, rate_limited", st)
+	}
+	var line struct {
+		RetryIn float64 `json:"retry_in_s"`
+	}
+	for _, l := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(l, `"retry_in_s"`) {
+			_ = json.Unmarshal([]byte(l), &line)
+		}
+	}
+	if line.RetryIn < 8 {
+		t.Errorf("retry in %gs, want at least the Retry-After (8s); logs:\n%s", line.RetryIn, e.logs)
+	}
+
+	e.sim.Sim.SetFaults(snowsim.Faults{})
+	e.later(9 * time.Second)
+	if failed := e.invoke(context.Background(), message(e.gw, "incident", sysID)); len(failed) != 0 {
+		t.Fatalf("after the pause: batch failures %v; logs:\n%s", failed, e.logs)
+	}
+	if tk := e.ticket("incident", sysID); tk.Status != state.StatusAccepted {
+		t.Errorf("ticket status %q, want accepted", tk.Status)
 	}
 }
 

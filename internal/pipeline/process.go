@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -26,6 +25,10 @@ const (
 	// StatusFailed covers permanent failures (stored on the ticket) and
 	// transient ones (the message is retried: Outcome.Retry).
 	StatusFailed = state.StatusFailed
+	// StatusWaiting: the gateway's ServiceNow budget held the message back
+	// (the gateway paused, or its request rate spent for now); it comes
+	// back when the budget says (Outcome.Retry). Not a failure.
+	StatusWaiting = "waiting"
 )
 
 // Outcome is what happened to one message.
@@ -128,8 +131,10 @@ func (p *Processor) prepare(ctx context.Context, rec events.SQSMessage) (*decisi
 		return nil, p.permanent(ctx, o, "not found in ServiceNow: deleted, or hidden from the integration user by an ACL", err)
 	}
 	if errors.Is(err, servicenow.ErrForbidden) {
-		// Retries would spend the budget on the same refusal.
-		return nil, p.permanent(ctx, o, "gateway misconfigured: "+forbiddenReason(err), err)
+		// The integration user lacks a right: the gateway, not this
+		// record, is wrong. Its budget pauses it until a probe finds the
+		// right restored; the message waits with the others.
+		return nil, p.transient(ctx, o, "fetch record (gateway misconfigured: "+forbiddenReason(err)+")", err)
 	}
 	if err != nil {
 		return nil, p.transient(ctx, o, "fetch record", err)
@@ -306,21 +311,11 @@ func (p *Processor) journal(ctx context.Context, d *decision) ([]servicenow.Jour
 	ctx, cancel := p.snowContext(ctx)
 	defer cancel()
 	var entries []servicenow.JournalEntry
-	for attempt := 0; attempt < 2; attempt++ {
-		var inst Instance
-		if inst, err = p.deps.ServiceNow.Connect(ctx, d.g); err != nil {
-			return nil, err
-		}
-		err = p.call(ctx, d.g, func() error {
-			var err error
-			entries, err = inst.JournalEntries(ctx, d.m.SysID, since)
-			return err
-		})
-		if !isAuthFailure(err) || attempt > 0 {
-			break
-		}
-		p.deps.ServiceNow.Reset(d.g)
-	}
+	err = p.withInstance(ctx, d.g, func(inst Instance) error {
+		var err error
+		entries, err = inst.JournalEntries(ctx, d.m.SysID, since)
+		return err
+	})
 	if errors.Is(err, servicenow.ErrForbidden) {
 		// No retry cures it, and the record's own news (an update, a
 		// cancellation) must not wait for it: decide without the journal.
@@ -533,28 +528,13 @@ func (p *Processor) note(ctx context.Context, d *decision, on bool, text string)
 	}
 	ctx, cancel := p.snowContext(ctx)
 	defer cancel()
-	var (
-		w   servicenow.JournalWrite
-		err error
-	)
-	for attempt := 0; attempt < 2; attempt++ {
-		var inst Instance
-		if inst, err = p.deps.ServiceNow.Connect(ctx, d.g); err != nil {
-			break
-		}
-		// The version fetched is the one the note's bump must pass.
-		err = p.call(ctx, d.g, func() error {
-			var err error
-			w, err = inst.WriteJournal(ctx, d.m.Table, d.m.SysID, servicenow.FieldWorkNotes, text, d.v.SysModCount)
-			return err
-		})
-		// A write that may have been stored is never sent again here,
-		// whatever refused the look in the journal.
-		if !isAuthFailure(err) || attempt > 0 || errors.Is(err, servicenow.ErrJournalUnconfirmed) {
-			break
-		}
-		p.deps.ServiceNow.Reset(d.g)
-	}
+	var w servicenow.JournalWrite
+	// The version fetched is the one the note's bump must pass.
+	err := p.withInstance(ctx, d.g, func(inst Instance) error {
+		var err error
+		w, err = inst.WriteJournal(ctx, d.m.Table, d.m.SysID, servicenow.FieldWorkNotes, text, d.v.SysModCount)
+		return err
+	})
 	if err != nil {
 		return "failed: " + err.Error()
 	}
@@ -577,25 +557,14 @@ func (p *Processor) fetch(ctx context.Context, g registry.Gateway, table, sysID 
 	var (
 		rec     servicenow.Record
 		latency time.Duration
-		err     error
 	)
-	for attempt := 0; attempt < 2; attempt++ {
-		var inst Instance
-		if inst, err = p.deps.ServiceNow.Connect(ctx, g); err != nil {
-			return nil, 0, err
-		}
-		err = p.call(ctx, g, func() error {
-			start := time.Now()
-			var err error
-			rec, err = inst.Get(ctx, table, sysID, fields...)
-			latency = time.Since(start)
-			return err
-		})
-		if !isAuthFailure(err) || attempt > 0 {
-			break
-		}
-		p.deps.ServiceNow.Reset(g)
-	}
+	err := p.withInstance(ctx, g, func(inst Instance) error {
+		start := time.Now()
+		var err error
+		rec, err = inst.Get(ctx, table, sysID, fields...)
+		latency = time.Since(start)
+		return err
+	})
 	return rec, latency, err
 }
 
@@ -617,11 +586,6 @@ func forbiddenReason(err error) string {
 		return strings.TrimPrefix(se.Error(), "servicenow: ")
 	}
 	return err.Error()
-}
-
-func isAuthFailure(err error) bool {
-	var se *servicenow.Error
-	return errors.As(err, &se) && se.Status == http.StatusUnauthorized
 }
 
 func jobTicket(v state.Version) queue.JobTicket {
@@ -653,8 +617,8 @@ func (p *Processor) permanent(ctx context.Context, o Outcome, reason string, cau
 
 // transient notes a failure before any claim and retries the message.
 func (p *Processor) transient(ctx context.Context, o Outcome, step string, cause error) Outcome {
-	o.Status, o.Reason, o.Retry, o.Err = StatusFailed, step+" failed, will retry", true, cause
-	if err := p.deps.Tickets.RecordFailure(ctx, o.Key, step+": "+cause.Error(), false, o.Source); err != nil {
+	o = retrying(o, step, cause)
+	if err := p.deps.Tickets.DeferFailure(ctx, o.Key, step+": "+cause.Error(), o.Source, retryAt(cause, p.cfg.Now())); err != nil {
 		o.Err = errors.Join(cause, err)
 	}
 	return o
@@ -663,12 +627,23 @@ func (p *Processor) transient(ctx context.Context, o Outcome, step string, cause
 // release gives a claimed version back after a transient failure and
 // retries the message; the ticket keeps what the attempt was based on.
 func (p *Processor) release(ctx context.Context, d *decision, step string, cause error) Outcome {
-	o := d.o
-	o.Status, o.Reason, o.Retry, o.Err = StatusFailed, step+" failed, will retry", true, cause
-	if err := p.deps.Tickets.Release(ctx, o.Key, d.token, step+": "+cause.Error(), state.PriorOf(d.prev)); err != nil {
+	o := retrying(d.o, step, cause)
+	if err := p.deps.Tickets.ReleaseUntil(ctx, o.Key, d.token, step+": "+cause.Error(), state.PriorOf(d.prev), retryAt(cause, p.cfg.Now())); err != nil {
 		// The claim then expires after its lease; the retry takes it over.
 		o.Err = errors.Join(cause, err)
 	}
+	return o
+}
+
+// retrying is the outcome of a message to retry after step failed with
+// cause: waiting when the gateway's budget held it back, failed otherwise.
+func retrying(o Outcome, step string, cause error) Outcome {
+	o.Retry, o.Err = true, cause
+	if servicenow.IsNotAdmitted(cause) {
+		o.Status, o.Reason = StatusWaiting, step+": "+cause.Error()
+		return o
+	}
+	o.Status, o.Reason = StatusFailed, step+" failed, will retry"
 	return o
 }
 

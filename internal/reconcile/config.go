@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/schema"
 )
 
@@ -23,7 +24,10 @@ type Env struct {
 	RegistryTable  string
 	StateTable     string
 	IntakeQueueURL string
-	Config         Config
+	// MaxPause caps the budget's pauses (connect.EnvMaxPause); 0: the
+	// default.
+	MaxPause time.Duration
+	Config   Config
 }
 
 // EnvFromGetenv reads the configuration once, at start; every problem is
@@ -73,6 +77,11 @@ func EnvFromGetenv(getenv func(string) string) (Env, error) {
 	duration(EnvGatewayTimeout, &e.Config.GatewayTimeout, time.Second, 15*time.Minute)
 	integer(EnvPageSize, &e.Config.PageSize, 1, 10000)
 	integer(EnvConcurrency, &e.Config.Concurrency, 1, 64)
+	maxPause, err := connect.MaxPauseFromEnv(getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	e.MaxPause = maxPause
 	if len(errs) > 0 {
 		return Env{}, fmt.Errorf("reconciler configuration: %w", errors.Join(errs...))
 	}

@@ -20,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/snowgate/snowgate/internal/awstest"
+	"github.com/snowgate/snowgate/internal/budget"
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/metrics"
 	"github.com/snowgate/snowgate/internal/pipeline"
 	"github.com/snowgate/snowgate/internal/provision"
@@ -164,7 +166,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		Gateways:   registry.New(e.ddb, e.res.RegistryTable),
 		Tickets:    e.tickets,
 		Dispatch:   queue.NewSender(e.sqs, e.res.DispatchQueueURL),
-		ServiceNow: pipeline.NewConnections(e.secrets, servicenow.WithMaxAttempts(2), servicenow.WithBackoff(5*time.Millisecond, 50*time.Millisecond)),
+		ServiceNow: pipeline.Connections{Pool: e.pool()},
 	}, pipeline.Config{Logger: slog.New(slog.DiscardHandler)})
 	return e
 }
@@ -187,6 +189,8 @@ func (e *env) addGateway(name, instance, groups string) string {
 	g, err := e.ops(e.clk.now()).CreateGateway(context.Background(), registration.GatewayInput{
 		Name: name, InstanceURL: instance, Auth: registry.AuthBasic, Username: snowUser, Password: snowPass,
 		AssignmentGroupFilter: groups, DedupWindowMinutes: -1, Active: true,
+		// Far above what a test sends: only the budget's tests meet it.
+		RateLimitPerHour: 1_000_000, MaxConcurrency: 32,
 	})
 	if err != nil {
 		e.t.Fatalf("create gateway: %v", err)
@@ -212,6 +216,18 @@ func (e *env) addWebhookTo(gatewayID, table string, created time.Time) string {
 	return issued.Webhook.ID
 }
 
+// pool builds the ServiceNow clients of the env's functions: quick
+// retries, every request budgeted on the env's state table.
+func (e *env) pool() *connect.Pool {
+	return connect.New(connect.Config{
+		Secrets: e.secrets,
+		// Real time: the budget refills as time passes, which the test clock
+		// does not.
+		Budget:  budget.New(e.ddb, e.res.StateTable, budget.Options{}),
+		Options: []servicenow.Option{servicenow.WithMaxAttempts(2), servicenow.WithBackoff(5*time.Millisecond, 50*time.Millisecond)},
+	})
+}
+
 // reconciler builds a reconciler over the env with cfg.
 func (e *env) reconciler(cfg reconcile.Config) *reconcile.Reconciler {
 	return reconcile.New(reconcile.Deps{
@@ -219,11 +235,10 @@ func (e *env) reconciler(cfg reconcile.Config) *reconcile.Reconciler {
 		Tickets:    e.tickets,
 		Watermarks: e.marks,
 		Intake:     queue.NewSender(e.sqs, e.res.IntakeQueueURL),
-		Connector: reconcile.NewConnector(e.secrets,
-			servicenow.WithMaxAttempts(2), servicenow.WithBackoff(5*time.Millisecond, 50*time.Millisecond)),
-		Metrics: metrics.New(&e.emf),
-		Logger:  slog.New(slog.NewJSONHandler(&e.logs, nil)),
-		Now:     e.clk.now,
+		Connector:  reconcile.Connections{Pool: e.pool()},
+		Metrics:    metrics.New(&e.emf),
+		Logger:     slog.New(slog.NewJSONHandler(&e.logs, nil)),
+		Now:        e.clk.now,
 	}, cfg)
 }
 

@@ -75,6 +75,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/metrics"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
@@ -256,6 +257,10 @@ const (
 	StoppedDeadline = "deadline"
 	// StoppedError: a call failed; Err says which.
 	StoppedError = "error"
+	// StoppedBudget: the gateway's ServiceNow budget held the pass back
+	// (the gateway paused, or its request rate spent for now); Err says
+	// why. Not a failure: the next run continues from the watermark.
+	StoppedBudget = "budget"
 )
 
 // Result is what one gateway × table pass did.
@@ -310,11 +315,12 @@ type Report struct {
 	Gateways int
 }
 
-// Failed counts the passes that ended on an error.
+// Failed counts the passes that ended on an error; a pass the budget held
+// back (StoppedBudget) is not one.
 func (r Report) Failed() int {
 	n := 0
 	for _, res := range r.Results {
-		if res.Err != nil {
+		if res.Err != nil && res.Stopped != StoppedBudget {
 			n++
 		}
 	}
@@ -409,6 +415,17 @@ func (r *Reconciler) Run(ctx context.Context, o Options) (Report, error) {
 	return rep, nil
 }
 
+// pausedIn returns the error of a pass held back because the gateway is
+// paused, nil if none was.
+func pausedIn(results []Result) error {
+	for _, res := range results {
+		if res.Stopped == StoppedBudget && connect.Paused(res.Err) {
+			return res.Err
+		}
+	}
+	return nil
+}
+
 func rotate[T any](s []T, n int) {
 	if len(s) > 1 {
 		n %= len(s)
@@ -468,7 +485,15 @@ func (r *Reconciler) gateway(ctx context.Context, log *slog.Logger, gw registry.
 		results = append(results, res)
 	}
 	watched := r.watch(ctx, log, gw, o.Table, sent, connect)
-	stuck := r.stuck(ctx, log, gw.ID, o.Table, sent)
+	var stuck Stuck
+	if paused := pausedIn(results); paused != nil {
+		// Re-enqueued now, the stuck tickets would only wait for the
+		// pause too, beside the messages already waiting for it.
+		stuck = Stuck{GatewayID: gw.ID, Held: "gateway paused"}
+		log.Info("stuck tickets not re-enqueued: gateway paused", slog.String("gateway_id", gw.ID), slog.String("reason", paused.Error()))
+	} else {
+		stuck = r.stuck(ctx, log, gw.ID, o.Table, sent)
+	}
 	if o.Table != "" && o.Table != registry.TableChangeRequest {
 		return results, nil, watched, stuck
 	}

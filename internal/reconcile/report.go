@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/snowgate/snowgate/internal/budget"
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/metrics"
 )
 
@@ -63,6 +65,9 @@ func (r *Reconciler) report(log *slog.Logger, res Result) {
 	level := slog.LevelInfo
 	if res.Err != nil {
 		level = slog.LevelError
+		if res.Stopped == StoppedBudget {
+			level = slog.LevelWarn
+		}
 		attrs = append(attrs, slog.String("error", res.Err.Error()))
 		if res.Permanent {
 			attrs = append(attrs, slog.Bool("permanent", true))
@@ -74,7 +79,7 @@ func (r *Reconciler) report(log *slog.Logger, res Result) {
 		return
 	}
 	errs := 0.0
-	if res.Err != nil {
+	if res.Err != nil && res.Stopped != StoppedBudget {
 		errs = 1
 	}
 	dims := map[string]string{"Gateway": res.GatewayID, "Table": res.Table}
@@ -128,6 +133,24 @@ func (r *Reconciler) logRun(log *slog.Logger, rep Report, d time.Duration) {
 		slog.Float64("max_lag_seconds", t.Lag.Seconds()),
 		slog.Int64("duration_ms", d.Milliseconds()),
 	)
+	if r.d.Metrics == nil {
+		return
+	}
+	// The gateways whose passes the budget held back, by why: every run
+	// writes both, zeros included, for the GatewayPaused alarm.
+	paused, deferred := 0.0, 0.0
+	for _, res := range rep.Results {
+		switch {
+		case res.Stopped != StoppedBudget:
+		case connect.Paused(res.Err):
+			paused++
+		default:
+			deferred++
+		}
+	}
+	r.put(map[string]string{"function": "reconciler"},
+		metrics.Metric{Name: budget.MetricPaused, Unit: metrics.Count, Values: []float64{paused}},
+		metrics.Metric{Name: budget.MetricDeferred, Unit: metrics.Count, Values: []float64{deferred}})
 }
 
 func (r *Reconciler) put(dims map[string]string, ms ...metrics.Metric) {

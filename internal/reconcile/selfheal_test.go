@@ -19,7 +19,6 @@ import (
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/reconcile"
 	"github.com/snowgate/snowgate/internal/registry"
-	"github.com/snowgate/snowgate/internal/servicenow"
 	"github.com/snowgate/snowgate/internal/state"
 )
 
@@ -37,7 +36,7 @@ func (e *env) processorWith(d pipeline.Dispatcher) *pipeline.Processor {
 		Gateways:   registry.New(e.ddb, e.res.RegistryTable),
 		Tickets:    e.tickets,
 		Dispatch:   d,
-		ServiceNow: pipeline.NewConnections(e.secrets, servicenow.WithMaxAttempts(2), servicenow.WithBackoff(5*time.Millisecond, 50*time.Millisecond)),
+		ServiceNow: pipeline.Connections{Pool: e.pool()},
 	}, pipeline.Config{Logger: slog.New(slog.DiscardHandler)})
 }
 

@@ -20,7 +20,10 @@ type Stuck struct {
 	// the intake queue; Skipped were queued already (by an earlier run
 	// whose marker still holds, or by this run).
 	Found, Enqueued, Skipped int
-	Err                      error
+	// Held says why the pass did not run (the gateway paused); empty
+	// when it ran.
+	Held string
+	Err  error
 }
 
 // stuck re-enqueues the gateway's tickets whose decision is pending past

@@ -117,6 +117,8 @@ func (r *Reconciler) table(ctx context.Context, q Querier, gw registry.Gateway, 
 			continue
 		case errors.Is(err, errDeadline):
 			p.res.Stopped = StoppedDeadline
+		case servicenow.IsNotAdmitted(err):
+			p.res.Stopped, p.res.Err = StoppedBudget, err
 		default:
 			p.res.Stopped, p.res.Err = StoppedError, err
 			p.res.Permanent = errors.Is(err, servicenow.ErrForbidden)

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/schema"
 )
 
 // GatewayInput is a gateway to create. Password and ClientSecret are the
@@ -106,7 +107,7 @@ func (s *Service) CreateGateway(ctx context.Context, in GatewayInput) (registry.
 			return registry.Gateway{}, err
 		}
 	}
-	arn, err := s.sec.Create(ctx, GatewaySecretName(s.prefix, id), string(doc), "snowgate ServiceNow credentials of gateway "+id)
+	arn, err := s.sec.Create(ctx, schema.GatewaySecretName(s.prefix, id), string(doc), "snowgate ServiceNow credentials of gateway "+id)
 	if err != nil {
 		return registry.Gateway{}, err
 	}
@@ -150,7 +151,13 @@ func (s *Service) CheckGatewayUpdate(ctx context.Context, id string, c GatewayCh
 
 // UpdateGateway applies the changes to a gateway. Changed credentials are
 // written to the gateway's secret first; when the table write then fails,
-// the previous secret value is put back. Changing Active rewrites the path
+// the previous secret value is put back. A gateway whose secret is named
+// for it under another prefix (made before the stack's own prefix, see
+// schema.SecretPrefix) has its credentials moved by any update: a new
+// secret under the current prefix, pointed at in the same table write
+// (discarded when that fails), then the old one deleted with its recovery
+// window (a *LeftoverSecretsError, with the updated gateway, when that
+// fails). Changing Active rewrites the path
 // items of all the gateway's webhooks in the same transaction, so ingest
 // stops (or resumes) accepting their calls at once. It returns the gateway
 // as stored and as it was before.
@@ -207,10 +214,23 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 			}
 		}
 	}
+	move := s.moves(cur)
 	if c.credentialsChange() {
 		if newSecret, err = encodeCredentials(creds); err != nil {
 			return registry.Gateway{}, registry.Gateway{}, err
 		}
+	} else if move {
+		if newSecret, _, err = s.readCredentials(ctx, cur); err != nil {
+			return registry.Gateway{}, registry.Gateway{}, err
+		}
+	}
+	var moved string
+	switch {
+	case move:
+		if moved, err = s.sec.Create(ctx, schema.GatewaySecretName(s.prefix, id), newSecret, "snowgate ServiceNow credentials of gateway "+id); err != nil {
+			return registry.Gateway{}, registry.Gateway{}, err
+		}
+	case c.credentialsChange():
 		if restore, err = s.putCredentials(ctx, cur, oldSecret, newSecret); err != nil {
 			return registry.Gateway{}, registry.Gateway{}, err
 		}
@@ -249,18 +269,36 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 		set(&g.DedupNoteOff, c.DedupNoteOff)
 		set(&g.RateLimitPerHour, c.RateLimitPerHour)
 		set(&g.MaxConcurrency, c.MaxConcurrency)
-		if restore != nil {
+		if c.credentialsChange() {
 			g.Auth, g.Username, g.ClientID = plan.auth, plan.username, plan.clientID
+		}
+		if moved != "" {
+			if g.CredentialsSecretARN != cur.CredentialsSecretARN {
+				return fmt.Errorf("gateway %s changed its credentials secret meanwhile", id)
+			}
+			g.CredentialsSecretARN = moved
 		}
 		return nil
 	})
 	if err != nil {
-		if restore != nil {
+		switch {
+		case moved != "":
+			err = s.undoCreate(ctx, err, moved)
+		case restore != nil:
 			err = errors.Join(err, restore())
 		}
 		return registry.Gateway{}, registry.Gateway{}, err
 	}
+	if moved != "" {
+		return g, cur, s.deleteSecrets(ctx, "gateway "+id+" updated, its credentials moved to "+moved, []string{cur.CredentialsSecretARN})
+	}
 	return g, cur, nil
+}
+
+// moves reports whether an update moves the gateway's credentials: its
+// secret is the one named for it, under another prefix than the current.
+func (s *Service) moves(g registry.Gateway) bool {
+	return ownSecret(g.CredentialsSecretARN, g.ID) && secretName(g.CredentialsSecretARN) != schema.GatewaySecretName(s.prefix, g.ID)
 }
 
 // SetGatewayActive activates or deactivates a gateway, with the path items
@@ -325,7 +363,7 @@ func plannedCredentials(cur registry.Gateway, c GatewayChanges) (credentialPlan,
 func (s *Service) plannedSecret(ctx context.Context, cur registry.Gateway, c GatewayChanges, p credentialPlan) (old string, creds registry.Credentials, err error) {
 	if !ownSecret(cur.CredentialsSecretARN, cur.ID) {
 		return "", registry.Credentials{}, fmt.Errorf("gateway %s points at credentials secret %q, which is not the one named for it (%s): not changing it",
-			cur.ID, cur.CredentialsSecretARN, GatewaySecretName("<prefix>", cur.ID))
+			cur.ID, cur.CredentialsSecretARN, schema.GatewaySecretName("<prefix>", cur.ID))
 	}
 	old, creds, err = s.readCredentials(ctx, cur)
 	if err != nil {
@@ -407,6 +445,11 @@ func deref(p *string) string {
 // ownSecret reports whether arn is the secret made for gateway id: its name
 // is <prefix>gateways/<id>, whatever the prefix was when it was made.
 func ownSecret(arn, id string) bool {
+	return id != "" && strings.HasSuffix(secretName(arn), schema.GatewaySecretName("", id))
+}
+
+// secretName is the name of the secret an ARN names.
+func secretName(arn string) string {
 	name := arn
 	if i := strings.LastIndex(arn, ":secret:"); i >= 0 {
 		name = arn[i+len(":secret:"):]
@@ -415,7 +458,7 @@ func ownSecret(arn, id string) bool {
 			name = name[:j]
 		}
 	}
-	return id != "" && strings.HasSuffix(name, GatewaySecretName("", id))
+	return name
 }
 
 // DeleteGateway deletes a gateway, then its credentials secret. While

@@ -10,12 +10,22 @@
 //
 //	create gateway    secret created, table write fails   → secret deleted
 //	update gateway    secret replaced, table write fails  → previous secret put back
+//	                  (a secret under an older prefix is moved instead: a new
+//	                  secret under the current one, table write fails → new
+//	                  secret discarded; else the old one deleted after it)
 //	create webhook    HMAC key created, table write fails → key deleted
 //	rotate secret     new HMAC key created, table write fails → new key deleted
 //	delete gateway    table first (with force its webhooks and paths in the
 //	                  same transaction), then the credentials secret and the
 //	                  webhooks' HMAC keys
 //	delete webhook    table first, then its HMAC keys
+//
+// A secret undone after a failed create is removed at once; a secret of a
+// deleted gateway or webhook, or a key dropped after its grace, is deleted
+// with a recovery window of secrets.RecoveryWindowDays days, so it can be
+// restored. Names are never reused (they are made of fresh ids, see
+// schema.GatewaySecretName), so a secret pending deletion never stands in
+// the way of a new gateway or webhook.
 //
 // Secrets are deleted only after the table no longer points at them, so a
 // failure never leaves a registered gateway or webhook without its secret;
@@ -77,7 +87,10 @@ type Secrets interface {
 	Create(ctx context.Context, name, value, description string) (arn string, err error)
 	Get(ctx context.Context, arn string) (string, error)
 	Put(ctx context.Context, arn, value string) error
+	// Delete schedules a secret's deletion with a recovery window;
+	// Discard removes one at once (a secret an aborted create left).
 	Delete(ctx context.Context, arn string) error
+	Discard(ctx context.Context, arn string) error
 }
 
 var (
@@ -158,8 +171,10 @@ type Service struct {
 type Option func(*Service)
 
 // WithSecretPrefix sets the prefix of the secrets' names (default
-// schema.DefaultSecretPrefix): a gateway's credentials are
-// <prefix>gateways/<id>, a webhook's HMAC keys <prefix>webhooks/<id>….
+// schema.SecretPrefix(schema.DefaultStackName)): a gateway's credentials are
+// <prefix>gateways/<id>, a webhook's HMAC keys <prefix>webhooks/<id>…
+// (schema.GatewaySecretName, schema.WebhookKeyName). The stack grants each
+// function one of the two kinds under its own prefix only.
 func WithSecretPrefix(p string) Option { return func(s *Service) { s.prefix = p } }
 
 // WithClock sets the clock that secret grace periods are counted from. Give
@@ -168,22 +183,17 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 
 // New returns a Service over the registry and the secrets store.
 func New(reg Registry, sec Secrets, opts ...Option) *Service {
-	s := &Service{reg: reg, sec: sec, prefix: schema.DefaultSecretPrefix, now: time.Now}
+	s := &Service{reg: reg, sec: sec, prefix: schema.SecretPrefix(schema.DefaultStackName), now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
 	return s
 }
 
-// GatewaySecretName is the name of a gateway's credentials secret.
-func GatewaySecretName(prefix, gatewayID string) string { return prefix + "gateways/" + gatewayID }
-
-// WebhookKeyName is the name of a webhook's first HMAC key secret; keys made
-// by a rotation get a suffix, since keys in grace keep theirs.
-func WebhookKeyName(prefix, webhookID string) string { return prefix + "webhooks/" + webhookID }
-
-// deleteSecrets deletes secrets the registry no longer references. done says
-// what succeeded, for the error.
+// deleteSecrets deletes secrets the registry no longer references, with
+// Secrets Manager's recovery window (secrets.RecoveryWindowDays): a gateway
+// or webhook deleted by mistake can have its secrets restored and its item
+// written back. done says what succeeded, for the error.
 func (s *Service) deleteSecrets(ctx context.Context, done string, arns []string) error {
 	ctx = context.WithoutCancel(ctx)
 	var left []string
@@ -203,10 +213,11 @@ func (s *Service) deleteSecrets(ctx context.Context, done string, arns []string)
 	return &LeftoverSecretsError{Done: done, ARNs: left, Err: errors.Join(errs...)}
 }
 
-// undoCreate deletes a secret created for a write that then failed and
-// joins what went wrong to err.
+// undoCreate discards a secret created for a write that then failed (at
+// once: nothing ever pointed at it, there is nothing to recover) and joins
+// what went wrong to err.
 func (s *Service) undoCreate(ctx context.Context, err error, arn string) error {
-	if derr := s.sec.Delete(context.WithoutCancel(ctx), arn); derr != nil {
+	if derr := s.sec.Discard(context.WithoutCancel(ctx), arn); derr != nil {
 		return errors.Join(err, fmt.Errorf("also failed to delete the secret created for it, delete %s by hand: %w", arn, derr))
 	}
 	return err

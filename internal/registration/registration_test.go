@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/snowgate/snowgate/internal/awstest"
@@ -44,9 +45,14 @@ type failingRegistry struct {
 	// beforeCreateWebhook runs before the real CreateWebhook (a concurrent
 	// change between choosing the gateway and writing).
 	beforeCreateWebhook func()
+	// onCreateGateway sees the gateway about to be written.
+	onCreateGateway func(registry.Gateway)
 }
 
 func (f *failingRegistry) CreateGateway(ctx context.Context, g registry.Gateway) (registry.Gateway, error) {
+	if f.onCreateGateway != nil {
+		f.onCreateGateway(g)
+	}
 	if f.createGateway != nil {
 		return registry.Gateway{}, f.createGateway
 	}
@@ -77,8 +83,8 @@ func (f *failingRegistry) UpdateWebhook(ctx context.Context, id string, change f
 	return f.Store.UpdateWebhook(ctx, id, change)
 }
 
-// failingSecrets is the real secrets store with deletes, or puts from the
-// nth on, made to fail.
+// failingSecrets is the real secrets store with deletes (both kinds), or
+// puts from the nth on, made to fail.
 type failingSecrets struct {
 	*secrets.Store
 	delete    error
@@ -93,6 +99,13 @@ func (f *failingSecrets) Delete(ctx context.Context, arn string) error {
 		return f.delete
 	}
 	return f.Store.Delete(ctx, arn)
+}
+
+func (f *failingSecrets) Discard(ctx context.Context, arn string) error {
+	if f.delete != nil {
+		return f.delete
+	}
+	return f.Store.Discard(ctx, arn)
 }
 
 func (f *failingSecrets) Put(ctx context.Context, arn, value string) error {
@@ -133,18 +146,24 @@ func newFixture(t *testing.T) *fixture {
 	f.sec = &failingSecrets{Store: secrets.New(f.sm)}
 	f.svc = registration.New(f.reg, f.sec, registration.WithSecretPrefix(f.prefix), registration.WithClock(f.clock.Now))
 	t.Cleanup(func() {
-		for _, name := range f.secretNames() {
+		for _, name := range f.listSecrets(true) {
 			_, _ = f.sm.DeleteSecret(context.Background(), &secretsmanager.DeleteSecretInput{SecretId: aws.String(name), ForceDeleteWithoutRecovery: aws.Bool(true)})
 		}
 	})
 	return f
 }
 
-// secretNames lists this test's secrets, sorted.
+// secretNames lists this test's secrets, sorted, leaving out those
+// scheduled for deletion.
 func (f *fixture) secretNames() []string {
 	f.t.Helper()
+	return f.listSecrets(false)
+}
+
+func (f *fixture) listSecrets(pending bool) []string {
+	f.t.Helper()
 	var names []string
-	p := secretsmanager.NewListSecretsPaginator(f.sm, &secretsmanager.ListSecretsInput{})
+	p := secretsmanager.NewListSecretsPaginator(f.sm, &secretsmanager.ListSecretsInput{IncludePlannedDeletion: aws.Bool(pending)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(context.Background())
 		if err != nil {
@@ -158,6 +177,24 @@ func (f *fixture) secretNames() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// secretState is what Secrets Manager holds of a secret: "live",
+// "pending deletion" (deleted with a recovery window, restorable) or
+// "gone".
+func (f *fixture) secretState(arn string) string {
+	f.t.Helper()
+	out, err := f.sm.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: aws.String(arn)})
+	var nf *smtypes.ResourceNotFoundException
+	switch {
+	case errors.As(err, &nf):
+		return "gone"
+	case err != nil:
+		f.t.Fatalf("describe secret %s: %v", arn, err)
+	case out.DeletedDate != nil:
+		return "pending deletion"
+	}
+	return "live"
 }
 
 // secret reads a secret from Secrets Manager itself, past any cache.
@@ -284,6 +321,138 @@ func TestCreateGatewayTableWriteFails(t *testing.T) {
 	}
 	if diff := cmp.Diff(state{}, f.state()); diff != "" {
 		t.Errorf("after a failed table write (-want +got):\n%s", diff)
+	}
+}
+
+// The secret of an aborted create is removed at once; the secrets of a
+// deleted gateway and its webhooks stay restorable for the recovery window;
+// and a gateway created again meanwhile (same name, same instance) gets a
+// secret of its own, its name free of the one pending deletion.
+func TestSecretDeletionAndRecreate(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	var created []string
+	f.reg.createGateway = errInjected
+	f.reg.onCreateGateway = func(g registry.Gateway) { created = append(created, g.CredentialsSecretARN) }
+	if _, err := f.svc.CreateGateway(ctx, basicInput("prod")); !errors.Is(err, errInjected) {
+		t.Fatalf("CreateGateway = %v, want the table write's error", err)
+	}
+	f.reg.createGateway, f.reg.onCreateGateway = nil, nil
+	if len(created) != 1 {
+		t.Fatalf("saw %d attempted gateway writes, want 1", len(created))
+	}
+	if got := f.secretState(created[0]); got != "gone" {
+		t.Errorf("secret of the aborted create is %s, want gone (no recovery window)", got)
+	}
+
+	g := f.gateway("prod")
+	w := f.webhook(g.ID, registry.SigningHMAC)
+	key := w.Webhook.SigningKeys[0].SecretARN
+	if _, err := f.svc.DeleteGateway(ctx, g.ID, true); err != nil {
+		t.Fatalf("DeleteGateway: %v", err)
+	}
+	for what, arn := range map[string]string{"credentials": g.CredentialsSecretARN, "signing key": key} {
+		if got := f.secretState(arn); got != "pending deletion" {
+			t.Errorf("%s secret of the deleted gateway is %s, want pending deletion", what, got)
+		}
+	}
+
+	again, err := f.svc.CreateGateway(ctx, basicInput("prod"))
+	if err != nil {
+		t.Fatalf("CreateGateway again while the first one's secret is pending deletion: %v", err)
+	}
+	if again.CredentialsSecretARN == g.CredentialsSecretARN {
+		t.Errorf("the new gateway reuses the deleted one's secret %s", g.CredentialsSecretARN)
+	}
+	if c := f.credentials(again.CredentialsSecretARN); c.Password != basicInput("prod").Password {
+		t.Errorf("new gateway's credentials = %+v", c)
+	}
+	if diff := cmp.Diff([]string{f.prefix + "gateways/" + again.ID}, f.secretNames()); diff != "" {
+		t.Errorf("live secrets (-want +got):\n%s", diff)
+	}
+	if got := f.secretState(g.CredentialsSecretARN); got != "pending deletion" {
+		t.Errorf("the first gateway's secret is %s after the re-create, want still pending deletion", got)
+	}
+
+	// A deleted webhook's keys, and a key dropped by a rotation without
+	// grace, are restorable too.
+	w2 := f.webhook(again.ID, registry.SigningHMAC)
+	first := w2.Webhook.SigningKeys[0].SecretARN
+	rotated, err := f.svc.RotateSecret(ctx, w2.Webhook.ID, 0)
+	if err != nil {
+		t.Fatalf("RotateSecret: %v", err)
+	}
+	if got := f.secretState(first); got != "pending deletion" {
+		t.Errorf("key dropped by the rotation is %s, want pending deletion", got)
+	}
+	if _, err := f.svc.DeleteWebhook(ctx, w2.Webhook.ID); err != nil {
+		t.Fatalf("DeleteWebhook: %v", err)
+	}
+	if got := f.secretState(rotated.Webhook.SigningKeys[0].SecretARN); got != "pending deletion" {
+		t.Errorf("key of the deleted webhook is %s, want pending deletion", got)
+	}
+}
+
+// A gateway whose credentials secret is under another prefix (made before
+// the stack's own) has it moved by any update: the same credentials, or the
+// changed ones, in a new secret named for it under the current prefix; the
+// old one pending deletion. A failed table write leaves everything as it
+// was, the new secret discarded.
+func TestUpdateGatewayMovesSecretToThePrefix(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		changes func() registration.GatewayChanges
+		want    string // the password afterwards
+	}{
+		{"any update", func() registration.GatewayChanges { d := "moved"; return registration.GatewayChanges{Description: &d} }, "pa55word"},
+		{"new password", func() registration.GatewayChanges { p := "n3w-pa55"; return registration.GatewayChanges{Password: &p} }, "n3w-pa55"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			legacy := registration.New(f.reg, f.sec, registration.WithSecretPrefix(f.prefix+"old/"), registration.WithClock(f.clock.Now))
+			g, err := legacy.CreateGateway(ctx, basicInput("prod"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := g.CredentialsSecretARN
+			if !strings.Contains(old, f.prefix+"old/gateways/"+g.ID) {
+				t.Fatalf("legacy secret %s", old)
+			}
+
+			f.reg.updateGateway = errInjected
+			before := f.state()
+			if _, _, err := f.svc.UpdateGateway(ctx, g.ID, tc.changes()); !errors.Is(err, errInjected) {
+				t.Fatalf("UpdateGateway = %v, want the table write's error", err)
+			}
+			if diff := cmp.Diff(before, f.state()); diff != "" {
+				t.Errorf("after a failed move (-before +after):\n%s", diff)
+			}
+			f.reg.updateGateway = nil
+
+			got, _, err := f.svc.UpdateGateway(ctx, g.ID, tc.changes())
+			if err != nil {
+				t.Fatalf("UpdateGateway: %v", err)
+			}
+			if want := f.prefix + "gateways/" + g.ID; !strings.Contains(got.CredentialsSecretARN, want) {
+				t.Errorf("credentials secret %s, want %s", got.CredentialsSecretARN, want)
+			}
+			if c := f.credentials(got.CredentialsSecretARN); c.Password != tc.want || c.Username != "svc" {
+				t.Errorf("moved credentials = %+v, want svc / %s", c, tc.want)
+			}
+			if st := f.secretState(old); st != "pending deletion" {
+				t.Errorf("old secret is %s, want pending deletion", st)
+			}
+			if diff := cmp.Diff([]string{f.prefix + "gateways/" + g.ID}, f.secretNames()); diff != "" {
+				t.Errorf("live secrets (-want +got):\n%s", diff)
+			}
+			// Moved once: the next update writes the new secret in place.
+			p := "th1rd"
+			again, _, err := f.svc.UpdateGateway(ctx, g.ID, registration.GatewayChanges{Password: &p})
+			if err != nil || again.CredentialsSecretARN != got.CredentialsSecretARN || f.credentials(got.CredentialsSecretARN).Password != p {
+				t.Errorf("second update = %s, %v; want the password put in %s", again.CredentialsSecretARN, err, got.CredentialsSecretARN)
+			}
+		})
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/schema"
 	"github.com/snowgate/snowgate/internal/webhook"
 )
 
@@ -118,7 +119,7 @@ func (s *Service) CreateWebhook(ctx context.Context, in WebhookInput) (IssuedSec
 	var secret, keyARN string
 	if w.Signing == registry.SigningHMAC {
 		secret = webhook.NewSigningKey()
-		keyARN, err = s.sec.Create(ctx, WebhookKeyName(s.prefix, w.ID), secret, "snowgate HMAC signing key of webhook "+w.ID)
+		keyARN, err = s.sec.Create(ctx, schema.WebhookKeyName(s.prefix, w.ID), secret, "snowgate HMAC signing key of webhook "+w.ID)
 		if err != nil {
 			return IssuedSecret{}, err
 		}
@@ -191,7 +192,7 @@ func (s *Service) RotateSecret(ctx context.Context, id string, grace time.Durati
 	var secret, hash, keyARN string
 	if cur.Signing == registry.SigningHMAC {
 		secret = webhook.NewSigningKey()
-		name := WebhookKeyName(s.prefix, cur.ID) + "/" + newPath()[:8]
+		name := schema.WebhookKeyName(s.prefix, cur.ID) + "/" + newPath()[:8]
 		if keyARN, err = s.sec.Create(ctx, name, secret, "snowgate HMAC signing key of webhook "+cur.ID); err != nil {
 			return IssuedSecret{}, err
 		}

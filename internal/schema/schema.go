@@ -101,6 +101,11 @@ var State = Table{
 	TTLAttribute: AttrExpiresAt,
 }
 
+// ReplayKeyPrefix starts the partition key of the replay markers ingest
+// writes in the state table (package ingest/replay); ingest's role may
+// write those keys and no other.
+const ReplayKeyPrefix = "REPLAY#"
+
 // Tables lists every table.
 var Tables = []Table{Registry, State}
 

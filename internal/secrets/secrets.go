@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 )
 
-// ErrNotFound is returned when a secret does not exist (or was deleted).
+// ErrNotFound is returned when a secret does not exist, or is scheduled
+// for deletion.
 var ErrNotFound = errors.New("secret not found")
 
 // Store reads and writes secrets, caching reads for TTL. Concurrent reads of
@@ -128,12 +130,35 @@ func (s *Store) Forget(arn string) {
 	s.mu.Unlock()
 }
 
-// Delete removes a secret at once (no recovery window).
+// RecoveryWindowDays is how long a deleted secret can still be restored
+// (aws secretsmanager restore-secret) before Secrets Manager removes it.
+const RecoveryWindowDays = 7
+
+// Delete schedules a secret's deletion after RecoveryWindowDays: a gateway
+// or webhook deleted by mistake can have its secret restored meanwhile.
+// A secret that does not exist, or is already scheduled for deletion, is no
+// error. A secret pending deletion keeps its name until it is gone, so a
+// name must never be used twice: the names snowgate gives are made of
+// fresh ids (schema.GatewaySecretName, schema.WebhookKeyName).
 func (s *Store) Delete(ctx context.Context, arn string) error {
-	_, err := s.sm.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{
+	return s.delete(ctx, arn, &secretsmanager.DeleteSecretInput{
+		SecretId:             aws.String(arn),
+		RecoveryWindowInDays: aws.Int64(RecoveryWindowDays),
+	})
+}
+
+// Discard removes a secret at once, without a recovery window: only for a
+// secret just created for an operation that then failed, which nothing ever
+// pointed at.
+func (s *Store) Discard(ctx context.Context, arn string) error {
+	return s.delete(ctx, arn, &secretsmanager.DeleteSecretInput{
 		SecretId:                   aws.String(arn),
 		ForceDeleteWithoutRecovery: aws.Bool(true),
 	})
+}
+
+func (s *Store) delete(ctx context.Context, arn string, in *secretsmanager.DeleteSecretInput) error {
+	_, err := s.sm.DeleteSecret(ctx, in)
 	s.Forget(arn)
 	if err != nil {
 		err = wrapNotFound(err)
@@ -145,10 +170,18 @@ func (s *Store) Delete(ctx context.Context, arn string) error {
 	return nil
 }
 
+// wrapNotFound makes ErrNotFound of a secret that does not exist and of one
+// scheduled for deletion: Secrets Manager answers the second with an
+// InvalidRequestException whose message says so (worded differently by
+// AWS, moto and kumo, each mentioning the deletion).
 func wrapNotFound(err error) error {
 	var nf *smtypes.ResourceNotFoundException
 	if errors.As(err, &nf) {
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	var ir *smtypes.InvalidRequestException
+	if errors.As(err, &ir) && strings.Contains(strings.ToLower(ir.ErrorMessage()), "delet") {
+		return fmt.Errorf("%w (scheduled for deletion): %w", ErrNotFound, err)
 	}
 	return err
 }

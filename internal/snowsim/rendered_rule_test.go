@@ -1,8 +1,11 @@
 package snowsim_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
 	"maps"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -48,7 +51,7 @@ func TestRenderedBusinessRule(t *testing.T) {
 			rule, err := businessrule.Render(businessrule.Params{
 				WebhookID: "whk_00000000-0000-4000-8000-000000000001", WebhookName: "incidents",
 				Table: "incident", URL: rc.URL + "/api/webhooks/ingest/0123456789abcdef01234567",
-				Signing: tc.signing, Secret: tc.secret, Condition: gw.ScopeQuery(),
+				Signing: tc.signing, Secret: tc.secret, Condition: gw.ScopeQuery(), Instance: "acme",
 			})
 			if err != nil {
 				t.Fatalf("Render: %v", err)
@@ -60,7 +63,7 @@ func TestRenderedBusinessRule(t *testing.T) {
 			if tc.scope != "" {
 				scope = tc.scope
 			}
-			sim, srv := start(t)
+			sim, srv := start(t, snowsim.WithProperty(snowsim.PropInstanceName, "acme"))
 			err = sim.AddBusinessRule(snowsim.Rule{Name: rule.Name, Table: rule.Table, Condition: rule.Condition,
 				Script: rule.Script, Insert: rule.Insert, Update: rule.Update, Scope: scope})
 			if err != nil {
@@ -106,9 +109,61 @@ func TestRenderedBusinessRule(t *testing.T) {
 				t.Fatalf("body %q: %v", got[0].Body, err)
 			}
 			want := map[string]any{"sys_id": created["sys_id"], "table": "incident", "number": created["number"],
-				"sys_mod_count": float64(0), "operation": "insert"}
+				"sys_mod_count": float64(0), "operation": "insert", "instance_name": "acme"}
 			if diff := cmp.Diff(want, body); diff != "" {
 				t.Errorf("webhook body (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestRenderedRuleOnAClone: the rule printed for one instance, run on an
+// instance of another name (the simulator's own, as a clone has its own),
+// posts nothing and logs a warning instead of failing; printed without an
+// instance name it posts the name it runs on.
+func TestRenderedRuleOnAClone(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		printed  string
+		wantSent int
+	}{
+		{"printed for another instance", "acme", 0},
+		{"printed without a name", "", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := newReceiver(t, nil)
+			rule, err := businessrule.Render(businessrule.Params{
+				WebhookID: "whk_00000000-0000-4000-8000-000000000003", Table: "incident",
+				URL:     rc.URL + "/api/webhooks/ingest/0123456789abcdef01234567",
+				Signing: registry.SigningSecret, Secret: "s3cret-static-value", Instance: tc.printed,
+			})
+			if err != nil {
+				t.Fatalf("Render: %v", err)
+			}
+			var logs bytes.Buffer
+			sim, srv := start(t, snowsim.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+			if err := sim.AddBusinessRule(snowsim.Rule{Name: rule.Name, Table: rule.Table, Condition: rule.Condition,
+				Script: rule.Script, Insert: rule.Insert, Update: rule.Update, Scope: rule.Application}); err != nil {
+				t.Fatalf("AddBusinessRule(rendered): %v", err)
+			}
+			call(t, "POST", srv.URL+"/api/now/table/incident", map[string]any{"short_description": "on the clone"})
+			waitOutbound(t, sim)
+			got := rc.requests()
+			if len(got) != tc.wantSent || sim.Stats().RuleErrors != 0 {
+				t.Fatalf("receiver got %d webhooks (%d rule errors), want %d and none", len(got), sim.Stats().RuleErrors, tc.wantSent)
+			}
+			if tc.wantSent == 0 {
+				if !strings.Contains(logs.String(), `"level":"WARN"`) || !strings.Contains(logs.String(), "this instance is "+snowsim.DefaultInstanceName) {
+					t.Errorf("simulator log %q has no warning naming this instance", logs.String())
+				}
+				return
+			}
+			var body map[string]any
+			if err := json.Unmarshal([]byte(got[0].Body), &body); err != nil {
+				t.Fatal(err)
+			}
+			if body["instance_name"] != snowsim.DefaultInstanceName {
+				t.Errorf("instance_name = %v, want %q", body["instance_name"], snowsim.DefaultInstanceName)
 			}
 		})
 	}

@@ -185,7 +185,7 @@ func New(opts ...Option) *Sim {
 		scriptTimeout: DefaultScriptTimeout,
 		tables:        newTables(),
 		auth:          newAuthState(),
-		properties:    map[string]string{},
+		properties:    map[string]string{PropInstanceName: DefaultInstanceName},
 		denyRead:      map[string]bool{},
 		userTZ:        map[string]string{},
 		userRoles:     map[string][]string{},
@@ -228,6 +228,16 @@ func (s *Sim) canRead(user, table string) bool {
 	defer s.aclMu.RUnlock()
 	return !s.denyRead[user+"/"+table]
 }
+
+// PropInstanceName is the system property holding the instance's name, the
+// first label of its host name on ServiceNow's cloud (acme for
+// acme.service-now.com); a clone keeps its own. The printed Business Rule
+// compares it with the name it was printed for.
+const PropInstanceName = "instance_name"
+
+// DefaultInstanceName is the simulator's instance_name unless WithProperty
+// or SetProperty sets another: every instance has one.
+const DefaultInstanceName = "snowsim"
 
 // PropInvalidQueryNoRows is the system property that makes an encoded query
 // with an invalid term return no rows; by default (unset or false) the

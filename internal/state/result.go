@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/google/uuid"
 
 	"github.com/snowgate/snowgate/internal/schema"
 )
@@ -95,6 +96,24 @@ type ResultProgress struct {
 	Steps []string `dynamodbav:"steps,stringset,omitempty"`
 	// Resumed: the result was started before (by an earlier delivery).
 	Resumed bool `dynamodbav:"-"`
+	// Lease is this delivery's hold on the result (see StartResult), to
+	// give back with ReleaseResult.
+	Lease string `dynamodbav:"lease_token,omitempty"`
+}
+
+// ResultLease is how long a delivery holds a result it applies: longer
+// than a writer invocation (30 s), so a live one never loses it, short
+// enough that the result of a crashed one is taken over within a minute.
+const ResultLease = time.Minute
+
+// ResultBusyError says another delivery of the same result is applying it
+// now (SQS delivers a message twice now and then, and an engine may post a
+// result twice): writing it too could add its journal entries twice. Retry
+// once Until has passed; by then it is usually recorded applied.
+type ResultBusyError struct{ Until time.Time }
+
+func (e *ResultBusyError) Error() string {
+	return "result being applied by another delivery until " + e.Until.UTC().Format(time.RFC3339)
 }
 
 // Done reports whether a step is recorded done.
@@ -103,17 +122,21 @@ func (p ResultProgress) Done(step string) bool { return slices.Contains(p.Steps,
 func resultPK(jobID, resultID string) string { return resultPrefix + jobID + "#" + resultID }
 
 // StartResult records that a result is being applied and returns its
-// progress: new, or the one an earlier delivery left.
+// progress: new, or the one an earlier delivery left, with a lease on it
+// for ResultLease. A delivery that finds the lease held by another gets a
+// *ResultBusyError and writes nothing.
 func (s *Store) StartResult(ctx context.Context, jobID, resultID string) (ResultProgress, error) {
 	now := s.now().UTC()
 	pk := resultPK(jobID, resultID)
-	p := ResultProgress{JobID: jobID, ResultID: resultID, StartedAt: now}
+	lease := uuid.NewString()
+	p := ResultProgress{JobID: jobID, ResultID: resultID, StartedAt: now, Lease: lease}
 	item, err := attributevalue.MarshalMap(p)
 	if err != nil {
 		return ResultProgress{}, fmt.Errorf("encode %s: %w", pk, err)
 	}
 	item[schema.AttrPK] = str(pk)
 	item[schema.AttrExpiresAt] = num64(now.Add(resultProgressTT).Unix())
+	item[attrLeaseUntil] = num64(now.Add(ResultLease).UnixMilli())
 	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                aws.String(s.table),
 		Item:                     item,
@@ -127,17 +150,67 @@ func (s *Store) StartResult(ctx context.Context, jobID, resultID string) (Result
 	if !errors.As(err, &cf) {
 		return ResultProgress{}, fmt.Errorf("start %s: %w", pk, err)
 	}
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: pkKey(pk), ConsistentRead: aws.Bool(true)})
+	// Started before: take it over unless another delivery holds it.
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(s.table),
+		Key:                      pkKey(pk),
+		UpdateExpression:         aws.String("SET #tok = :tok, #until = :until"),
+		ConditionExpression:      aws.String("attribute_exists(#pk) AND (attribute_not_exists(#until) OR #until <= :now)"),
+		ExpressionAttributeNames: map[string]string{"#pk": schema.AttrPK, "#tok": attrLeaseToken, "#until": attrLeaseUntil},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+			":tok": str(lease), ":until": num64(now.Add(ResultLease).UnixMilli()), ":now": num64(now.UnixMilli()),
+		},
+		ReturnValues:                        ddbtypes.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: ddbtypes.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if errors.As(err, &cf) {
+		until := now.Add(ResultLease)
+		if v, ok := cf.Item[attrLeaseUntil].(*ddbtypes.AttributeValueMemberN); ok {
+			if ms, perr := strconv.ParseInt(v.Value, 10, 64); perr == nil {
+				until = time.UnixMilli(ms).UTC()
+			}
+		}
+		return ResultProgress{}, &ResultBusyError{Until: until}
+	}
 	if err != nil {
-		return ResultProgress{}, fmt.Errorf("get %s: %w", pk, err)
+		return ResultProgress{}, fmt.Errorf("take over %s: %w", pk, err)
 	}
 	var prev ResultProgress
-	if err := attributevalue.UnmarshalMap(out.Item, &prev); err != nil {
+	if err := attributevalue.UnmarshalMap(out.Attributes, &prev); err != nil {
 		return ResultProgress{}, fmt.Errorf("decode %s: %w", pk, err)
 	}
 	prev.Resumed = true
 	return prev, nil
 }
+
+// ReleaseResult gives a delivery's lease on a result back, so that its
+// redelivery need not wait for the lease to end. A lease already taken
+// over, or a result never started, is left alone.
+func (s *Store) ReleaseResult(ctx context.Context, p ResultProgress) error {
+	if p.Lease == "" {
+		return nil
+	}
+	pk := resultPK(p.JobID, p.ResultID)
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       pkKey(pk),
+		UpdateExpression:          aws.String("REMOVE #tok, #until"),
+		ConditionExpression:       aws.String("#tok = :tok"),
+		ExpressionAttributeNames:  map[string]string{"#tok": attrLeaseToken, "#until": attrLeaseUntil},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":tok": str(p.Lease)},
+	})
+	var cf *ddbtypes.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &cf) {
+		return fmt.Errorf("release %s: %w", pk, err)
+	}
+	return nil
+}
+
+// Attributes of a result's lease.
+const (
+	attrLeaseToken = "lease_token"
+	attrLeaseUntil = "lease_until" // epoch milliseconds
+)
 
 // ResultStepDone records a step of a result as done.
 func (s *Store) ResultStepDone(ctx context.Context, jobID, resultID, step string) error {

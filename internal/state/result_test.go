@@ -217,8 +217,9 @@ func TestRecordOwnWrite(t *testing.T) {
 	}
 }
 
-// TestStartResult: a second start resumes the first with its start time
-// and steps.
+// TestStartResult: while a delivery holds a result, another is told to
+// come back when its lease ends; once it is given back, a second start
+// resumes the first with its start time and steps.
 func TestStartResult(t *testing.T) {
 	w := newResultWorld(t)
 	ctx := context.Background()
@@ -227,6 +228,13 @@ func TestStartResult(t *testing.T) {
 		t.Fatalf("StartResult = %+v, %v; want a new one", p, err)
 	}
 	if err := w.s.ResultStepDone(ctx, "job-1", "r", "comment"); err != nil {
+		t.Fatal(err)
+	}
+	var busy *state.ResultBusyError
+	if _, err := w.s.StartResult(ctx, "job-1", "r"); !errors.As(err, &busy) || busy.Until.Before(time.Now()) {
+		t.Fatalf("StartResult while held = %v, want busy until the lease ends", err)
+	}
+	if err := w.s.ReleaseResult(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	again, err := w.s.StartResult(ctx, "job-1", "r")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/contract"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
@@ -95,9 +96,22 @@ func (w *Writer) apply(ctx context.Context, rec events.SQSMessage) Outcome {
 
 	p := planFor(g, key.Table, r)
 	progress, err := w.deps.Tickets.StartResult(ctx, r.JobID, r.ResultID)
+	var busy *state.ResultBusyError
+	if errors.As(err, &busy) {
+		// Another delivery is writing it; it is usually applied by the
+		// time this one comes back.
+		o = retry(o, "start the result", err)
+		o.RetryAfter = max(0, busy.Until.Sub(w.cfg.Now()))
+		return o
+	}
 	if err != nil {
 		return retry(o, "start the result", err)
 	}
+	defer func() {
+		if err := w.deps.Tickets.ReleaseResult(context.WithoutCancel(ctx), progress); err != nil {
+			w.log.WarnContext(ctx, "release the result's lease; its redelivery waits for the lease to end", "result_id", r.ResultID, "error", err.Error())
+		}
+	}()
 	if p.JobState != "" && p.JobState != state.JobOpen {
 		// Ended before the writes: the echo of our resolve or reassignment
 		// must not find an open job, or it reads as a person's close.
@@ -178,14 +192,13 @@ func (w *Writer) stepFailed(ctx context.Context, o Outcome, key state.Key, r que
 		o.SnowFailure = false
 	case errors.Is(err, servicenow.ErrNotFound):
 		o = w.record(ctx, o, key, r, OutcomeRecordGone, prefix+"record not found in ServiceNow (deleted, or hidden by an ACL): "+s.Says+" not written", "", false)
-	case errors.Is(err, servicenow.ErrForbidden), errors.Is(err, servicenow.ErrJournalNotStored):
+	case errors.Is(err, servicenow.ErrJournalNotStored):
 		o = w.record(ctx, o, key, r, OutcomeMisconfigured, prefix+"gateway misconfigured: "+s.Says+" refused: "+refusal(err), "", false)
 	default:
+		// A 403 included: the budget pauses the gateway until a probe
+		// finds the right restored, and the result waits for it.
 		o = retry(o, "write "+s.Name, err)
-		var se *servicenow.Error
-		if errors.As(err, &se) {
-			o.RetryAfter = se.RetryAfter
-		}
+		o.RetryAfter = connect.RetryAfter(err, w.cfg.Now())
 		return o
 	}
 	if o.Err == nil {
@@ -209,11 +222,7 @@ func (w *Writer) runStep(ctx context.Context, g registry.Gateway, key state.Key,
 		if inst, err = w.deps.ServiceNow.Connect(ctx, g); err != nil {
 			return nil, err
 		}
-		err = w.call(ctx, g, func() error {
-			var err error
-			after, err = w.write(ctx, inst, key, progress, s, known)
-			return err
-		})
+		after, err = w.write(ctx, inst, key, progress, s, known)
 		if !isAuthFailure(err) || attempt > 0 || errors.Is(err, servicenow.ErrJournalUnconfirmed) {
 			break
 		}
@@ -359,6 +368,9 @@ func poison(o Outcome, err error) Outcome {
 
 func retry(o Outcome, step string, err error) Outcome {
 	o.Outcome, o.Applied, o.Retry, o.Err = OutcomeRetry, step+" failed, will retry", true, err
+	if servicenow.IsNotAdmitted(err) {
+		o.Outcome, o.Applied, o.SnowFailure = OutcomeWaiting, step+": waiting for the ServiceNow budget", false
+	}
 	return o
 }
 

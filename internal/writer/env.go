@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/schema"
 )
@@ -16,6 +18,9 @@ type Env struct {
 	ResultsQueueURL string
 	// Retry is the pacing of failed messages (redelivery.PolicyFromEnv).
 	Retry redelivery.Policy
+	// MaxPause caps the budget's pauses (connect.EnvMaxPause); 0: the
+	// default.
+	MaxPause time.Duration
 }
 
 // EnvFromGetenv reads Env; a missing setting is an error naming every
@@ -41,6 +46,11 @@ func EnvFromGetenv(getenv func(string) string) (Env, error) {
 		errs = append(errs, err)
 	}
 	e.Retry = retry
+	maxPause, err := connect.MaxPauseFromEnv(getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	e.MaxPause = maxPause
 	if len(errs) > 0 {
 		return Env{}, fmt.Errorf("writer configuration: %w", errors.Join(errs...))
 	}

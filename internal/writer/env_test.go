@@ -25,8 +25,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/snowgate/snowgate/internal/awstest"
+	"github.com/snowgate/snowgate/internal/budget"
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/metrics"
-	"github.com/snowgate/snowgate/internal/pipeline"
 	"github.com/snowgate/snowgate/internal/provision"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registration"
@@ -72,7 +73,18 @@ type env struct {
 	url        string // the simulator's front
 	deps       writer.Deps
 	cfg        writer.Config
+	clock      *laterClock
 }
+
+// laterClock is the budget's time: real time, plus what a test skipped
+// with later (a pause it does not wait out). It moves with real time, so
+// the budget's in-process waits end.
+type laterClock struct{ skipped atomic.Int64 }
+
+func (c *laterClock) now() time.Time { return time.Now().Add(time.Duration(c.skipped.Load())) }
+
+// later moves the budget's time on by d.
+func (e *env) later(d time.Duration) { e.clock.skipped.Add(int64(d)) }
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -124,7 +136,7 @@ func newEnv(t testing.TB) *env {
 	t.Helper()
 	awsCfg := awstest.Config(t)
 	e := &env{
-		t: t, res: awstest.Resources(t),
+		t: t, res: awstest.Resources(t), clock: &laterClock{},
 		ddb: dynamodb.NewFromConfig(awsCfg), sqs: sqs.NewFromConfig(awsCfg),
 		logs: &syncBuffer{}, emf: &syncBuffer{},
 	}
@@ -159,6 +171,8 @@ func newEnv(t testing.TB) *env {
 	created, err := ops.CreateGateway(ctx, registration.GatewayInput{
 		Name: "ops", InstanceURL: srv.URL, Auth: registry.AuthBasic, Username: snowUser, Password: snowPass,
 		EscalationGroup: "Automation escalations", Active: true, WriteBack: true,
+		// Far above what a test sends: only the budget's tests meet it.
+		RateLimitPerHour: 1_000_000, MaxConcurrency: 32,
 	})
 	if err != nil {
 		t.Fatalf("create gateway: %v", err)
@@ -170,8 +184,11 @@ func newEnv(t testing.TB) *env {
 	e.deps = writer.Deps{
 		Gateways: e.gateways,
 		Tickets:  e.tickets,
-		ServiceNow: writer.Connections{Connections: pipeline.NewConnections(store,
-			servicenow.WithMaxAttempts(2), servicenow.WithBackoff(10*time.Millisecond, 2*time.Second))},
+		ServiceNow: writer.Connections{Pool: connect.New(connect.Config{
+			Secrets: store,
+			Budget:  budget.New(e.ddb, e.res.StateTable, budget.Options{Now: e.clock.now}),
+			Options: []servicenow.Option{servicenow.WithMaxAttempts(2), servicenow.WithBackoff(10*time.Millisecond, 2*time.Second)},
+		})},
 		Queue: e.sqs,
 	}
 	e.cfg = writer.Config{

@@ -74,8 +74,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/snowgate/snowgate/internal/budget"
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/metrics"
-	"github.com/snowgate/snowgate/internal/pipeline"
 	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/servicenow"
@@ -93,6 +94,8 @@ type Tickets interface {
 	TicketForResult(ctx context.Context, k state.Key) (state.ResultTicket, error)
 	StartResult(ctx context.Context, jobID, resultID string) (state.ResultProgress, error)
 	ResultStepDone(ctx context.Context, jobID, resultID, step string) error
+	// ReleaseResult gives back the lease StartResult took.
+	ReleaseResult(ctx context.Context, p state.ResultProgress) error
 	FinishResult(ctx context.Context, k state.Key, f state.ResultFinish) (string, error)
 	EndJobForResult(ctx context.Context, k state.Key, jobID, resultID, jobState string) error
 	RecordOwnWrite(ctx context.Context, k state.Key, w state.OwnWrite) (bool, error)
@@ -134,9 +137,6 @@ type Deps struct {
 type Config struct {
 	// QueueURL is the results queue, for visibility changes.
 	QueueURL string
-	// Concurrency bounds the ServiceNow calls in flight per instance.
-	// Default 10.
-	Concurrency int
 	// GatewayTTL is how long a gateway read from the registry is reused.
 	// Default 30s.
 	GatewayTTL time.Duration
@@ -154,9 +154,8 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultConcurrency = 10
-	DefaultGatewayTTL  = 30 * time.Second
-	DefaultReserve     = 3 * time.Second
+	DefaultGatewayTTL = 30 * time.Second
+	DefaultReserve    = 3 * time.Second
 )
 
 // Writer applies job results. It is safe for concurrent use and meant to
@@ -167,15 +166,11 @@ type Writer struct {
 	log  *slog.Logger
 
 	gateways *registry.Cache
-	limits   *servicenow.CallLimit
 	retries  *redelivery.Queue
 }
 
 // New returns a Writer.
 func New(deps Deps, cfg Config) *Writer {
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = DefaultConcurrency
-	}
 	if cfg.GatewayTTL <= 0 {
 		cfg.GatewayTTL = DefaultGatewayTTL
 	}
@@ -192,7 +187,6 @@ func New(deps Deps, cfg Config) *Writer {
 	return &Writer{
 		deps: deps, cfg: cfg, log: cfg.Logger,
 		gateways: registry.NewCache(deps.Gateways, cfg.GatewayTTL, cfg.Now),
-		limits:   servicenow.NewCallLimit(cfg.Concurrency),
 		retries:  &redelivery.Queue{SQS: deps.Queue, URL: cfg.QueueURL, Policy: cfg.Retry, Now: cfg.Now, Log: cfg.Logger},
 	}
 }
@@ -219,13 +213,17 @@ const (
 	OutcomeRecordGone = "record_not_found"
 	// OutcomeRetry: a transient failure; the message is retried.
 	OutcomeRetry = "retry"
+	// OutcomeWaiting: the gateway's ServiceNow budget held the result back
+	// (the gateway paused, or its request rate spent for now); retried
+	// when the budget says. Not a failure.
+	OutcomeWaiting = "waiting"
 )
 
 // outcomes are the per-batch counters, always all written (zeros
 // included) so that alarms see a value rather than missing data.
 var outcomes = []string{
 	OutcomeApplied, OutcomeDuplicate, OutcomeUnknownJob, OutcomePoison, OutcomeCancelled,
-	OutcomeNotWritten, OutcomeMisconfigured, OutcomeRecordGone, OutcomeRetry,
+	OutcomeNotWritten, OutcomeMisconfigured, OutcomeRecordGone, OutcomeRetry, OutcomeWaiting,
 }
 
 // Outcome is what happened to one message.
@@ -302,6 +300,9 @@ func (w *Writer) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEven
 		if o.SnowFailure {
 			counts["servicenow_failure"]++
 		}
+		if m := connect.HeldMetric(o.Err); o.Outcome == OutcomeWaiting && m != "" {
+			counts[m]++
+		}
 		w.logOutcome(ctx, requestID, ev.Records[i], o, nexts[i])
 	}
 	w.putMetrics(ctx, requestID, counts)
@@ -313,6 +314,7 @@ var metricNames = map[string]string{
 	OutcomeApplied: "ResultsApplied", OutcomeDuplicate: "DuplicateResults", OutcomeUnknownJob: "UnknownJobs",
 	OutcomePoison: "PoisonResults", OutcomeCancelled: "CancelledNotWritten", OutcomeNotWritten: "NotWritten",
 	OutcomeMisconfigured: "GatewayMisconfigured", OutcomeRecordGone: "RecordNotFound", OutcomeRetry: "ResultsRetried",
+	OutcomeWaiting: "ResultsWaiting",
 }
 
 func (w *Writer) putMetrics(ctx context.Context, requestID string, counts map[string]float64) {
@@ -326,7 +328,9 @@ func (w *Writer) putMetrics(ctx context.Context, requestID string, counts map[st
 	for _, s := range []string{"in_progress", "succeeded", "failed", "partial"} {
 		ms = append(ms, metrics.Metric{Name: "Applied_" + s, Unit: metrics.Count, Values: []float64{counts["applied_"+s]}})
 	}
-	ms = append(ms, metrics.Metric{Name: "ServiceNowFailures", Unit: metrics.Count, Values: []float64{counts["servicenow_failure"]}})
+	ms = append(ms, metrics.Metric{Name: "ServiceNowFailures", Unit: metrics.Count, Values: []float64{counts["servicenow_failure"]}},
+		metrics.Metric{Name: budget.MetricPaused, Unit: metrics.Count, Values: []float64{counts[budget.MetricPaused]}},
+		metrics.Metric{Name: budget.MetricDeferred, Unit: metrics.Count, Values: []float64{counts[budget.MetricDeferred]}})
 	if err := w.cfg.Metrics.Put(map[string]string{"function": "writer"}, map[string]string{"request_id": requestID}, ms...); err != nil {
 		w.log.ErrorContext(ctx, "write metrics", "error", err.Error())
 	}
@@ -377,24 +381,17 @@ func (w *Writer) logOutcome(ctx context.Context, requestID string, rec events.SQ
 	w.log.LogAttrs(ctx, level, "result processed", attrs...)
 }
 
-// call runs one ServiceNow call within the instance's concurrency bound.
-func (w *Writer) call(ctx context.Context, g registry.Gateway, f func() error) error {
-	return w.limits.Do(ctx, g.InstanceURL, f)
-}
+// Connections gives the writer each gateway's client from a
+// connect.Pool: credentials, shared options and the gateway's budget.
+type Connections struct{ *connect.Pool }
 
-// Connections adapts the processor's pipeline.Connections (one cached
-// client per gateway, with its credentials) to the writer's Connector.
-type Connections struct{ *pipeline.Connections }
+var _ Connector = Connections{}
 
 // Connect returns the gateway's client.
 func (c Connections) Connect(ctx context.Context, g registry.Gateway) (Instance, error) {
-	inst, err := c.Connections.Connect(ctx, g)
+	client, err := c.Client(ctx, g)
 	if err != nil {
 		return nil, err
 	}
-	i, ok := inst.(Instance)
-	if !ok {
-		return nil, fmt.Errorf("gateway %s: the ServiceNow client cannot update records", g.ID)
-	}
-	return i, nil
+	return client, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/snowgate/snowgate/internal/awstest"
+	"github.com/snowgate/snowgate/internal/budget"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/schema"
@@ -310,6 +311,9 @@ func TestRetryAfterCrash(t *testing.T) {
 		t.Fatal("result recorded as applied after a failed delivery")
 	}
 
+	// The failures in a row paused the gateway; its redelivery comes
+	// after the pause.
+	e.later(budget.Backoffs[budget.CauseUnavailable].Cap)
 	msg.Attributes["ApproximateReceiveCount"] = "2"
 	if failed := e.invoke(msg); len(failed) != 0 {
 		t.Fatalf("retry: batch failures %v; logs:\n%s", failed, e.logs)
@@ -477,8 +481,10 @@ func TestThrottled(t *testing.T) {
 	}
 
 	// The throttle ends; the queue delivers the message again (made
-	// visible here instead of waiting the hour).
+	// visible here, and the gateway's pause skipped, instead of waiting
+	// the hour).
 	e.sim.SetFaults(snowsim.Faults{})
+	e.later(time.Hour + time.Minute)
 	if _, err := e.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
 		QueueUrl: aws.String(e.results), ReceiptHandle: aws.String(msgs[0].ReceiptHandle), VisibilityTimeout: 0,
 	}); err != nil {
@@ -497,26 +503,33 @@ func TestThrottled(t *testing.T) {
 }
 
 // TestForbidden: an integration user without the rights the write needs
-// (403) is a gateway misconfiguration: the result is recorded with the
-// refusal and not retried.
+// (403) is a gateway misconfiguration: the gateway pauses until a probe,
+// the result waits for it (no request is spent on it meanwhile) and is
+// written once the right is granted.
 func TestForbidden(t *testing.T) {
 	e := newEnv(t)
 	sysID, jobID := e.openJob("incident", incident())
 	r := result(jobID, queue.ResultInProgress)
 	e.sim.SetReadDenied(snowUser, "incident", true)
-	if failed := e.invoke(resultMessage(r)); len(failed) != 0 {
-		t.Fatalf("batch failures %v, want none (permanent)", failed)
+	if failed := e.invoke(resultMessage(r)); len(failed) != 1 {
+		t.Fatalf("batch failures %v, want the result back, to wait for the gateway", failed)
 	}
-	e.sim.SetReadDenied(snowUser, "incident", false)
+	if failed := e.invoke(resultMessage(r)); len(failed) != 1 {
+		t.Fatalf("paused: batch failures %v, want the result back", failed)
+	}
+	if got := e.metric(budget.MetricPaused); got != 1 {
+		t.Errorf("%s = %v, want 1", budget.MetricPaused, got)
+	}
 	if got := e.written("incident", sysID); len(got.WorkNotes) != 0 {
 		t.Errorf("work notes = %q, want none", got.WorkNotes)
 	}
-	tk := e.ticket("incident", sysID)
-	if len(tk.Job.Results) != 1 || !strings.Contains(tk.Job.Results[0].Applied, "gateway misconfigured") {
-		t.Errorf("job results = %+v, want the refusal", tk.Job.Results)
+	e.sim.SetReadDenied(snowUser, "incident", false)
+	e.later(budget.Backoffs[budget.CauseAuth].Base)
+	if failed := e.invoke(resultMessage(r)); len(failed) != 0 {
+		t.Fatalf("after the fix: batch failures %v; logs:\n%s", failed, e.logs)
 	}
-	if got := e.metric("GatewayMisconfigured"); got != 1 {
-		t.Errorf("GatewayMisconfigured = %v, want 1", got)
+	if got := e.written("incident", sysID); len(got.WorkNotes) != 1 {
+		t.Errorf("work notes = %q, want one", got.WorkNotes)
 	}
 }
 
@@ -714,7 +727,10 @@ func TestCredentialsRotated(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "401") {
 		t.Errorf("logs do not show the 401:\n%s", e.logs)
 	}
+	// The refusal paused the gateway until a probe; the probe, with the
+	// credentials read again, finds them working.
 	setPassword(snowPass)
+	e.later(budget.Backoffs[budget.CauseAuth].Base)
 	if failed := e.invoke(msg); len(failed) != 0 {
 		t.Fatalf("after the rotation: batch failures %v; logs:\n%s", failed, e.logs)
 	}
