@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/demoengine"
 	"github.com/snowgate/snowgate/internal/localrun"
 	"github.com/snowgate/snowgate/internal/queue"
@@ -36,14 +37,10 @@ import (
 // user lost its read right, and an instance that stops answering. Each logs
 // one "outage counts" line (docs/testing.md has a run's numbers).
 
-// envMaxPause caps every pause of a gateway's ServiceNow budget (a
-// Retry-After, a tripped circuit, a probe's backoff), so that a system in
-// compressed time lives an hour's throttle in seconds.
-const envMaxPause = "SNOWGATE_MAX_PAUSE"
-
-// maxPause is the cap the outage tests run with: an hour-long Retry-After
-// lasts this long, and a gateway paused for its credentials probes at
-// least this often.
+// maxPause is the cap on a gateway's pauses (connect.EnvMaxPause) the
+// outage tests run with, so that a system in compressed time lives an
+// hour's throttle in seconds: a Retry-After of an hour lasts this long,
+// and a gateway paused for its credentials probes at least this often.
 const maxPause = 10 * time.Second
 
 // outageHorizon is the retry horizon of the dispatch outage test: the
@@ -355,7 +352,7 @@ func sleepFor(t *testing.T, d time.Duration) {
 // often as the throttle lasted in visibility timeouts.
 func TestOutageRetryAfterHour(t *testing.T) {
 	counter := &snowCounter{}
-	s := outageSystem(t, withEnv(envMaxPause, maxPause.String()), withInstance(counter.wrap))
+	s := outageSystem(t, withEnv(connect.EnvMaxPause, maxPause.String()), withInstance(counter.wrap))
 	st := s.createGateway(t, true)
 	gw := st.gateway.ID
 	defer s.counts(t, gw, 8, counter)
@@ -582,7 +579,7 @@ func TestOutageDeletedDeferredChange(t *testing.T) {
 // the gateway runs again by itself and every change is dispatched once.
 func TestOutageReadDenied(t *testing.T) {
 	counter := &snowCounter{}
-	s := outageSystem(t, withEnv(envMaxPause, maxPause.String()), withInstance(counter.wrap))
+	s := outageSystem(t, withEnv(connect.EnvMaxPause, maxPause.String()), withInstance(counter.wrap))
 	st := s.createGateway(t, true)
 	gw := st.gateway.ID
 	defer s.counts(t, gw, 4, counter)
@@ -630,7 +627,7 @@ func TestOutageReadDenied(t *testing.T) {
 // machines are noisy).
 func TestOutageBlackHoledGateway(t *testing.T) {
 	counter := &snowCounter{}
-	s := outageSystem(t, withEnv(envMaxPause, maxPause.String()), withInstance(counter.wrap), withConcurrency(2, 2))
+	s := outageSystem(t, withEnv(connect.EnvMaxPause, maxPause.String()), withInstance(counter.wrap), withConcurrency(2, 2))
 	stA := s.createGateway(t, true)
 	gwA := stA.gateway.ID
 
