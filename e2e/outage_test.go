@@ -526,10 +526,11 @@ func sources(tickets map[string]ticket) map[string]int {
 func TestOutageTwoInvocations(t *testing.T) {
 	long(t)
 	f := &sqsFaults{}
-	s := outageSystem(t, withProcessorProxy(f), withConcurrency(2, 2))
+	counter := &snowCounter{}
+	s := outageSystem(t, withProcessorProxy(f), withConcurrency(2, 2), withInstance(counter.wrap))
 	st := s.createGateway(t, true)
 	gw := st.gateway.ID
-	defer func() { s.counts(t, gw, 1, nil) }()
+	defer func() { s.counts(t, gw, 1, counter) }()
 
 	// The first send hangs past the visibility timeout, then fails.
 	f.holdThenRefuse(s.queue(schema.EnvDispatchQueueURL), 1, 2*intakeVisibility)
@@ -575,11 +576,12 @@ func TestOutageTwoInvocations(t *testing.T) {
 // its window opens (source deferred), found gone (failed: not found), and
 // then left alone by every later reconciler run.
 func TestOutageDeletedDeferredChange(t *testing.T) {
-	s := outageSystem(t)
+	counter := &snowCounter{}
+	s := outageSystem(t, withInstance(counter.wrap))
 	st := s.createGateway(t, true)
 	gw := st.gateway.ID
+	defer func() { s.counts(t, gw, 2, counter) }()
 	due := time.Now().Add(8 * time.Second)
-	defer func() { s.counts(t, gw, 2, nil) }()
 	id := s.insert(t, "change_request", map[string]string{
 		"short_description": unique(t, "Replace UPS battery"), "type": "normal", "approval": "approved", "state": "-2",
 		"assignment_group": st.group, "u_environment": "production",
@@ -706,10 +708,9 @@ func TestOutageBlackHoledGateway(t *testing.T) {
 	// A's took from its insert to its job.created on the dispatch queue.
 	latencies := func(n int, gap time.Duration, withB bool, what string) []time.Duration {
 		inserted := map[string]time.Time{}
-		var idsB []string
 		for i := range n {
 			if withB {
-				idsB = append(idsB, heldIncidents(t, &s2, stB.group, 1, fmt.Sprint(what, " B ", i))...)
+				heldIncidents(t, &s2, stB.group, 1, fmt.Sprint(what, " B ", i))
 			}
 			at := time.Now()
 			inserted[heldIncidents(t, s, stA.group, 1, fmt.Sprint(what, " A ", i))[0]] = at
