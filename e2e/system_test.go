@@ -118,16 +118,18 @@ func newSystem(t *testing.T, opts ...localOption) *system {
 	return localSystem(t, opts...)
 }
 
-// localOptions are what a test may change of the local system, for the
-// outages it stages; the zero value is the system every other test runs.
+// localOptions are what a test may change of the local system (the
+// outage tests stage their outages with them); the zero value is the
+// system every other test runs.
 type localOptions struct {
+	// ingestEndpoint and processorEndpoint, when set, return the AWS
+	// endpoint the ingest function or the processor uses instead of the
+	// emulator's URL (a hop that counts its calls, a proxy that fails
+	// some).
+	ingestEndpoint, processorEndpoint func(t *testing.T, emulatorURL string) string
 	// env is added to every function's environment (a shorter retry
 	// horizon, a cap on pauses).
 	env map[string]string
-	// processorEndpoint, when set, returns the AWS endpoint the processor
-	// uses instead of the emulator's URL (a proxy in front of it that
-	// fails some calls).
-	processorEndpoint func(t *testing.T, emulatorURL string) string
 	// processors is how many execution environments serve the processor,
 	// intakePollers how many batches of the intake queue are in flight at
 	// once (1 each when zero). With more than one poller the intake has no
@@ -318,6 +320,10 @@ func localSystem(t *testing.T, opts ...localOption) *system {
 		fn := localrun.Function{
 			Name: prefix + name, Bootstrap: filepath.Join(build, name, "bootstrap"),
 			Timeout: 30 * time.Second, MemoryMB: 256, Env: fnEnv,
+		}
+		if name == localrun.Ingest && o.ingestEndpoint != nil {
+			fn.Env = maps.Clone(fnEnv)
+			fn.Env["AWS_ENDPOINT_URL"] = o.ingestEndpoint(t, emu.URL)
 		}
 		if name == localrun.Processor {
 			fn.Environments = o.processors

@@ -80,7 +80,7 @@ func (b *Budget) Pause(ctx context.Context, gatewayID string, until time.Time, c
 func (b *Budget) pause(ctx context.Context, gatewayID string, until time.Time, cause Cause, reason string, probe bool) (record, error) {
 	until = minTime(until, b.now().Add(b.opts.MaxPause))
 	now := b.now().UnixMilli()
-	u := newUpdate(gatewayID)
+	u := b.newUpdate(gatewayID)
 	pu, untilV := u.n(attrPausedUntil), u.v("until", nv(until.UnixMilli()))
 	u.set = append(u.set, pu+" = "+untilV, u.n(attrPauseCause)+" = "+u.v("cause", sv(string(cause))),
 		u.n(attrPauseReason)+" = "+u.v("reason", sv(reason)), u.n(attrPausedAt)+" = "+u.v("at", nv(now)))
@@ -96,7 +96,7 @@ func (b *Budget) pause(ctx context.Context, gatewayID string, until time.Time, c
 		return r, nil
 	}
 	// Paused for longer already, but now it also needs a probe to end.
-	u = newUpdate(gatewayID)
+	u = b.newUpdate(gatewayID)
 	u.set = append(u.set, u.n(attrProbe)+" = "+u.v("probe", nv(1)), u.n(attrPauseCause)+" = "+u.v("cause", sv(string(cause))),
 		u.n(attrPauseReason)+" = "+u.v("reason", sv(reason)))
 	if r, _, err = b.write(ctx, gatewayID, u); err != nil {
@@ -118,7 +118,7 @@ func (b *Budget) ProbeDue(gatewayID string) bool {
 // the failure count: an operator's "the instance is fixed", or a probe
 // that succeeded.
 func (b *Budget) Resume(ctx context.Context, gatewayID string) error {
-	u := newUpdate(gatewayID)
+	u := b.newUpdate(gatewayID)
 	u.set = append(u.set, u.n(attrFailures)+" = "+u.v("zero", nv(0)))
 	u.remove = append(u.remove, u.n(attrPausedUntil), u.n(attrPauseCause), u.n(attrPauseReason), u.n(attrPausedAt), u.n(attrProbe))
 	if _, _, err := b.write(ctx, gatewayID, u); err != nil {
@@ -137,7 +137,7 @@ func (b *Budget) Trip(ctx context.Context, gatewayID string, cause Cause, reason
 	if !ok {
 		return time.Time{}, fmt.Errorf("budget %s: trip: no backoff for cause %q", gatewayID, cause)
 	}
-	u := newUpdate(gatewayID)
+	u := b.newUpdate(gatewayID)
 	f := u.n(attrFailures)
 	u.set = append(u.set, f+" = if_not_exists("+f+", "+u.v("zero", nv(0))+") + "+u.v("one", nv(1)))
 	r, _, err := b.write(ctx, gatewayID, u)
@@ -164,7 +164,7 @@ func (b *Budget) Succeed(ctx context.Context, gatewayID string) error {
 	rec := b.cached(gatewayID)
 	switch {
 	case rec.probe:
-		u := newUpdate(gatewayID)
+		u := b.newUpdate(gatewayID)
 		u.set = append(u.set, u.n(attrFailures)+" = "+u.v("zero", nv(0)))
 		u.remove = append(u.remove, u.n(attrPausedUntil), u.n(attrPauseCause), u.n(attrPauseReason), u.n(attrPausedAt), u.n(attrProbe))
 		u.cond = append(u.cond, "attribute_exists("+u.n(attrProbe)+")")
@@ -172,7 +172,7 @@ func (b *Budget) Succeed(ctx context.Context, gatewayID string) error {
 			return fmt.Errorf("succeed: %w", err)
 		}
 	case rec.failures > 0:
-		u := newUpdate(gatewayID)
+		u := b.newUpdate(gatewayID)
 		f, zero := u.n(attrFailures), u.v("zero", nv(0))
 		u.set = append(u.set, f+" = "+zero)
 		u.cond = append(u.cond, f+" > "+zero)
@@ -254,7 +254,7 @@ func (b *Budget) clamp(ctx context.Context, gatewayID string, s Settings, remain
 			rec = r
 			continue
 		}
-		u := newUpdate(gatewayID)
+		u := b.newUpdate(gatewayID)
 		full, floorV, nowV := u.n(attrFullAt), u.v("floor", nv(floor)), u.v("now", nv(now))
 		iv, burst := u.n(attrInterval), u.n(attrBurst)
 		ivV, burstV := u.v("iv", nv(lim.interval)), u.v("burst", nv(int64(lim.burst)))
@@ -291,7 +291,7 @@ func (b *Budget) learn(ctx context.Context, gatewayID string, s Settings, limit 
 			}
 			return nil
 		}
-		u := newUpdate(gatewayID)
+		u := b.newUpdate(gatewayID)
 		l := u.n(attrLearned)
 		u.set = append(u.set, l+" = "+u.v("limit", nv(int64(limit))), u.n(attrLearnedAt)+" = "+u.v("at", nv(now)))
 		if rec.learned > 0 {

@@ -185,9 +185,19 @@ type update struct {
 	values            map[string]ddbtypes.AttributeValue
 }
 
-func newUpdate(gatewayID string) *update {
+// ItemTTL is how long a budget item outlives the last write to it: the
+// table's TTL deletes the item of a gateway that was deleted (or has made
+// no request for that long), and a gateway that calls again starts with a
+// full bucket and learns its instance's limit anew. Every pause is shorter
+// (MaxPause), so no live pause is ever lost to it.
+const ItemTTL = 30 * 24 * time.Hour
+
+// newUpdate starts a write of the gateway's item; every write renews the
+// item's TTL.
+func (b *Budget) newUpdate(gatewayID string) *update {
 	u := &update{names: map[string]string{}, values: map[string]ddbtypes.AttributeValue{}}
-	u.set = append(u.set, u.n(schema.AttrKind)+" = "+u.v("kind", sv(Kind)), u.n(attrGatewayID)+" = "+u.v("gw", sv(gatewayID)))
+	u.set = append(u.set, u.n(schema.AttrKind)+" = "+u.v("kind", sv(Kind)), u.n(attrGatewayID)+" = "+u.v("gw", sv(gatewayID)),
+		u.n(schema.AttrExpiresAt)+" = "+u.v("ttl", nv(b.now().Add(ItemTTL).Unix())))
 	return u
 }
 

@@ -70,7 +70,7 @@ func (b *Budget) Release(ctx context.Context, g Grant) error {
 	if g.Slot < 0 || g.lease == "" {
 		return nil
 	}
-	u := newUpdate(g.GatewayID)
+	u := b.newUpdate(g.GatewayID)
 	slot, lease := u.n(slotPrefix+strconv.Itoa(g.Slot)), u.n(leasePrefix+strconv.Itoa(g.Slot))
 	u.remove = append(u.remove, slot, lease)
 	u.cond = append(u.cond, lease+" = "+u.v("lease", sv(g.lease)))
@@ -124,7 +124,7 @@ func (b *Budget) grant(ctx context.Context, gatewayID string, s Settings, n int,
 			}
 		}
 
-		u := newUpdate(gatewayID)
+		u := b.newUpdate(gatewayID)
 		pu, probe, nowV := u.n(attrPausedUntil), u.n(attrProbe), u.v("now", nv(now))
 		u.cond = append(u.cond, "attribute_not_exists("+pu+") OR "+pu+" <= "+nowV, "attribute_not_exists("+probe+")")
 		if tokens && n > 0 {
@@ -204,7 +204,7 @@ func (b *Budget) deny(gatewayID string, rec record, lim limits, n int, slot bool
 // to move the probe time forward by a probe lease wins; if it vanishes
 // without reporting, the next caller after that lease probes.
 func (b *Budget) probe(ctx context.Context, gatewayID string, s Settings, now int64) (Grant, record, bool, error) {
-	u := newUpdate(gatewayID)
+	u := b.newUpdate(gatewayID)
 	pu, probe := u.n(attrPausedUntil), u.n(attrProbe)
 	u.set = append(u.set, pu+" = "+u.v("until", nv(now+b.opts.ProbeLease.Milliseconds())))
 	u.cond = append(u.cond, "attribute_exists("+probe+")", pu+" <= "+u.v("now", nv(now)))
@@ -219,7 +219,7 @@ func (b *Budget) probe(ctx context.Context, gatewayID string, s Settings, now in
 // tokens owed: full_at − now is the debt in time, debt/interval in tokens.
 // It returns the item as it is after, whether or not it won the race.
 func (b *Budget) rescale(ctx context.Context, gatewayID string, rec record, lim limits, now int64) (record, bool, error) {
-	u := newUpdate(gatewayID)
+	u := b.newUpdate(gatewayID)
 	full, iv, burst := u.n(attrFullAt), u.n(attrInterval), u.n(attrBurst)
 	scaled := rec.fullAt
 	if rec.interval > 0 && rec.fullAt > now {

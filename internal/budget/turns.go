@@ -26,7 +26,7 @@ func (b *Budget) Book(ctx context.Context, gatewayID string, s Settings, from ti
 	lim := effective(s.WithDefaults(), rec.learned)
 	base := from.UnixMilli()
 	for range maxAttempts {
-		u := newUpdate(gatewayID)
+		u := b.newUpdate(gatewayID)
 		turn, baseV := u.n(attrTurnAt), u.v("base", nv(base))
 		if rec.turnAt >= base {
 			// A queue of turns is forming: take the next one.

@@ -3,11 +3,17 @@ package budget_test
 import (
 	"context"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/snowgate/snowgate/internal/budget"
+	"github.com/snowgate/snowgate/internal/schema"
 )
 
 // A backlog denied at once gets turns one token interval apart, from the
@@ -48,5 +54,40 @@ func TestBookSpreadsTurns(t *testing.T) {
 	}
 	if !got.Equal(later) {
 		t.Errorf("turn after the queue passed = %s, want %s", got, later)
+	}
+}
+
+// Every write renews the item's TTL, so the item of a deleted gateway goes
+// by itself and a live one never does.
+func TestItemTTLRenewed(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	b := e.budget(budget.Options{})
+	if _, err := b.Take(ctx, gw, budget.Settings{}, 1); err != nil {
+		t.Fatal(err)
+	}
+	expires := func() int64 {
+		t.Helper()
+		out, err := e.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(e.table), Key: map[string]ddbtypes.AttributeValue{
+			schema.AttrPK: &ddbtypes.AttributeValueMemberS{Value: budget.Key(gw)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := out.Item[schema.AttrExpiresAt].(*ddbtypes.AttributeValueMemberN)
+		if n == nil {
+			t.Fatalf("budget item without %s: %v", schema.AttrExpiresAt, out.Item)
+		}
+		v, _ := strconv.ParseInt(n.Value, 10, 64)
+		return v
+	}
+	if got, want := expires(), t0.Add(budget.ItemTTL).Unix(); got != want {
+		t.Errorf("expires_at = %d, want %d (now + ItemTTL)", got, want)
+	}
+	e.clk.advance(time.Hour)
+	if _, err := b.Take(ctx, gw, budget.Settings{}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := expires(), t0.Add(time.Hour+budget.ItemTTL).Unix(); got != want {
+		t.Errorf("expires_at after another take = %d, want %d", got, want)
 	}
 }

@@ -36,6 +36,8 @@ type env struct {
 	sim     *snowsim.Server
 	secrets *secrets.Store
 	budget  *budget.Budget
+	db      *dynamodb.Client
+	table   string
 	gw      registry.Gateway
 	clock   *clock
 }
@@ -83,7 +85,7 @@ func newEnv(t *testing.T, rate, ceiling int) *env {
 	t.Cleanup(sim.Close)
 	clk := &clock{t: time.Now()}
 	return &env{
-		sim: sim, secrets: sec, clock: clk,
+		sim: sim, secrets: sec, clock: clk, db: db, table: table,
 		budget: budget.New(db, table, budget.Options{Now: clk.now}),
 		gw: registry.Gateway{ID: awstest.UniqueName("gtw_"), InstanceURL: sim.URL, CredentialsSecretARN: arn,
 			RateLimitPerHour: rate, MaxConcurrency: ceiling},
@@ -242,4 +244,28 @@ func requests(sim *snowsim.Sim) int {
 		n += c
 	}
 	return n
+}
+
+// A write with nothing to be deferred with may wait out a short pause in
+// process (WithWait); others are told to come back.
+func TestWithWaitWaitsOutAShortPause(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	ctx := context.Background()
+	id := e.incident(t)
+	// Real time here: the wait is a real one.
+	b := budget.New(e.db, e.table, budget.Options{})
+	pool := connect.New(connect.Config{Secrets: e.secrets, Budget: b, Wait: time.Millisecond})
+	c, err := pool.Client(ctx, e.gw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Pause(ctx, e.gw.ID, time.Now().Add(time.Second), budget.CauseOperator, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, "incident", id); !connect.Paused(err) {
+		t.Fatalf("Get while paused: %v, want held back", err)
+	}
+	if _, err := c.Get(connect.WithWait(ctx, 5*time.Second), "incident", id); err != nil {
+		t.Fatalf("Get with a wait longer than the pause: %v", err)
+	}
 }

@@ -28,7 +28,11 @@ var _ servicenow.Gate = (*gate)(nil)
 const reportTimeout = 5 * time.Second
 
 func (g *gate) Admit(ctx context.Context) (func(*servicenow.Signal), error) {
-	grant, err := g.budget.AcquireWait(ctx, g.gatewayID, g.settings, 1, g.wait)
+	wait := g.wait
+	if w, ok := ctx.Value(waitKey{}).(time.Duration); ok && w > wait {
+		wait = w
+	}
+	grant, err := g.budget.AcquireWait(ctx, g.gatewayID, g.settings, 1, wait)
 	if err != nil {
 		var d *budget.DeniedError
 		if errors.As(err, &d) && errors.Is(d.Err, budget.ErrNoTokens) {
@@ -49,6 +53,17 @@ func (g *gate) Admit(ctx context.Context) (func(*servicenow.Signal), error) {
 			g.log.WarnContext(ctx, "budget after a ServiceNow request", "gateway_id", g.gatewayID, "error", err.Error())
 		}
 	}, nil
+}
+
+type waitKey struct{}
+
+// WithWait lets the requests made with ctx wait in process up to d for
+// their budget (a pause that ends within d included) instead of the
+// pool's Config.Wait, within ctx's deadline: for a write that has no
+// message to be deferred with, such as the processor's work note after
+// the job's events are sent.
+func WithWait(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, waitKey{}, d)
 }
 
 // outcomeOf is what a request's Signal tells the budget (see

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/uuid"
 
+	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/queue"
 	"github.com/snowgate/snowgate/internal/registry"
 	"github.com/snowgate/snowgate/internal/servicenow"
@@ -518,6 +519,11 @@ func records(evs []queue.JobEvent, at time.Time) []state.JobEventRecord {
 	return out
 }
 
+// noteWait is how long a work note may wait for the gateway's budget,
+// within the invocation's deadline: a pause of an outage's first trip
+// (10 s) or of a short Retry-After.
+const noteWait = 15 * time.Second
+
 // note adds a work note once and says how it went; a failure does not
 // fail the message (the events are on their way), it is stored on the
 // ticket. When the note was the record's only change since the fetch, the
@@ -528,6 +534,9 @@ func (p *Processor) note(ctx context.Context, d *decision, on bool, text string)
 	}
 	ctx, cancel := p.snowContext(ctx)
 	defer cancel()
+	// The events are on their way and the note has no message of its own
+	// to wait with: a short pause of the gateway is waited out here.
+	ctx = connect.WithWait(ctx, noteWait)
 	var w servicenow.JournalWrite
 	// The version fetched is the one the note's bump must pass.
 	err := p.withInstance(ctx, d.g, func(inst Instance) error {

@@ -168,10 +168,12 @@ type SigningKeyRef struct {
 	Expires   time.Time `dynamodbav:"expires,omitempty" json:"expires,omitempty"`
 }
 
-// Route is the path item: everything ingest needs to accept or reject a
-// request, in one GetItem. It is written in the same transaction as its
-// webhook, and rewritten whenever the webhook or its gateway changes
-// (activation, rotation), so ingest never reads the gateway item.
+// Route is the path item: what ingest needs to authenticate a request, in
+// one GetItem. It is written in the same transaction as its webhook, and
+// rewritten whenever the webhook or its gateway changes (activation,
+// rotation). Ingest reads the gateway item only for the instance name a
+// signed call is checked against, through a cache as long-lived as the
+// routes'; carrying the name here would spare that read.
 type Route struct {
 	Path         string          `dynamodbav:"path"`
 	WebhookID    string          `dynamodbav:"webhook_id"`
