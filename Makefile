@@ -85,8 +85,9 @@ test: ## run every test with -race: on kumo, then again on moto when moto_server
 	@echo "--- infra (CDK app, its own module): template assertions, cfn-lint, data stack on moto"
 	@command -v cfn-lint >/dev/null 2>&1 || echo "--- cfn-lint not installed (pip install cfn-lint): templates will not be linted"
 	cd infra && JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(GO) test ./...
-	@echo "--- ingest fuzzer, $(FUZZ_QUICK) inputs (make fuzz runs it longer)"
+	@echo "--- ingest and processor fuzzers, $(FUZZ_QUICK) inputs each (make fuzz runs them longer)"
 	$(GO) test -run='^$$' -fuzz=FuzzHandle -fuzztime=$(FUZZ_QUICK) ./internal/ingest/
+	$(GO) test -run='^$$' -fuzz=FuzzProcess -fuzztime=$(FUZZ_QUICK) ./internal/pipeline/
 
 .PHONY: test-pdi
 test-pdi: ## opt-in checks against a real ServiceNow instance (SNOWGATE_PDI_*, see docs/testing.md); writes fixtures
@@ -107,8 +108,9 @@ $(RIE):
 	GOBIN=$(abspath $(TOOLS)) $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
 .PHONY: fuzz
-fuzz: ## fuzz the ingest handler for FUZZTIME (default 60s): never panics, never accepts without a valid secret
+fuzz: ## fuzz the ingest handler and the processor for FUZZTIME each (default 60s): never panics, never accepts without a valid secret, never fails a batch
 	$(GO) test -run='^$$' -fuzz=FuzzHandle -fuzztime=$(FUZZTIME) ./internal/ingest/
+	$(GO) test -run='^$$' -fuzz=FuzzProcess -fuzztime=$(FUZZTIME) ./internal/pipeline/
 
 .PHONY: lint
 lint: $(STATICCHECK) ## gofmt, go mod tidy (no diff), go vet and staticcheck, on the root module and on infra/

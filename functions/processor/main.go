@@ -28,7 +28,7 @@ func main() {
 		sqsClient := sqs.NewFromConfig(k.AWS)
 		p := pipeline.New(pipeline.Deps{
 			Gateways:   registry.New(db, env.RegistryTable),
-			Tickets:    state.New(db, env.StateTable),
+			Tickets:    state.New(db, env.StateTable).WithTicketTTL(env.TicketTTL),
 			Dispatch:   queue.NewSender(sqsClient, env.DispatchQueueURL),
 			ServiceNow: pipeline.Connections{Pool: connect.ForFunction(k.AWS, db, env.StateTable, env.MaxPause, k.Logger)},
 			Queue:      sqsClient,

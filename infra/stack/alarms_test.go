@@ -20,8 +20,8 @@ import (
 // processor, the reconciler and the writer; one per dead-letter queue;
 // ingest's 5xx rate; the reconcile lag; the intake age; the processor's and
 // the writer's retries; ingest's 401s; the reconciler not invoked; a paused
-// gateway.
-var alarmCount = 3 + len(schema.Queues) + 3 + 5
+// gateway; an untrusted gateway item.
+var alarmCount = 3 + len(schema.Queues) + 3 + 6
 
 // alarmProps returns the properties of the alarm built with a construct id.
 func alarmProps(t *testing.T, d doc, id string) map[string]any {
@@ -133,6 +133,29 @@ func TestGatewayPausedAlarm(t *testing.T) {
 	}
 	if w := strings.Join(terms, " + "); expr != w {
 		t.Errorf("expression = %q, want %q", expr, w)
+	}
+}
+
+// GatewayUntrusted fires on the first refused gateway item, over the same
+// sum of the three functions' counts.
+func TestGatewayUntrustedAlarm(t *testing.T) {
+	p := alarmProps(t, fx.svcDoc, stack.AlarmGatewayUntrusted)
+	if diff := cmp.Diff(map[string]any{
+		"Threshold": 0.0, "ComparisonOperator": "GreaterThanThreshold", "EvaluationPeriods": 1.0, "TreatMissingData": "notBreaching",
+	}, pick(p, "Threshold", "ComparisonOperator", "EvaluationPeriods", "TreatMissingData")); diff != "" {
+		t.Errorf("alarm (-want +got):\n%s", diff)
+	}
+	names := map[string]bool{}
+	for _, m := range list(p["Metrics"]) {
+		if stat, ok := m.(map[string]any)["MetricStat"].(map[string]any); ok {
+			names[fmt.Sprint(stat["Metric"].(map[string]any)["MetricName"])] = true
+		}
+	}
+	if !names["GatewayUntrusted"] || len(names) != 1 {
+		t.Errorf("the alarm reads %v, want GatewayUntrusted", names)
+	}
+	if got := constString(t, "../../internal/connect/connect.go", "MetricUntrusted"); got != stack.MetricGatewayUntrusted {
+		t.Errorf("connect.MetricUntrusted = %q, the alarm reads %q", got, stack.MetricGatewayUntrusted)
 	}
 }
 

@@ -90,6 +90,10 @@ func newTable(scope constructs.Construct, def schema.Table) awsdynamodb.Table {
 			PartitionKey:   attribute(ix.PartitionKey),
 			ProjectionType: awsdynamodb.ProjectionType_ALL,
 		}
+		if ix.Include != nil {
+			gsi.ProjectionType = awsdynamodb.ProjectionType_INCLUDE
+			gsi.NonKeyAttributes = jsii.Strings(ix.Include...)
+		}
 		if ix.SortKey != nil {
 			gsi.SortKey = attribute(*ix.SortKey)
 		}

@@ -58,6 +58,11 @@ const (
 	// stays above zero before GatewayPaused fires.
 	MetricGatewayPaused = "GatewayPaused"
 	GatewayPausedFor    = 15 * time.Minute
+	// MetricGatewayUntrusted is connect.MetricUntrusted: messages, results
+	// or reconciler passes refused because their gateway's registry item
+	// names another secret or an instance it was not registered for. One
+	// is enough: the item was tampered with, or registered by hand.
+	MetricGatewayUntrusted = "GatewayUntrusted"
 )
 
 // Outcomes are the processor's outcome metrics, one per ticket status.
@@ -77,6 +82,7 @@ const (
 	AlarmIngestUnauthorized   = "IngestUnauthorized"
 	AlarmReconcilerNotInvoked = "ReconcilerNotInvoked"
 	AlarmGatewayPaused        = "GatewayPaused"
+	AlarmGatewayUntrusted     = "GatewayUntrusted"
 )
 
 // PausedFunctions are the functions that emit MetricGatewayPaused.
@@ -220,24 +226,35 @@ func newMonitoring(s awscdk.Stack, svc *Service, d *Data, email string) awssns.T
 		EvaluationPeriods:  jsii.Number(1),
 		TreatMissingData:   awscloudwatch.TreatMissingData_BREACHING,
 	})
-	paused := map[string]awscloudwatch.IMetric{}
-	var terms []string
-	for _, fn := range PausedFunctions {
-		paused[fn] = emf(MetricGatewayPaused, fn, fiveMinutes)
-		terms = append(terms, "FILL("+fn+", 0)")
+	// The sum of a metric the three functions that call ServiceNow emit,
+	// a function that emitted nothing counting 0.
+	sumOver := func(name, label string) awscloudwatch.IMetric {
+		series := map[string]awscloudwatch.IMetric{}
+		var terms []string
+		for _, fn := range PausedFunctions {
+			series[fn] = emf(name, fn, fiveMinutes)
+			terms = append(terms, "FILL("+fn+", 0)")
+		}
+		return awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+			Expression:   jsii.String(strings.Join(terms, " + ")),
+			Label:        jsii.String(label),
+			Period:       fiveMinutes,
+			UsingMetrics: &series,
+		})
 	}
 	pausedPeriods := int(GatewayPausedFor / (5 * time.Minute))
 	alarm(AlarmGatewayPaused, fmt.Sprintf("requests of a paused gateway (ServiceNow throttling, down, refusing the credentials, or paused by an operator) were deferred in every 5-minute period for %s", GatewayPausedFor), &awscloudwatch.AlarmProps{
-		Metric: awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
-			Expression:   jsii.String(strings.Join(terms, " + ")),
-			Label:        jsii.String("requests deferred by a paused gateway"),
-			Period:       fiveMinutes,
-			UsingMetrics: &paused,
-		}),
+		Metric:             sumOver(MetricGatewayPaused, "requests deferred by a paused gateway"),
 		Threshold:          jsii.Number(0),
 		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
 		EvaluationPeriods:  jsii.Number(pausedPeriods),
 		DatapointsToAlarm:  jsii.Number(pausedPeriods),
+	})
+	alarm(AlarmGatewayUntrusted, "a gateway's registry item names a credentials secret or an instance it was not registered with: its changes wait until the item is put right", &awscloudwatch.AlarmProps{
+		Metric:             sumOver(MetricGatewayUntrusted, "work refused for an untrusted gateway item"),
+		Threshold:          jsii.Number(0),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(1),
 	})
 
 	newDashboard(s, svc, d, lag.With(&awscloudwatch.MetricOptions{Label: jsii.String("reconcile lag (s)")}))

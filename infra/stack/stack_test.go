@@ -101,10 +101,18 @@ func tableProps(def schema.Table) map[string]any {
 	for _, ix := range def.Indexes {
 		add(&ix.PartitionKey)
 		add(ix.SortKey)
+		proj := map[string]any{"ProjectionType": "ALL"}
+		if ix.Include != nil {
+			var include []any
+			for _, a := range ix.Include {
+				include = append(include, a)
+			}
+			proj = map[string]any{"ProjectionType": "INCLUDE", "NonKeyAttributes": include}
+		}
 		gsis = append(gsis, map[string]any{
 			"IndexName":  ix.Name,
 			"KeySchema":  keySchema(ix.PartitionKey, ix.SortKey),
-			"Projection": map[string]any{"ProjectionType": "ALL"},
+			"Projection": proj,
 		})
 	}
 	var defs []any

@@ -27,6 +27,7 @@ import (
 	"strings"
 
 	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/servicenow"
 	"github.com/snowgate/snowgate/internal/webhook"
 )
 
@@ -109,7 +110,7 @@ func Render(p Params) (Rule, error) {
 	if strings.ContainsAny(p.WebhookID, "\r\n\u2028\u2029") {
 		return Rule{}, fmt.Errorf("%w: webhook id %q holds a line break", ErrInvalid, p.WebhookID)
 	}
-	if p.Instance != "" && !validInstanceName(p.Instance) {
+	if p.Instance != "" && !servicenow.ValidInstanceName(p.Instance) {
 		return Rule{}, fmt.Errorf("%w: instance name %q is not a ServiceNow instance name", ErrInvalid, p.Instance)
 	}
 	var auth string
@@ -228,43 +229,13 @@ const hmacHeaders = `		var id = 'msg_' + gs.generateGUID();
 		request.setRequestHeader('webhook-signature', 'v1,' + mac);
 `
 
-// serviceNowDomains are the domains under which an instance's host name is
-// <instance_name>.<domain>: the commercial cloud and the US government
-// cloud.
-var serviceNowDomains = []string{".service-now.com", ".servicenowservices.com"}
-
 // InstanceName is the instance_name of the ServiceNow instance at
-// instanceURL: the first label of its host name under a ServiceNow domain,
-// "acme" for https://acme.service-now.com. Any other address (a custom
-// domain, an IP address, a local simulator) does not say which instance
-// answers there, and yields "": neither the rule nor ingest then compares
-// names, rather than reject every change of a correctly set up gateway.
-func InstanceName(instanceURL string) string {
-	u, err := url.Parse(strings.TrimSpace(instanceURL))
-	if err != nil {
-		return ""
-	}
-	host := strings.ToLower(u.Hostname())
-	for _, d := range serviceNowDomains {
-		if name, ok := strings.CutSuffix(host, d); ok && validInstanceName(name) {
-			return name
-		}
-	}
-	return ""
-}
-
-// validInstanceName: one DNS label, as ServiceNow names instances.
-func validInstanceName(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
-			return false
-		}
-	}
-	return true
-}
+// instanceURL (servicenow.InstanceName): "acme" for
+// https://acme.service-now.com. Any other address (a custom domain, an IP
+// address, a local simulator) does not say which instance answers there,
+// and yields "": neither the rule nor ingest then compares names, rather
+// than reject every change of a correctly set up gateway.
+func InstanceName(instanceURL string) string { return servicenow.InstanceName(instanceURL) }
 
 func jsString(s string) string {
 	b, _ := json.Marshal(s) // a string always marshals

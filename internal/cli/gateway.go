@@ -33,6 +33,7 @@ type gatewayFlags struct {
 	groups, envs, escalation                                 string
 	dedup                                                    int
 	writeBack, active, passwordStdin, clientSecretStdin      bool
+	allowCustomHost                                          bool
 	// The job lifecycle settings.
 	org, mode, mention, onSuccess, onFailure, closeCode string
 	dedupNote                                           bool
@@ -45,6 +46,7 @@ func (f *gatewayFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.name, "name", "", "display name")
 	fs.StringVar(&f.description, "description", "", "free text")
 	fs.StringVar(&f.instanceURL, "instance-url", "", "ServiceNow instance URL, https://<instance>.service-now.com")
+	fs.BoolVar(&f.allowCustomHost, "allow-custom-host", false, "allow an --instance-url on a host that is neither <instance>.service-now.com, <instance>.servicenowservices.com nor loopback (a proxy, a custom domain): the gateway's credentials are sent there")
 	fs.StringVar(&f.auth, "auth", "", "credentials type: basic, oauth-client-credentials or oauth-password")
 	fs.StringVar(&f.username, "username", "", "ServiceNow user (basic, oauth-password)")
 	fs.StringVar(&f.clientID, "client-id", "", "OAuth client id (oauth-*)")
@@ -205,7 +207,7 @@ func checkGatewayID(flagName, id string) error {
 var gatewayCreate = Command{
 	Path:  "infra gateway create",
 	Short: "register a ServiceNow instance; its password or client secret is read from stdin",
-	Usage: "--name <name> --instance-url <url> --auth basic|oauth-client-credentials|oauth-password [--username <user>] [--client-id <id>] [--password-stdin] [--client-secret-stdin] [--assignment-group-filter <groups>] [--environment-filter <envs>] [--dedup-window-minutes 30] [--write-back=true] [--escalation-group <group>] [--org <org>] [--mode automatic|semi-automatic] [--mention @2501] [--on-success resolve|comment|none] [--on-failure escalate|note|none] [--resolve-close-code <code>] [--dedup-note=true] " + budgetFlagsUsage + " [--description <text>] [--skip-instance-checks]",
+	Usage: "--name <name> --instance-url <url> [--allow-custom-host] --auth basic|oauth-client-credentials|oauth-password [--username <user>] [--client-id <id>] [--password-stdin] [--client-secret-stdin] [--assignment-group-filter <groups>] [--environment-filter <envs>] [--dedup-window-minutes 30] [--write-back=true] [--escalation-group <group>] [--org <org>] [--mode automatic|semi-automatic] [--mention @2501] [--on-success resolve|comment|none] [--on-failure escalate|note|none] [--resolve-close-code <code>] [--dedup-note=true] " + budgetFlagsUsage + " [--description <text>] [--skip-instance-checks]",
 	Long: `The assignment group filter and the escalation group are resolved to
 sys_user_group sys_ids on the instance, with the credentials given: Business
 Rule conditions compare strings case-sensitively, so a name must be typed
@@ -215,8 +217,16 @@ is refused when the instance has no u_environment field on incident and
 change_request (or task). --skip-instance-checks registers without the
 instance: the filters are stored as typed and matched by name.
 
+The instance URL is https://<instance>.service-now.com (or
+<instance>.servicenowservices.com), or http on loopback for a local
+simulator. Any other host (a proxy, a custom domain) is refused unless
+--allow-custom-host is given: the gateway's credentials are sent to whoever
+answers there, and the functions refuse to connect a gateway on such a host
+without the permission, whatever the registry table says.
+
 The password and client secret are stored in AWS Secrets Manager (named
-<secret prefix>gateways/<gateway id>), never in the registry table. When both
+<secret prefix>gateways/<gateway id>, with the instance URL they are for),
+never in the registry table. When both
 are read, stdin holds the password on the first line, the client secret on
 the second; on a terminal they are prompted for without echo.
 
@@ -246,7 +256,7 @@ printf '%s\n' "$SN_CLIENT_SECRET" | 2501 infra gateway create --name prod --inst
 				Auth: f.auth, Username: f.username, ClientID: f.clientID,
 				AssignmentGroupFilter: f.groups, EnvironmentFilter: f.envs, DedupWindowMinutes: f.dedup,
 				EscalationGroup: f.escalation, WriteBack: f.writeBack, Active: f.active,
-				SkipInstanceChecks: *skipChecks,
+				SkipInstanceChecks: *skipChecks, AllowCustomHost: f.allowCustomHost,
 			}
 			// The job settings not given stay empty: the defaults, as for a
 			// gateway made by any other caller.
@@ -400,7 +410,7 @@ shown and the budget is said to be unavailable.`,
 var gatewayUpdate = Command{
 	Path:  "infra gateway update",
 	Short: "change a gateway (only the flags given); --active=false stops it at once",
-	Usage: "--id <gtw_…> [--name …] [--active=true|false] [--instance-url …] [--auth … --username … --client-id … --password-stdin --client-secret-stdin] [--assignment-group-filter …] [--environment-filter …] [--dedup-window-minutes …] [--write-back=…] [--escalation-group …] [--org …] [--mode …] [--mention …] [--on-success …] [--on-failure …] [--resolve-close-code …] [--dedup-note=…] [--rate-limit N/h|default] [--max-concurrency N] [--description …] [--skip-instance-checks]",
+	Usage: "--id <gtw_…> [--name …] [--active=true|false] [--instance-url …] [--allow-custom-host=true|false] [--auth … --username … --client-id … --password-stdin --client-secret-stdin] [--assignment-group-filter …] [--environment-filter …] [--dedup-window-minutes …] [--write-back=…] [--escalation-group …] [--org …] [--mode …] [--mention …] [--on-success …] [--on-failure …] [--resolve-close-code …] [--dedup-note=…] [--rate-limit N/h|default] [--max-concurrency N] [--description …] [--skip-instance-checks]",
 	Long: `Only the flags given change. Activating or deactivating a gateway rewrites
 the path items of all its webhooks in the same transaction, so ingest stops
 (or resumes) accepting their calls at once. Changing --auth needs the new
@@ -409,7 +419,10 @@ A changed filter changes the Business Rule condition: re-create the
 webhooks' rules or edit their Filter Conditions to match. Changed filters
 (or a changed instance URL) are resolved on the instance as with create;
 giving --assignment-group-filter again resolves the names of a gateway
-registered with --skip-instance-checks.
+registered with --skip-instance-checks. An --instance-url on a custom host
+needs --allow-custom-host with it (or already given);
+--allow-custom-host=false turns the permission off, for a gateway whose
+instance URL is on ServiceNow.
 
 A changed --mode, --mention or outbound mapping (--on-success, --on-failure,
 --resolve-close-code) applies to the next record processed and the next
@@ -439,6 +452,7 @@ printf '%s\n' "$NEW_PASSWORD" | 2501 infra gateway update --id gtw_0b7c… --pas
 			given("name", func() { ch.Name = &f.name })
 			given("description", func() { ch.Description = &f.description })
 			given("instance-url", func() { ch.InstanceURL = &f.instanceURL })
+			given("allow-custom-host", func() { ch.AllowCustomHost = &f.allowCustomHost })
 			given("auth", func() { ch.Auth = &f.auth })
 			given("username", func() { ch.Username = &f.username })
 			given("client-id", func() { ch.ClientID = &f.clientID })
@@ -592,6 +606,9 @@ func writeGateway(w io.Writer, g registry.Gateway, hooks []registry.Webhook, liv
 	}
 	line("Active", g.Active)
 	line("Instance URL", g.InstanceURL)
+	if g.AllowCustomHost {
+		line("Custom host", "allowed (--allow-custom-host)")
+	}
 	auth := g.Auth
 	var who []string
 	if g.Username != "" {

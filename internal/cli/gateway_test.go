@@ -89,7 +89,7 @@ func TestGatewayLifecycle(t *testing.T) {
 	if diff := cmp.Diff(want, g); diff != "" {
 		t.Errorf("stored gateway (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(registry.Credentials{Auth: registry.AuthBasic, Username: "svc_snowgate", Password: "s3cret-pa55"}, credentials(t, h, g.CredentialsSecretARN)); diff != "" {
+	if diff := cmp.Diff(registry.Credentials{Auth: registry.AuthBasic, Username: "svc_snowgate", Password: "s3cret-pa55", InstanceURL: "https://acme.service-now.com"}, credentials(t, h, g.CredentialsSecretARN)); diff != "" {
 		t.Errorf("credentials secret (-want +got):\n%s", diff)
 	}
 	if names := h.secretNames(); len(names) != 1 || names[0] != h.prefix+"gateways/"+id {
@@ -155,7 +155,7 @@ func TestGatewayLifecycle(t *testing.T) {
 			t.Errorf("switching auth without the new secret: exit %d, %q; want 2 and a request for --client-secret-stdin", r.code, r.stderr)
 		}
 		h.ok("csecret\n", "infra", "gateway", "update", "--id", id, "--auth", "oauth-client-credentials", "--client-id", "cid", "--client-secret-stdin")
-		want := registry.Credentials{Auth: registry.AuthOAuthClientCredentials, ClientID: "cid", ClientSecret: "csecret"}
+		want := registry.Credentials{Auth: registry.AuthOAuthClientCredentials, ClientID: "cid", ClientSecret: "csecret", InstanceURL: "https://acme.service-now.com"}
 		if diff := cmp.Diff(want, credentials(t, h, g.CredentialsSecretARN)); diff != "" {
 			t.Errorf("credentials after switching (-want +got):\n%s", diff)
 		}
@@ -188,6 +188,7 @@ func TestGatewayLifecycle(t *testing.T) {
 
 func TestGatewayAuthModes(t *testing.T) {
 	h := newHarness(t)
+	const loopback = "http://127.0.0.1:8080"
 	tests := []struct {
 		name  string
 		stdin string
@@ -197,23 +198,23 @@ func TestGatewayAuthModes(t *testing.T) {
 		{
 			name: "oauth client credentials", stdin: "client-s3cret\n",
 			args: []string{"--auth", "oauth-client-credentials", "--client-id", "cid", "--client-secret-stdin"},
-			want: registry.Credentials{Auth: registry.AuthOAuthClientCredentials, ClientID: "cid", ClientSecret: "client-s3cret"},
+			want: registry.Credentials{Auth: registry.AuthOAuthClientCredentials, ClientID: "cid", ClientSecret: "client-s3cret", InstanceURL: loopback},
 		},
 		{
 			name: "oauth password: password then client secret", stdin: "pw\r\nclient-s3cret\n",
 			args: []string{"--auth", "oauth-password", "--username", "u", "--client-id", "cid", "--password-stdin", "--client-secret-stdin"},
-			want: registry.Credentials{Auth: registry.AuthOAuthPassword, Username: "u", Password: "pw", ClientID: "cid", ClientSecret: "client-s3cret"},
+			want: registry.Credentials{Auth: registry.AuthOAuthPassword, Username: "u", Password: "pw", ClientID: "cid", ClientSecret: "client-s3cret", InstanceURL: loopback},
 		},
 		{
 			name: "basic, password without newline", stdin: "pw",
 			args: []string{"--auth", "basic", "--username", "u", "--password-stdin"},
-			want: registry.Credentials{Auth: registry.AuthBasic, Username: "u", Password: "pw"},
+			want: registry.Credentials{Auth: registry.AuthBasic, Username: "u", Password: "pw", InstanceURL: loopback},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var g registry.Gateway
-			h.json(&g, tc.stdin, append([]string{"infra", "gateway", "create", "--name", "n", "--instance-url", "http://127.0.0.1:8080"}, tc.args...)...)
+			h.json(&g, tc.stdin, append([]string{"infra", "gateway", "create", "--name", "n", "--instance-url", loopback}, tc.args...)...)
 			if diff := cmp.Diff(tc.want, credentials(t, h, g.CredentialsSecretARN)); diff != "" {
 				t.Errorf("credentials (-want +got):\n%s", diff)
 			}
@@ -473,4 +474,45 @@ func TestSecretPrefixDefaultsToTheStacks(t *testing.T) {
 		t.Errorf("secrets = %q, want [%sgateways/%s]", names, h.prefix, g.ID)
 	}
 	h.ok("", "infra", "gateway", "delete", "--id", g.ID)
+}
+
+// A gateway on a host that is neither ServiceNow's nor loopback needs
+// --allow-custom-host, which show prints and update turns off.
+func TestGatewayCustomHost(t *testing.T) {
+	h := newHarness(t)
+	create := []string{"infra", "gateway", "create", "--name", "proxied", "--instance-url", "https://itsm.acme.example",
+		"--auth", "basic", "--username", "svc", "--password-stdin", "--skip-instance-checks"}
+
+	r := h.run("pa55word\n", create...)
+	if r.code != 2 || !strings.Contains(r.stderr, "is not a ServiceNow instance") || !strings.Contains(r.stderr, "pass --allow-custom-host") {
+		t.Errorf("create on a custom host without the flag: exit %d, stderr %q; want 2 saying to pass --allow-custom-host", r.code, r.stderr)
+	}
+	if n := len(h.secretNames()); n != 0 {
+		t.Errorf("a refused create left %d secrets", n)
+	}
+
+	var g struct {
+		registry.Gateway
+		AllowCustomHost bool `json:"allow_custom_host"`
+	}
+	h.json(&g, "pa55word\n", append(create, "--allow-custom-host")...)
+	if !g.AllowCustomHost || g.InstanceURL != "https://itsm.acme.example" {
+		t.Fatalf("created %s, allow_custom_host %v; want the custom host allowed", g.InstanceURL, g.AllowCustomHost)
+	}
+	if out := h.ok("", "infra", "gateway", "show", "--id", g.ID); !strings.Contains(out, "Custom host:") || !strings.Contains(out, "allowed (--allow-custom-host)") {
+		t.Errorf("show lacks the custom host line:\n%s", out)
+	}
+
+	r = h.run("", "infra", "gateway", "update", "--id", g.ID, "--allow-custom-host=false")
+	if r.code != 2 || !strings.Contains(r.stderr, "--allow-custom-host=false") {
+		t.Errorf("turned off on the custom host: exit %d, stderr %q; want 2", r.code, r.stderr)
+	}
+	var v map[string]any
+	h.json(&v, "", "infra", "gateway", "update", "--id", g.ID, "--instance-url", "https://acme.service-now.com", "--allow-custom-host=false", "--skip-instance-checks")
+	if v["allow_custom_host"] != false || v["instance_url"] != "https://acme.service-now.com" {
+		t.Errorf("update back to ServiceNow = %v, want allow_custom_host false", v)
+	}
+	if out := h.ok("", "infra", "gateway", "show", "--id", g.ID); strings.Contains(out, "Custom host:") {
+		t.Errorf("show of a gateway without the permission prints a custom host line:\n%s", out)
+	}
 }

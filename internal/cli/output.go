@@ -65,6 +65,7 @@ type gatewayJSON struct {
 	Description           string   `json:"description"`
 	Active                bool     `json:"active"`
 	InstanceURL           string   `json:"instance_url"`
+	AllowCustomHost       bool     `json:"allow_custom_host"`
 	Auth                  string   `json:"auth"`
 	Username              string   `json:"username"`
 	ClientID              string   `json:"client_id"`
@@ -97,7 +98,7 @@ func gatewayOutput(g registry.Gateway) gatewayJSON {
 	b := g.BudgetSettings().WithDefaults()
 	return gatewayJSON{
 		ID: g.ID, Name: g.Name, Type: g.Type, Description: g.Description, Active: g.Active,
-		InstanceURL: g.InstanceURL, Auth: g.Auth, Username: g.Username, ClientID: g.ClientID,
+		InstanceURL: g.InstanceURL, AllowCustomHost: g.AllowCustomHost, Auth: g.Auth, Username: g.Username, ClientID: g.ClientID,
 		CredentialsSecretARN:  g.CredentialsSecretARN,
 		AssignmentGroupFilter: g.AssignmentGroupFilter, AssignmentGroupIDs: nonNil(g.AssignmentGroupIDs),
 		EnvironmentFilter: g.EnvironmentFilter, Scope: g.ScopeQuery(), DedupWindowMinutes: g.DedupWindowMinutes,

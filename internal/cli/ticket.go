@@ -51,7 +51,8 @@ func init() {
 				}
 				all := []state.Ticket{}
 				for _, id := range ids {
-					ts, err := tickets.List(ctx, state.ListOptions{GatewayID: id, Status: *status, JobState: *jobState, Since: from, Limit: *limit})
+					// The index holds what the table prints; JSON is the whole ticket.
+					ts, err := tickets.List(ctx, state.ListOptions{GatewayID: id, Status: *status, JobState: *jobState, Since: from, Limit: *limit, Full: c.JSON()})
 					if err != nil {
 						return err
 					}

@@ -14,12 +14,32 @@
 // caller defers its work to then (an SQS message's visibility) instead of
 // sleeping. A wait that ends within Config.Wait (a token due in a moment,
 // a slot about to be released) is waited out in process.
+//
+// # What a gateway item is trusted with
+//
+// The registry table says where a gateway's instance is and which secret
+// holds its credentials, but whoever may write that table must not be able
+// to send a gateway's credentials, or another gateway's, to a host of
+// their choosing. Before any secret is read, Client checks (Check) that the
+// gateway's credentials secret is the one named for it
+// (schema.IsGatewaySecret, whatever the prefix: which prefixes a function
+// may read is for IAM to say) and that its instance is a ServiceNow
+// instance or loopback, unless it was registered with AllowCustomHost
+// (servicenow.CustomHost). The secret, which the table's writers cannot
+// change, names the instance its credentials are for (registration writes
+// it, see registry.Credentials): once it is read, a gateway whose item
+// names another instance is refused before anything is sent. A gateway
+// that fails any of these gets an error wrapping ErrUntrusted, for the
+// caller to count (MetricUntrusted) and to retry as it retries any failure
+// it cannot cure itself: an operator has to correct the item, and the work
+// waits for that.
 package connect
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -27,9 +47,35 @@ import (
 
 	"github.com/snowgate/snowgate/internal/budget"
 	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/schema"
 	"github.com/snowgate/snowgate/internal/secrets"
 	"github.com/snowgate/snowgate/internal/servicenow"
 )
+
+// ErrUntrusted is a gateway item Client refuses to connect: its
+// credentials secret is not the one named for it, its instance is on a
+// custom host it was not registered for, or is not the one its secret
+// names (see the package comment).
+var ErrUntrusted = errors.New("gateway not trusted")
+
+// MetricUntrusted names the metric (a Count, by function) of the work a
+// function could not do because its gateway was refused with ErrUntrusted.
+const MetricUntrusted = "GatewayUntrusted"
+
+// Check reports whether the gateway item may be connected: an error
+// wrapping ErrUntrusted, naming the gateway and what was expected, when
+// not. It reads nothing.
+func Check(g registry.Gateway) error {
+	if !schema.IsGatewaySecret(g.CredentialsSecretARN, g.ID) {
+		return fmt.Errorf("gateway %s: %w: its credentials secret %q is not the one named for it (%s)",
+			g.ID, ErrUntrusted, schema.SecretName(g.CredentialsSecretARN), schema.GatewaySecretName("<prefix>", g.ID))
+	}
+	if !g.AllowCustomHost && servicenow.CustomHost(g.InstanceURL) {
+		return fmt.Errorf("gateway %s: %w: its instance URL %q is not a ServiceNow instance (<instance>.service-now.com, <instance>.servicenowservices.com) "+
+			"and the gateway was not registered with --allow-custom-host", g.ID, ErrUntrusted, g.InstanceURL)
+	}
+	return nil
+}
 
 // DefaultWait is how long a request waits in process for a token or a slot
 // before it is deferred: long enough for a batch a little over the burst
@@ -85,8 +131,13 @@ func New(cfg Config) *Pool {
 }
 
 // Client returns the gateway's client, building it when the gateway's
-// instance, credentials or budget settings changed since the last call.
+// instance, credentials or budget settings changed since the last call. A
+// gateway item that fails Check gets its error, before its secret is read;
+// one whose instance is not the one its secret names, after.
 func (p *Pool) Client(ctx context.Context, g registry.Gateway) (*servicenow.Client, error) {
+	if err := Check(g); err != nil {
+		return nil, err
+	}
 	if p.cfg.Budget != nil && p.cfg.Budget.ProbeDue(g.ID) {
 		// The probe of a gateway refused for its credentials or rights
 		// goes with the secret as it is now: it may have been fixed.
@@ -95,6 +146,9 @@ func (p *Pool) Client(ctx context.Context, g registry.Gateway) (*servicenow.Clie
 	creds, err := servicenow.LoadCredentials(ctx, p.cfg.Secrets, g.CredentialsSecretARN)
 	if err != nil {
 		return nil, fmt.Errorf("gateway %s: %w", g.ID, err)
+	}
+	if creds.InstanceURL != "" && creds.InstanceURL != g.InstanceURL {
+		return nil, fmt.Errorf("gateway %s: %w: its instance URL %q is not the one its credentials secret is for (%q)", g.ID, ErrUntrusted, g.InstanceURL, creds.InstanceURL)
 	}
 	settings := g.BudgetSettings()
 	b, err := json.Marshal(struct {

@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/google/uuid"
 
 	"github.com/snowgate/snowgate/internal/awstest"
 	"github.com/snowgate/snowgate/internal/budget"
@@ -40,6 +44,21 @@ type env struct {
 	table   string
 	gw      registry.Gateway
 	clock   *clock
+	// reads counts the GetSecretValue calls sent to the emulator.
+	reads *secretReads
+}
+
+// secretReads counts the GetSecretValue requests going through it.
+type secretReads struct {
+	next aws.HTTPClient
+	n    atomic.Int64
+}
+
+func (r *secretReads) Do(req *http.Request) (*http.Response, error) {
+	if req.Header.Get("X-Amz-Target") == "secretsmanager.GetSecretValue" {
+		r.n.Add(1)
+	}
+	return r.next.Do(req)
 }
 
 // clock is the budget's time, moved by the tests instead of waited for.
@@ -72,24 +91,37 @@ func newEnv(t *testing.T, rate, ceiling int) *env {
 	t.Cleanup(func() {
 		_, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
 	})
-	sec := secrets.New(secretsmanager.NewFromConfig(cfg))
-	doc, _ := json.Marshal(registry.Credentials{Auth: registry.AuthBasic, Username: snowUser, Password: snowPass})
-	arn, err := sec.Create(ctx, awstest.UniqueName("snowgate-test-")+"/gw", string(doc), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	reads := &secretReads{next: cfg.HTTPClient}
+	smCfg := cfg.Copy()
+	smCfg.HTTPClient = reads
+	sec := secrets.New(secretsmanager.NewFromConfig(smCfg))
+	id := "gtw_" + uuid.NewString()
 	sim, err := snowsim.Start("127.0.0.1:0", snowsim.WithUser(snowUser, snowPass))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(sim.Close)
+	arn := gatewaySecret(t, sec, id, sim.URL)
 	clk := &clock{t: time.Now()}
 	return &env{
-		sim: sim, secrets: sec, clock: clk, db: db, table: table,
+		sim: sim, secrets: sec, clock: clk, db: db, table: table, reads: reads,
 		budget: budget.New(db, table, budget.Options{Now: clk.now}),
-		gw: registry.Gateway{ID: awstest.UniqueName("gtw_"), InstanceURL: sim.URL, CredentialsSecretARN: arn,
+		gw: registry.Gateway{ID: id, InstanceURL: sim.URL, CredentialsSecretARN: arn,
 			RateLimitPerHour: rate, MaxConcurrency: ceiling},
 	}
+}
+
+// gatewaySecret stores the simulator user's credentials for instance (""
+// names none, as a secret written before they did) in the secret named for
+// gateway id, under a prefix of the test's own.
+func gatewaySecret(t *testing.T, sec *secrets.Store, id, instance string) string {
+	t.Helper()
+	doc, _ := json.Marshal(registry.Credentials{Auth: registry.AuthBasic, Username: snowUser, Password: snowPass, InstanceURL: instance})
+	arn, err := sec.Create(context.Background(), schema.GatewaySecretName(awstest.UniqueName("snowgate-test-")+"/", id), string(doc), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return arn
 }
 
 func (e *env) pool() *connect.Pool {
@@ -244,6 +276,124 @@ func requests(sim *snowsim.Sim) int {
 		n += c
 	}
 	return n
+}
+
+// A gateway item is trusted with the credentials secret named for it only,
+// and with a ServiceNow or loopback host unless registered for another:
+// whoever can write the registry table cannot have a gateway's (or another
+// gateway's) password sent to a host of theirs. A refused item's secret is
+// never read.
+func TestTamperedGatewayIsRefused(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	ctx := context.Background()
+	other := "gtw_" + uuid.NewString()
+	otherARN := gatewaySecret(t, e.secrets, other, e.sim.URL)
+
+	for _, tc := range []struct {
+		name   string
+		tamper func(*registry.Gateway)
+		says   string // in the error
+	}{
+		{"another gateway's secret", func(g *registry.Gateway) { g.CredentialsSecretARN = otherARN }, "gateways/" + other},
+		{"another gateway's secret and a host of the writer's", func(g *registry.Gateway) {
+			g.CredentialsSecretARN, g.InstanceURL = otherARN, "https://collector.example.net"
+		}, "not the one named for it"},
+		{"a secret not named for a gateway", func(g *registry.Gateway) {
+			g.CredentialsSecretARN = strings.Replace(g.CredentialsSecretARN, "/gateways/", "/webhooks/", 1)
+		}, "not the one named for it"},
+		{"a host that is not ServiceNow's", func(g *registry.Gateway) { g.InstanceURL = "https://collector.example.net" }, "--allow-custom-host"},
+		{"a look-alike host", func(g *registry.Gateway) { g.InstanceURL = "https://acme.service-now.com.example.net" }, "--allow-custom-host"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := e.gw
+			tc.tamper(&g)
+			before := e.reads.n.Load()
+			_, err := e.pool().Client(ctx, g)
+			if !errors.Is(err, connect.ErrUntrusted) {
+				t.Fatalf("Client = %v, want ErrUntrusted", err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, g.ID) || !strings.Contains(msg, tc.says) || strings.Contains(msg, snowPass) {
+				t.Errorf("error %q: want it to name gateway %s and say %q, without the password", msg, g.ID, tc.says)
+			}
+			if n := e.reads.n.Load() - before; n != 0 {
+				t.Errorf("%d GetSecretValue calls for a refused gateway, want none", n)
+			}
+		})
+	}
+
+	// The secret names the instance its credentials are for, which the
+	// table's writers cannot change: another ServiceNow instance (one of
+	// the writer's), or a custom host with the permission set beside it,
+	// is refused once the secret is read, before any request.
+	for _, tc := range []struct {
+		name   string
+		tamper func(*registry.Gateway)
+	}{
+		{"another ServiceNow instance", func(g *registry.Gateway) { g.InstanceURL = "https://dev99999.service-now.com" }},
+		{"a custom host, allowed in the item", func(g *registry.Gateway) {
+			g.InstanceURL, g.AllowCustomHost = "https://collector.example.net", true
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := e.gw
+			tc.tamper(&g)
+			_, err := e.pool().Client(ctx, g)
+			if !errors.Is(err, connect.ErrUntrusted) || !strings.Contains(err.Error(), "not the one its credentials secret is for") {
+				t.Fatalf("Client = %v, want ErrUntrusted: not the secret's instance", err)
+			}
+			if strings.Contains(err.Error(), snowPass) {
+				t.Errorf("error %q holds the password", err)
+			}
+		})
+	}
+
+	t.Run("a custom host it was registered for", func(t *testing.T) {
+		g := e.gw
+		g.ID = "gtw_" + uuid.NewString()
+		g.InstanceURL, g.AllowCustomHost = "https://itsm.example.net", true
+		g.CredentialsSecretARN = gatewaySecret(t, e.secrets, g.ID, g.InstanceURL)
+		before := e.reads.n.Load()
+		c, err := e.pool().Client(ctx, g)
+		if err != nil {
+			t.Fatalf("Client: %v", err)
+		}
+		// The count above sees reads: this one read the secret.
+		if n := e.reads.n.Load() - before; n != 1 {
+			t.Errorf("%d GetSecretValue calls, want 1", n)
+		}
+		if c.InstanceURL() != g.InstanceURL {
+			t.Errorf("client of %s, want %s", c.InstanceURL(), g.InstanceURL)
+		}
+	})
+
+	t.Run("tampered after its client was made", func(t *testing.T) {
+		p := e.pool()
+		if _, err := p.Client(ctx, e.gw); err != nil {
+			t.Fatalf("Client of the gateway as registered: %v", err)
+		}
+		g := e.gw
+		g.InstanceURL = "https://collector.example.net"
+		if _, err := p.Client(ctx, g); !errors.Is(err, connect.ErrUntrusted) {
+			t.Fatalf("Client after the host changed = %v, want ErrUntrusted", err)
+		}
+	})
+}
+
+// A secret written before secrets named their instance (or by hand) leaves
+// the item's instance URL to the host check alone.
+func TestSecretWithoutInstance(t *testing.T) {
+	e := newEnv(t, 0, 0)
+	ctx := context.Background()
+	g := e.gw
+	g.ID = "gtw_" + uuid.NewString()
+	g.CredentialsSecretARN = gatewaySecret(t, e.secrets, g.ID, "")
+	if _, err := e.pool().Client(ctx, g); err != nil {
+		t.Fatalf("Client of a gateway whose secret names no instance: %v", err)
+	}
+	g.InstanceURL = "https://collector.example.net"
+	if _, err := e.pool().Client(ctx, g); !errors.Is(err, connect.ErrUntrusted) {
+		t.Fatalf("Client on a custom host = %v, want ErrUntrusted", err)
+	}
 }
 
 // A write with nothing to be deferred with may wait out a short pause in

@@ -10,6 +10,7 @@ import (
 	"github.com/snowgate/snowgate/internal/connect"
 	"github.com/snowgate/snowgate/internal/redelivery"
 	"github.com/snowgate/snowgate/internal/schema"
+	"github.com/snowgate/snowgate/internal/state"
 )
 
 func TestEnvFromGetenv(t *testing.T) {
@@ -34,12 +35,16 @@ func TestEnvFromGetenv(t *testing.T) {
 		want    Env
 		wantErr string
 	}{
-		{name: "defaults", env: full, want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", Retry: defaults}},
-		{name: "max pause", env: with(connect.EnvMaxPause, "30s"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", MaxPause: 30 * time.Second, Retry: defaults}},
-		{name: "shorter horizon", env: with(redelivery.EnvHorizon, "90m"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", Retry: redelivery.Policy{Horizon: 90 * time.Minute, Base: schema.RetryBase, Cap: schema.RetryCap}}},
+		{name: "defaults", env: full, want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", Retry: defaults, TicketTTL: state.DefaultTicketTTL}},
+		{name: "max pause", env: with(connect.EnvMaxPause, "30s"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", MaxPause: 30 * time.Second, Retry: defaults, TicketTTL: state.DefaultTicketTTL}},
+		{name: "shorter horizon", env: with(redelivery.EnvHorizon, "90m"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", Retry: redelivery.Policy{Horizon: 90 * time.Minute, Base: schema.RetryBase, Cap: schema.RetryCap}, TicketTTL: state.DefaultTicketTTL}},
 		{name: "horizon beyond the redrive count", env: with(redelivery.EnvHorizon, "48h"), wantErr: redelivery.EnvHorizon},
 		{name: "missing intake queue", env: with(schema.EnvIntakeQueueURL, ""), wantErr: schema.EnvIntakeQueueURL + " is not set"},
 		{name: "bad max pause", env: with(connect.EnvMaxPause, "0s"), wantErr: connect.EnvMaxPause},
+		{name: "ticket TTL", env: with(EnvTicketTTL, "720h"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", Retry: defaults, TicketTTL: 30 * 24 * time.Hour}},
+		{name: "tickets kept forever", env: with(EnvTicketTTL, "0"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", Retry: defaults}},
+		{name: "ticket TTL too short", env: with(EnvTicketTTL, "1h"), wantErr: EnvTicketTTL},
+		{name: "ticket TTL not a duration", env: with(EnvTicketTTL, "90d"), wantErr: EnvTicketTTL},
 		{name: "missing table", env: with(schema.EnvStateTable, ""), wantErr: schema.EnvStateTable + " is not set"},
 	}
 	for _, tt := range tests {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -132,6 +133,9 @@ func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		if m := connect.HeldMetric(o.Err); o.Status == StatusWaiting && m != "" {
 			counts[m]++
 		}
+		if errors.Is(o.Err, connect.ErrUntrusted) {
+			counts[connect.MetricUntrusted]++
+		}
 		if o.Fetched {
 			latencies = append(latencies, float64(o.FetchLatency.Microseconds())/1000)
 		}
@@ -144,7 +148,9 @@ func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		}
 		ms = append(ms, metrics.Metric{Name: "FetchLatency", Unit: metrics.Milliseconds, Values: latencies},
 			metrics.Metric{Name: budget.MetricPaused, Unit: metrics.Count, Values: []float64{counts[budget.MetricPaused]}},
-			metrics.Metric{Name: budget.MetricDeferred, Unit: metrics.Count, Values: []float64{counts[budget.MetricDeferred]}})
+			metrics.Metric{Name: budget.MetricDeferred, Unit: metrics.Count, Values: []float64{counts[budget.MetricDeferred]}},
+			metrics.Metric{Name: MetricUnknownRecord, Unit: metrics.Count, Values: []float64{counts[StatusUnknownRecord]}},
+			metrics.Metric{Name: connect.MetricUntrusted, Unit: metrics.Count, Values: []float64{counts[connect.MetricUntrusted]}})
 		if err := p.cfg.Metrics.Put(map[string]string{"function": "processor"}, map[string]string{"request_id": requestID}, ms...); err != nil {
 			p.log.ErrorContext(ctx, "write metrics", "error", err.Error())
 		}

@@ -65,8 +65,9 @@ func mirroredFields(m state.Mirror) [][2]string {
 	return [][2]string{
 		{servicenow.FieldState, m.State},
 		{servicenow.FieldPriority, m.Priority},
-		{servicenow.FieldShortDescription, m.ShortDescription},
-		{servicenow.FieldDescription, m.Description},
+		// A text cut to its cap differs by its full text's hash too.
+		{servicenow.FieldShortDescription, m.ShortDescription + "\x00" + m.ShortDescriptionSHA256},
+		{servicenow.FieldDescription, m.Description + "\x00" + m.DescriptionSHA256},
 		{servicenow.FieldAssignmentGroup, m.AssignmentGroup},
 		{servicenow.FieldEnvironment, m.Environment},
 		{servicenow.FieldConfigurationItem, m.ConfigurationItem},
@@ -187,9 +188,12 @@ func unlinks(text, token string) bool {
 	return false
 }
 
-// message is a journal entry as the engine reads it.
+// message is a journal entry as the engine reads it, its text cut to
+// state.MaxJournalText (and its author to state.MaxField).
 func message(e servicenow.JournalEntry) *queue.JournalMessage {
-	return &queue.JournalMessage{Field: e.Field, Text: e.Text, Author: e.Author, EnteredAt: e.CreatedOn.UTC(), EntryID: e.SysID}
+	text, sum := state.Clip(e.Text, state.MaxJournalText)
+	author, _ := state.Clip(e.Author, state.MaxField)
+	return &queue.JournalMessage{Field: e.Field, Text: text, TextSHA256: sum, Author: author, EnteredAt: e.CreatedOn.UTC(), EntryID: e.SysID}
 }
 
 // journalSince splits entries read since the ticket's last seen second

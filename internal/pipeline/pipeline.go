@@ -22,7 +22,9 @@
 //     a mention on a ticket whose job ended starts a new episode. The job
 //     id derives from the ticket and the episode, so every attempt at
 //     creating it has the same id; the job is indexed (state.IndexJob)
-//     before its job.created is sent, so no result can outrun it.
+//     before its job.created is sent, so no result can outrun it. A
+//     ticket that expired by its TTL and came back continues the episodes
+//     of the jobs indexed for it (firstEpisode), so ids are never reused.
 //   - Open job, still in scope: mirrored fields that changed are one
 //     job.updated (changed_fields with ServiceNow's names, and the new
 //     snapshot): a change request moving from Scheduled to Implement, a
@@ -124,7 +126,10 @@
 // permanent failure (404 from ServiceNow, a 403 (the integration user may
 // not read the table: a gateway misconfiguration that no retry cures), an
 // unknown gateway or table, a record without the fields idempotency needs)
-// is stored on the ticket as failed and the message is done; a 403 on the
+// is stored on the ticket as failed and the message is done, except a 404
+// for a record no ticket has mirrored (a replay, a probe): that is logged
+// and counted (StatusUnknownRecord, MetricUnknownRecord) and stores
+// nothing; a 403 on the
 // journal only is noted on the ticket, and the decision goes on without
 // it. A message that is not an intake message (bad JSON) is logged and
 // takes the same way to the dead-letter queue at once, unchanged and with
@@ -162,6 +167,9 @@ type Tickets interface {
 	// retry is not due before retryAt.
 	ReleaseUntil(ctx context.Context, k state.Key, token, reason string, prior *state.Prior, retryAt time.Time) error
 	RecordFailure(ctx context.Context, k state.Key, reason string, permanent bool, source string) error
+	// RecordGone stores a 404 on the record's ticket; state.ErrNotFound
+	// when no ticket has seen the record, and nothing was stored.
+	RecordGone(ctx context.Context, k state.Key, reason, source string) error
 	// DeferFailure records a transient failure before any claim whose
 	// retry is not due before retryAt.
 	DeferFailure(ctx context.Context, k state.Key, reason, source string, retryAt time.Time) error
@@ -171,9 +179,9 @@ type Tickets interface {
 	// MarkEnding records, under the claim, the job.cancelled about to be
 	// sent (see state.Ticket.Basis).
 	MarkEnding(ctx context.Context, k state.Key, token string, e state.Ending) error
-	// JobTicketKey finds an indexed job's ticket (state.ErrNotFound: no
-	// attempt ever got as far as sending its job.created).
-	JobTicketKey(ctx context.Context, jobID string) (state.Key, error)
+	// IndexedJob reads a job's index item (state.ErrNotFound: no attempt
+	// ever got as far as sending its job.created).
+	IndexedJob(ctx context.Context, jobID string) (state.IndexedJob, error)
 	// DecidedVersion is the ticket's decided version (false: none yet):
 	// the cheap duplicate check before any ServiceNow call.
 	DecidedVersion(ctx context.Context, k state.Key) (int, bool, error)

@@ -30,7 +30,15 @@ const (
 	// (the gateway paused, or its request rate spent for now); it comes
 	// back when the budget says (Outcome.Retry). Not a failure.
 	StatusWaiting = "waiting"
+	// StatusUnknownRecord: ServiceNow answered 404 for a record no ticket
+	// has mirrored (a replay, a probe, a sys_id nobody uses): logged and
+	// counted (MetricUnknownRecord), nothing stored, the message done.
+	StatusUnknownRecord = "unknown_record"
 )
+
+// MetricUnknownRecord counts, per batch, the messages for records that
+// ServiceNow does not know and no ticket has seen (StatusUnknownRecord).
+const MetricUnknownRecord = "UnknownRecord"
 
 // Outcome is what happened to one message.
 type Outcome struct {
@@ -78,6 +86,10 @@ type decision struct {
 	resend *state.Ending
 	// final, when set, is the outcome: a failure after the claim.
 	final *Outcome
+	// since is when the ticket's item was first written (its life began,
+	// see firstEpisode); first, when not 0, is its first job's episode.
+	since time.Time
+	first int
 }
 
 // prepare runs one message up to the lifecycle decision: decode, gateway,
@@ -129,7 +141,7 @@ func (p *Processor) prepare(ctx context.Context, rec events.SQSMessage) (*decisi
 	rec2, latency, err := p.fetch(ctx, g, m.Table, m.SysID)
 	o.Fetched, o.FetchLatency = err == nil || latency > 0, latency
 	if errors.Is(err, servicenow.ErrNotFound) {
-		return nil, p.permanent(ctx, o, "not found in ServiceNow: deleted, or hidden from the integration user by an ACL", err)
+		return nil, p.gone(ctx, o, err)
 	}
 	if errors.Is(err, servicenow.ErrForbidden) {
 		// The integration user lacks a right: the gateway, not this
@@ -166,11 +178,14 @@ func (p *Processor) prepare(ctx context.Context, rec events.SQSMessage) (*decisi
 		return nil, p.transient(ctx, o, "claim", err)
 	}
 	// An unfinished attempt's claim is not what to decide against.
-	d := &decision{o: o, g: g, m: m, v: v, prev: prev.Basis(), token: token, now: p.cfg.Now()}
+	d := &decision{o: o, g: g, m: m, v: v, prev: prev.Basis(), token: token, now: p.cfg.Now(), since: prev.FirstSeenAt}
+	if d.since.IsZero() {
+		d.since = d.now // the claim wrote the item
+	}
 	if prev.Status == state.StatusProcessing || prev.Status == state.StatusRetrying {
 		d.resend = prev.Ending
 	}
-	if d.pending, err = p.pendingJob(ctx, o.Key, prev, d.now); err != nil {
+	if d.pending, err = p.pendingJob(ctx, d, prev); err != nil {
 		return nil, p.release(ctx, d, "read job index", err)
 	}
 	if err := p.decide(ctx, d); err != nil {
@@ -186,25 +201,61 @@ func (p *Processor) prepare(ctx context.Context, rec events.SQSMessage) (*decisi
 // store its decision, so the engine may be working on it. In scope, the
 // decision creates the same job again (same ids, which the engine drops);
 // out of scope, it must cancel it, or the engine's job would never end.
-func (p *Processor) pendingJob(ctx context.Context, k state.Key, claimed state.Ticket, now time.Time) (*state.Job, error) {
+func (p *Processor) pendingJob(ctx context.Context, d *decision, claimed state.Ticket) (*state.Job, error) {
+	k, now := d.o.Key, d.now
 	basis := claimed.Basis()
 	if claimed.Status != state.StatusProcessing && claimed.Status != state.StatusRetrying || basis.Job.Open() {
 		return nil, nil
 	}
-	episode := 1
+	var episode int
 	if basis.Job != nil {
 		episode = basis.Job.Episode + 1
+		switch _, err := p.deps.Tickets.IndexedJob(ctx, jobIDFor(k, episode)); {
+		case errors.Is(err, state.ErrNotFound):
+			return nil, nil
+		case err != nil:
+			return nil, err
+		}
+	} else {
+		first, indexed, err := p.firstEpisode(ctx, k, d.since)
+		if err != nil {
+			return nil, err
+		}
+		if d.first = first; !indexed {
+			return nil, nil
+		}
+		episode = first
 	}
 	id := jobIDFor(k, episode)
-	switch _, err := p.deps.Tickets.JobTicketKey(ctx, id); {
-	case errors.Is(err, state.ErrNotFound):
-		return nil, nil
-	case err != nil:
-		return nil, err
-	}
 	created := queue.EventIDFor(k.GatewayID, k.Table, k.SysID, episode, 0, queue.EventJobCreated, "")
 	return &state.Job{ID: id, State: state.JobOpen, Episode: episode, Sequence: 1, OpenedAt: now.UTC(),
 		Events: []state.JobEventRecord{{Type: queue.EventJobCreated, Sequence: 1, EventID: created, At: now.UTC()}}}, nil
+}
+
+// lifeMargin separates the jobs of a ticket's earlier life from its own:
+// a job indexed that long before the ticket's item was first written
+// belongs to an item that expired (final for the ticket TTL, a day at the
+// least). It absorbs clock differences between processors.
+const lifeMargin = time.Hour
+
+// firstEpisode is the episode of the first job of a ticket without one:
+// 1, unless the job index holds jobs of an earlier life of the ticket (an
+// item the ticket TTL deleted, the record back in scope since): then the
+// episode after them, so that no job id or event id is used twice.
+// indexed says that the episode's job is indexed already, by an attempt of
+// this life (since is when the item was first written).
+func (p *Processor) firstEpisode(ctx context.Context, k state.Key, since time.Time) (episode int, indexed bool, err error) {
+	for n := 1; ; n++ {
+		j, err := p.deps.Tickets.IndexedJob(ctx, jobIDFor(k, n))
+		switch {
+		case errors.Is(err, state.ErrNotFound):
+			return n, false, nil
+		case err != nil:
+			return 0, false, fmt.Errorf("read job index: %w", err)
+		case !j.CreatedAt.Before(since.Add(-lifeMargin)):
+			return n, true, nil
+		}
+	}
 }
 
 // decide takes the lifecycle decision on a claimed version (see the
@@ -373,9 +424,14 @@ func (p *Processor) complete(ctx context.Context, d *decision) Outcome {
 	var evs []queue.JobEvent
 	switch {
 	case d.plan.create:
-		episode := 1
+		episode := d.first
 		if prev.Job != nil {
 			episode = prev.Job.Episode + 1
+		} else if episode == 0 {
+			var err error
+			if episode, _, err = p.firstEpisode(ctx, o.Key, d.since); err != nil {
+				return p.release(ctx, d, "read job index", err)
+			}
 		}
 		res.JobID = jobIDFor(o.Key, episode)
 		res.Status, res.Reason, res.JobOpen, res.Outcome = state.StatusAccepted, d.plan.reason, true, ""
@@ -606,6 +662,7 @@ func jobTicket(v state.Version) queue.JobTicket {
 		Environment: m.Environment, ConfigurationItem: m.ConfigurationItem, Active: m.Active,
 		SysUpdatedOn: v.SysUpdatedOn, Type: m.Type, Approval: m.Approval,
 		StartDate: m.StartDate, EndDate: m.EndDate,
+		DescriptionSHA256: m.DescriptionSHA256, ShortDescriptionSHA256: m.ShortDescriptionSHA256,
 	}
 }
 
@@ -619,6 +676,22 @@ func (p *Processor) permanent(ctx context.Context, o Outcome, reason string, cau
 	o.Status, o.Reason, o.Err = StatusFailed, reason, cause
 	if err := p.deps.Tickets.RecordFailure(ctx, o.Key, reason, true, o.Source); err != nil {
 		// Unrecorded, the failure would be silent: retry the message.
+		o.Retry, o.Err = true, errors.Join(cause, err)
+	}
+	return o
+}
+
+// gone handles a 404: stored as a permanent failure on the record's
+// ticket, or, for a record no ticket has seen, only logged and counted:
+// a stray sys_id must not leave a ticket behind forever.
+func (p *Processor) gone(ctx context.Context, o Outcome, cause error) Outcome {
+	const reason = "not found in ServiceNow: deleted, or hidden from the integration user by an ACL"
+	o.Status, o.Reason, o.Err = StatusFailed, reason, cause
+	err := p.deps.Tickets.RecordGone(ctx, o.Key, reason, o.Source)
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+		o.Status, o.Reason = StatusUnknownRecord, "not found in ServiceNow, and no ticket has seen the record: not stored"
+	case err != nil:
 		o.Retry, o.Err = true, errors.Join(cause, err)
 	}
 	return o

@@ -158,10 +158,14 @@ func TableInput(name string, t schema.Table) *dynamodb.CreateTableInput {
 		KeySchema:   keySchema(t.PartitionKey, t.SortKey),
 	}
 	for _, ix := range t.Indexes {
+		proj := &ddbtypes.Projection{ProjectionType: ddbtypes.ProjectionTypeAll}
+		if ix.Include != nil {
+			proj = &ddbtypes.Projection{ProjectionType: ddbtypes.ProjectionTypeInclude, NonKeyAttributes: ix.Include}
+		}
 		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, ddbtypes.GlobalSecondaryIndex{
 			IndexName:  aws.String(ix.Name),
 			KeySchema:  keySchema(ix.PartitionKey, ix.SortKey),
-			Projection: &ddbtypes.Projection{ProjectionType: ddbtypes.ProjectionTypeAll},
+			Projection: proj,
 		})
 	}
 	for name, typ := range attrs {

@@ -108,6 +108,10 @@ type JournalMessage struct {
 	EnteredAt time.Time `json:"entered_at"`
 	// EntryID is the sys_journal_field entry's sys_id.
 	EntryID string `json:"entry_id"`
+	// TextSHA256 is set only when the text was longer than its cap
+	// (state.MaxJournalText) and Text holds its beginning: the SHA-256
+	// (hex) of the full text.
+	TextSHA256 string `json:"text_sha256,omitempty"`
 }
 
 // eventNamespace scopes event ids (UUID v5).

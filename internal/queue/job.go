@@ -28,4 +28,10 @@ type JobTicket struct {
 	Approval  string `json:"approval,omitempty"`
 	StartDate string `json:"start_date,omitempty"`
 	EndDate   string `json:"end_date,omitempty"`
+	// DescriptionSHA256 and ShortDescriptionSHA256 are set only when the
+	// text was longer than its cap (state.MaxDescription,
+	// state.MaxShortDescription) and Description or ShortDescription holds
+	// its beginning: the SHA-256 (hex) of the full text.
+	DescriptionSHA256      string `json:"description_sha256,omitempty"`
+	ShortDescriptionSHA256 string `json:"short_description_sha256,omitempty"`
 }

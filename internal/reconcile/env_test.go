@@ -230,8 +230,13 @@ func (e *env) pool() *connect.Pool {
 
 // reconciler builds a reconciler over the env with cfg.
 func (e *env) reconciler(cfg reconcile.Config) *reconcile.Reconciler {
+	return e.reconcilerWith(registry.New(e.ddb, e.res.RegistryTable), cfg)
+}
+
+// reconcilerWith is reconciler reading the registry through reg.
+func (e *env) reconcilerWith(reg reconcile.Registry, cfg reconcile.Config) *reconcile.Reconciler {
 	return reconcile.New(reconcile.Deps{
-		Registry:   registry.New(e.ddb, e.res.RegistryTable),
+		Registry:   reg,
 		Tickets:    e.tickets,
 		Watermarks: e.marks,
 		Intake:     queue.NewSender(e.sqs, e.res.IntakeQueueURL),

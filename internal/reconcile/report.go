@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -82,6 +83,14 @@ func (r *Reconciler) report(log *slog.Logger, res Result) {
 	if res.Err != nil && res.Stopped != StoppedBudget {
 		errs = 1
 	}
+	if res.Table == "" && res.Err != nil {
+		// The gateway's webhooks could not be read, so neither its tables
+		// nor how far behind they are: a lag of 0 would say all is well.
+		// The error counts (and the function's own errors alarm fires when
+		// the registry cannot be read at all).
+		r.put(map[string]string{"Gateway": res.GatewayID}, metrics.Metric{Name: MetricErrors, Unit: metrics.Count, Values: []float64{errs}})
+		return
+	}
 	dims := map[string]string{"Gateway": res.GatewayID, "Table": res.Table}
 	r.put(dims,
 		metrics.Metric{Name: MetricScanned, Unit: metrics.Count, Values: []float64{float64(res.Scanned)}},
@@ -148,9 +157,22 @@ func (r *Reconciler) logRun(log *slog.Logger, rep Report, d time.Duration) {
 			deferred++
 		}
 	}
+	// The gateways refused as untrusted (connect.ErrUntrusted), each once.
+	untrusted := map[string]bool{}
+	for _, res := range rep.Results {
+		if errors.Is(res.Err, connect.ErrUntrusted) {
+			untrusted[res.GatewayID] = true
+		}
+	}
+	for _, w := range rep.Watched {
+		if errors.Is(w.Err, connect.ErrUntrusted) {
+			untrusted[w.GatewayID] = true
+		}
+	}
 	r.put(map[string]string{"function": "reconciler"},
 		metrics.Metric{Name: budget.MetricPaused, Unit: metrics.Count, Values: []float64{paused}},
-		metrics.Metric{Name: budget.MetricDeferred, Unit: metrics.Count, Values: []float64{deferred}})
+		metrics.Metric{Name: budget.MetricDeferred, Unit: metrics.Count, Values: []float64{deferred}},
+		metrics.Metric{Name: connect.MetricUntrusted, Unit: metrics.Count, Values: []float64{float64(len(untrusted))}})
 }
 
 func (r *Reconciler) put(dims map[string]string, ms ...metrics.Metric) {

@@ -38,6 +38,10 @@ type GatewayInput struct {
 	// group filter and escalation group are stored as typed, unresolved,
 	// and the environment field is not checked.
 	SkipInstanceChecks bool
+	// AllowCustomHost allows an InstanceURL whose host is neither a
+	// ServiceNow instance's nor loopback (servicenow.CustomHost): a proxy
+	// or a custom domain, trusted with the gateway's credentials.
+	AllowCustomHost bool
 
 	// The job lifecycle settings, as registry.Gateway names them. Empty
 	// takes the default (registry.Gateway's accessors say which), so a
@@ -61,6 +65,9 @@ func (in GatewayInput) credentials() credentialFields {
 // nil change.
 type GatewayChanges struct {
 	Name, Description, InstanceURL *string
+	// AllowCustomHost (see GatewayInput) turns the permission on or off;
+	// an instance URL on a custom host needs it on.
+	AllowCustomHost *bool
 	// Changing Auth needs the new mode's secrets; Username, ClientID,
 	// Password and ClientSecret update the stored credentials.
 	Auth, Username, ClientID, Password, ClientSecret *string
@@ -87,8 +94,8 @@ type DeletedGateway struct {
 	Webhooks []registry.Webhook // with force, the gateway's webhooks
 }
 
-// CreateGateway validates in, stores its credentials in a new secret named
-// for the gateway, then the gateway. When the table write fails, the secret
+// CreateGateway validates in, stores its credentials, with the instance
+// they are for, in a new secret named for the gateway, then the gateway. When the table write fails, the secret
 // is deleted again.
 func (s *Service) CreateGateway(ctx context.Context, in GatewayInput) (registry.Gateway, error) {
 	instance, err := in.validate()
@@ -96,7 +103,8 @@ func (s *Service) CreateGateway(ctx context.Context, in GatewayInput) (registry.
 		return registry.Gateway{}, err
 	}
 	id := "gtw_" + uuid.NewString()
-	creds := registry.Credentials{Auth: in.Auth, Username: in.Username, Password: in.Password, ClientID: in.ClientID, ClientSecret: in.ClientSecret}
+	creds := registry.Credentials{Auth: in.Auth, Username: in.Username, Password: in.Password, ClientID: in.ClientID, ClientSecret: in.ClientSecret,
+		InstanceURL: instance}
 	doc, err := json.Marshal(creds)
 	if err != nil {
 		return registry.Gateway{}, fmt.Errorf("encode credentials: %w", err)
@@ -113,7 +121,7 @@ func (s *Service) CreateGateway(ctx context.Context, in GatewayInput) (registry.
 	}
 	g, err := s.reg.CreateGateway(ctx, registry.Gateway{
 		ID: id, Name: in.Name, Type: registry.SourceServiceNow, Description: in.Description,
-		Active: in.Active, InstanceURL: instance, Auth: in.Auth, Username: in.Username, ClientID: in.ClientID,
+		Active: in.Active, InstanceURL: instance, AllowCustomHost: in.AllowCustomHost, Auth: in.Auth, Username: in.Username, ClientID: in.ClientID,
 		CredentialsSecretARN: arn, AssignmentGroupFilter: in.AssignmentGroupFilter, AssignmentGroupIDs: res.groupIDs,
 		EnvironmentFilter: in.EnvironmentFilter, DedupWindowMinutes: in.DedupWindowMinutes,
 		EscalationGroup: in.EscalationGroup, EscalationGroupID: res.escalationID, WriteBack: in.WriteBack,
@@ -142,6 +150,9 @@ func (s *Service) CheckGatewayUpdate(ctx context.Context, id string, c GatewayCh
 	if err != nil {
 		return err
 	}
+	if err := c.checkHost(cur); err != nil {
+		return err
+	}
 	if c.credentialsChange() {
 		_, err := plannedCredentials(cur, c)
 		return err
@@ -149,9 +160,10 @@ func (s *Service) CheckGatewayUpdate(ctx context.Context, id string, c GatewayCh
 	return nil
 }
 
-// UpdateGateway applies the changes to a gateway. Changed credentials are
-// written to the gateway's secret first; when the table write then fails,
-// the previous secret value is put back. A gateway whose secret is named
+// UpdateGateway applies the changes to a gateway. Changed credentials, or a
+// changed instance URL (which the secret names, see
+// registry.Credentials), are written to the gateway's secret first; when
+// the table write then fails, the previous secret value is put back. A gateway whose secret is named
 // for it under another prefix (made before the stack's own prefix, see
 // schema.SecretPrefix) has its credentials moved by any update: a new
 // secret under the current prefix, pointed at in the same table write
@@ -172,6 +184,9 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 	if err != nil {
 		return registry.Gateway{}, registry.Gateway{}, err
 	}
+	if err := c.checkHost(cur); err != nil {
+		return registry.Gateway{}, registry.Gateway{}, err
+	}
 	instance := ""
 	if c.InstanceURL != nil {
 		instance, _ = CheckInstanceURL(*c.InstanceURL) // validated above
@@ -180,11 +195,19 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 	var plan credentialPlan
 	var newSecret, oldSecret string
 	var creds registry.Credentials
-	if c.credentialsChange() {
+	// The secret is written again when the credentials change and when
+	// the instance does: it names the instance its credentials are for.
+	secretChange := c.credentialsChange() || c.InstanceURL != nil
+	switch {
+	case c.credentialsChange():
 		if plan, err = plannedCredentials(cur, c); err != nil {
 			return registry.Gateway{}, registry.Gateway{}, err
 		}
 		if oldSecret, creds, err = s.plannedSecret(ctx, cur, c, plan); err != nil {
+			return registry.Gateway{}, registry.Gateway{}, err
+		}
+	case secretChange:
+		if oldSecret, creds, err = s.ownCredentials(ctx, cur); err != nil {
 			return registry.Gateway{}, registry.Gateway{}, err
 		}
 	}
@@ -194,6 +217,7 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 	if c.InstanceURL != nil {
 		after.InstanceURL = instance
 	}
+	creds.InstanceURL = after.InstanceURL
 	set(&after.AssignmentGroupFilter, c.AssignmentGroupFilter)
 	set(&after.EnvironmentFilter, c.EnvironmentFilter)
 	set(&after.EscalationGroup, c.EscalationGroup)
@@ -204,7 +228,7 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 		resolved = true
 		groups, escalation, envs := splitNames(after.AssignmentGroupFilter), strings.TrimSpace(after.EscalationGroup), splitNames(after.EnvironmentFilter)
 		if len(groups) > 0 || escalation != "" || len(envs) > 0 {
-			if !c.credentialsChange() {
+			if !secretChange {
 				if creds, err = s.storedCredentials(ctx, cur); err != nil {
 					return registry.Gateway{}, registry.Gateway{}, err
 				}
@@ -215,7 +239,7 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 		}
 	}
 	move := s.moves(cur)
-	if c.credentialsChange() {
+	if secretChange {
 		if newSecret, err = encodeCredentials(creds); err != nil {
 			return registry.Gateway{}, registry.Gateway{}, err
 		}
@@ -230,7 +254,7 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 		if moved, err = s.sec.Create(ctx, schema.GatewaySecretName(s.prefix, id), newSecret, "snowgate ServiceNow credentials of gateway "+id); err != nil {
 			return registry.Gateway{}, registry.Gateway{}, err
 		}
-	case c.credentialsChange():
+	case secretChange:
 		if restore, err = s.putCredentials(ctx, cur, oldSecret, newSecret); err != nil {
 			return registry.Gateway{}, registry.Gateway{}, err
 		}
@@ -241,6 +265,7 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 		if c.InstanceURL != nil {
 			g.InstanceURL = instance
 		}
+		set(&g.AllowCustomHost, c.AllowCustomHost)
 		set(&g.AssignmentGroupFilter, c.AssignmentGroupFilter)
 		set(&g.EnvironmentFilter, c.EnvironmentFilter)
 		set(&g.DedupWindowMinutes, c.DedupWindowMinutes)
@@ -298,7 +323,7 @@ func (s *Service) UpdateGateway(ctx context.Context, id string, c GatewayChanges
 // moves reports whether an update moves the gateway's credentials: its
 // secret is the one named for it, under another prefix than the current.
 func (s *Service) moves(g registry.Gateway) bool {
-	return ownSecret(g.CredentialsSecretARN, g.ID) && secretName(g.CredentialsSecretARN) != schema.GatewaySecretName(s.prefix, g.ID)
+	return schema.IsGatewaySecret(g.CredentialsSecretARN, g.ID) && schema.SecretName(g.CredentialsSecretARN) != schema.GatewaySecretName(s.prefix, g.ID)
 }
 
 // SetGatewayActive activates or deactivates a gateway, with the path items
@@ -361,11 +386,7 @@ func plannedCredentials(cur registry.Gateway, c GatewayChanges) (credentialPlan,
 // plannedSecret reads the gateway's credentials secret and returns it with
 // the credentials it will hold after the changes.
 func (s *Service) plannedSecret(ctx context.Context, cur registry.Gateway, c GatewayChanges, p credentialPlan) (old string, creds registry.Credentials, err error) {
-	if !ownSecret(cur.CredentialsSecretARN, cur.ID) {
-		return "", registry.Credentials{}, fmt.Errorf("gateway %s points at credentials secret %q, which is not the one named for it (%s): not changing it",
-			cur.ID, cur.CredentialsSecretARN, schema.GatewaySecretName("<prefix>", cur.ID))
-	}
-	old, creds, err = s.readCredentials(ctx, cur)
+	old, creds, err = s.ownCredentials(ctx, cur)
 	if err != nil {
 		return "", registry.Credentials{}, err
 	}
@@ -387,6 +408,16 @@ func (s *Service) plannedSecret(ctx context.Context, cur registry.Gateway, c Gat
 		return "", registry.Credentials{}, err
 	}
 	return old, creds, nil
+}
+
+// ownCredentials reads the gateway's credentials secret, to change it: only
+// the secret named for the gateway, never another's its item points at.
+func (s *Service) ownCredentials(ctx context.Context, cur registry.Gateway) (string, registry.Credentials, error) {
+	if !schema.IsGatewaySecret(cur.CredentialsSecretARN, cur.ID) {
+		return "", registry.Credentials{}, fmt.Errorf("gateway %s points at credentials secret %q, which is not the one named for it (%s): not changing it",
+			cur.ID, cur.CredentialsSecretARN, schema.GatewaySecretName("<prefix>", cur.ID))
+	}
+	return s.readCredentials(ctx, cur)
 }
 
 // storedCredentials are the gateway's credentials as its secret holds them.
@@ -442,25 +473,6 @@ func deref(p *string) string {
 	return *p
 }
 
-// ownSecret reports whether arn is the secret made for gateway id: its name
-// is <prefix>gateways/<id>, whatever the prefix was when it was made.
-func ownSecret(arn, id string) bool {
-	return id != "" && strings.HasSuffix(secretName(arn), schema.GatewaySecretName("", id))
-}
-
-// secretName is the name of the secret an ARN names.
-func secretName(arn string) string {
-	name := arn
-	if i := strings.LastIndex(arn, ":secret:"); i >= 0 {
-		name = arn[i+len(":secret:"):]
-		// Secrets Manager's ARNs end in a hyphen and six random characters.
-		if j := strings.LastIndex(name, "-"); j >= 0 && len(name)-j == 7 {
-			name = name[:j]
-		}
-	}
-	return name
-}
-
 // DeleteGateway deletes a gateway, then its credentials secret. While
 // webhooks point at it the result is a *GatewayInUseError, unless force is
 // set: then its webhooks and their path items go in the same transaction,
@@ -488,7 +500,7 @@ func (s *Service) DeleteGateway(ctx context.Context, id string, force bool) (Del
 	var arns []string
 	// A secret not named for the gateway belongs to someone else (the item
 	// was edited by hand): it is not this deletion's to remove.
-	if ownSecret(g.CredentialsSecretARN, g.ID) {
+	if schema.IsGatewaySecret(g.CredentialsSecretARN, g.ID) {
 		arns = append(arns, g.CredentialsSecretARN)
 	}
 	for _, h := range hooks {

@@ -301,7 +301,9 @@ func TestCreateGateway(t *testing.T) {
 	if diff := cmp.Diff(want, stored); diff != "" {
 		t.Errorf("stored gateway (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(registry.Credentials{Auth: registry.AuthBasic, Username: "svc", Password: "pa55word"}, f.credentials(g.CredentialsSecretARN)); diff != "" {
+	// The secret names the instance its credentials are for.
+	if diff := cmp.Diff(registry.Credentials{Auth: registry.AuthBasic, Username: "svc", Password: "pa55word", InstanceURL: "https://acme.service-now.com"},
+		f.credentials(g.CredentialsSecretARN)); diff != "" {
 		t.Errorf("credentials (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{f.prefix + "gateways/" + g.ID}, f.secretNames()); diff != "" {
@@ -665,6 +667,20 @@ func TestValidation(t *testing.T) {
 		{"max concurrency: negative", "--max-concurrency", "--max-concurrency must be 1 to 64 requests at once (or 0, the default 2)", func() error {
 			return f.svc.CheckGatewayUpdate(ctx, active.ID, registration.GatewayChanges{MaxConcurrency: n(-1)})
 		}},
+		{"custom host", "--instance-url", "--instance-url https://itsm.acme.example is not a ServiceNow instance (https://<instance>.service-now.com or https://<instance>.servicenowservices.com): " +
+			"to send the gateway's credentials to this host (a proxy, a custom domain), pass --allow-custom-host", func() error {
+			_, err := f.svc.CreateGateway(ctx, g(func(in *registration.GatewayInput) { in.InstanceURL = "https://itsm.acme.example/" }))
+			return err
+		}},
+		{"custom host: a look-alike", "--instance-url", "--instance-url https://acme.service-now.com.example.net is not a ServiceNow instance (https://<instance>.service-now.com or https://<instance>.servicenowservices.com): " +
+			"to send the gateway's credentials to this host (a proxy, a custom domain), pass --allow-custom-host", func() error {
+			return f.svc.CheckGatewayUpdate(ctx, active.ID, registration.GatewayChanges{InstanceURL: s("https://acme.service-now.com.example.net")})
+		}},
+		{"custom host: update", "--instance-url", "--instance-url https://itsm.acme.example is not a ServiceNow instance (https://<instance>.service-now.com or https://<instance>.servicenowservices.com): " +
+			"to send the gateway's credentials to this host (a proxy, a custom domain), pass --allow-custom-host", func() error {
+			_, _, err := f.svc.UpdateGateway(ctx, active.ID, registration.GatewayChanges{InstanceURL: s("https://itsm.acme.example")})
+			return err
+		}},
 		{"rotate: negative grace", "--grace", "--grace must not be negative", func() error {
 			_, err := f.svc.RotateSecret(ctx, "whk_00000000-0000-4000-8000-000000000000", -time.Hour)
 			return err
@@ -715,12 +731,16 @@ func TestUpdateGateway(t *testing.T) {
 	if diff := cmp.Diff(stored, upd); diff != "" {
 		t.Errorf("returned (-stored +returned):\n%s", diff)
 	}
+	// A new instance is written into the secret with the credentials.
+	if got := f.credentials(g.CredentialsSecretARN); got.InstanceURL != "https://other.service-now.com" || got.Password != "pa55word" {
+		t.Errorf("credentials after the instance changed = %+v, want the new instance, the password kept", got)
+	}
 
 	t.Run("new password keeps the user", func(t *testing.T) {
 		if _, _, err := f.svc.UpdateGateway(ctx, g.ID, registration.GatewayChanges{Password: s("n3w")}); err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(registry.Credentials{Auth: registry.AuthBasic, Username: "svc", Password: "n3w"}, f.credentials(g.CredentialsSecretARN)); diff != "" {
+		if diff := cmp.Diff(registry.Credentials{Auth: registry.AuthBasic, Username: "svc", Password: "n3w", InstanceURL: "https://other.service-now.com"}, f.credentials(g.CredentialsSecretARN)); diff != "" {
 			t.Errorf("credentials (-want +got):\n%s", diff)
 		}
 	})
@@ -736,7 +756,7 @@ func TestUpdateGateway(t *testing.T) {
 		if got.Auth != registry.AuthOAuthClientCredentials || got.ClientID != "cid" || got.Username != "" {
 			t.Errorf("gateway auth = %s, client %q, user %q; want oauth-client-credentials, cid, no user", got.Auth, got.ClientID, got.Username)
 		}
-		if diff := cmp.Diff(registry.Credentials{Auth: registry.AuthOAuthClientCredentials, ClientID: "cid", ClientSecret: "cs"}, f.credentials(g.CredentialsSecretARN)); diff != "" {
+		if diff := cmp.Diff(registry.Credentials{Auth: registry.AuthOAuthClientCredentials, ClientID: "cid", ClientSecret: "cs", InstanceURL: "https://other.service-now.com"}, f.credentials(g.CredentialsSecretARN)); diff != "" {
 			t.Errorf("credentials (-want +got):\n%s", diff)
 		}
 	})
@@ -745,6 +765,69 @@ func TestUpdateGateway(t *testing.T) {
 			t.Errorf("UpdateGateway(unknown) = %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// A gateway on a host that is neither ServiceNow's nor loopback is made
+// and kept only with AllowCustomHost, which an update turns on and off; a
+// gateway left on such a host without it (registered before the setting
+// existed) can still be changed otherwise.
+func TestAllowCustomHost(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	s := func(v string) *string { return &v }
+	b := func(v bool) *bool { return &v }
+	invalidFlag := func(t *testing.T, err error) string {
+		t.Helper()
+		var v *registration.ValidationError
+		if !errors.As(err, &v) {
+			t.Fatalf("error = %v, want a *ValidationError", err)
+		}
+		return v.Flag
+	}
+
+	in := basicInput("proxied")
+	in.InstanceURL, in.AllowCustomHost = "https://itsm.acme.example", true
+	g, err := f.svc.CreateGateway(ctx, in)
+	if err != nil {
+		t.Fatalf("CreateGateway with AllowCustomHost: %v", err)
+	}
+	if stored, _ := f.reg.Gateway(ctx, g.ID); !stored.AllowCustomHost || stored.InstanceURL != in.InstanceURL {
+		t.Fatalf("stored %s, AllowCustomHost %v; want %s allowed", stored.InstanceURL, stored.AllowCustomHost, in.InstanceURL)
+	}
+	if g, _, err = f.svc.UpdateGateway(ctx, g.ID, registration.GatewayChanges{Name: s("renamed")}); err != nil || !g.AllowCustomHost {
+		t.Fatalf("an unrelated update: AllowCustomHost %v, %v; want it kept", g.AllowCustomHost, err)
+	}
+	if g, _, err = f.svc.UpdateGateway(ctx, g.ID, registration.GatewayChanges{InstanceURL: s("https://proxy.acme.example")}); err != nil {
+		t.Fatalf("another custom host, still allowed: %v", err)
+	}
+
+	before := f.state()
+	err = f.svc.CheckGatewayUpdate(ctx, g.ID, registration.GatewayChanges{AllowCustomHost: b(false)})
+	if flag := invalidFlag(t, err); flag != "--allow-custom-host" || !strings.Contains(err.Error(), "https://proxy.acme.example") {
+		t.Errorf("turned off on a custom host: %v (flag %s), want a refusal of --allow-custom-host naming the URL", err, flag)
+	}
+	_, _, err = f.svc.UpdateGateway(ctx, g.ID, registration.GatewayChanges{AllowCustomHost: b(false)})
+	invalidFlag(t, err)
+	if diff := cmp.Diff(before, f.state()); diff != "" {
+		t.Errorf("refused updates wrote (-before +after):\n%s", diff)
+	}
+
+	g, _, err = f.svc.UpdateGateway(ctx, g.ID, registration.GatewayChanges{InstanceURL: s("https://acme.service-now.com"), AllowCustomHost: b(false)})
+	if err != nil || g.AllowCustomHost || g.InstanceURL != "https://acme.service-now.com" {
+		t.Fatalf("back on ServiceNow, turned off: %s, %v, %v", g.InstanceURL, g.AllowCustomHost, err)
+	}
+	if g, _, err = f.svc.UpdateGateway(ctx, g.ID, registration.GatewayChanges{InstanceURL: s("https://itsm.acme.example"), AllowCustomHost: b(true)}); err != nil || !g.AllowCustomHost {
+		t.Fatalf("a custom host and the permission in one update: %v, %v", g.AllowCustomHost, err)
+	}
+
+	// Left on a custom host without the permission (as before it
+	// existed): deactivating it needs nothing more.
+	if _, err := f.reg.UpdateGateway(ctx, g.ID, func(g *registry.Gateway) error { g.AllowCustomHost = false; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if g, err = f.svc.SetGatewayActive(ctx, g.ID, false); err != nil || g.Active {
+		t.Errorf("deactivate a gateway on a custom host without the permission: active %v, %v", g.Active, err)
+	}
 }
 
 // The job lifecycle settings: stored as given (empty: the default), and
@@ -919,6 +1002,7 @@ func TestUpdateGatewayTableWriteFailsRestoresSecret(t *testing.T) {
 	}{
 		{"new password", registration.GatewayChanges{Password: s("n3w"), Name: s("renamed")}},
 		{"new auth mode", registration.GatewayChanges{Auth: s(registry.AuthOAuthPassword), ClientID: s("cid"), Password: s("p"), ClientSecret: s("cs")}},
+		{"new instance", registration.GatewayChanges{InstanceURL: s("https://other.service-now.com"), SkipInstanceChecks: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -1326,6 +1410,11 @@ func TestForeignCredentialsSecret(t *testing.T) {
 	pw := "stolen"
 	if _, _, err := f.svc.UpdateGateway(ctx, mine.ID, registration.GatewayChanges{Password: &pw}); err == nil || !strings.Contains(err.Error(), "not the one named for it") {
 		t.Errorf("UpdateGateway(password) = %v, want a refusal to change another gateway's secret", err)
+	}
+	// The secret names its instance: a new one is not written into another gateway's.
+	elsewhere := "https://elsewhere.service-now.com"
+	if _, _, err := f.svc.UpdateGateway(ctx, mine.ID, registration.GatewayChanges{InstanceURL: &elsewhere, SkipInstanceChecks: true}); err == nil || !strings.Contains(err.Error(), "not the one named for it") {
+		t.Errorf("UpdateGateway(instance URL) = %v, want a refusal to change another gateway's secret", err)
 	}
 	if _, err := f.svc.DeleteGateway(ctx, mine.ID, false); err != nil {
 		t.Fatalf("DeleteGateway: %v", err)

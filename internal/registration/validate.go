@@ -12,6 +12,7 @@ import (
 
 	"github.com/snowgate/snowgate/internal/budget"
 	"github.com/snowgate/snowgate/internal/registry"
+	"github.com/snowgate/snowgate/internal/servicenow"
 )
 
 // ValidationError is input an operation refuses before writing anything. It
@@ -110,6 +111,17 @@ func CheckInstanceURL(raw string) (string, error) {
 		return "", bad
 	}
 	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// checkHost refuses an instance URL on a custom host (servicenow.CustomHost)
+// without the permission to call it: whoever answers there is sent the
+// gateway's credentials.
+func checkHost(instance string, allowCustom bool) error {
+	if allowCustom || !servicenow.CustomHost(instance) {
+		return nil
+	}
+	return invalid("--instance-url", "--instance-url %s is not a ServiceNow instance (https://<instance>.service-now.com or https://<instance>.servicenowservices.com): "+
+		"to send the gateway's credentials to this host (a proxy, a custom domain), pass --allow-custom-host", instance)
 }
 
 func checkDedup(n int) error {
@@ -299,6 +311,9 @@ func (in GatewayInput) validate() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := checkHost(instance, in.AllowCustomHost); err != nil {
+		return "", err
+	}
 	if in.Auth == "" {
 		return "", invalid("--auth", "--auth is required (%s)", authModes)
 	}
@@ -368,6 +383,32 @@ func (c GatewayChanges) Validate() error {
 		return err
 	}
 	return checkBudget(c.RateLimitPerHour, c.MaxConcurrency)
+}
+
+// checkHost checks the gateway's instance URL and custom-host permission as
+// the changes leave them, when they change either: a gateway registered on
+// a custom host before the permission existed can still be changed
+// otherwise (deactivated, for one) without it.
+func (c GatewayChanges) checkHost(cur registry.Gateway) error {
+	if c.InstanceURL == nil && c.AllowCustomHost == nil {
+		return nil
+	}
+	instance, allow := cur.InstanceURL, cur.AllowCustomHost
+	if c.InstanceURL != nil {
+		var err error
+		if instance, err = CheckInstanceURL(*c.InstanceURL); err != nil {
+			return err
+		}
+	}
+	set(&allow, c.AllowCustomHost)
+	if err := checkHost(instance, allow); err != nil {
+		if c.InstanceURL == nil {
+			return invalid("--allow-custom-host", "--allow-custom-host=false: the gateway's instance URL %s is not a ServiceNow instance; "+
+				"give its --instance-url on ServiceNow with it", instance)
+		}
+		return err
+	}
+	return nil
 }
 
 // credentialsChange reports whether the changes touch the credentials.

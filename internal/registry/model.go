@@ -79,8 +79,16 @@ type Gateway struct {
 	Username    string `dynamodbav:"username,omitempty" json:"username,omitempty"`
 	ClientID    string `dynamodbav:"client_id,omitempty" json:"client_id,omitempty"`
 	// CredentialsSecretARN points at a Secrets Manager secret holding
-	// Credentials as JSON; the password or client secret is never in the table.
+	// Credentials as JSON; the password or client secret is never in the
+	// table. It must be the secret named for the gateway
+	// (schema.IsGatewaySecret), or no function reads it.
 	CredentialsSecretARN string `dynamodbav:"credentials_secret_arn" json:"credentials_secret_arn"`
+	// AllowCustomHost lets the gateway call an InstanceURL whose host is
+	// neither a ServiceNow instance's nor loopback (a proxy, a custom
+	// domain; see servicenow.CustomHost). It is set at registration
+	// (--allow-custom-host), and every function checks it again before
+	// it sends the gateway's credentials anywhere.
+	AllowCustomHost bool `dynamodbav:"allow_custom_host,omitempty" json:"allow_custom_host,omitempty"`
 	// AssignmentGroupFilter is the filter as typed (group names, or
 	// sys_ids); AssignmentGroupIDs are the sys_user_group sys_ids it was
 	// resolved to at registration, in the same order. A gateway registered
@@ -129,6 +137,12 @@ type Credentials struct {
 	Password     string `json:"password,omitempty"`
 	ClientID     string `json:"client_id,omitempty"`
 	ClientSecret string `json:"client_secret,omitempty"`
+	// InstanceURL is the instance the credentials are for, as the gateway
+	// stores it: no function sends them to another, whatever the
+	// gateway's item says. Empty in a secret written before it existed
+	// (until an update of the gateway's credentials or instance writes it)
+	// or by hand.
+	InstanceURL string `json:"instance_url,omitempty"`
 }
 
 // SecretHash is a hash of a webhook's static secret, valid until Expires

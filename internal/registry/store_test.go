@@ -437,3 +437,37 @@ func TestConcurrentWritesKeepRoutesConsistent(t *testing.T) {
 		}
 	}
 }
+
+// The custom-host permission is stored as allow_custom_host, kept by an
+// update that does not touch it, and absent from the item while off.
+func TestGatewayAllowCustomHost(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	g := f.gateway(t, true)
+	raw := func() map[string]ddbtypes.AttributeValue {
+		t.Helper()
+		out, err := f.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(f.table),
+			Key: map[string]ddbtypes.AttributeValue{schema.AttrPK: &ddbtypes.AttributeValueMemberS{Value: registry.GatewayKey(g.ID)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Item
+	}
+	if _, ok := raw()["allow_custom_host"]; ok {
+		t.Errorf("a gateway without the permission has allow_custom_host in its item")
+	}
+	for _, change := range []func(*registry.Gateway){
+		func(g *registry.Gateway) { g.AllowCustomHost = true },
+		func(g *registry.Gateway) { g.Name = "renamed" },
+	} {
+		if _, err := f.store.UpdateGateway(ctx, g.ID, func(g *registry.Gateway) error { change(g); return nil }); err != nil {
+			t.Fatalf("UpdateGateway: %v", err)
+		}
+		if v, ok := raw()["allow_custom_host"].(*ddbtypes.AttributeValueMemberBOOL); !ok || !v.Value {
+			t.Errorf("allow_custom_host = %v, want true", raw()["allow_custom_host"])
+		}
+		if got, err := f.store.Gateway(ctx, g.ID); err != nil || !got.AllowCustomHost {
+			t.Errorf("Gateway() = %+v, %v; want AllowCustomHost", got, err)
+		}
+	}
+}

@@ -23,11 +23,15 @@ type Key struct {
 	Type KeyType
 }
 
-// Index is a global secondary index projecting all attributes.
+// Index is a global secondary index.
 type Index struct {
 	Name         string
 	PartitionKey Key
 	SortKey      *Key
+	// Include, when set, is the index's projection (INCLUDE): the table's
+	// and the index's keys and these attributes. Nil projects all
+	// attributes (ALL).
+	Include []string
 }
 
 // Table is a DynamoDB table in on-demand mode.
@@ -66,8 +70,16 @@ const (
 const (
 	// IndexByKind lists registry items of one kind (gateways, webhooks) in id order.
 	IndexByKind = "by_kind"
-	// IndexByGateway lists a gateway's tickets by last update time.
-	IndexByGateway = "by_gateway"
+	// IndexByGateway lists a gateway's tickets by last update time,
+	// projecting TicketListAttributes only: what a listing shows and
+	// filters on. A reader that needs more reads the item.
+	IndexByGateway = "gateway_tickets"
+	// IndexByGatewayRetired is the index IndexByGateway replaces, which
+	// projected every attribute; nothing reads it. DynamoDB cannot change
+	// an index's projection, and CloudFormation creates or deletes one
+	// index per table update: this release adds the new index and keeps
+	// the old one, the next one deletes it.
+	IndexByGatewayRetired = "by_gateway"
 	// IndexDue lists deferred tickets by the time they become due (sparse).
 	IndexDue = "due"
 	// IndexOpenJobs lists a gateway's tickets with an open job (sparse):
@@ -88,12 +100,23 @@ var Registry = Table{
 	},
 }
 
+// TicketListAttributes are the ticket attributes IndexByGateway projects:
+// those `2501 infra ticket list` prints and filters on (status, the job's
+// state), and the item's identity. The job is a map (its state, events and
+// results, a few hundred bytes); a ticket's mirror, its prior and its
+// journal position stay out.
+var TicketListAttributes = []string{
+	"gateway_id", "table", "sys_id", "number", "sys_mod_count", "status", "reason",
+	"last_outcome", "job", "job_id", "updated_at",
+}
+
 // State holds tickets, watermarks and dedup fingerprints.
 var State = Table{
 	ID:           "State",
 	PartitionKey: Key{AttrPK, String},
 	Indexes: []Index{
-		{Name: IndexByGateway, PartitionKey: Key{AttrGSI1PK, String}, SortKey: &Key{AttrGSI1SK, String}},
+		{Name: IndexByGateway, PartitionKey: Key{AttrGSI1PK, String}, SortKey: &Key{AttrGSI1SK, String}, Include: TicketListAttributes},
+		{Name: IndexByGatewayRetired, PartitionKey: Key{AttrGSI1PK, String}, SortKey: &Key{AttrGSI1SK, String}},
 		{Name: IndexDue, PartitionKey: Key{AttrDuePK, String}, SortKey: &Key{AttrDueAt, String}},
 		{Name: IndexOpenJobs, PartitionKey: Key{AttrOpenPK, String}, SortKey: &Key{AttrOpenSK, String}},
 		{Name: IndexStuck, PartitionKey: Key{AttrStuckPK, String}, SortKey: &Key{AttrStuckAt, String}},

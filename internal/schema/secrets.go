@@ -53,3 +53,36 @@ func CheckSecretPrefix(p string) error {
 	}
 	return nil
 }
+
+// SecretName is the name of the secret a Secrets Manager ARN names
+// (arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-<6
+// random characters>): <name>, without the suffix. A string without a colon
+// is taken for a name, as Secrets Manager takes it; anything else that is
+// not such an ARN names nothing, "".
+func SecretName(arn string) string {
+	if !strings.Contains(arn, ":") {
+		return arn
+	}
+	parts := strings.Split(arn, ":")
+	if len(parts) != 7 || parts[0] != "arn" || parts[2] != "secretsmanager" || parts[5] != "secret" {
+		return ""
+	}
+	name := parts[6]
+	if i := strings.LastIndex(name, "-"); i >= 0 && len(name)-i == 7 {
+		name = name[:i]
+	}
+	return name
+}
+
+// IsGatewaySecret reports whether arn is gateway id's credentials secret:
+// its name is GatewaySecretName(prefix, id) for some prefix, the stack's or
+// the one the secret was made under (which prefixes a function may read is
+// for IAM to say). A gateway item naming any other secret, another
+// gateway's included, is not to be trusted with it.
+func IsGatewaySecret(arn, gatewayID string) bool {
+	if gatewayID == "" {
+		return false
+	}
+	name, own := SecretName(arn), GatewaySecretName("", gatewayID)
+	return name == own || strings.HasSuffix(name, "/"+own)
+}

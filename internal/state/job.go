@@ -124,20 +124,34 @@ func (s *Store) IndexJob(ctx context.Context, jobID string, k Key) error {
 // JobTicketKey returns the key of the ticket a job belongs to, or
 // ErrNotFound for a job id no processor created.
 func (s *Store) JobTicketKey(ctx context.Context, jobID string) (Key, error) {
+	j, err := s.IndexedJob(ctx, jobID)
+	return j.Key, err
+}
+
+// IndexedJob is a job index item: the job's ticket, and when the job was
+// indexed.
+type IndexedJob struct {
+	Key       Key
+	CreatedAt time.Time
+}
+
+// IndexedJob reads a job's index item, or ErrNotFound for a job id no
+// processor created. Index items never expire (see Store.WithTicketTTL).
+func (s *Store) IndexedJob(ctx context.Context, jobID string) (IndexedJob, error) {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(s.table),
 		Key:            pkKey(jobPrefix + jobID),
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return Key{}, fmt.Errorf("get job %s: %w", jobID, err)
+		return IndexedJob{}, fmt.Errorf("get job %s: %w", jobID, err)
 	}
 	if out.Item == nil {
-		return Key{}, fmt.Errorf("job %s: %w", jobID, ErrNotFound)
+		return IndexedJob{}, fmt.Errorf("job %s: %w", jobID, ErrNotFound)
 	}
 	var j jobIndex
 	if err := attributevalue.UnmarshalMap(out.Item, &j); err != nil {
-		return Key{}, fmt.Errorf("decode job %s: %w", jobID, err)
+		return IndexedJob{}, fmt.Errorf("decode job %s: %w", jobID, err)
 	}
-	return Key{GatewayID: j.GatewayID, Table: j.Table, SysID: j.SysID}, nil
+	return IndexedJob{Key: Key{GatewayID: j.GatewayID, Table: j.Table, SysID: j.SysID}, CreatedAt: j.CreatedAt}, nil
 }

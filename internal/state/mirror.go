@@ -19,9 +19,16 @@ type Version struct {
 }
 
 // VersionOf reads a fetched record (fetched with servicenow.IncidentFields
-// or ChangeRequestFields). An error means the record lacks what
-// idempotency needs (servicenow.ErrInvalidRecord).
+// or ChangeRequestFields), its mirrored texts cut to their caps (see
+// MaxDescription). An error means the record lacks what idempotency needs
+// (servicenow.ErrInvalidRecord).
 func VersionOf(table string, r servicenow.Record) (Version, error) {
+	v, err := versionOf(table, r)
+	v.Mirror = v.Mirror.clipped()
+	return v, err
+}
+
+func versionOf(table string, r servicenow.Record) (Version, error) {
 	if table == registry.TableChangeRequest {
 		c, err := servicenow.ChangeRequestFrom(r)
 		if err != nil {

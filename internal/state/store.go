@@ -1,6 +1,7 @@
 // Package state keeps what the processor decided about each ServiceNow
 // record in the state table: ticket items (TICKET#gtw#table#sys_id) and
-// dedup fingerprints (FP#gtw#fingerprint, expiring by TTL). The reconciler
+// dedup fingerprints (FP#gtw#fingerprint, expiring by TTL). A final
+// ticket expires by the same TTL attribute (Store.WithTicketTTL). The reconciler
 // keeps its watermarks in the same table through the same Store.
 //
 // Every write that decides something is conditional, so that concurrent
@@ -47,7 +48,9 @@
 // second precision, fixed width so that it sorts), which puts them in the
 // sparse schema.IndexDue; DueTickets reads a gateway's due tickets from it.
 // One partition per gateway keeps the reconciler's per-gateway loop to one
-// Query. Tickets list by gateway through schema.IndexByGateway with
+// Query. Tickets list by gateway (List) through schema.IndexByGateway, which
+// projects only schema.TicketListAttributes (ListOptions.Full reads the
+// items), with
 // gsi1pk = "GW#"+gateway id and gsi1sk = the update time (RFC 3339, fixed
 // nanoseconds). A ticket whose job is open carries open_pk = "OPEN#"+gateway
 // id and open_sk = table#sys_id, which puts it in the sparse
@@ -114,11 +117,73 @@ type Store struct {
 	db    *dynamodb.Client
 	table string
 	now   func() time.Time
+	// ticketTTL is how long a final ticket is kept (WithTicketTTL).
+	ticketTTL time.Duration
 }
 
-// New returns a Store over the named state table.
+// DefaultTicketTTL is how long a final ticket stays in the state table
+// after its last decision.
+const DefaultTicketTTL = 90 * 24 * time.Hour
+
+// New returns a Store over the named state table, keeping final tickets
+// for DefaultTicketTTL.
 func New(db *dynamodb.Client, table string) *Store {
-	return &Store{db: db, table: table, now: time.Now}
+	return &Store{db: db, table: table, now: time.Now, ticketTTL: DefaultTicketTTL}
+}
+
+// WithTicketTTL returns a copy of the Store that keeps a final ticket for
+// ttl after the decision that made it final; 0 keeps every ticket forever.
+//
+// A ticket is final when its decision ends it for good: out_of_scope,
+// expired or failed for good, without an open job (Final). Such a decision
+// sets the table's TTL attribute (schema.AttrExpiresAt) to the decision's
+// time plus ttl, and DynamoDB deletes the item some time after. Anything
+// that makes the ticket live again takes the attribute away: a claim (the
+// ticket is then processing, and stuck should the attempt die), a failure
+// before any claim that will be retried, a decision that opens a job,
+// defers a change request or waits for a mention, a deduplicated ticket
+// (which a comment can unlink). Open jobs, due change requests and stuck
+// tickets therefore never expire.
+//
+// What outlives a ticket: its job index items (JOB#…, IndexJob) never
+// expire, so a record that comes back after its ticket expired starts its
+// jobs after the episodes of the earlier ticket (the processor reads the
+// index), and no job id or event id is used twice; a result for a job of
+// a deleted ticket finds the ticket gone and is dropped. They are a few
+// hundred bytes per job ever created. Dedup fingerprints (FP#…) expire
+// with their gateway's dedup window, independently: a duplicate's ticket
+// is never final, and the primary it names is a ServiceNow number, still
+// valid after the primary's ticket is gone.
+func (s *Store) WithTicketTTL(ttl time.Duration) *Store {
+	c := *s
+	c.ticketTTL = max(ttl, 0)
+	return &c
+}
+
+// Final reports whether a decision with this status, its job open or not,
+// ends the ticket for good: the statuses no version needs to be kept for
+// (a comment cannot revive them; a later change of the record is a new
+// decision). Accepted (a mention may start a new episode), deduplicated,
+// awaiting_mention, deferred and the pending statuses are not.
+func Final(status string, jobOpen bool) bool {
+	if jobOpen {
+		return false
+	}
+	switch status {
+	case StatusOutOfScope, StatusExpired, StatusFailed:
+		return true
+	}
+	return false
+}
+
+// expiry sets the TTL attribute of a final ticket decided at now, or takes
+// it away from a live one.
+func (s *Store) expiry(u *update, final bool, now time.Time) {
+	if final && s.ticketTTL > 0 {
+		u.set(schema.AttrExpiresAt, num64(now.Add(s.ticketTTL).Unix()))
+		return
+	}
+	u.remove(schema.AttrExpiresAt)
 }
 
 // WithClock returns a copy of the Store that reads the time from now; for
@@ -222,6 +287,7 @@ func (s *Store) tryClaim(ctx context.Context, c Claim, hash string) (Ticket, err
 	u.set("claim_token", str(c.Token))
 	u.set("claim_expires", num64(now.Add(c.Lease).UnixMilli()))
 	u.stuck(c.GatewayID, now.Add(c.Lease+StuckAfter))
+	u.remove(schema.AttrExpiresAt) // a pending decision never expires
 	u.setExpr("attempts", "if_not_exists(#attempts, :zero) + :one")
 	u.setExpr("first_seen_at", "if_not_exists(#first_seen_at, :now)")
 	u.set("source", str(c.Source))
@@ -510,6 +576,7 @@ func (s *Store) finish(ctx context.Context, k Key, token string, r Result) error
 	} else {
 		u.remove(schema.AttrOpenPK, schema.AttrOpenSK)
 	}
+	s.expiry(u, Final(r.Status, r.JobOpen), now)
 	u.remove("claim_token", "claim_expires", "last_error")
 	u.values[":token"] = str(token)
 	u.names["#claim_token"] = "claim_token"
@@ -589,6 +656,39 @@ func (s *Store) DeferFailure(ctx context.Context, k Key, reason, source string, 
 }
 
 func (s *Store) recordFailure(ctx context.Context, k Key, reason string, permanent bool, source string, retryAt time.Time) error {
+	var err error
+	if permanent {
+		err = s.failForGood(ctx, k, reason, source, "")
+	} else {
+		err = s.recordFailureIf(ctx, k, reason, false, source, retryAt, "", false)
+	}
+	if err != nil {
+		return fmt.Errorf("record failure on %s: %w", k.PK(), err)
+	}
+	return nil
+}
+
+// failForGood stores a permanent failure on condition cond ("" for none):
+// final, with the ticket TTL, unless the ticket's job is open. The error
+// is the UpdateItem's.
+func (s *Store) failForGood(ctx context.Context, k Key, reason, source, cond string) error {
+	if s.ticketTTL > 0 {
+		c := "attribute_not_exists(#open_pk)"
+		if cond != "" {
+			c = cond + " AND " + c
+		}
+		err := s.recordFailureIf(ctx, k, reason, true, source, time.Time{}, c, true)
+		var cf *ddbtypes.ConditionalCheckFailedException
+		if !errors.As(err, &cf) {
+			return err
+		}
+	}
+	return s.recordFailureIf(ctx, k, reason, true, source, time.Time{}, cond, false)
+}
+
+// recordFailureIf is recordFailure on condition cond ("" for none), final
+// or not (Final); the error is the UpdateItem's.
+func (s *Store) recordFailureIf(ctx context.Context, k Key, reason string, permanent bool, source string, retryAt time.Time, cond string, final bool) error {
 	now := s.now()
 	u := newUpdate()
 	u.set("gateway_id", str(k.GatewayID))
@@ -613,11 +713,50 @@ func (s *Store) recordFailure(ctx context.Context, k Key, reason string, permane
 		u.values[":retrying"] = str(StatusRetrying)
 		u.values[":reason"] = str(reason)
 	}
+	s.expiry(u, final, now)
 	u.touch(k.GatewayID, now)
-	if _, err := s.db.UpdateItem(ctx, u.input(s.table, k.PK(), ddbtypes.ReturnValueNone)); err != nil {
-		return fmt.Errorf("record failure on %s: %w", k.PK(), err)
+	if cond != "" {
+		u.names["#content_hash"] = "content_hash"
+		u.names["#open_pk"] = schema.AttrOpenPK
+		u.cond = cond
 	}
-	return nil
+	_, err := s.db.UpdateItem(ctx, u.input(s.table, k.PK(), ddbtypes.ReturnValueNone))
+	return err
+}
+
+// RecordGone stores a 404 from ServiceNow (deleted, or hidden by an ACL)
+// on a ticket that has mirrored a version of the record, as the permanent
+// failure RecordFailure stores. A record the table never held a version
+// of (a replayed or forged message, a sys_id nobody uses) leaves nothing
+// behind: RecordGone returns ErrNotFound, and deletes an item that only
+// recorded failures before any claim (or the reconciler's queued marker),
+// so that a stray sys_id leaves neither a permanent ticket nor one the
+// reconciler re-enqueues as stuck.
+func (s *Store) RecordGone(ctx context.Context, k Key, reason, source string) error {
+	var cf *ddbtypes.ConditionalCheckFailedException
+	for range 2 {
+		err := s.failForGood(ctx, k, reason, source, "attribute_exists(#content_hash)")
+		if err == nil {
+			return nil
+		}
+		if !errors.As(err, &cf) {
+			return fmt.Errorf("record gone on %s: %w", k.PK(), err)
+		}
+		_, err = s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+			TableName:                aws.String(s.table),
+			Key:                      pkKey(k.PK()),
+			ConditionExpression:      aws.String("attribute_not_exists(#content_hash)"),
+			ExpressionAttributeNames: map[string]string{"#content_hash": "content_hash"},
+		})
+		if err == nil {
+			return fmt.Errorf("record gone on %s: %w", k.PK(), ErrNotFound)
+		}
+		if !errors.As(err, &cf) {
+			return fmt.Errorf("record gone on %s: %w", k.PK(), err)
+		}
+		// A claim mirrored a version in between: store the failure on it.
+	}
+	return fmt.Errorf("record gone on %s: %w", k.PK(), ErrBusy)
 }
 
 // Get returns one ticket, or ErrNotFound.
@@ -654,6 +793,9 @@ type ListOptions struct {
 	Since time.Time
 	// Limit caps the result; zero means no cap.
 	Limit int
+	// Full reads each listed ticket whole (BatchGetItem). Without it a
+	// ticket holds only schema.TicketListAttributes, all the index keeps.
+	Full bool
 }
 
 // List returns a gateway's tickets, most recently updated first.
@@ -682,6 +824,9 @@ func (s *Store) List(ctx context.Context, o ListOptions) ([]Ticket, error) {
 		in.ExpressionAttributeValues[":jstate"] = str(o.JobState)
 	}
 	tickets, err := s.query(ctx, in, o.Limit)
+	if err == nil && o.Full {
+		tickets, err = s.whole(ctx, tickets)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list tickets of %s: %w", o.GatewayID, err)
 	}
@@ -689,6 +834,50 @@ func (s *Store) List(ctx context.Context, o ListOptions) ([]Ticket, error) {
 	// honour ScanIndexForward on an index.
 	sort.SliceStable(tickets, func(i, j int) bool { return tickets[i].UpdatedAt.After(tickets[j].UpdatedAt) })
 	return tickets, nil
+}
+
+// whole reads the items of projected tickets, in their order; a ticket
+// deleted in between is left out.
+func (s *Store) whole(ctx context.Context, ts []Ticket) ([]Ticket, error) {
+	byPK := make(map[string]Ticket, len(ts))
+	for start := 0; start < len(ts); start += maxBatchGet {
+		keys := make([]map[string]ddbtypes.AttributeValue, 0, maxBatchGet)
+		for _, t := range ts[start:min(start+maxBatchGet, len(ts))] {
+			keys = append(keys, pkKey(t.Key().PK()))
+		}
+		req := map[string]ddbtypes.KeysAndAttributes{s.table: {Keys: keys}}
+		for attempt := 1; len(req) > 0 && len(req[s.table].Keys) > 0; attempt++ {
+			if attempt > versionsAttempts {
+				return nil, fmt.Errorf("%d tickets still unread after %d attempts", len(req[s.table].Keys), versionsAttempts)
+			}
+			if attempt > 1 {
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(time.Duration(25<<attempt) * time.Millisecond):
+				}
+			}
+			out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+			if err != nil {
+				return nil, err
+			}
+			var got []Ticket
+			if err := attributevalue.UnmarshalListOfMaps(out.Responses[s.table], &got); err != nil {
+				return nil, fmt.Errorf("decode tickets: %w", err)
+			}
+			for _, t := range got {
+				byPK[t.Key().PK()] = t
+			}
+			req = out.UnprocessedKeys
+		}
+	}
+	out := make([]Ticket, 0, len(ts))
+	for _, t := range ts {
+		if w, ok := byPK[t.Key().PK()]; ok {
+			out = append(out, w)
+		}
+	}
+	return out, nil
 }
 
 // DueTickets returns the gateway's deferred tickets due at or before now,

@@ -64,6 +64,12 @@ type Mirror struct {
 	Approval  string `dynamodbav:"approval" json:"approval"`
 	StartDate string `dynamodbav:"start_date" json:"start_date"`
 	EndDate   string `dynamodbav:"end_date" json:"end_date"`
+	// DescriptionSHA256 and ShortDescriptionSHA256 are set only when the
+	// text was over its cap (MaxDescription, MaxShortDescription) and cut:
+	// the SHA-256 of the full text, so the content hash sees a change past
+	// the cap. Empty, they leave the hash as it always was.
+	DescriptionSHA256      string `dynamodbav:"description_sha256,omitempty" json:"description_sha256,omitempty"`
+	ShortDescriptionSHA256 string `dynamodbav:"short_description_sha256,omitempty" json:"short_description_sha256,omitempty"`
 }
 
 // Hash is a stable digest of the mirrored fields.
@@ -135,6 +141,10 @@ type Ticket struct {
 	// CreatedOn is the record's sys_created_on: dedup links a duplicate to
 	// the earliest-created incident of its group.
 	CreatedOn string `dynamodbav:"sys_created_on,omitempty"`
+
+	// ExpiresAt (Unix seconds) is set on a final ticket: when DynamoDB may
+	// delete it (see Store.WithTicketTTL); 0 on a live one.
+	ExpiresAt int64 `dynamodbav:"expires_at,omitempty"`
 
 	ClaimToken   string `dynamodbav:"claim_token,omitempty"`
 	ClaimExpires int64  `dynamodbav:"claim_expires,omitempty"` // Unix ms; 0 = released

@@ -66,6 +66,7 @@ package writer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -303,6 +304,9 @@ func (w *Writer) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEven
 		if m := connect.HeldMetric(o.Err); o.Outcome == OutcomeWaiting && m != "" {
 			counts[m]++
 		}
+		if errors.Is(o.Err, connect.ErrUntrusted) {
+			counts[connect.MetricUntrusted]++
+		}
 		w.logOutcome(ctx, requestID, ev.Records[i], o, nexts[i])
 	}
 	w.putMetrics(ctx, requestID, counts)
@@ -330,7 +334,8 @@ func (w *Writer) putMetrics(ctx context.Context, requestID string, counts map[st
 	}
 	ms = append(ms, metrics.Metric{Name: "ServiceNowFailures", Unit: metrics.Count, Values: []float64{counts["servicenow_failure"]}},
 		metrics.Metric{Name: budget.MetricPaused, Unit: metrics.Count, Values: []float64{counts[budget.MetricPaused]}},
-		metrics.Metric{Name: budget.MetricDeferred, Unit: metrics.Count, Values: []float64{counts[budget.MetricDeferred]}})
+		metrics.Metric{Name: budget.MetricDeferred, Unit: metrics.Count, Values: []float64{counts[budget.MetricDeferred]}},
+		metrics.Metric{Name: connect.MetricUntrusted, Unit: metrics.Count, Values: []float64{counts[connect.MetricUntrusted]}})
 	if err := w.cfg.Metrics.Put(map[string]string{"function": "writer"}, map[string]string{"request_id": requestID}, ms...); err != nil {
 		w.log.ErrorContext(ctx, "write metrics", "error", err.Error())
 	}
