@@ -103,8 +103,8 @@ func withInstance(wrap func(http.Handler) http.Handler) localOption {
 }
 
 // fromSnowgate reports whether a request to the instance is one of
-// snowgate's functions' (the CLI's and the test's own carry other user
-// agents).
+// snowgate's functions', by its User-Agent header (the CLI's checks and
+// the test's own requests send other values).
 func fromSnowgate(r *http.Request) bool {
 	return r.UserAgent() == servicenow.DefaultUserAgent
 }
