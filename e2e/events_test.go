@@ -52,6 +52,8 @@ type relay struct {
 type relayed struct {
 	messageID string
 	body      []byte
+	// at is when the relay first received it.
+	at time.Time
 }
 
 func (r *relay) run(ctx context.Context) {
@@ -108,7 +110,7 @@ func (r *relay) record(id string, body []byte) {
 		return
 	}
 	r.seen[id] = true
-	r.msgs = append(r.msgs, relayed{messageID: id, body: body})
+	r.msgs = append(r.msgs, relayed{messageID: id, body: body, at: time.Now()})
 	if problem != nil {
 		r.problems = append(r.problems, fmt.Sprintf("%s message %s: %v: %s", r.name, id, problem, body))
 	}

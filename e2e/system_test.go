@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -117,13 +118,27 @@ func newSystem(t *testing.T, opts ...localOption) *system {
 	return localSystem(t, opts...)
 }
 
-// localOptions are what a test may change of the local system; the zero
-// value is the system every other test runs.
+// localOptions are what a test may change of the local system (the
+// outage tests stage their outages with them); the zero value is the
+// system every other test runs.
 type localOptions struct {
-	// ingestEndpoint, when set, returns the AWS endpoint the ingest
-	// function uses instead of the emulator's URL (a hop that counts its
-	// calls).
-	ingestEndpoint func(t *testing.T, emulatorURL string) string
+	// ingestEndpoint and processorEndpoint, when set, return the AWS
+	// endpoint the ingest function or the processor uses instead of the
+	// emulator's URL (a hop that counts its calls, a proxy that fails
+	// some).
+	ingestEndpoint, processorEndpoint func(t *testing.T, emulatorURL string) string
+	// env is added to every function's environment (a shorter retry
+	// horizon, a cap on pauses).
+	env map[string]string
+	// processors is how many execution environments serve the processor,
+	// intakePollers how many batches of the intake queue are in flight at
+	// once (1 each when zero). With more than one poller the intake has no
+	// batching window, as in the stack, so that every poller long polls:
+	// with a window, all but one wait for a backlog.
+	processors, intakePollers int
+	// instance, when set, wraps the simulator's handler (to count or to
+	// swallow what snowgate sends it).
+	instance func(http.Handler) http.Handler
 }
 
 type localOption func(*localOptions)
@@ -277,7 +292,11 @@ func localSystem(t *testing.T, opts ...localOption) *system {
 	s.integrationUser = s.simUser
 	s.sim = snowsim.New(snowsim.WithUser(s.simUser, s.simPass), snowsim.WithUser(s.personUser, s.personPass),
 		snowsim.WithLogger(slog.New(slog.NewJSONHandler(logs.logs.Writer("snowsim"), nil))))
-	simSrv := httptest.NewServer(localrun.SimHandler(s.sim, log))
+	var simHandler http.Handler = localrun.SimHandler(s.sim, log)
+	if o.instance != nil {
+		simHandler = o.instance(simHandler)
+	}
+	simSrv := httptest.NewServer(simHandler)
 	t.Cleanup(simSrv.Close)
 	s.simURL, s.instanceURL = simSrv.URL, simSrv.URL
 
@@ -293,6 +312,7 @@ func localSystem(t *testing.T, opts ...localOption) *system {
 	// timeout stands for the queue's: backoff from 1 s to 5 s (not 1 min
 	// to 1 h), a two-minute horizon.
 	fnEnv[redelivery.EnvBase], fnEnv[redelivery.EnvCap], fnEnv[redelivery.EnvHorizon] = "1s", "5s", "2m"
+	maps.Copy(fnEnv, o.env)
 	lc := lambda.NewFromConfig(cfg)
 	sup := &localrun.Supervisor{Emulator: emu, Region: cfg.Region, Logs: logs.logs, Log: log, Backoff: 50 * time.Millisecond}
 	arns := map[string]string{}
@@ -304,6 +324,13 @@ func localSystem(t *testing.T, opts ...localOption) *system {
 		if name == localrun.Ingest && o.ingestEndpoint != nil {
 			fn.Env = maps.Clone(fnEnv)
 			fn.Env["AWS_ENDPOINT_URL"] = o.ingestEndpoint(t, emu.URL)
+		}
+		if name == localrun.Processor {
+			fn.Environments = o.processors
+			if o.processorEndpoint != nil {
+				fn.Env = maps.Clone(fnEnv)
+				fn.Env["AWS_ENDPOINT_URL"] = o.processorEndpoint(t, emu.URL)
+			}
 		}
 		if arns[name], err = localrun.Register(t.Context(), lc, fn); err != nil {
 			t.Fatalf("register %s: %v", name, err)
@@ -334,12 +361,19 @@ func localSystem(t *testing.T, opts ...localOption) *system {
 	}
 	// The stack's event source mappings: intake → processor, results →
 	// writer.
-	for _, es := range []struct{ queueURL, function string }{
-		{res.IntakeQueueURL, localrun.Processor}, {res.ResultsQueueURL, localrun.Writer},
+	for _, es := range []struct {
+		queueURL, function string
+		pollers            int
+	}{
+		{res.IntakeQueueURL, localrun.Processor, o.intakePollers}, {res.ResultsQueueURL, localrun.Writer, 0},
 	} {
+		window := batchWindow
+		if es.pollers > 1 {
+			window = 0
+		}
 		src := &localrun.SQSSource{
 			SQS: sqsc, Lambda: lc, Log: log, QueueURL: es.queueURL, Function: prefix + es.function,
-			Region: cfg.Region, BatchSize: 10, Window: batchWindow, WaitTime: time.Second,
+			Region: cfg.Region, BatchSize: 10, Window: window, WaitTime: time.Second, Concurrency: es.pollers,
 		}
 		wg.Go(func() {
 			if err := src.Run(ctx); err != nil {
