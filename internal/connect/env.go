@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/snowgate/snowgate/internal/budget"
+	"github.com/snowgate/snowgate/internal/schema"
 	"github.com/snowgate/snowgate/internal/secrets"
 )
 
@@ -18,7 +19,7 @@ import (
 // (budget.Options.MaxPause), a Go duration such as "90s": for a system run
 // in compressed time, such as the end-to-end tests, where a Retry-After of
 // an hour must not hold a test for an hour. Unset: budget.DefaultMaxPause.
-const EnvMaxPause = "SNOWGATE_MAX_PAUSE"
+const EnvMaxPause = schema.EnvMaxPause
 
 // MaxPauseFromEnv reads EnvMaxPause; 0 when unset.
 func MaxPauseFromEnv(getenv func(string) string) (time.Duration, error) {

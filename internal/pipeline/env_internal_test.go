@@ -36,7 +36,7 @@ func TestEnvFromGetenv(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", env: full, want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", Retry: defaults, TicketTTL: state.DefaultTicketTTL}},
-		{name: "max pause", env: with(connect.EnvMaxPause, "30s"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", MaxPause: 30 * time.Second, Retry: defaults, TicketTTL: state.DefaultTicketTTL}},
+		{name: "max pause", env: with(connect.EnvMaxPause, "30s"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", MaxPause: 30 * time.Second, Retry: redelivery.Policy{Horizon: schema.RetryHorizon, Base: schema.RetryBase, Cap: schema.RetryCap, MaxWait: schema.RetryCap}, TicketTTL: state.DefaultTicketTTL}},
 		{name: "shorter horizon", env: with(redelivery.EnvHorizon, "90m"), want: Env{RegistryTable: "reg", StateTable: "state", DispatchQueueURL: "http://q/dispatch", IntakeQueueURL: "http://q/intake", Retry: redelivery.Policy{Horizon: 90 * time.Minute, Base: schema.RetryBase, Cap: schema.RetryCap}, TicketTTL: state.DefaultTicketTTL}},
 		{name: "horizon beyond the redrive count", env: with(redelivery.EnvHorizon, "48h"), wantErr: redelivery.EnvHorizon},
 		{name: "missing intake queue", env: with(schema.EnvIntakeQueueURL, ""), wantErr: schema.EnvIntakeQueueURL + " is not set"},

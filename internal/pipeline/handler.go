@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -33,11 +34,12 @@ var metricStatuses = []string{
 
 // Handle processes an SQS batch, each message to its own outcome: every
 // message concurrently up to its lifecycle decision (ServiceNow calls
-// bounded per instance) and on to its events, notes and stored decision —
-// except the incidents about to get a first job, which wait for the whole
-// batch: their fingerprints are claimed one at a time in sys_created_on
-// order, so a duplicate always links to the earliest-created incident of
-// its group, and then they complete concurrently. Messages for one record
+// bounded by each gateway's budget) and on to its events, notes and stored
+// decision — except the incidents about to get a first job, which wait for
+// the batch's other messages of their gateway: their fingerprints are
+// claimed one at a time in sys_created_on order, so a duplicate always
+// links to the earliest-created incident of its group, and then they
+// complete concurrently. Gateways do not wait for each other. Messages for one record
 // are processed once (sameRecord: the others are stale without a call).
 // Messages to retry are returned as batch item failures, each with the
 // visibility its retry needs (package redelivery); a message past the
@@ -46,64 +48,21 @@ var metricStatuses = []string{
 // message never fails the batch.
 func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	outcomes := make([]Outcome, len(ev.Records))
-	decisions := make([]*decision, len(ev.Records))
 	expired := make([]bool, len(ev.Records))
 	for i, rec := range ev.Records {
 		expired[i] = p.retries.Expired(rec)
 	}
 	lead := sameRecord(ev.Records)
+	// Each gateway's messages go through on their own: a slow instance
+	// (throttled, black-holed until the invocation's deadline) holds back
+	// only its own gateway's fingerprint claims, not another's.
+	var gateways sync.WaitGroup
+	for _, idx := range byGateway(ev.Records) {
+		gateways.Go(func() { p.handleGateway(ctx, ev.Records, idx, lead, expired, outcomes) })
+	}
+	gateways.Wait()
+
 	var wg sync.WaitGroup
-	for i, rec := range ev.Records {
-		if expired[i] {
-			outcomes[i] = p.expired(rec)
-			continue
-		}
-		// A message led by one on its way to the dead-letter queue is
-		// processed itself, so its version is not lost with the other.
-		if l := lead[i]; l >= 0 && l != i && !expired[l] {
-			outcomes[i] = duplicate(rec, ev.Records[l])
-			continue
-		}
-		wg.Go(func() {
-			safely(rec.MessageId, &outcomes[i], func() {
-				d, o := p.prepare(ctx, rec)
-				outcomes[i] = o
-				// Only a fingerprint claim waits for the batch.
-				if d != nil && !d.plan.dedup {
-					outcomes[i] = p.complete(ctx, d)
-					return
-				}
-				decisions[i] = d
-			})
-		})
-	}
-	wg.Wait()
-
-	var dedup []int
-	for i, d := range decisions {
-		if d != nil {
-			dedup = append(dedup, i)
-		}
-	}
-	slices.SortStableFunc(dedup, func(a, b int) int {
-		da, db := decisions[a], decisions[b]
-		return cmp.Or(strings.Compare(createdOrder(da), createdOrder(db)), strings.Compare(da.v.Mirror.Number, db.v.Mirror.Number))
-	})
-	for _, i := range dedup {
-		safely(ev.Records[i].MessageId, &outcomes[i], func() { p.dedup(ctx, decisions[i]) })
-		if outcomes[i].Retry {
-			decisions[i] = nil
-		}
-	}
-
-	for i, d := range decisions {
-		if d == nil {
-			continue
-		}
-		wg.Go(func() { safely(ev.Records[i].MessageId, &outcomes[i], func() { outcomes[i] = p.complete(ctx, d) }) })
-	}
-	wg.Wait()
-
 	requestID := ""
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		requestID = lc.AwsRequestID
@@ -156,6 +115,84 @@ func (p *Processor) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		}
 	}
 	return resp, nil
+}
+
+// handleGateway processes the messages idx of one gateway (see Handle):
+// each up to its decision concurrently, then the fingerprint claims of the
+// incidents about to get a first job one at a time in sys_created_on order,
+// then their completions concurrently.
+func (p *Processor) handleGateway(ctx context.Context, recs []events.SQSMessage, idx []int, lead []int, expired []bool, outcomes []Outcome) {
+	decisions := map[int]*decision{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, i := range idx {
+		rec := recs[i]
+		if expired[i] {
+			outcomes[i] = p.expired(rec)
+			continue
+		}
+		// A message led by one on its way to the dead-letter queue is
+		// processed itself, so its version is not lost with the other.
+		if l := lead[i]; l >= 0 && l != i && !expired[l] {
+			outcomes[i] = duplicate(rec, recs[l])
+			continue
+		}
+		wg.Go(func() {
+			safely(rec.MessageId, &outcomes[i], func() {
+				d, o := p.prepare(ctx, rec)
+				outcomes[i] = o
+				// Only a fingerprint claim waits for the gateway's batch.
+				if d != nil && !d.plan.dedup {
+					outcomes[i] = p.complete(ctx, d)
+					return
+				}
+				if d != nil {
+					mu.Lock()
+					decisions[i] = d
+					mu.Unlock()
+				}
+			})
+		})
+	}
+	wg.Wait()
+
+	dedup := slices.Collect(maps.Keys(decisions))
+	slices.SortStableFunc(dedup, func(a, b int) int {
+		da, db := decisions[a], decisions[b]
+		return cmp.Or(strings.Compare(createdOrder(da), createdOrder(db)), strings.Compare(da.v.Mirror.Number, db.v.Mirror.Number), a-b)
+	})
+	for _, i := range dedup {
+		safely(recs[i].MessageId, &outcomes[i], func() { p.dedup(ctx, decisions[i]) })
+		if outcomes[i].Retry {
+			continue
+		}
+		d := decisions[i]
+		wg.Go(func() { safely(recs[i].MessageId, &outcomes[i], func() { outcomes[i] = p.complete(ctx, d) }) })
+	}
+	wg.Wait()
+}
+
+// byGateway groups a batch's message indexes by the gateway their body
+// names; messages that name none (not intake messages) form a group of
+// their own, in which each fails as poison.
+func byGateway(recs []events.SQSMessage) [][]int {
+	order := []string{}
+	groups := map[string][]int{}
+	for i, rec := range recs {
+		var m struct {
+			GatewayID string `json:"gateway_id"`
+		}
+		_ = json.Unmarshal([]byte(rec.Body), &m)
+		if _, ok := groups[m.GatewayID]; !ok {
+			order = append(order, m.GatewayID)
+		}
+		groups[m.GatewayID] = append(groups[m.GatewayID], i)
+	}
+	out := make([][]int, 0, len(order))
+	for _, g := range order {
+		out = append(out, groups[g])
+	}
+	return out
 }
 
 // expired is the outcome of a message past the retry horizon that failed

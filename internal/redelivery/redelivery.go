@@ -254,10 +254,13 @@ const (
 func PolicyFromEnv(getenv func(string) string) (Policy, error) {
 	p := Policy{Horizon: schema.RetryHorizon, Base: schema.RetryBase, Cap: schema.RetryCap}
 	var errs []error
+	// A system whose budget pauses are capped (schema.EnvMaxPause, compressed
+	// time) waits no longer for a Retry-After than its pauses last: the
+	// message comes back when its gateway does.
 	for _, s := range []struct {
 		name string
 		d    *time.Duration
-	}{{EnvHorizon, &p.Horizon}, {EnvBase, &p.Base}, {EnvCap, &p.Cap}} {
+	}{{EnvHorizon, &p.Horizon}, {EnvBase, &p.Base}, {EnvCap, &p.Cap}, {schema.EnvMaxPause, &p.MaxWait}} {
 		v := strings.TrimSpace(getenv(s.name))
 		if v == "" {
 			continue
@@ -274,6 +277,11 @@ func PolicyFromEnv(getenv func(string) string) (Policy, error) {
 	}
 	if p.Cap < p.Base {
 		return Policy{}, fmt.Errorf("%s=%s is below %s=%s", EnvCap, p.Cap, EnvBase, p.Base)
+	}
+	if p.MaxWait > 0 && p.MaxWait < p.Cap {
+		// The backoff itself is never cut: the redrive count is computed
+		// from it.
+		p.MaxWait = p.Cap
 	}
 	if n := schema.RetryReceives(p.Horizon, p.Base, p.Cap) + schema.UnpacedReceives; n > schema.ConsumerMaxReceiveCount {
 		return Policy{}, fmt.Errorf("retry horizon %s with a backoff from %s to %s may take %d receives, more than the queues' redrive count of %d: shorten %s or lengthen the backoff",

@@ -249,6 +249,10 @@ const (
 	// EnvSecretPrefix is the Secrets Manager name prefix for gateway
 	// credentials and signing keys; IAM grants are scoped to it.
 	EnvSecretPrefix = "SNOWGATE_SECRET_PREFIX"
+	// EnvMaxPause caps how long a gateway's budget pauses it, and with it
+	// how long a failed message waits for a Retry-After (package connect,
+	// package redelivery); for a system run in compressed time.
+	EnvMaxPause = "SNOWGATE_MAX_PAUSE"
 )
 
 // DefaultStackName is the CloudFormation stack the CLI reads outputs from.
