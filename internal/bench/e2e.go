@@ -372,12 +372,17 @@ func since(after, before localrun.SimStats) Webhooks {
 }
 
 // depth is the approximate number of messages on a queue (-1 unknown).
-func (s *System) depth(ctx context.Context, url string) int {
-	out, err := s.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+func (s *System) depth(ctx context.Context, url string) int { return queueDepth(ctx, s.sqs, url) }
+
+// queueDepth counts a queue's messages, visible, in flight and delayed
+// (-1: unknown).
+func queueDepth(ctx context.Context, client *sqs.Client, url string) int {
+	out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl: aws.String(url),
 		AttributeNames: []sqstypes.QueueAttributeName{
 			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
 			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed,
 		},
 	})
 	if err != nil {

@@ -19,13 +19,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/snowgate/snowgate/internal/businessrule"
 	"github.com/snowgate/snowgate/internal/connect"
@@ -517,26 +515,7 @@ func (s *stormSystem) decided(ctx context.Context) (map[string]int, error) {
 
 // depth counts a queue's messages, visible, in flight and delayed (-1:
 // unknown).
-func (s *stormSystem) depth(ctx context.Context, url string) int {
-	out, err := s.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl: aws.String(url),
-		AttributeNames: []sqstypes.QueueAttributeName{
-			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
-			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-			sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed,
-		},
-	})
-	if err != nil {
-		return -1
-	}
-	n := 0
-	for _, v := range out.Attributes {
-		if c, err := strconv.Atoi(v); err == nil {
-			n += c
-		}
-	}
-	return n
-}
+func (s *stormSystem) depth(ctx context.Context, url string) int { return queueDepth(ctx, s.sqs, url) }
 
 // MeasureStorm runs one storm on a system of its own and measures it.
 func (r *Rig) MeasureStorm(ctx context.Context, set StormSettings, run int, progress func(string, ...any)) (Storm, error) {
