@@ -146,11 +146,11 @@ func newTap(t *testing.T, apiURL string) *tap {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &codeWriter{ResponseWriter: w}
 		at := time.Now()
 		proxy.ServeHTTP(rec, r)
 		tp.mu.Lock()
-		tp.reqs = append(tp.reqs, tapped{at: at, path: r.URL.Path, header: r.Header.Clone(), body: body, status: rec.status})
+		tp.reqs = append(tp.reqs, tapped{at: at, path: r.URL.Path, header: r.Header.Clone(), body: body, status: rec.code})
 		tp.mu.Unlock()
 	}))
 	t.Cleanup(srv.Close)
@@ -170,23 +170,4 @@ func (tp *tap) requests(suffix string) []tapped {
 		}
 	}
 	return out
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
 }

@@ -166,7 +166,8 @@ func (c *snowCounter) String() string {
 
 func anyStatus(int) bool { return true }
 
-// codeWriter remembers the status written.
+// codeWriter remembers the status written (the outage tests' counters and
+// the abuse test's tap).
 type codeWriter struct {
 	http.ResponseWriter
 	code int
