@@ -308,6 +308,9 @@ func FuzzProcess(f *testing.F) {
 	f.Add(valid, "3", "", uint8(5), []byte(`{"error":{"message":"Insufficient rights to query records"},"status":"failure"}`))
 	f.Add(valid, "9", "1", uint8(6), []byte(`{}`))
 	f.Add(valid, "1", "", uint8(0), []byte(`<html><body>Your instance is hibernating</body></html>`))
+	// Found by the fuzzer: a message without a source made a job event the
+	// contract refuses. It is poison now.
+	f.Add(`{"gateway_id":"`+fuzzGateway+`","table":"incident","sys_id":"`+fuzzSysID+`"}`, "1", "", uint8(0), []byte(record))
 	f.Add(valid, "1", "", uint8(0), []byte(record[:len(record)/2]+`{"error":{"message":"Transaction cancelled: maximum execution time exceeded"},"status":"failure"}`))
 	f.Add(`{"gateway_id": 42`, "1", "", uint8(0), []byte(record))
 	f.Add(`{"gateway_id":"gtw_x","table":"sys_user","sys_id":"../../x"}`, "x", "-5", uint8(0), []byte(record))

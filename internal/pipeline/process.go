@@ -106,6 +106,11 @@ func (p *Processor) prepare(ctx context.Context, rec events.SQSMessage) (*decisi
 	if m.GatewayID == "" || m.Table == "" || m.SysID == "" {
 		return nil, poison(o, errors.New("intake message without gateway_id, table or sys_id"))
 	}
+	if !slices.Contains(queue.Sources, m.Source) {
+		// Ingest, the reconciler and the CLI always name theirs; the
+		// job events carry it, and their contract knows only those.
+		return nil, poison(o, fmt.Errorf("intake message with source %q, not one of %v", m.Source, queue.Sources))
+	}
 	o.Key = state.Key{GatewayID: m.GatewayID, Table: m.Table, SysID: m.SysID}
 	o.Source = m.Source
 

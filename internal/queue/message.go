@@ -14,6 +14,9 @@ const (
 	SourceCLI       = "cli"
 )
 
+// Sources lists every source an intake message may name.
+var Sources = []string{SourceWebhook, SourceReconcile, SourceDeferred, SourceCLI}
+
 // AttrSource is the message attribute naming the source.
 const AttrSource = "source"
 
