@@ -1,6 +1,7 @@
 package state
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/snowgate/snowgate/internal/registry"
@@ -24,6 +25,12 @@ type Version struct {
 // (servicenow.ErrInvalidRecord).
 func VersionOf(table string, r servicenow.Record) (Version, error) {
 	v, err := versionOf(table, r)
+	if err == nil && v.Mirror.Number == "" {
+		// Every incident and change request has a number; an answer
+		// without one (the field unreadable to the integration user) is
+		// no record a job can be about: the job event requires it.
+		err = fmt.Errorf("%s record %s without a number", table, r.SysID())
+	}
 	v.Mirror = v.Mirror.clipped()
 	return v, err
 }
