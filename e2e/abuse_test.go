@@ -1,11 +1,9 @@
 package e2e_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -284,16 +282,8 @@ func TestAbuseFloodAndReplay(t *testing.T) {
 // values returns a numeric field of the JSON log lines with message msg
 // whose fields equal match, in the order logged.
 func (l *logFile) values(msg, field string, match map[string]string) []float64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []float64
-	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		var line map[string]any
-		if json.Unmarshal(sc.Bytes(), &line) != nil || line["msg"] != msg || !matches(line, match) {
-			continue
-		}
+	for _, line := range l.lines(msg, match) {
 		if v, ok := line[field].(float64); ok {
 			out = append(out, v)
 		}

@@ -1,9 +1,6 @@
 package e2e_test
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -292,23 +289,6 @@ func (s *system) counts(t *testing.T, gw string, changes int, c *snowCounter) ou
 		"processor receives %d (highest receive count %d); dead-letter queues %v",
 		oc.changes, oc.events, oc.resent, oc.requests, oc.status, oc.tooMany, oc.receives, oc.maxReceive, oc.dlq)
 	return oc
-}
-
-// lines returns the JSON log lines with message msg whose fields equal
-// match, in the order they were written.
-func (l *logFile) lines(msg string, match map[string]string) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		var line map[string]any
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == msg && matches(line, match) {
-			out = append(out, line)
-		}
-	}
-	return out
 }
 
 // receives counts the processor's receives of the gateway's messages (one

@@ -479,16 +479,8 @@ func newLogFile(t *testing.T) *logFile {
 // sum adds up a numeric field of the JSON log lines with message msg whose
 // fields equal match, as a CloudWatch Logs Insights query would.
 func (l *logFile) sum(msg, field string, match map[string]string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	n := 0
-	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		var line map[string]any
-		if json.Unmarshal(sc.Bytes(), &line) != nil || line["msg"] != msg || !matches(line, match) {
-			continue
-		}
+	for _, line := range l.lines(msg, match) {
 		if v, ok := line[field].(float64); ok {
 			n += int(v)
 		}
@@ -499,19 +491,28 @@ func (l *logFile) sum(msg, field string, match map[string]string) int {
 // count counts the JSON log lines with message msg whose fields equal
 // match (see matches), by the value of their field by.
 func (l *logFile) count(msg string, match map[string]string, by string) map[string]int {
+	n := map[string]int{}
+	for _, line := range l.lines(msg, match) {
+		n[fmt.Sprint(line[by])]++
+	}
+	return n
+}
+
+// lines returns the JSON log lines with message msg whose fields equal
+// match, in the order they were written.
+func (l *logFile) lines(msg string, match map[string]string) []map[string]any {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := map[string]int{}
+	var out []map[string]any
 	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		var line map[string]any
-		if json.Unmarshal(sc.Bytes(), &line) != nil || line["msg"] != msg || !matches(line, match) {
-			continue
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == msg && matches(line, match) {
+			out = append(out, line)
 		}
-		n[fmt.Sprint(line[by])]++
 	}
-	return n
+	return out
 }
 
 // matches reports whether a log line's fields equal match, compared as
